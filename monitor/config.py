@@ -1,0 +1,538 @@
+"""The ``driftscope.yaml`` configuration: frozen, validated data.
+
+Loading goes: YAML text → ``${ENV}`` interpolation (secrets never live in the file) →
+pydantic validation → cross-reference checks (a model's source exists, a monitor's model
+exists, ...). Every problem is reported with its key path, all at once, so a user fixes a
+broken file in one pass::
+
+    models.churn.features.tenure: expected numeric|categorical, got 'nmeric'
+
+Unknown keys are errors that list the valid ones: a typo never silently becomes a default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from monitor.errors import DriftscopeError
+
+DEFAULT_STORE_URL = "sqlite:///driftscope.db"
+CONFIG_ENV = "DRIFTSCOPE_CONFIG"
+STORE_ENV = "DRIFTSCOPE_STORE"
+
+
+class ConfigError(DriftscopeError):
+    """A configuration that cannot be used; ``errors`` holds one ``(key path, message)`` per problem."""
+
+    def __init__(self, errors: list[tuple[str, str]], source: str = "config") -> None:
+        self.errors = errors
+        self.source = source
+        super().__init__("\n".join(f"{path}: {message}" for path, message in errors))
+
+
+# --- small value types --------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``"90s"``, ``"5m"``, ``"1h"``, ``"7d"`` or a number of seconds → ``timedelta``."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+    raise ValueError(f"expected a duration like 30s, 5m, 1h or 7d, got {value!r}")
+
+
+def _parse_windows(value: Any) -> int:
+    """``for: 2 windows`` / ``for: 2`` → 2."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and (match := re.fullmatch(r"\s*(\d+)\s*(windows?)?\s*", value)):
+        return int(match[1])
+    raise ValueError(f"expected a number of windows like '2 windows', got {value!r}")
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+WindowCount = Annotated[int, BeforeValidator(_parse_windows), Field(ge=1)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- sources ------------------------------------------------------------------------------------
+
+
+class ElasticsearchSource(Frozen):
+    kind: Literal["elasticsearch"]
+    url: str
+    index: str
+    username: str | None = None
+    password: SecretStr | None = None
+    api_key: SecretStr | None = None
+    verify_certs: bool = True
+    # Cursor on the ingest-time field when the index has one (set by an ingest pipeline),
+    # so documents made searchable late are still read; otherwise on the event timestamp.
+    ingest_time_field: str | None = None
+    overlap: Duration = timedelta(minutes=10)
+    safety_lag: Duration = timedelta(seconds=30)
+    page_size: int = Field(5000, ge=1, le=10000)
+    interval: Duration = timedelta(minutes=1)
+    timeout: Duration = timedelta(seconds=30)
+
+
+class PrometheusSource(Frozen):
+    kind: Literal["prometheus"]
+    url: str
+    step: Duration = timedelta(minutes=1)
+    interval: Duration = timedelta(minutes=1)
+    timeout: Duration = timedelta(seconds=30)
+    # Prometheus rejects a query_range with more than 11,000 points per series.
+    max_points_per_request: int = Field(10_000, ge=1, le=11_000)
+
+
+Source = Annotated[ElasticsearchSource | PrometheusSource, Field(discriminator="kind")]
+
+
+# --- models -------------------------------------------------------------------------------------
+
+ColumnKind = Literal["numeric", "categorical"]
+Task = Literal["binary", "multiclass", "regression"]
+
+
+class FieldMap(Frozen):
+    """Where each part of a prediction record lives in the source document (dotted paths)."""
+
+    id: str = "id"
+    timestamp: str = "timestamp"
+    prediction: str = "prediction"
+    score: str | None = None
+    label: str | None = None
+    features: str | None = Field(
+        None, description="Path of the object holding the features; None means the features are top-level."
+    )
+
+
+class MetricQuery(Frozen):
+    source: Name
+    query: str
+    step: Duration | None = None
+
+
+class ModelConfig(Frozen):
+    task: Task
+    source: Name | None = None
+    label_index: str | None = Field(None, description="Elasticsearch index holding late labels, if separate.")
+    fields: FieldMap = FieldMap()
+    features: dict[Name, ColumnKind]
+    classes: list[str] | None = None
+    positive_class: str | None = None
+    metrics: dict[Name, MetricQuery] = {}
+
+    @field_validator("features")
+    @classmethod
+    def _at_least_one_feature(cls, value: dict[str, ColumnKind]) -> dict[str, ColumnKind]:
+        if not value:
+            raise ValueError("a model needs at least one feature")
+        return value
+
+
+# --- monitors -----------------------------------------------------------------------------------
+
+
+class ReferenceSpec(Frozen):
+    """Exactly one of: a fixed time range, an uploaded dataset, or the previous N windows."""
+
+    range: tuple[datetime, datetime] | None = None
+    dataset: str | None = None
+    previous_windows: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ReferenceSpec:
+        given = [k for k in ("range", "dataset", "previous_windows") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of range, dataset, previous_windows (got {given or 'none'})")
+        if self.range is not None and self.range[0] >= self.range[1]:
+            raise ValueError("range start must be before its end")
+        return self
+
+
+class ColumnPolicy(Frozen):
+    """Per-column override of the drift method and threshold."""
+
+    method: str = "auto"
+    threshold: float | None = None
+
+
+class DriftSettings(Frozen):
+    method: str = "auto"
+    threshold: float | Literal["auto"] = "auto"
+    drift_share: float = Field(0.5, gt=0, le=1, description="Share of drifted columns that makes the dataset drift.")
+    columns: dict[Name, ColumnPolicy] = {}
+    multivariate: bool = False
+
+
+class QualitySettings(Frozen):
+    enabled: bool = True
+    missing_share: float = Field(0.1, ge=0, le=1)
+    out_of_range_share: float = Field(0.1, ge=0, le=1)
+    unseen_share: float = Field(0.1, ge=0, le=1)
+
+
+PerformanceMetric = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "mae", "rmse", "mape", "r2"]
+
+
+class MonitorConfig(Frozen):
+    model: Name
+    window: Duration = timedelta(hours=1)
+    lateness: Duration = Field(timedelta(minutes=5), description="How long after a window closes it is computed.")
+    start: datetime | None = Field(None, description="First window to compute; default: the first prediction.")
+    reference: ReferenceSpec
+    drift: DriftSettings = DriftSettings()
+    quality: QualitySettings = QualitySettings()
+    performance: list[PerformanceMetric] = []
+    estimated_performance: bool = False
+    min_rows: int = Field(30, ge=1, description="Fewer rows in a window → status insufficient_data.")
+
+
+# --- alerts -------------------------------------------------------------------------------------
+
+Severity = Literal["info", "warning", "critical"]
+
+
+class AlertRule(Frozen):
+    name: str
+    when: str = Field(description="Selector, comparison and threshold, e.g. 'drift.share_drifted > 0.3'.")
+    resolve_when: str | None = Field(None, description="Hysteresis: the condition that resolves a firing alert.")
+    for_: WindowCount = Field(1, alias="for")
+    severity: Severity = "warning"
+    models: list[Name] | None = None
+    monitors: list[Name] | None = None
+    labels: dict[str, str] = {}
+    group_by: list[str] = ["rule", "model"]
+    notify: list[Name] = []
+    repeat_interval: Duration = timedelta(hours=4)
+    inhibits: list[str] = Field([], description="Names of rules this one mutes (same model) while it fires.")
+
+
+class SlackChannel(Frozen):
+    kind: Literal["slack"]
+    webhook: SecretStr
+
+
+class EmailChannel(Frozen):
+    kind: Literal["email"]
+    smtp: str = Field(description="smtp://host:port or smtps://host:port")
+    to: list[str] = Field(min_length=1)
+    sender: str = Field("driftscope@localhost", alias="from")
+    starttls: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout: Duration = timedelta(seconds=10)
+
+
+class WebhookChannel(Frozen):
+    kind: Literal["webhook"]
+    url: SecretStr
+    secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for the X-Driftscope-Signature header.")
+    allow_private: bool = Field(False, description="Allow loopback/private targets (refused by default: SSRF).")
+
+
+class AlertmanagerChannel(Frozen):
+    kind: Literal["alertmanager"]
+    url: str
+    allow_private: bool = True
+
+
+class ConsoleChannel(Frozen):
+    kind: Literal["console"]
+
+
+Channel = Annotated[
+    SlackChannel | EmailChannel | WebhookChannel | AlertmanagerChannel | ConsoleChannel,
+    Field(discriminator="kind"),
+]
+
+
+class AlertsConfig(Frozen):
+    rules: list[AlertRule] = []
+    channels: dict[Name, Channel] = {}
+    group_wait: Duration = timedelta(seconds=30)
+    group_interval: Duration = timedelta(minutes=5)
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+
+class ApiSettings(Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+
+
+class DashboardUser(Frozen):
+    password_hash: str = Field(description="pbkdf2_sha256$... as printed by `driftscope dashboard hash-password`.")
+
+
+class DashboardSettings(Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(8050, ge=1, le=65535)
+    public_url: str = Field("http://127.0.0.1:8050", description="Base of the links in alert messages.")
+    auth: Literal["none", "basic", "proxy"] = "none"
+    users: dict[str, DashboardUser] = {}
+    proxy_user_header: str = "X-Forwarded-User"
+
+
+class WorkerSettings(Frozen):
+    metrics_port: int | None = Field(9108, ge=1, le=65535)
+    tick: Duration = timedelta(seconds=30)
+    claim_ttl: Duration = timedelta(minutes=10)
+
+
+class Config(Frozen):
+    store: str = DEFAULT_STORE_URL
+    sources: dict[Name, Source] = {}
+    models: dict[Name, ModelConfig] = {}
+    monitors: dict[Name, MonitorConfig] = {}
+    alerts: AlertsConfig = AlertsConfig()
+    api: ApiSettings = ApiSettings()
+    dashboard: DashboardSettings = DashboardSettings()
+    worker: WorkerSettings = WorkerSettings()
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Config:
+        errors = list(_dangling_references(self))
+        if errors:
+            raise _CrossReferenceError(errors)
+        return self
+
+
+class _CrossReferenceError(ValueError):
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{p}: {m}" for p, m in errors))
+
+
+def _known(names: Mapping[str, Any]) -> str:
+    return ", ".join(sorted(names)) or "none defined"
+
+
+def _dangling_references(config: Config) -> Iterator[tuple[str, str]]:
+    for name, model in config.models.items():
+        if model.source is not None:
+            source = config.sources.get(model.source)
+            if source is None:
+                yield f"models.{name}.source", f"unknown source {model.source!r} (known: {_known(config.sources)})"
+            elif source.kind != "elasticsearch":
+                yield f"models.{name}.source", f"source {model.source!r} is {source.kind}, expected elasticsearch"
+        for metric, query in model.metrics.items():
+            source = config.sources.get(query.source)
+            if source is None:
+                yield (
+                    f"models.{name}.metrics.{metric}.source",
+                    f"unknown source {query.source!r} (known: {_known(config.sources)})",
+                )
+            elif source.kind != "prometheus":
+                yield (
+                    f"models.{name}.metrics.{metric}.source",
+                    f"source {query.source!r} is {source.kind}, expected prometheus",
+                )
+    for name, monitor in config.monitors.items():
+        model = config.models.get(monitor.model)
+        if model is None:
+            yield f"monitors.{name}.model", f"unknown model {monitor.model!r} (known: {_known(config.models)})"
+            continue
+        for column in monitor.drift.columns:
+            if column not in model.features and column not in ("prediction", "score", "label"):
+                yield (
+                    f"monitors.{name}.drift.columns.{column}",
+                    f"not a feature of model {monitor.model!r} (features: {_known(model.features)})",
+                )
+        classification_only = {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"}
+        wrong = [m for m in monitor.performance if (m in classification_only) == (model.task == "regression")]
+        if wrong:
+            yield f"monitors.{name}.performance", f"{', '.join(wrong)} do not apply to a {model.task} model"
+        if monitor.estimated_performance and model.task != "binary":
+            yield f"monitors.{name}.estimated_performance", "label-free estimation supports binary models only"
+    rule_names = {rule.name for rule in config.alerts.rules}
+    for index, rule in enumerate(config.alerts.rules):
+        for channel in rule.notify:
+            if channel not in config.alerts.channels:
+                yield (
+                    f"alerts.rules[{index}].notify",
+                    f"unknown channel {channel!r} (known: {_known(config.alerts.channels)})",
+                )
+        for muted in rule.inhibits:
+            if muted not in rule_names:
+                yield f"alerts.rules[{index}].inhibits", f"unknown rule {muted!r}"
+        for model in rule.models or ():
+            if model not in config.models:
+                yield f"alerts.rules[{index}].models", f"unknown model {model!r} (known: {_known(config.models)})"
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _interpolate(node: Any, path: str, env: Mapping[str, str], errors: list[tuple[str, str]]) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string; an unset variable is an error at its key."""
+    if isinstance(node, dict):
+        return {k: _interpolate(v, f"{path}.{k}" if path else str(k), env, errors) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, f"{path}[{i}]", env, errors) for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match[1], match[2]
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        errors.append((path, f"environment variable {name} is not set"))
+        return ""
+
+    return _ENV_REF.sub(substitute, node)
+
+
+def _format_location(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in ("elasticsearch", "prometheus", "slack", "email", "webhook", "alertmanager", "console"):
+            continue  # pydantic's discriminated-union tag, not a key the user wrote
+        elif part.startswith("function-") or part.endswith("]"):
+            continue
+        else:
+            path += f".{part}" if path else part
+    return path or "(top level)"
+
+
+def _format_error(error: Mapping[str, Any]) -> str:
+    kind, given = error["type"], error.get("input")
+    ctx = error.get("ctx") or {}
+    if kind == "literal_error":
+        expected = "|".join(re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
+        return f"expected {expected}, got {given!r}"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "union_tag_invalid":
+        return f"unknown kind {ctx.get('tag')!r}, expected {ctx.get('expected_tags')}"
+    if kind == "union_tag_not_found":
+        return f"missing 'kind' (one of {ctx.get('expected_tags', '')})" if ctx else "missing 'kind'"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{message}, got {given!r}" if kind.endswith(("_type", "_parsing")) and given is not None else message
+
+
+def _valid_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str] | None:
+    """The keys allowed where ``loc`` points, to list them in an unknown-key error."""
+    node: Any = model
+    for part in loc[:-1]:
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            field = node.model_fields.get(str(part)) or next(
+                (f for f in node.model_fields.values() if f.alias == part), None
+            )
+            node = None if field is None else field.annotation
+        else:
+            node = _child_type(node, part)
+        if node is None:
+            return None
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return sorted(f.alias or name for name, f in node.model_fields.items())
+    return None
+
+
+def _child_type(annotation: Any, part: int | str) -> Any:
+    """The type one step below ``annotation``: a dict's value, a list's item, a union's tagged member."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        return _child_type(args[0], part)
+    if origin is dict:
+        return args[1]
+    if origin is list:
+        return args[0]
+    if origin in (typing.Union, types.UnionType):
+        for member in args:
+            kind = getattr(member, "model_fields", {}).get("kind")
+            if kind is not None and part in typing.get_args(kind.annotation):
+                return member
+    return None
+
+
+def parse_config(data: Any, source: str = "config", env: Mapping[str, str] | None = None) -> Config:
+    """Validate already-parsed YAML/JSON data; raises :class:`ConfigError` listing every problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([("(top level)", f"expected a mapping of keys, got {type(data).__name__}")], source)
+    errors: list[tuple[str, str]] = []
+    data = _interpolate(data, "", os.environ if env is None else env, errors)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            cause = (error.get("ctx") or {}).get("error")
+            if isinstance(cause, _CrossReferenceError):
+                errors.extend(cause.errors)
+                continue
+            path, message = _format_location(error["loc"]), _format_error(error)
+            if error["type"] == "extra_forbidden" and (valid := _valid_keys(Config, error["loc"])):
+                message += f" (valid keys: {', '.join(valid)})"
+            errors.append((path, message))
+    else:
+        if not errors:
+            return config
+    raise ConfigError(errors, source)
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read ``driftscope.yaml`` (or ``$DRIFTSCOPE_CONFIG``); ``$DRIFTSCOPE_STORE`` overrides the store URL."""
+    env = os.environ if env is None else env
+    chosen = path or env.get(CONFIG_ENV)
+    if chosen is None:
+        data: Any = {}
+        source = "(defaults)"
+    else:
+        file = Path(chosen)
+        source = str(file)
+        try:
+            data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError([("(file)", f"{file} does not exist")], source) from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+            raise ConfigError([(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")], source) from None
+    if isinstance(data, dict) and env.get(STORE_ENV):
+        data = {**data, "store": env[STORE_ENV]}
+    elif data is None and env.get(STORE_ENV):
+        data = {"store": env[STORE_ENV]}
+    return parse_config(data, source, env)

@@ -1,0 +1,45 @@
+"""Structured logging for every Driftscope process.
+
+Library code logs through the standard library (``logging.getLogger(__name__)``) and passes
+fields with ``extra={"model": name, ...}``; this module renders them as readable key=value
+lines on a terminal or one JSON object per line (``--log-format json``) for log shippers.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Literal
+
+import structlog
+
+LogFormat = Literal["console", "json"]
+
+
+def configure_logging(level: str = "INFO", fmt: LogFormat = "console") -> None:
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.ExtraAdder(),
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Third-party chatter that drowns our own lines at INFO.
+    for noisy in ("elastic_transport", "urllib3", "apscheduler.executors", "werkzeug", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
