@@ -1,0 +1,1 @@
+"""Sources → store. Every collector implements :class:`collectors.base.Collector`."""
