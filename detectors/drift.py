@@ -1,0 +1,263 @@
+"""Per-column and dataset-level drift scores for one window against a reference.
+
+The entry point is :func:`drift_scores`. It takes a :class:`~detectors.profile.ReferenceProfile`
+(profile the reference once with :func:`~detectors.profile.profile_reference` and cache
+``to_bytes()``), the window's columns as NumPy arrays and one :class:`ColumnPolicy` per column,
+and returns one :class:`~detectors.types.Score` per column plus the dataset-level
+``share_drifted`` and ``count_drifted`` scores.
+
+With ``method="auto"`` and ``threshold=None`` the scores equal Evidently 0.7's
+``DataDriftPreset`` (``ValueDrift`` per column, ``DriftedColumnsCount`` for the dataset) on the
+same data. Differences, on purpose, where Evidently has no usable answer: a column left with
+fewer than ``min_samples`` values after dropping missing ones (Evidently raises on an empty
+column), or constant at the same single value in the reference and the window, or whose
+statistic is undefined or not finite, gets ``status="insufficient_data"`` and a reason instead of
+an exception or a NaN, and is left out of the dataset-level share.
+
+>>> import numpy as np
+>>> from detectors.profile import profile_reference
+>>> rng = np.random.default_rng(0)
+>>> ref = profile_reference({"x": rng.normal(size=500)}, {"x": "numeric"})
+>>> scores = drift_scores(ref, {"x": rng.normal(1.0, size=500)}, [ColumnPolicy("x", "numeric")])
+>>> [(s.method, s.breached) for s in scores]
+[('ks', True), ('share_drifted', True), ('count_drifted', None)]
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from detectors.profile import (
+    ColumnProfile,
+    ReferenceProfile,
+    clean_categorical,
+    clean_numeric,
+    profile_reference,
+)
+from detectors.stattests import (
+    InsufficientDataError,
+    auto_method,
+    get_stattest,
+    histogram_sorted,
+)
+from detectors.types import ColumnKind, Score
+
+logger = logging.getLogger(__name__)
+
+AUTO = "auto"
+# Evidently's default number of histogram bins for its drift plots; the dashboard gets the same.
+HISTOGRAM_BINS = 10
+# Categorical histograms show the most frequent categories and fold the rest into "(other)".
+HISTOGRAM_TOP_CATEGORIES = 20
+# Evidently's integer columns with at most this many distinct values are categorical.
+INTEGER_CARDINALITY_LIMIT = 10
+MISSING_NOTE = "missing values (NaN, None, ±inf) dropped before testing, as Evidently does"
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnPolicy:
+    """How one column is tested: ``method`` is a registered key or ``"auto"``;
+    ``threshold=None`` uses the method's default. ``min_samples`` is the fewest non-missing
+    values either side needs for a score."""
+
+    name: str
+    kind: ColumnKind
+    method: str = AUTO
+    threshold: float | None = None
+    min_samples: int = 2
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("numeric", "categorical"):
+            raise ValueError(f"column {self.name!r}: kind must be 'numeric' or 'categorical', got {self.kind!r}")
+        if self.method != AUTO:
+            test = get_stattest(self.method)  # raises, listing valid keys
+            if self.kind not in test.kinds:
+                raise ValueError(f"column {self.name!r}: method {self.method!r} does not apply to {self.kind} columns")
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            raise ValueError(f"column {self.name!r}: threshold must be a finite number, got {self.threshold!r}")
+        if self.min_samples < 1:
+            raise ValueError(f"column {self.name!r}: min_samples must be >= 1, got {self.min_samples!r}")
+
+
+def infer_kind(values: np.ndarray) -> ColumnKind:
+    """Evidently's column type inference for drift: floats are numeric, integers numeric only
+    with more than 10 distinct values, everything else (bool, strings) categorical."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "f":
+        return "numeric"
+    if arr.dtype.kind in "iu":
+        return "categorical" if np.unique(arr).size <= INTEGER_CARDINALITY_LIMIT else "numeric"
+    return "categorical"
+
+
+def _histogram(ref: ColumnProfile, cur: np.ndarray) -> dict[str, Any]:
+    """Small reference-vs-window histogram (shares) for the dashboard."""
+    if ref.kind == "numeric":
+        low = min(ref.values[0], cur.min())
+        high = max(ref.values[-1], cur.max())
+        with np.errstate(all="ignore"):
+            edges = np.linspace(low, high, HISTOGRAM_BINS + 1) if low < high else np.array([low - 0.5, low + 0.5])
+        if not np.all(np.isfinite(edges)):
+            return {}
+        ref_counts = histogram_sorted(ref.values, edges)
+        cur_counts = np.histogram(cur, edges)[0]
+        return {
+            "edges": edges.tolist(),
+            "reference": (ref_counts / ref.values.size).tolist(),
+            "current": (cur_counts / cur.size).tolist(),
+        }
+    keys, cur_counts = np.unique(cur, return_counts=True)
+    all_keys = np.union1d(ref.categories, keys)
+    ref_aligned = np.zeros(all_keys.size)
+    cur_aligned = np.zeros(all_keys.size)
+    ref_aligned[np.searchsorted(all_keys, ref.categories)] = ref.counts
+    cur_aligned[np.searchsorted(all_keys, keys)] = cur_counts
+    ref_shares = ref_aligned / max(ref.n, 1)
+    cur_shares = cur_aligned / cur.size
+    order = np.argsort(-(ref_shares + cur_shares), kind="stable")[:HISTOGRAM_TOP_CATEGORIES]
+    hist = {
+        "categories": all_keys[order].tolist(),
+        "reference": ref_shares[order].tolist(),
+        "current": cur_shares[order].tolist(),
+    }
+    if all_keys.size > HISTOGRAM_TOP_CATEGORIES:
+        hist["categories"].append("(other)")
+        hist["reference"].append(float(1.0 - ref_shares[order].sum()))
+        hist["current"].append(float(1.0 - cur_shares[order].sum()))
+    return hist
+
+
+def _clean(ref: ColumnProfile, values: np.ndarray) -> tuple[np.ndarray, int]:
+    if ref.kind == "numeric":
+        return clean_numeric(values, ref.name)
+    return clean_categorical(values)
+
+
+def _is_same_constant(ref: ColumnProfile, cur: np.ndarray) -> bool:
+    if ref.n_unique != 1:
+        return False
+    only = ref.values[0] if ref.kind == "numeric" else ref.categories[0]
+    return bool(np.all(cur == only))
+
+
+def column_drift(ref: ColumnProfile, current: np.ndarray | None, policy: ColumnPolicy) -> Score:
+    """The drift score of one column: never raises on bad data, never returns a NaN."""
+    method = policy.method
+    if current is None:
+        return Score.insufficient("drift", method, f"column {ref.name!r} is not in the window", ref.name)
+    cur, n_missing = _clean(ref, current)
+    details: dict[str, Any] = {
+        "n_reference": ref.n,
+        "n_current": int(cur.size),
+        "reference_missing": ref.n_missing,
+        "current_missing": n_missing,
+        "missing_values": MISSING_NOTE,
+    }
+    if ref.n < policy.min_samples or cur.size < policy.min_samples:
+        side = "reference" if ref.n < policy.min_samples else "window"
+        reason = (
+            f"column {ref.name!r}: {side} has {min(ref.n, cur.size)} non-missing values (need {policy.min_samples})"
+        )
+        return Score("drift", method, None, ref.name, status="insufficient_data", reason=reason, details=details)
+    if _is_same_constant(ref, cur):
+        reason = f"column {ref.name!r} is constant (one value in reference and window): no distribution to compare"
+        return Score("drift", method, None, ref.name, status="insufficient_data", reason=reason, details=details)
+    if method == AUTO:
+        method = auto_method(ref, cur)
+        details["auto"] = True
+    test = get_stattest(method)
+    threshold = test.default_threshold if policy.threshold is None else policy.threshold
+    details["p_value"] = test.is_p_value
+    try:
+        with np.errstate(all="ignore"):
+            value = test.compute(ref, cur)
+            details["histogram"] = _histogram(ref, cur)
+    except InsufficientDataError as exc:
+        return Score(
+            "drift",
+            method,
+            None,
+            ref.name,
+            threshold,
+            status="insufficient_data",
+            reason=f"column {ref.name!r}: {exc}",
+            details=details,
+        )
+    except Exception as exc:  # one failing column fails its score, the others go on
+        logger.exception("drift test %s failed on column %r", method, ref.name)
+        return Score(
+            "drift",
+            method,
+            None,
+            ref.name,
+            threshold,
+            status="error",
+            reason=f"column {ref.name!r}: {method} failed: {exc}",
+            details=details,
+        )
+    if not math.isfinite(value):
+        reason = f"column {ref.name!r}: {method} is not finite ({value}); values may be too large"
+        return Score(
+            "drift", method, None, ref.name, threshold, status="insufficient_data", reason=reason, details=details
+        )
+    return Score("drift", method, value, ref.name, threshold, test.breached(value, threshold), details=details)
+
+
+def dataset_drift(column_scores: Sequence[Score], drift_share_threshold: float = 0.5) -> list[Score]:
+    """``share_drifted`` (breached when share >= threshold, as Evidently's dataset drift) and
+    ``count_drifted`` over the columns that have a score."""
+    tested = [s for s in column_scores if s.status == "ok"]
+    details = {
+        "n_columns": len(column_scores),
+        "n_tested": len(tested),
+        "not_tested": sorted(str(s.feature) for s in column_scores if s.status != "ok"),
+    }
+    if not tested:
+        reason = "no column has enough data for a drift test"
+        return [
+            Score("drift", "share_drifted", None, status="insufficient_data", reason=reason, details=details),
+            Score("drift", "count_drifted", None, status="insufficient_data", reason=reason, details=details),
+        ]
+    drifted = sum(1 for s in tested if s.breached)
+    share = drifted / len(tested)
+    return [
+        Score(
+            "drift",
+            "share_drifted",
+            share,
+            None,
+            drift_share_threshold,
+            share >= drift_share_threshold,
+            details=details,
+        ),
+        Score("drift", "count_drifted", float(drifted), None, details=details),
+    ]
+
+
+def drift_scores(
+    reference: ReferenceProfile | Mapping[str, np.ndarray],
+    current_columns: Mapping[str, np.ndarray],
+    policies: Sequence[ColumnPolicy],
+    drift_share_threshold: float = 0.5,
+) -> list[Score]:
+    """One drift Score per policy's column, then ``share_drifted`` and ``count_drifted``.
+
+    ``reference`` is a profile (fast path: profile once, reuse for every window) or raw arrays
+    (profiled here). ``current_columns`` maps column names to 1-D arrays of the window.
+    """
+    if not isinstance(reference, ReferenceProfile):
+        reference = profile_reference(reference, {p.name: p.kind for p in policies})
+    missing = [p.name for p in policies if p.name not in reference]
+    if missing:
+        raise ValueError(f"reference profile has no columns {missing} (has {sorted(reference)})")
+    wrong_kind = [p.name for p in policies if reference[p.name].kind != p.kind]
+    if wrong_kind:
+        raise ValueError(f"columns {wrong_kind}: policy kind differs from the reference profile's kind")
+    columns = [column_drift(reference[p.name], current_columns.get(p.name), p) for p in policies]
+    return columns + dataset_drift(columns, drift_share_threshold)

@@ -1,0 +1,228 @@
+"""Reference profiles: the reference data reduced once to what drift tests need.
+
+A reference is profiled once (sorted finite values for numeric columns, category counts for
+categorical ones) and cached by the scheduler as bytes; every window then only touches its own
+data. ``to_bytes``/``from_bytes`` use NumPy's ``.npz`` format with ``allow_pickle=False``, so a
+cached profile can never execute code when loaded.
+
+Missing values (NaN, None and ±inf) are dropped before profiling, as Evidently drops them
+before testing; their count is kept so the scores can report it.
+
+Categorical values are compared by their string form (``str(value)``): a reference of ``1``
+and a window of ``"1"`` hold the same category. That makes the profile serializable without
+pickle and keeps category matching independent of the dtype a source happened to produce.
+
+>>> import numpy as np
+>>> p = profile_reference({"x": np.array([3.0, np.nan, 1.0]), "c": np.array(["a", "b", "a"])},
+...                       {"x": "numeric", "c": "categorical"})
+>>> p["x"].values.tolist(), p["x"].n_missing
+([1.0, 3.0], 1)
+>>> ReferenceProfile.from_bytes(p.to_bytes())["c"].counts.tolist()
+[2, 1]
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from detectors.types import ColumnKind
+
+# Evidently's get_binned_data switches from quantile-free histograms to per-value counts when
+# the reference has at most this many distinct values; the profile keeps those counts ready.
+FEW_UNIQUE_LIMIT = 20
+
+_FORMAT_VERSION = 1
+
+
+class ProfileError(ValueError):
+    """A reference profile could not be built or loaded; the message names the column."""
+
+
+def _missing_mask(values: np.ndarray) -> np.ndarray:
+    """True where a value counts as missing for drift: NaN, None, +inf or -inf."""
+    if values.dtype.kind in "fc":
+        return ~np.isfinite(values)
+    if values.dtype.kind in "iub":
+        return np.zeros(values.shape, dtype=bool)
+    if values.dtype.kind in "US":
+        return np.zeros(values.shape, dtype=bool)
+    # Object arrays: None and float NaN/inf may hide among strings.
+    return np.fromiter(
+        (v is None or (isinstance(v, float) and not np.isfinite(v)) for v in values),
+        dtype=bool,
+        count=values.size,
+    )
+
+
+def clean_numeric(values: np.ndarray, column: str) -> tuple[np.ndarray, int]:
+    """Finite float64 values of ``values`` and the number of missing ones dropped."""
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "iufb":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ProfileError(f"column {column!r}: numeric column holds non-numeric values") from exc
+    arr = arr.astype(np.float64, copy=False).ravel()
+    finite = np.isfinite(arr)
+    n_missing = int(arr.size - np.count_nonzero(finite))
+    return (arr if n_missing == 0 else arr[finite]), n_missing
+
+
+def clean_categorical(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Values of ``values`` as strings (missing dropped) and the number of missing ones."""
+    arr = np.asarray(values).ravel()
+    missing = _missing_mask(arr)
+    n_missing = int(np.count_nonzero(missing))
+    if n_missing:
+        arr = arr[~missing]
+    return arr.astype(str), n_missing
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ColumnProfile:
+    """One reference column, ready for any drift test.
+
+    Numeric columns: ``values`` holds the sorted finite values; ``categories``/``counts`` hold
+    the distinct values and their counts when there are at most ``FEW_UNIQUE_LIMIT`` of them
+    (else both are empty). Categorical columns: ``values`` is empty, ``categories`` are the
+    sorted category strings and ``counts`` their counts.
+    """
+
+    name: str
+    kind: ColumnKind
+    n_rows: int
+    n_missing: int
+    n_unique: int
+    integer: bool
+    std: float
+    values: np.ndarray
+    categories: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """Number of non-missing reference values."""
+        return self.n_rows - self.n_missing
+
+
+def profile_column(name: str, values: np.ndarray, kind: ColumnKind) -> ColumnProfile:
+    """Profile one reference column."""
+    arr = np.asarray(values)
+    if kind == "numeric":
+        clean, n_missing = clean_numeric(arr, name)
+        ordered = np.sort(clean)
+        n_unique = int(np.count_nonzero(np.diff(ordered))) + 1 if ordered.size else 0
+        if 0 < n_unique <= FEW_UNIQUE_LIMIT:
+            categories, counts = np.unique(ordered, return_counts=True)
+        else:
+            categories, counts = np.empty(0, dtype=np.float64), np.empty(0, dtype=np.int64)
+        with np.errstate(all="ignore"):
+            std = float(np.std(ordered)) if ordered.size else 0.0
+        return ColumnProfile(
+            name=name,
+            kind=kind,
+            n_rows=int(arr.size),
+            n_missing=n_missing,
+            n_unique=n_unique,
+            integer=arr.dtype.kind in "iu",
+            std=std,
+            values=ordered,
+            categories=categories,
+            counts=counts.astype(np.int64),
+        )
+    if kind == "categorical":
+        clean, n_missing = clean_categorical(arr)
+        categories, counts = np.unique(clean, return_counts=True)
+        return ColumnProfile(
+            name=name,
+            kind=kind,
+            n_rows=int(arr.size),
+            n_missing=n_missing,
+            n_unique=int(categories.size),
+            integer=False,
+            std=0.0,
+            values=np.empty(0, dtype=np.float64),
+            categories=categories,
+            counts=counts.astype(np.int64),
+        )
+    raise ProfileError(f"column {name!r}: kind must be 'numeric' or 'categorical', got {kind!r}")
+
+
+class ReferenceProfile(Mapping[str, ColumnProfile]):
+    """The profiled reference: column name → :class:`ColumnProfile`."""
+
+    def __init__(self, columns: Mapping[str, ColumnProfile]):
+        self._columns = dict(columns)
+
+    def __getitem__(self, name: str) -> ColumnProfile:
+        return self._columns[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+    def to_bytes(self) -> bytes:
+        """Serialize to ``.npz`` bytes (no pickle)."""
+        meta = {"version": _FORMAT_VERSION, "columns": []}
+        arrays: dict[str, np.ndarray] = {}
+        for i, col in enumerate(self._columns.values()):
+            meta["columns"].append(
+                {
+                    "name": col.name,
+                    "kind": col.kind,
+                    "n_rows": col.n_rows,
+                    "n_missing": col.n_missing,
+                    "n_unique": col.n_unique,
+                    "integer": col.integer,
+                    "std": col.std,
+                }
+            )
+            arrays[f"values_{i}"] = col.values
+            arrays[f"categories_{i}"] = col.categories
+            arrays[f"counts_{i}"] = col.counts
+        buf = io.BytesIO()
+        np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ReferenceProfile:
+        """Load bytes written by :meth:`to_bytes`."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                meta = json.loads(str(npz["meta"]))
+                if meta.get("version") != _FORMAT_VERSION:
+                    raise ProfileError(f"reference profile: unsupported format version {meta.get('version')!r}")
+                columns = {}
+                for i, m in enumerate(meta["columns"]):
+                    columns[m["name"]] = ColumnProfile(
+                        name=m["name"],
+                        kind=m["kind"],
+                        n_rows=m["n_rows"],
+                        n_missing=m["n_missing"],
+                        n_unique=m["n_unique"],
+                        integer=m["integer"],
+                        std=m["std"],
+                        values=npz[f"values_{i}"],
+                        categories=npz[f"categories_{i}"],
+                        counts=npz[f"counts_{i}"],
+                    )
+        except (OSError, ValueError, KeyError) as exc:
+            if isinstance(exc, ProfileError):
+                raise
+            raise ProfileError(f"reference profile: cannot load ({exc})") from exc
+        return cls(columns)
+
+
+def profile_reference(columns: Mapping[str, np.ndarray], kinds: Mapping[str, ColumnKind]) -> ReferenceProfile:
+    """Profile every column named in ``kinds``; ``columns`` maps names to 1-D arrays."""
+    missing = [name for name in kinds if name not in columns]
+    if missing:
+        raise ProfileError(f"reference: columns {missing} are missing (have {sorted(columns)})")
+    return ReferenceProfile({name: profile_column(name, columns[name], kind) for name, kind in kinds.items()})

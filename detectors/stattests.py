@@ -1,0 +1,333 @@
+"""Drift tests: pure functions over a reference :class:`ColumnProfile` and a window's values.
+
+Every test is registered once, by a stable string key, in one registry (the idea of Evidently's
+``register_stattest``). A test knows its default threshold and how a value breaches it; the
+keys, defaults, comparison directions and formulas follow Evidently 0.7
+(``evidently.legacy.calculations.stattests``) so a score can be compared with Evidently's
+number for number:
+
+==================  ===========  =========  ===================  ===============================
+key                 kinds        default    breached when        value
+==================  ===========  =========  ===================  ===============================
+ks                  numeric      0.05       value <= threshold   two-sample KS p-value
+wasserstein         numeric      0.1        value >= threshold   W1 / max(std(reference), 0.001)
+psi                 both         0.1        value >= threshold   population stability index
+jensenshannon       both         0.1        value >= threshold   Jensen–Shannon distance (base e)
+anderson            numeric      0.1        value < threshold    k-sample Anderson–Darling p
+cramer_von_mises    numeric      0.1        value <= threshold   two-sample Cramér–von Mises p
+chisquare           both         0.05       value < threshold    χ² goodness-of-fit p-value
+z                   both         0.05       value < threshold    two-proportion Z-test p-value
+hellinger           categorical  0.1        value >= threshold   Hellinger distance
+unseen_share        categorical  0.05       value > threshold    share of unseen categories
+==================  ===========  =========  ===================  ===============================
+
+(``unseen_share`` has no Evidently twin.) ``chisquare``, ``z``, ``psi`` and ``jensenshannon``
+also run on numeric columns, treating distinct values as categories, because Evidently's
+``auto`` picks them for numeric columns with few distinct values.
+
+Inputs: ``cur`` is the window's values with missing values already dropped (float64 for numeric
+profiles, strings for categorical ones; see :mod:`detectors.profile`). A test that is undefined
+on the data raises :class:`InsufficientDataError` with the reason.
+
+>>> import numpy as np
+>>> from detectors.profile import profile_column
+>>> ref = profile_column("x", np.arange(100.0), "numeric")
+>>> round(get_stattest("wasserstein").compute(ref, np.arange(100.0) + 5.0), 6)
+0.173214
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import stats
+from scipy.spatial import distance
+
+from detectors.profile import FEW_UNIQUE_LIMIT, ColumnProfile
+from detectors.types import ColumnKind
+
+Comparison = Literal["lt", "le", "gt", "ge"]
+StatTestFunc = Callable[[ColumnProfile, np.ndarray], float]
+
+# Evidently's auto choice: references up to this size get hypothesis tests, larger get distances.
+SMALL_REFERENCE_LIMIT = 1000
+# ... and numeric columns with at most this many distinct values are tested as categories.
+NUMERIC_AS_CATEGORICAL_LIMIT = 5
+
+
+class InsufficientDataError(Exception):
+    """The test is undefined on this data; the message says why (it becomes a Score's reason)."""
+
+
+class UnknownStatTestError(ValueError):
+    """No test is registered under the key, or it does not apply to the column kind."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatTest:
+    """A registered drift test: its key, the column kinds it accepts, default threshold and direction."""
+
+    key: str
+    func: StatTestFunc
+    kinds: frozenset[ColumnKind]
+    default_threshold: float
+    comparison: Comparison
+    is_p_value: bool
+
+    def compute(self, ref: ColumnProfile, cur: np.ndarray) -> float:
+        """The test's value for a reference profile and the window's cleaned values."""
+        if ref.kind not in self.kinds:
+            raise UnknownStatTestError(f"column {ref.name!r}: method {self.key!r} does not apply to {ref.kind} columns")
+        return float(self.func(ref, cur))
+
+    def breached(self, value: float, threshold: float) -> bool:
+        """Whether ``value`` signals drift at ``threshold`` (Evidently's exact comparison)."""
+        if self.comparison == "lt":
+            return value < threshold
+        if self.comparison == "le":
+            return value <= threshold
+        if self.comparison == "gt":
+            return value > threshold
+        return value >= threshold
+
+
+_REGISTRY: dict[str, StatTest] = {}
+
+
+def register_stattest(test: StatTest) -> StatTest:
+    """Register ``test`` under ``test.key``; a key can be registered only once."""
+    if test.key in _REGISTRY:
+        raise ValueError(f"stat test {test.key!r} is already registered")
+    _REGISTRY[test.key] = test
+    return test
+
+
+def get_stattest(key: str) -> StatTest:
+    """The test registered under ``key``; the error lists the valid keys."""
+    try:
+        return _REGISTRY[key]
+    except KeyError:
+        raise UnknownStatTestError(f"unknown drift method {key!r}; valid: {sorted(_REGISTRY)}") from None
+
+
+def stattest_keys(kind: ColumnKind | None = None) -> list[str]:
+    """Registered keys, optionally only those that apply to ``kind``."""
+    return sorted(k for k, t in _REGISTRY.items() if kind is None or kind in t.kinds)
+
+
+# --- shared helpers ---------------------------------------------------------------------------
+
+
+def _reference_keys(ref: ColumnProfile) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct reference values (categories) and their counts."""
+    if ref.kind == "numeric" and ref.n_unique > FEW_UNIQUE_LIMIT:
+        return np.unique(ref.values, return_counts=True)
+    return ref.categories, ref.counts
+
+
+def aligned_counts(ref: ColumnProfile, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Union of reference and window categories (sorted) with the counts of each side."""
+    ref_keys, ref_counts = _reference_keys(ref)
+    cur_keys, cur_counts = np.unique(cur, return_counts=True)
+    keys = np.union1d(ref_keys, cur_keys)
+    ref_aligned = np.zeros(keys.size, dtype=np.float64)
+    cur_aligned = np.zeros(keys.size, dtype=np.float64)
+    ref_aligned[np.searchsorted(keys, ref_keys)] = ref_counts
+    cur_aligned[np.searchsorted(keys, cur_keys)] = cur_counts
+    return keys, ref_aligned, cur_aligned
+
+
+def sturges_edges(ref: ColumnProfile, cur: np.ndarray, cur_integer: bool = False) -> np.ndarray:
+    """``np.histogram_bin_edges(concat(reference, current), bins="sturges")`` from the profile.
+
+    Reproduces NumPy's arithmetic step by step so edges match bit for bit without
+    concatenating (or re-reading) the reference.
+    """
+    first = min(ref.values[0], cur.min())
+    last = max(ref.values[-1], cur.max())
+    size = ref.values.size + cur.size
+    with np.errstate(all="ignore"):
+        delta = np.subtract(last, first)
+        width = delta / (np.log2(size) + 1.0)
+    if not (np.isfinite(delta) and np.isfinite(width)):
+        raise InsufficientDataError("values too large: the value range overflows float64")
+    if first == last:
+        return np.linspace(first - 0.5, last + 0.5, 2)
+    if ref.integer and cur_integer and width < 1:
+        width = 1.0
+    n_bins = int(np.ceil(delta / width))
+    return np.linspace(first, last, n_bins + 1)
+
+
+def histogram_sorted(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``np.histogram(values, edges)[0]`` for already sorted values, in O(bins · log n)."""
+    positions = np.empty(edges.size, dtype=np.int64)
+    positions[:-1] = np.searchsorted(sorted_values, edges[:-1], side="left")
+    positions[-1] = np.searchsorted(sorted_values, edges[-1], side="right")  # last bin is closed
+    return np.diff(positions)
+
+
+def binned_shares(ref: ColumnProfile, cur: np.ndarray, fill_zeroes: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Evidently's ``get_binned_data``: shares per Sturges bin (numeric, > 20 distinct
+    reference values) or per category, with zero shares replaced when ``fill_zeroes``."""
+    if ref.kind == "numeric" and ref.n_unique > FEW_UNIQUE_LIMIT:
+        edges = sturges_edges(ref, cur)
+        ref_shares = histogram_sorted(ref.values, edges) / ref.values.size
+        cur_shares = np.histogram(cur, edges)[0] / cur.size
+    else:
+        _, ref_counts, cur_counts = aligned_counts(ref, cur)
+        ref_shares = ref_counts / ref.n
+        cur_shares = cur_counts / cur.size
+    if fill_zeroes:
+        for shares in (ref_shares, cur_shares):
+            smallest = shares[shares != 0].min()
+            np.place(shares, shares == 0, smallest / 10**6 if smallest <= 0.0001 else 0.0001)
+    return ref_shares, cur_shares
+
+
+# --- the tests --------------------------------------------------------------------------------
+
+
+def ks_pvalue(ref: ColumnProfile, cur: np.ndarray) -> float:
+    """Two-sample Kolmogorov–Smirnov p-value (``scipy.stats.ks_2samp``, method auto)."""
+    return stats.ks_2samp(ref.values, cur).pvalue
+
+
+def wasserstein_normed(ref: ColumnProfile, cur: np.ndarray) -> float:
+    """First Wasserstein distance divided by ``max(std(reference), 0.001)``.
+
+    Same computation as ``scipy.stats.wasserstein_distance`` (area between the two empirical
+    CDFs), but the reference is already sorted, so only the window is sorted here.
+    """
+    if not np.isfinite(ref.std):
+        raise InsufficientDataError("values too large: the reference's standard deviation overflows float64")
+    u = ref.values
+    v = np.sort(cur)
+    all_values = np.concatenate((u, v))
+    all_values.sort()
+    deltas = np.diff(all_values)
+    u_cdf = np.searchsorted(u, all_values[:-1], side="right") / u.size
+    v_cdf = np.searchsorted(v, all_values[:-1], side="right") / v.size
+    with np.errstate(all="ignore"):
+        distance_ = float(np.dot(np.abs(u_cdf - v_cdf), deltas))
+    return distance_ / max(ref.std, 0.001)
+
+
+def psi(ref: ColumnProfile, cur: np.ndarray) -> float:
+    """Population stability index over Evidently's bins (zero shares filled)."""
+    ref_shares, cur_shares = binned_shares(ref, cur, fill_zeroes=True)
+    return float(np.sum((ref_shares - cur_shares) * np.log(ref_shares / cur_shares)))
+
+
+def jensenshannon(ref: ColumnProfile, cur: np.ndarray) -> float:
+    """Jensen–Shannon distance (natural log) over Evidently's bins."""
+    ref_shares, cur_shares = binned_shares(ref, cur, fill_zeroes=False)
+    return float(distance.jensenshannon(ref_shares, cur_shares))
+
+
+def anderson_pvalue(ref: ColumnProfile, cur: np.ndarray) -> float:
+    """k-sample Anderson–Darling p-value (midrank variant, as Evidently's default call).
+
+    SciPy caps the p-value to [0.001, 0.25] and warns when it does; the cap is the documented
+    behaviour, so the warning is not an error here.
+    """
+    if ref.n_unique < 2 and np.all(cur == ref.values[0]):
+        raise InsufficientDataError("Anderson–Darling needs at least two distinct values")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="p-value (capped|floored)", category=UserWarning)
+        return stats.anderson_ksamp([ref.values, cur], variant="midrank").pvalue
+
+
+def cramer_von_mises_pvalue(ref: ColumnProfile, cur: np.ndarray) -> float:
+    """Two-sample Cramér–von Mises p-value (``scipy.stats.cramervonmises_2samp``)."""
+    if ref.values.size < 2 or cur.size < 2:
+        raise InsufficientDataError("Cramér–von Mises needs at least two values on each side")
+    return stats.cramervonmises_2samp(ref.values, cur).pvalue
+
+
+def chisquare_pvalue(ref: ColumnProfile, cur: np.ndarray) -> float:
+    """χ² goodness-of-fit p-value of the window's counts against reference shares.
+
+    Equals ``scipy.stats.chisquare(f_obs=current counts, f_exp=reference counts * m / n)``; a
+    category absent from the reference has zero expected count, so the statistic is infinite
+    and the p-value 0 (SciPy gives the same, with a division warning).
+    """
+    _, ref_counts, cur_counts = aligned_counts(ref, cur)
+    if ref_counts.size < 2:
+        raise InsufficientDataError("chi-square needs at least two categories (one category: no dof)")
+    expected = ref_counts * (cur.size / ref.n)
+    if np.any(expected == 0):
+        return 0.0
+    statistic = float(np.sum((cur_counts - expected) ** 2 / expected))
+    return float(stats.chi2.sf(statistic, ref_counts.size - 1))
+
+
+def z_pvalue(ref: ColumnProfile, cur: np.ndarray) -> float:
+    """Two-sided two-proportion Z-test p-value: the first category (sorted) against the rest.
+
+    Both sides holding the same single category give p = 1, as in Evidently.
+    """
+    keys, ref_counts, cur_counts = aligned_counts(ref, cur)
+    if keys.size == 1:
+        return 1.0
+    n1, n2 = ref.n, cur.size
+    p1 = (n1 - ref_counts[0]) / n1
+    p2 = (n2 - cur_counts[0]) / n2
+    pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
+    z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1.0 / n1 + 1.0 / n2))
+    # 2 * (1 - cdf) rather than 2 * sf: Evidently's formula, kept for number-for-number equality.
+    return float(2 * (1 - stats.norm.cdf(np.abs(z))))
+
+
+def hellinger(ref: ColumnProfile, cur: np.ndarray) -> float:
+    """Hellinger distance between category shares."""
+    _, ref_counts, cur_counts = aligned_counts(ref, cur)
+    overlap = float(np.sum(np.sqrt((ref_counts / ref.n) * (cur_counts / cur.size))))
+    return float(np.sqrt(1 - np.clip(overlap, 0, 1)))
+
+
+def unseen_share(ref: ColumnProfile, cur: np.ndarray) -> float:
+    """Share of the window's values whose category never occurs in the reference."""
+    seen = np.isin(cur, ref.categories)
+    return float(1.0 - np.count_nonzero(seen) / cur.size)
+
+
+_BOTH: frozenset[ColumnKind] = frozenset(("numeric", "categorical"))
+_NUMERIC: frozenset[ColumnKind] = frozenset(("numeric",))
+_CATEGORICAL: frozenset[ColumnKind] = frozenset(("categorical",))
+
+for _test in (
+    StatTest("ks", ks_pvalue, _NUMERIC, 0.05, "le", True),
+    StatTest("wasserstein", wasserstein_normed, _NUMERIC, 0.1, "ge", False),
+    StatTest("psi", psi, _BOTH, 0.1, "ge", False),
+    StatTest("jensenshannon", jensenshannon, _BOTH, 0.1, "ge", False),
+    StatTest("anderson", anderson_pvalue, _NUMERIC, 0.1, "lt", True),
+    StatTest("cramer_von_mises", cramer_von_mises_pvalue, _NUMERIC, 0.1, "le", True),
+    StatTest("chisquare", chisquare_pvalue, _BOTH, 0.05, "lt", True),
+    StatTest("z", z_pvalue, _BOTH, 0.05, "lt", True),
+    StatTest("hellinger", hellinger, _CATEGORICAL, 0.1, "ge", False),
+    StatTest("unseen_share", unseen_share, _CATEGORICAL, 0.05, "gt", False),
+):
+    register_stattest(_test)
+
+
+def auto_method(ref: ColumnProfile, cur: np.ndarray) -> str:
+    """The key Evidently 0.7's DataDriftPreset picks (legacy ``_get_default_stattest``).
+
+    Sizes count non-missing values; "distinct values" counts the union of both sides.
+    """
+    if ref.kind == "numeric" and ref.n_unique > NUMERIC_AS_CATEGORICAL_LIMIT:
+        n_values = ref.n_unique  # the union can only be larger: no need to look at the window
+    else:
+        n_values = aligned_counts(ref, cur)[0].size
+    if ref.n <= SMALL_REFERENCE_LIMIT:
+        if ref.kind == "numeric" and n_values > NUMERIC_AS_CATEGORICAL_LIMIT:
+            return "ks"
+        return "chisquare" if n_values > 2 else "z"
+    if ref.kind == "numeric" and n_values > NUMERIC_AS_CATEGORICAL_LIMIT:
+        return "wasserstein"
+    return "jensenshannon"
