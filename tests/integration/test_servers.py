@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from sqlalchemy import create_engine, text
 
 from tests import servers
-from tests.conftest import unique_name
+from tests.conftest import _start, unique_name
 
 
 @pytest.mark.integration
@@ -201,3 +201,16 @@ def test_browser_loads_a_local_page_and_screenshots(browser: Any, screenshot: An
     assert browser.find_element("id", "h").text == "Driftscope"
     shot = screenshot("local-page")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _not_installed() -> None:
+    raise servers.MissingServer("prometheus is not installed: run ./scripts/test.sh or `apt-get install prometheus`")
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_missing_binary_fails_in_ci_and_skips_otherwise(
+    monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]
+) -> None:
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="apt-get install prometheus"):
+        _start(_not_installed)
