@@ -37,6 +37,11 @@ if ((${#missing[@]})); then
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Explicitly, not only by the trap: the exec at the end would skip an EXIT trap.
+    if [ "$(trap -p EXIT)" ]; then
+        "${sudo[@]}" rm -f "$policy"
+        trap - EXIT
+    fi
 fi
 
 if [ ! -x .venv/bin/python ]; then
