@@ -113,6 +113,8 @@ class PrometheusSource(Frozen):
     timeout: Duration = timedelta(seconds=30)
     # Prometheus rejects a query_range with more than 11,000 points per series.
     max_points_per_request: int = Field(10_000, ge=1, le=11_000)
+    # Only evaluate up to now - safety_lag: a point whose samples are still being scraped would change later.
+    safety_lag: Duration = timedelta(seconds=30)
 
 
 Source = Annotated[ElasticsearchSource | PrometheusSource, Field(discriminator="kind")]
