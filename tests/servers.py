@@ -340,7 +340,11 @@ def start_elasticsearch() -> ElasticsearchServer:
 
 @dataclass
 class PrometheusServer:
-    """Prometheus scraping every target registered with :meth:`add_target`, once a second."""
+    """Prometheus scraping every target registered with :meth:`add_target`, once a second.
+
+    A new target takes about 5 s to be up: Prometheus hands discovered targets to its scrape manager
+    on a fixed 5 s tick (not configurable), so register all of a test's targets before waiting.
+    """
 
     url: str
     directory: Path

@@ -214,3 +214,15 @@ def test_missing_binary_fails_in_ci_and_skips_otherwise(
     monkeypatch.setenv("CI", ci)
     with pytest.raises(outcome, match="apt-get install prometheus"):
         _start(_not_installed)
+
+
+@pytest.mark.integration
+def test_a_server_that_dies_on_start_reports_its_log(tmp_path: Path) -> None:
+    (tmp_path / "prometheus.yml").write_text("scrape_configs: [{job_name: x, scrape_interval: nonsense}]\n")
+    argv = ["/usr/bin/prometheus", f"--config.file={tmp_path / 'prometheus.yml'}", "--web.listen-address=127.0.0.1:0"]
+    if not Path(argv[0]).exists():
+        _start(servers.promtool_path)  # same package: fails in CI, skips elsewhere
+    process = servers.ManagedProcess("prometheus", argv, tmp_path / "log", tmp_path)
+    with pytest.raises(servers.ServerStartError, match=r"(?s)exited with code 2.*not a valid duration string"):
+        process.wait_ready(lambda: False)
+    process.stop()
