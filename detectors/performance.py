@@ -265,8 +265,10 @@ def _f1(w: np.ndarray, d: _Prepared) -> np.ndarray:
 def weighted_roc_auc(w: np.ndarray, positive: np.ndarray, score: np.ndarray) -> np.ndarray:
     """ROC AUC for each row of weights ``w`` (B, n): P(score_pos > score_neg) + ½ P(tie).
 
-    Sorts once; ties share the mean of the negative weight below and up to their score, which is
-    the trapezoid rule scikit-learn applies to the ROC curve.
+    ``positive`` is 0/1 per row, or a probability of being positive: then the result is the
+    expected ROC AUC of the ratio form CBPE uses. Sorts once; ties share the mean of the negative
+    weight below and up to their score, which is the trapezoid rule scikit-learn applies to the
+    ROC curve.
     """
     order = np.argsort(score, kind="stable")
     s = score[order]
