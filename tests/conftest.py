@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import pytest
 
 from tests import servers
+from tests.fixtures_store import *  # noqa: F403
 
 T = TypeVar("T")
 
