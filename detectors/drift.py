@@ -33,15 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from detectors.profile import (
-    ColumnProfile,
-    ReferenceProfile,
-    clean_categorical,
-    clean_numeric,
-    profile_reference,
-)
+from detectors.profile import ColumnProfile, ReferenceProfile, Sample, make_sample, profile_reference
 from detectors.stattests import (
     InsufficientDataError,
+    aligned_counts,
     auto_method,
     get_stattest,
     histogram_sorted,
@@ -96,54 +91,42 @@ def infer_kind(values: np.ndarray) -> ColumnKind:
     return "categorical"
 
 
-def _histogram(ref: ColumnProfile, cur: np.ndarray) -> dict[str, Any]:
+def _histogram(ref: ColumnProfile, cur: Sample) -> dict[str, Any]:
     """Small reference-vs-window histogram (shares) for the dashboard."""
     if ref.kind == "numeric":
-        low = min(ref.values[0], cur.min())
-        high = max(ref.values[-1], cur.max())
-        with np.errstate(all="ignore"):
-            edges = np.linspace(low, high, HISTOGRAM_BINS + 1) if low < high else np.array([low - 0.5, low + 0.5])
+        low = min(ref.values[0], cur.values.min())
+        high = max(ref.values[-1], cur.values.max())
+        edges = np.linspace(low, high, HISTOGRAM_BINS + 1) if low < high else np.array([low - 0.5, low + 0.5])
         if not np.all(np.isfinite(edges)):
             return {}
-        ref_counts = histogram_sorted(ref.values, edges)
-        cur_counts = np.histogram(cur, edges)[0]
         return {
             "edges": edges.tolist(),
-            "reference": (ref_counts / ref.values.size).tolist(),
-            "current": (cur_counts / cur.size).tolist(),
+            "reference": (histogram_sorted(ref.values, edges) / ref.n).tolist(),
+            "current": (np.histogram(cur.values, edges)[0] / cur.n).tolist(),
         }
-    keys, cur_counts = np.unique(cur, return_counts=True)
-    all_keys = np.union1d(ref.categories, keys)
-    ref_aligned = np.zeros(all_keys.size)
-    cur_aligned = np.zeros(all_keys.size)
-    ref_aligned[np.searchsorted(all_keys, ref.categories)] = ref.counts
-    cur_aligned[np.searchsorted(all_keys, keys)] = cur_counts
-    ref_shares = ref_aligned / max(ref.n, 1)
-    cur_shares = cur_aligned / cur.size
+    keys, ref_counts, cur_counts = aligned_counts(ref, cur)
+    ref_shares = ref_counts / ref.n
+    cur_shares = cur_counts / cur.n
     order = np.argsort(-(ref_shares + cur_shares), kind="stable")[:HISTOGRAM_TOP_CATEGORIES]
     hist = {
-        "categories": all_keys[order].tolist(),
+        "categories": keys[order].tolist(),
         "reference": ref_shares[order].tolist(),
         "current": cur_shares[order].tolist(),
     }
-    if all_keys.size > HISTOGRAM_TOP_CATEGORIES:
+    if keys.size > HISTOGRAM_TOP_CATEGORIES:
         hist["categories"].append("(other)")
         hist["reference"].append(float(1.0 - ref_shares[order].sum()))
         hist["current"].append(float(1.0 - cur_shares[order].sum()))
     return hist
 
 
-def _clean(ref: ColumnProfile, values: np.ndarray) -> tuple[np.ndarray, int]:
-    if ref.kind == "numeric":
-        return clean_numeric(values, ref.name)
-    return clean_categorical(values)
-
-
-def _is_same_constant(ref: ColumnProfile, cur: np.ndarray) -> bool:
+def _is_same_constant(ref: ColumnProfile, cur: Sample) -> bool:
     if ref.n_unique != 1:
         return False
-    only = ref.values[0] if ref.kind == "numeric" else ref.categories[0]
-    return bool(np.all(cur == only))
+    if ref.kind == "numeric":
+        return bool(np.all(cur.values == ref.values[0]))
+    keys, _ = cur.counts()
+    return keys.size == 1 and keys[0] == ref.categories[0]
 
 
 def column_drift(ref: ColumnProfile, current: np.ndarray | None, policy: ColumnPolicy) -> Score:
@@ -151,19 +134,17 @@ def column_drift(ref: ColumnProfile, current: np.ndarray | None, policy: ColumnP
     method = policy.method
     if current is None:
         return Score.insufficient("drift", method, f"column {ref.name!r} is not in the window", ref.name)
-    cur, n_missing = _clean(ref, current)
+    cur = make_sample(ref.kind, current, ref.name)
     details: dict[str, Any] = {
         "n_reference": ref.n,
-        "n_current": int(cur.size),
+        "n_current": cur.n,
         "reference_missing": ref.n_missing,
-        "current_missing": n_missing,
+        "current_missing": cur.n_missing,
         "missing_values": MISSING_NOTE,
     }
-    if ref.n < policy.min_samples or cur.size < policy.min_samples:
+    if ref.n < policy.min_samples or cur.n < policy.min_samples:
         side = "reference" if ref.n < policy.min_samples else "window"
-        reason = (
-            f"column {ref.name!r}: {side} has {min(ref.n, cur.size)} non-missing values (need {policy.min_samples})"
-        )
+        reason = f"column {ref.name!r}: {side} has {min(ref.n, cur.n)} non-missing values (need {policy.min_samples})"
         return Score("drift", method, None, ref.name, status="insufficient_data", reason=reason, details=details)
     if _is_same_constant(ref, cur):
         reason = f"column {ref.name!r} is constant (one value in reference and window): no distribution to compare"

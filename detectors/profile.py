@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from detectors.types import ColumnKind
 
@@ -41,22 +42,6 @@ _FORMAT_VERSION = 1
 
 class ProfileError(ValueError):
     """A reference profile could not be built or loaded; the message names the column."""
-
-
-def _missing_mask(values: np.ndarray) -> np.ndarray:
-    """True where a value counts as missing for drift: NaN, None, +inf or -inf."""
-    if values.dtype.kind in "fc":
-        return ~np.isfinite(values)
-    if values.dtype.kind in "iub":
-        return np.zeros(values.shape, dtype=bool)
-    if values.dtype.kind in "US":
-        return np.zeros(values.shape, dtype=bool)
-    # Object arrays: None and float NaN/inf may hide among strings.
-    return np.fromiter(
-        (v is None or (isinstance(v, float) and not np.isfinite(v)) for v in values),
-        dtype=bool,
-        count=values.size,
-    )
 
 
 def clean_numeric(values: np.ndarray, column: str) -> tuple[np.ndarray, int]:
@@ -73,14 +58,65 @@ def clean_numeric(values: np.ndarray, column: str) -> tuple[np.ndarray, int]:
     return (arr if n_missing == 0 else arr[finite]), n_missing
 
 
-def clean_categorical(values: np.ndarray) -> tuple[np.ndarray, int]:
-    """Values of ``values`` as strings (missing dropped) and the number of missing ones."""
+def category_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Sorted category strings, their counts, and the number of missing values dropped.
+
+    pandas' hash-based ``value_counts`` does the counting: NumPy has no hash table, and sorting
+    100,000 strings costs several times more. Only the few distinct values are then turned into
+    strings (values whose strings coincide, like ``1`` and ``"1"``, are merged).
+    """
     arr = np.asarray(values).ravel()
-    missing = _missing_mask(arr)
-    n_missing = int(np.count_nonzero(missing))
-    if n_missing:
-        arr = arr[~missing]
-    return arr.astype(str), n_missing
+    counted = pd.Series(arr, copy=False).value_counts(dropna=True, sort=False)
+    keys = counted.index.to_numpy()
+    counts = counted.to_numpy()
+    # Evidently turns ±inf into NaN before dropping missing values; do the same.
+    infinite = np.fromiter((isinstance(k, float) and not np.isfinite(k) for k in keys), bool, keys.size)
+    if infinite.any():
+        keys, counts = keys[~infinite], counts[~infinite]
+    categories, inverse = np.unique(keys.astype(str), return_inverse=True)
+    merged = np.bincount(inverse, weights=counts, minlength=categories.size).astype(np.int64)
+    return categories, merged, int(arr.size - merged.sum())
+
+
+class Sample:
+    """One window's non-missing values of one column, ready for the drift tests.
+
+    Numeric samples keep their finite float64 ``values``; categorical samples keep only their
+    distinct values and counts (no categorical test needs more). ``counts()`` is computed at
+    most once, however many tests and helpers ask for it.
+    """
+
+    __slots__ = ("_categories", "_counts", "integer", "n", "n_missing", "values")
+
+    def __init__(
+        self,
+        values: np.ndarray | None,
+        n_missing: int,
+        integer: bool = False,
+        categories: np.ndarray | None = None,
+        counts: np.ndarray | None = None,
+    ):
+        self.values = values
+        self.n_missing = n_missing
+        self.integer = integer
+        self._categories = categories
+        self._counts = counts
+        self.n = int(values.size) if values is not None else int(counts.sum())  # type: ignore[union-attr]
+
+    def counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct values (sorted) and their counts."""
+        if self._counts is None:
+            self._categories, self._counts = np.unique(self.values, return_counts=True)
+        return self._categories, self._counts  # type: ignore[return-value]
+
+
+def make_sample(kind: ColumnKind, values: np.ndarray, column: str) -> Sample:
+    """Drop missing values (NaN, None, ±inf) from a window's column, as Evidently does."""
+    if kind == "numeric":
+        clean, n_missing = clean_numeric(values, column)
+        return Sample(clean, n_missing, integer=np.asarray(values).dtype.kind in "iu")
+    categories, counts, n_missing = category_counts(values)
+    return Sample(None, n_missing, categories=categories, counts=counts)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -136,8 +172,7 @@ def profile_column(name: str, values: np.ndarray, kind: ColumnKind) -> ColumnPro
             counts=counts.astype(np.int64),
         )
     if kind == "categorical":
-        clean, n_missing = clean_categorical(arr)
-        categories, counts = np.unique(clean, return_counts=True)
+        categories, counts, n_missing = category_counts(arr)
         return ColumnProfile(
             name=name,
             kind=kind,

@@ -25,14 +25,14 @@ unseen_share        categorical  0.05       value > threshold    share of unseen
 also run on numeric columns, treating distinct values as categories, because Evidently's
 ``auto`` picks them for numeric columns with few distinct values.
 
-Inputs: ``cur`` is the window's values with missing values already dropped (float64 for numeric
-profiles, strings for categorical ones; see :mod:`detectors.profile`). A test that is undefined
+Inputs: ``cur`` is the window's :class:`~detectors.profile.Sample` (missing values dropped;
+see :func:`~detectors.profile.make_sample`). A test that is undefined
 on the data raises :class:`InsufficientDataError` with the reason.
 
 >>> import numpy as np
->>> from detectors.profile import profile_column
+>>> from detectors.profile import make_sample, profile_column
 >>> ref = profile_column("x", np.arange(100.0), "numeric")
->>> round(get_stattest("wasserstein").compute(ref, np.arange(100.0) + 5.0), 6)
+>>> round(get_stattest("wasserstein").compute(ref, make_sample("numeric", np.arange(100.0) + 5.0, "x")), 6)
 0.173214
 """
 
@@ -47,11 +47,11 @@ import numpy as np
 from scipy import stats
 from scipy.spatial import distance
 
-from detectors.profile import FEW_UNIQUE_LIMIT, ColumnProfile
+from detectors.profile import FEW_UNIQUE_LIMIT, ColumnProfile, Sample
 from detectors.types import ColumnKind
 
 Comparison = Literal["lt", "le", "gt", "ge"]
-StatTestFunc = Callable[[ColumnProfile, np.ndarray], float]
+StatTestFunc = Callable[[ColumnProfile, Sample], float]
 
 # Evidently's auto choice: references up to this size get hypothesis tests, larger get distances.
 SMALL_REFERENCE_LIMIT = 1000
@@ -78,7 +78,7 @@ class StatTest:
     comparison: Comparison
     is_p_value: bool
 
-    def compute(self, ref: ColumnProfile, cur: np.ndarray) -> float:
+    def compute(self, ref: ColumnProfile, cur: Sample) -> float:
         """The test's value for a reference profile and the window's cleaned values."""
         if ref.kind not in self.kinds:
             raise UnknownStatTestError(f"column {ref.name!r}: method {self.key!r} does not apply to {ref.kind} columns")
@@ -129,10 +129,10 @@ def _reference_keys(ref: ColumnProfile) -> tuple[np.ndarray, np.ndarray]:
     return ref.categories, ref.counts
 
 
-def aligned_counts(ref: ColumnProfile, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def aligned_counts(ref: ColumnProfile, cur: Sample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Union of reference and window categories (sorted) with the counts of each side."""
     ref_keys, ref_counts = _reference_keys(ref)
-    cur_keys, cur_counts = np.unique(cur, return_counts=True)
+    cur_keys, cur_counts = cur.counts()
     keys = np.union1d(ref_keys, cur_keys)
     ref_aligned = np.zeros(keys.size, dtype=np.float64)
     cur_aligned = np.zeros(keys.size, dtype=np.float64)
@@ -171,17 +171,17 @@ def histogram_sorted(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray
     return np.diff(positions)
 
 
-def binned_shares(ref: ColumnProfile, cur: np.ndarray, fill_zeroes: bool) -> tuple[np.ndarray, np.ndarray]:
+def binned_shares(ref: ColumnProfile, cur: Sample, fill_zeroes: bool) -> tuple[np.ndarray, np.ndarray]:
     """Evidently's ``get_binned_data``: shares per Sturges bin (numeric, > 20 distinct
     reference values) or per category, with zero shares replaced when ``fill_zeroes``."""
     if ref.kind == "numeric" and ref.n_unique > FEW_UNIQUE_LIMIT:
-        edges = sturges_edges(ref, cur)
+        edges = sturges_edges(ref, cur.values, cur.integer)
         ref_shares = histogram_sorted(ref.values, edges) / ref.values.size
-        cur_shares = np.histogram(cur, edges)[0] / cur.size
+        cur_shares = np.histogram(cur.values, edges)[0] / cur.n
     else:
         _, ref_counts, cur_counts = aligned_counts(ref, cur)
         ref_shares = ref_counts / ref.n
-        cur_shares = cur_counts / cur.size
+        cur_shares = cur_counts / cur.n
     if fill_zeroes:
         for shares in (ref_shares, cur_shares):
             smallest = shares[shares != 0].min()
@@ -192,12 +192,12 @@ def binned_shares(ref: ColumnProfile, cur: np.ndarray, fill_zeroes: bool) -> tup
 # --- the tests --------------------------------------------------------------------------------
 
 
-def ks_pvalue(ref: ColumnProfile, cur: np.ndarray) -> float:
+def ks_pvalue(ref: ColumnProfile, cur: Sample) -> float:
     """Two-sample Kolmogorov–Smirnov p-value (``scipy.stats.ks_2samp``, method auto)."""
-    return stats.ks_2samp(ref.values, cur).pvalue
+    return stats.ks_2samp(ref.values, cur.values).pvalue
 
 
-def wasserstein_normed(ref: ColumnProfile, cur: np.ndarray) -> float:
+def wasserstein_normed(ref: ColumnProfile, cur: Sample) -> float:
     """First Wasserstein distance divided by ``max(std(reference), 0.001)``.
 
     Same computation as ``scipy.stats.wasserstein_distance`` (area between the two empirical
@@ -206,50 +206,56 @@ def wasserstein_normed(ref: ColumnProfile, cur: np.ndarray) -> float:
     if not np.isfinite(ref.std):
         raise InsufficientDataError("values too large: the reference's standard deviation overflows float64")
     u = ref.values
-    v = np.sort(cur)
-    all_values = np.concatenate((u, v))
-    all_values.sort()
-    deltas = np.diff(all_values)
-    u_cdf = np.searchsorted(u, all_values[:-1], side="right") / u.size
-    v_cdf = np.searchsorted(v, all_values[:-1], side="right") / v.size
+    v = np.sort(cur.values)
+    n, m = u.size, v.size
+    # Merge the two sorted samples without sorting again: v[j] lands after the j values of v
+    # before it and after every u <= v[j]. Running counts then give both empirical CDFs.
+    from_v = np.zeros(n + m, dtype=bool)
+    from_v[np.searchsorted(u, v, side="right") + np.arange(m)] = True
+    merged = np.empty(n + m, dtype=np.float64)
+    merged[from_v] = v
+    merged[~from_v] = u
+    v_counts = np.cumsum(from_v[:-1])
+    u_counts = np.arange(1, n + m) - v_counts
+    # Between equal merged values the step is zero, so ties need no special handling.
     with np.errstate(all="ignore"):
-        distance_ = float(np.dot(np.abs(u_cdf - v_cdf), deltas))
+        distance_ = float(np.dot(np.abs(u_counts / n - v_counts / m), np.diff(merged)))
     return distance_ / max(ref.std, 0.001)
 
 
-def psi(ref: ColumnProfile, cur: np.ndarray) -> float:
+def psi(ref: ColumnProfile, cur: Sample) -> float:
     """Population stability index over Evidently's bins (zero shares filled)."""
     ref_shares, cur_shares = binned_shares(ref, cur, fill_zeroes=True)
     return float(np.sum((ref_shares - cur_shares) * np.log(ref_shares / cur_shares)))
 
 
-def jensenshannon(ref: ColumnProfile, cur: np.ndarray) -> float:
+def jensenshannon(ref: ColumnProfile, cur: Sample) -> float:
     """Jensen–Shannon distance (natural log) over Evidently's bins."""
     ref_shares, cur_shares = binned_shares(ref, cur, fill_zeroes=False)
     return float(distance.jensenshannon(ref_shares, cur_shares))
 
 
-def anderson_pvalue(ref: ColumnProfile, cur: np.ndarray) -> float:
+def anderson_pvalue(ref: ColumnProfile, cur: Sample) -> float:
     """k-sample Anderson–Darling p-value (midrank variant, as Evidently's default call).
 
     SciPy caps the p-value to [0.001, 0.25] and warns when it does; the cap is the documented
     behaviour, so the warning is not an error here.
     """
-    if ref.n_unique < 2 and np.all(cur == ref.values[0]):
+    if ref.n_unique < 2 and np.all(cur.values == ref.values[0]):
         raise InsufficientDataError("Anderson–Darling needs at least two distinct values")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="p-value (capped|floored)", category=UserWarning)
-        return stats.anderson_ksamp([ref.values, cur], variant="midrank").pvalue
+        return stats.anderson_ksamp([ref.values, cur.values], variant="midrank").pvalue
 
 
-def cramer_von_mises_pvalue(ref: ColumnProfile, cur: np.ndarray) -> float:
+def cramer_von_mises_pvalue(ref: ColumnProfile, cur: Sample) -> float:
     """Two-sample Cramér–von Mises p-value (``scipy.stats.cramervonmises_2samp``)."""
-    if ref.values.size < 2 or cur.size < 2:
+    if ref.values.size < 2 or cur.n < 2:
         raise InsufficientDataError("Cramér–von Mises needs at least two values on each side")
-    return stats.cramervonmises_2samp(ref.values, cur).pvalue
+    return stats.cramervonmises_2samp(ref.values, cur.values).pvalue
 
 
-def chisquare_pvalue(ref: ColumnProfile, cur: np.ndarray) -> float:
+def chisquare_pvalue(ref: ColumnProfile, cur: Sample) -> float:
     """χ² goodness-of-fit p-value of the window's counts against reference shares.
 
     Equals ``scipy.stats.chisquare(f_obs=current counts, f_exp=reference counts * m / n)``; a
@@ -259,14 +265,14 @@ def chisquare_pvalue(ref: ColumnProfile, cur: np.ndarray) -> float:
     _, ref_counts, cur_counts = aligned_counts(ref, cur)
     if ref_counts.size < 2:
         raise InsufficientDataError("chi-square needs at least two categories (one category: no dof)")
-    expected = ref_counts * (cur.size / ref.n)
+    expected = ref_counts * (cur.n / ref.n)
     if np.any(expected == 0):
         return 0.0
     statistic = float(np.sum((cur_counts - expected) ** 2 / expected))
     return float(stats.chi2.sf(statistic, ref_counts.size - 1))
 
 
-def z_pvalue(ref: ColumnProfile, cur: np.ndarray) -> float:
+def z_pvalue(ref: ColumnProfile, cur: Sample) -> float:
     """Two-sided two-proportion Z-test p-value: the first category (sorted) against the rest.
 
     Both sides holding the same single category give p = 1, as in Evidently.
@@ -274,7 +280,7 @@ def z_pvalue(ref: ColumnProfile, cur: np.ndarray) -> float:
     keys, ref_counts, cur_counts = aligned_counts(ref, cur)
     if keys.size == 1:
         return 1.0
-    n1, n2 = ref.n, cur.size
+    n1, n2 = ref.n, cur.n
     p1 = (n1 - ref_counts[0]) / n1
     p2 = (n2 - cur_counts[0]) / n2
     pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
@@ -283,17 +289,18 @@ def z_pvalue(ref: ColumnProfile, cur: np.ndarray) -> float:
     return float(2 * (1 - stats.norm.cdf(np.abs(z))))
 
 
-def hellinger(ref: ColumnProfile, cur: np.ndarray) -> float:
+def hellinger(ref: ColumnProfile, cur: Sample) -> float:
     """Hellinger distance between category shares."""
     _, ref_counts, cur_counts = aligned_counts(ref, cur)
-    overlap = float(np.sum(np.sqrt((ref_counts / ref.n) * (cur_counts / cur.size))))
+    overlap = float(np.sum(np.sqrt((ref_counts / ref.n) * (cur_counts / cur.n))))
     return float(np.sqrt(1 - np.clip(overlap, 0, 1)))
 
 
-def unseen_share(ref: ColumnProfile, cur: np.ndarray) -> float:
+def unseen_share(ref: ColumnProfile, cur: Sample) -> float:
     """Share of the window's values whose category never occurs in the reference."""
-    seen = np.isin(cur, ref.categories)
-    return float(1.0 - np.count_nonzero(seen) / cur.size)
+    keys, counts = cur.counts()
+    unseen = ~np.isin(keys, ref.categories)
+    return float(counts[unseen].sum() / cur.n)
 
 
 _BOTH: frozenset[ColumnKind] = frozenset(("numeric", "categorical"))
@@ -315,7 +322,7 @@ for _test in (
     register_stattest(_test)
 
 
-def auto_method(ref: ColumnProfile, cur: np.ndarray) -> str:
+def auto_method(ref: ColumnProfile, cur: Sample) -> str:
     """The key Evidently 0.7's DataDriftPreset picks (legacy ``_get_default_stattest``).
 
     Sizes count non-missing values; "distinct values" counts the union of both sides.

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 from scipy.spatial import distance
 
-from detectors.profile import profile_column
+from detectors.profile import make_sample, profile_column
 from detectors.stattests import (
     StatTest,
     UnknownStatTestError,
@@ -34,7 +34,7 @@ def _categorical_pair(seed: int, n: int = 600, m: int = 400) -> tuple[np.ndarray
 
 
 def _value(key: str, ref: np.ndarray, cur: np.ndarray, kind: str = "numeric") -> float:
-    return get_stattest(key).compute(profile_column("x", ref, kind), cur)
+    return get_stattest(key).compute(profile_column("x", ref, kind), make_sample(kind, cur, "x"))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -113,7 +113,7 @@ def test_numeric_tests_equal_evidently_value_and_verdict(key: str, shift: float)
     ref, cur = _numeric_pair(11, shift=shift)
     expected = evidently_stattest(key, ref, cur, ColumnType.Numerical)
     test = get_stattest(key)
-    value = test.compute(profile_column("x", ref, "numeric"), cur)
+    value = test.compute(profile_column("x", ref, "numeric"), make_sample("numeric", cur, "x"))
     assert value == pytest.approx(expected.drift_score, abs=TOL)
     assert test.default_threshold == expected.actual_threshold
     assert test.breached(value, test.default_threshold) == expected.drifted
@@ -128,7 +128,7 @@ def test_categorical_tests_equal_evidently_value_and_verdict(key: str, unseen: b
     cur = rng.choice([*values[:-1], "new"] if unseen else values, 300)
     expected = evidently_stattest(key, ref, cur, ColumnType.Categorical)
     test = get_stattest(key)
-    value = test.compute(profile_column("x", ref, "categorical"), cur)
+    value = test.compute(profile_column("x", ref, "categorical"), make_sample("categorical", cur, "x"))
     assert value == pytest.approx(expected.drift_score, abs=TOL)
     assert test.default_threshold == expected.actual_threshold
     assert test.breached(value, test.default_threshold) == expected.drifted
@@ -169,5 +169,7 @@ def test_registry_keys_and_errors() -> None:
     with pytest.raises(ValueError, match="already registered"):
         register_stattest(get_stattest("ks"))
     with pytest.raises(UnknownStatTestError, match="does not apply"):
-        get_stattest("hellinger").compute(profile_column("x", np.arange(5.0), "numeric"), np.arange(3.0))
+        get_stattest("hellinger").compute(
+            profile_column("x", np.arange(5.0), "numeric"), make_sample("numeric", np.arange(3.0), "x")
+        )
     assert isinstance(get_stattest("ks"), StatTest)
