@@ -1,0 +1,343 @@
+"""The push API over the real store (SQLite and the Postgres fixture), in process through TestClient."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from sqlalchemy import Engine, func, select
+
+from monitor.api import create_app
+from monitor.auth import create_api_key, revoke_api_key
+from monitor.config import Config, parse_config
+from monitor.db import make_engine
+from monitor.models import PendingLabel, Prediction, RejectedRecord
+
+MODELS = {
+    "churn": {
+        "task": "binary",
+        "fields": {
+            "id": "request_id",
+            "timestamp": "@timestamp",
+            "prediction": "output.label",
+            "score": "output.proba",
+            "label": "outcome",
+        },
+        "features": {"tenure": "numeric", "plan": "categorical", "monthly_charges": "numeric"},
+    },
+    "price": {"task": "regression", "features": {"sqft": "numeric"}},
+}
+
+
+def make_config(store: str = "sqlite://", **api: Any) -> Config:
+    return parse_config({"store": store, "models": MODELS, "api": api})
+
+
+def canonical(i: int, **changes: Any) -> dict[str, Any]:
+    record = {
+        "id": f"r{i}",
+        "timestamp": "2026-03-01T12:00:00Z",
+        "features": {"tenure": i, "plan": "pro" if i % 2 else "basic", "monthly_charges": 20.5 + i},
+        "prediction": i % 2,
+        "score": 0.25,
+    }
+    record.update(changes)
+    return record
+
+
+@contextlib.contextmanager
+def serving(app: FastAPI, port: int = 0) -> Iterator[str]:
+    """Run ``app`` under a real uvicorn server in a thread; yields its base URL."""
+    if not port:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            thread.join(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join()
+
+
+@contextlib.contextmanager
+def client_for(app: FastAPI, key: str | None = None) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    with serving(app) as url, httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def api(store_engine: Engine) -> Iterator[tuple[httpx.Client, str, Engine]]:
+    key, _ = create_api_key(store_engine, "svc-test")
+    with client_for(create_app(make_config(max_body_bytes=200_000), store_engine), key) as client:
+        yield client, key, store_engine
+
+
+def count(engine: Engine, table: Any, **where: Any) -> int:
+    query = select(func.count()).select_from(table)
+    for column, value in where.items():
+        query = query.where(getattr(table, column) == value)
+    with engine.connect() as connection:
+        return connection.scalar(query)
+
+
+def predictions(engine: Engine) -> dict[str, Prediction]:
+    with engine.connect() as connection:
+        return {row.prediction_id: row for row in connection.execute(select(Prediction))}
+
+
+@pytest.mark.integration
+def test_batch_is_stored_once_and_reads_back_typed(api) -> None:
+    client, _, engine = api
+    batch = [canonical(i) for i in range(50)]
+    first = client.post("/v1/models/churn/predictions", json=batch)
+    assert first.status_code == 200, first.text
+    assert first.json() == {"accepted": 50, "rejected": [], "replayed": False}
+    again = client.post("/v1/models/churn/predictions", json=[*batch[:10], canonical(50)])
+    assert again.json()["accepted"] == 11
+    rows = predictions(engine)
+    assert len(rows) == 51
+    row = rows["r3"]
+    assert row.features == {"tenure": 3, "plan": "pro", "monthly_charges": 23.5}
+    assert (row.prediction, row.score, row.label, row.source) == (1, 0.25, None, "api")
+    assert row.ts.isoformat() == "2026-03-01T12:00:00+00:00"
+
+
+@pytest.mark.integration
+def test_ndjson_and_epoch_timestamps(api) -> None:
+    client, _, engine = api
+    lines = [canonical(1, timestamp=1772366400), canonical(2, timestamp=1772366400123, features={"tenure": None})]
+    body = b"\n".join(orjson.dumps(r) for r in lines) + b"\n\n"
+    response = client.post(
+        "/v1/models/churn/predictions", content=body, headers={"Content-Type": "application/x-ndjson"}
+    )
+    assert response.json()["accepted"] == 2
+    rows = predictions(engine)
+    assert rows["r1"].ts.isoformat() == "2026-03-01T12:00:00+00:00"
+    assert rows["r2"].ts.isoformat() == "2026-03-01T12:00:00.123000+00:00"
+    assert rows["r2"].features == {"tenure": None, "plan": None, "monthly_charges": None}
+
+
+@pytest.mark.integration
+def test_bad_records_are_rejected_one_by_one(api) -> None:
+    client, _, engine = api
+    huge = "x" * 10_000_000
+    good = [canonical(i) for i in range(3)]
+    bad = [
+        {k: v for k, v in canonical(10).items() if k != "id"},  # missing id
+        canonical(11, features={"tenure": "abc"}),  # wrong type
+        canonical(12, score=1e308 * 10),  # inf: orjson writes it as null → fine; checked below via NDJSON
+        canonical(13, extra=1),  # unknown field
+        canonical(14, features={"plan": huge}),  # 10 MB string
+        canonical(15, features={"tenure": 1, "colour": "red"}),  # unknown feature
+        canonical(16, timestamp="yesterday"),
+        canonical(17, prediction=None),
+        canonical(18, score=1.5),
+        "not an object",
+    ]
+    lines = [orjson.dumps(r) for r in good + bad]
+    lines += [b'{"id": "r19", "timestamp": 0, "features": {"tenure": NaN}, "prediction": 1}']  # NaN is not JSON
+    lines += [b'{"id": "r20", "timestamp": 0, "features": {"plan": "\xff\xfe"}, "prediction": 1}']  # invalid UTF-8
+    lines += [b'{"id": "r21", ']  # truncated
+    app = create_app(make_config(max_body_bytes=30_000_000), engine)
+    with client_for(app, client.headers["Authorization"].removeprefix("Bearer ")) as big:
+        response = big.post(
+            "/v1/models/churn/predictions", content=b"\n".join(lines), headers={"Content-Type": "application/x-ndjson"}
+        )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["accepted"] == 4  # the 3 good ones and r12 (its inf became null, a missing score)
+    messages = {r["index"]: r["message"] for r in body["rejected"]}
+    assert messages[3] == "[3].id: required field is missing"
+    assert messages[4] == '[4].features.tenure: expected number, got "abc"'
+    assert messages[6].startswith("[6].extra: unknown field (expected features, id, label, prediction, score")
+    assert messages[7] == "[7].features.plan: string of 10000000 characters is longer than 1024"
+    assert messages[8].startswith("[8].features.colour: unknown feature (known: tenure, plan, monthly_charges)")
+    assert messages[9] == '[9].timestamp: expected an ISO-8601 time or epoch seconds/milliseconds, got "yesterday"'
+    assert messages[10] == "[10].prediction: required field is missing"
+    assert messages[11] == "[11].score: expected a probability in [0, 1], got 1.5"
+    assert messages[12] == "[12]: expected a JSON object, got string"
+    assert messages[13].startswith("[13]: not valid JSON")
+    assert messages[14].startswith("[14]: not valid JSON")
+    assert messages[15].startswith("[15]: not valid JSON")
+    assert sorted(messages) == [3, 4, *range(6, 16)]
+    assert set(predictions(engine)) == {"r0", "r1", "r2", "r12"}
+    with engine.connect() as connection:
+        stored = connection.execute(select(RejectedRecord).order_by(RejectedRecord.id)).all()
+    assert [r.reason for r in stored] == [r["message"] for r in body["rejected"]]
+    assert stored[1].record_ref == "id=r11" and stored[1].field == "features.tenure"
+    assert len(stored[4].payload) <= 2000  # the 10 MB record is kept only in part
+
+
+@pytest.mark.integration
+def test_non_finite_numbers_are_rejected(store_engine: Engine) -> None:
+    from monitor.ingest import ingest_predictions
+
+    config = make_config()
+    records = [
+        canonical(1, features={"tenure": float("nan")}),
+        canonical(2, score=float("inf")),
+        {"id": "p", "timestamp": 0, "features": {"sqft": 1.0}, "prediction": float("-inf")},
+    ]
+    result = ingest_predictions(store_engine, config, "churn", records[:2], "test", shape="canonical")
+    assert [r.message for r in result.rejected] == [
+        "[0].features.tenure: expected a finite number, got nan",
+        "[1].score: expected a finite number, got inf",
+    ]
+    result = ingest_predictions(store_engine, config, "price", records[2:], "test", shape="canonical")
+    assert result.rejected[0].message == "[0].prediction: expected a finite number, got -inf"
+    assert count(store_engine, Prediction) == 0
+    assert count(store_engine, RejectedRecord) == 3
+
+
+@pytest.mark.integration
+def test_invalid_json_array_body_is_400_and_recorded(api) -> None:
+    client, _, engine = api
+    response = client.post(
+        "/v1/models/churn/predictions", content=b'[{"id": 1,', headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert "body is not valid JSON" in response.json()["detail"]
+    response = client.post("/v1/models/churn/predictions", json={"id": 1})
+    assert response.status_code == 400
+    assert response.json()["detail"] == "expected a JSON array of records, got a JSON dict"
+    assert count(engine, RejectedRecord) == 2
+
+
+@pytest.mark.integration
+def test_labels_before_and_after_their_predictions(api) -> None:
+    client, _, engine = api
+    client.post("/v1/models/churn/predictions", json=[canonical(1), canonical(2)])
+    response = client.post(
+        "/v1/models/churn/labels",
+        json=[{"id": "r1", "label": 1}, {"id": "r3", "label": 0, "timestamp": "2026-03-02T00:00:00Z"}, {"id": "r4"}],
+    )
+    assert response.json()["accepted"] == 2
+    assert response.json()["rejected"][0]["message"] == "[2].label: required field is missing"
+    assert count(engine, PendingLabel) == 1
+    client.post("/v1/models/churn/predictions", json=[canonical(3), canonical(4)])
+    rows = predictions(engine)
+    assert {k: r.label for k, r in rows.items()} == {"r1": 1, "r2": None, "r3": 0, "r4": None}
+    assert rows["r3"].label_ts.isoformat() == "2026-03-02T00:00:00+00:00"
+    assert count(engine, PendingLabel) == 0
+    # A re-sent prediction keeps its label; a corrected label replaces it.
+    client.post("/v1/models/churn/predictions", json=[canonical(1)])
+    client.post("/v1/models/churn/labels", json=[{"id": "r3", "label": 1}])
+    rows = predictions(engine)
+    assert (rows["r1"].label, rows["r3"].label) == (1, 1)
+
+
+@pytest.mark.integration
+def test_idempotency_key_replays_the_first_answer(api) -> None:
+    client, _, engine = api
+    headers = {"Idempotency-Key": "batch-7"}
+    first = client.post("/v1/models/churn/predictions", json=[canonical(1), canonical(2, id=None)], headers=headers)
+    replay = client.post("/v1/models/churn/predictions", json=[canonical(3)], headers=headers)
+    assert replay.json() == {**first.json(), "replayed": True}
+    assert set(predictions(engine)) == {"r1"}
+    assert count(engine, RejectedRecord) == 1
+    # Another route or model with the same key is a different request.
+    other = client.post("/v1/models/churn/labels", json=[{"id": "r1", "label": 1}], headers=headers)
+    assert other.json()["replayed"] is False
+
+
+@pytest.mark.integration
+def test_authentication_scope_and_errors(api) -> None:
+    client, _, engine = api
+    url = "/v1/models/churn/predictions"
+    no_key = client.post(url, json=[canonical(1)], headers={"Authorization": ""})
+    wrong = client.post(url, json=[canonical(1)], headers={"Authorization": "Bearer dsk_0000_nope"})
+    assert no_key.status_code == wrong.status_code == 401
+    assert no_key.json() == wrong.json() == {"detail": "invalid or missing API key"}
+    scoped, _ = create_api_key(engine, "svc-price", ["price"])
+    forbidden = client.post(url, json=[canonical(1)], headers={"Authorization": f"Bearer {scoped}"})
+    assert forbidden.status_code == 403
+    unknown = client.post("/v1/models/nope/predictions", json=[])
+    assert unknown.status_code == 404
+    assert unknown.json()["detail"] == {"message": "unknown model 'nope'", "known_models": ["churn", "price"]}
+    revoke_api_key(engine, "svc-price")
+    revoked = client.post("/v1/models/price/predictions", json=[], headers={"Authorization": f"Bearer {scoped}"})
+    assert revoked.status_code == 401 and revoked.json() == wrong.json()
+    assert count(engine, Prediction) == 0
+
+
+@pytest.mark.integration
+def test_repeated_failures_are_rate_limited(api) -> None:
+    client, key, _ = api
+    statuses = [
+        client.post("/v1/models/churn/predictions", json=[], headers={"Authorization": f"Bearer {key}x"}).status_code
+        for _ in range(12)
+    ]
+    assert statuses == [401] * 10 + [429] * 2
+    # Even the right key waits: the client is blocked, not the key.
+    blocked = client.post("/v1/models/churn/predictions", json=[])
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
+
+
+@pytest.mark.integration
+def test_body_size_limit(api) -> None:
+    client, _, engine = api
+    big = [canonical(i, features={"plan": "p" * 1000}) for i in range(300)]  # ~330 kB > 200 kB
+    response = client.post("/v1/models/churn/predictions", json=big)
+    assert response.status_code == 413
+    chunked = client.post(
+        "/v1/models/churn/predictions", content=iter([orjson.dumps(big)]), headers={"Content-Type": "application/json"}
+    )
+    assert chunked.status_code == 413
+    assert count(engine, Prediction) == 0
+
+
+def test_every_route_needs_credentials_except_health_and_docs(sqlite_engine: Engine) -> None:
+    app = create_app(make_config(), sqlite_engine)
+    public = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    checked = []
+    with client_for(app) as client:
+        responses = {}
+        for route in app.routes:
+            path = route.path.replace("{model}", "churn")
+            for method in sorted(getattr(route, "methods", None) or ["GET"]):
+                if method != "HEAD":
+                    responses[route.path, method] = client.request(method, path, json=[canonical(1)])
+    for route in app.routes:
+        path = route.path.replace("{model}", "churn")
+        for method in sorted(getattr(route, "methods", None) or ["GET"]):
+            if method == "HEAD":
+                continue
+            response = responses[route.path, method]
+            if route.path in public:
+                assert response.status_code == 200, (method, path)
+            else:
+                assert response.status_code == 401, (method, path, response.status_code)
+                checked.append(path)
+    assert sorted(checked) == ["/v1/models/churn/labels", "/v1/models/churn/predictions"]
+    assert all(isinstance(r, APIRoute) for r in app.routes if r.path in checked)
+
+
+@pytest.mark.integration
+def test_health_readiness_and_openapi(api, tmp_path) -> None:
+    client, _, _ = api
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/v1/models/{model}/predictions"]["post"]["requestBody"]["content"]
+    assert set(body) == {"application/json", "application/x-ndjson"}
+    assert client.get("/docs").status_code == 200
+    down = create_app(make_config(), make_engine(f"sqlite:///{tmp_path}/no/such/dir.db"))
+    with client_for(down) as unready:
+        assert unready.get("/readyz").status_code == 503
