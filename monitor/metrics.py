@@ -1,17 +1,369 @@
-"""Driftscope's own Prometheus metrics (prometheus-client).
+"""Driftscope's own Prometheus metrics (prometheus-client), served at ``/metrics``.
 
-Counters that only the process that did the work can know (records ingested, collector runs)
-live here as module-level metrics. Values that are facts of the store (current drift scores,
-firing alerts, pending notifications) are read from the store at scrape time by a custom
-collector instead, so every process and every uvicorn worker exposes the same truth.
+Two kinds of values, kept apart on purpose:
+
+* **What only the working process knows** — records ingested, detector run durations, collector
+  errors — are ordinary module-level prometheus-client metrics (counters, a histogram), plus the
+  collector status that :func:`record_collection` keeps for the worker that ran the collector.
+* **Facts of the store** — the current drift score per model/feature/method, the share of drifted
+  features, performance, the last window computed, alerts firing, notifications pending/failed —
+  are read from the store at scrape time by :class:`StoreCollector` (a handful of indexed queries,
+  cached for a few seconds). Every process, every uvicorn worker and every replica therefore
+  exposes the same numbers, whichever of them Prometheus happens to scrape.
+
+Several processes: the worker serves its own port (:func:`start_metrics_server`); the API mounts
+:func:`metrics_asgi_app`. Under ``uvicorn --workers N``, set ``PROMETHEUS_MULTIPROC_DIR`` to an
+empty directory before starting; the process-local counters and histogram are then summed over
+the workers by prometheus-client's multiprocess mode, while the store-backed gauges need no
+aggregation. See docs/metrics.md.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, make_asgi_app, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector as PromCollector
+from sqlalchemy import Engine, and_, func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.models import Alert, Model, Notification, Run, Score
+
+log = logging.getLogger(__name__)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SEVERITIES = ("info", "warning", "critical")
+
+# --- process-local metrics ----------------------------------------------------------------------
 
 RECORDS_INGESTED = Counter(
     "driftscope_records_ingested",
     "Prediction and label records received, by model, source (api, sdk, elasticsearch, demo) and outcome.",
     ["model", "source", "kind", "outcome"],  # kind: prediction | label; outcome: accepted | rejected
 )
+
+DETECTOR_RUN_DURATION = Histogram(
+    "driftscope_detector_run_duration_seconds",
+    "Wall time of one detector run (one monitor, one window), by monitor and final status.",
+    ["monitor", "status"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+
+COLLECTOR_ERRORS = Counter(
+    "driftscope_collector_errors",
+    "Collector calls that failed after their retries, by collector and whether a retry may help.",
+    ["collector", "transient"],
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _CollectorStatus:
+    position: datetime | None
+    last_success: float  # epoch seconds
+
+
+class CollectorStatusCollector(PromCollector):
+    """Lag and last success of each collector this process ran; the lag is computed at scrape time,
+    so it keeps growing when a collector stops succeeding."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._status: dict[str, _CollectorStatus] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def record(self, collector: str, position: datetime | None) -> None:
+        with self._lock:
+            self._status[collector] = _CollectorStatus(position, self._clock())
+
+    def collect(self) -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            "driftscope_collector_lag_seconds",
+            "Seconds between now and the newest source time the collector has stored.",
+            labels=["collector"],
+        )
+        success = GaugeMetricFamily(
+            "driftscope_collector_last_success_timestamp_seconds",
+            "When the collector last finished a call without error (Unix time).",
+            labels=["collector"],
+        )
+        now = self._clock()
+        with self._lock:
+            status = dict(self._status)
+        for name, item in sorted(status.items()):
+            success.add_metric([name], item.last_success)
+            if item.position is not None:
+                lag.add_metric([name], max(0.0, now - item.position.timestamp()))
+        yield lag
+        yield success
+
+
+COLLECTOR_STATUS = CollectorStatusCollector()
+
+
+def record_collection(collector: str, position: datetime | None) -> None:
+    """Call after every successful ``Collector.collect`` with its ``CollectResult.collector`` and
+    ``.position``: updates lag and last success."""
+    COLLECTOR_STATUS.record(collector, position)
+
+
+def record_collection_error(collector: str, *, transient: bool) -> None:
+    """Call when a collector call fails (after its own retries)."""
+    COLLECTOR_ERRORS.labels(collector=collector, transient=str(transient).lower()).inc()
+
+
+def observe_run(monitor: str, status: str, seconds: float) -> None:
+    """Call once per finished detector run (the scheduler)."""
+    DETECTOR_RUN_DURATION.labels(monitor=monitor, status=status).observe(seconds)
+
+
+# --- store-backed metrics -----------------------------------------------------------------------
+
+
+def _gauge(name: str, documentation: str, labels: list[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, labels=labels)
+
+
+class StoreCollector(PromCollector):
+    """Gauges read from the store at scrape time, cached for ``cache_seconds``.
+
+    "Current" means the newest succeeded run of each monitor; performance comes from the newest
+    window that has a performance score, because labels arrive late and the newest window usually
+    has none yet. A store that cannot be read gives ``driftscope_store_up 0`` and no other store
+    gauges, instead of failing the whole scrape.
+    """
+
+    def __init__(self, engine: Engine, cache_seconds: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.engine = engine
+        self.cache_seconds = cache_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: list[Metric] | None = None
+        self._cached_at = 0.0
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # no store query at registration time
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            now = self._clock()
+            if self._cached is None or now - self._cached_at >= self.cache_seconds:
+                self._cached = self._read()
+                self._cached_at = now
+            cached = self._cached
+        yield from cached
+
+    def _read(self) -> list[Metric]:
+        up = _gauge("driftscope_store_up", "1 when the last read of the store for these metrics succeeded.", [])
+        try:
+            families = self._read_store()
+        except SQLAlchemyError:
+            log.exception("reading the store for /metrics failed")
+            up.add_metric([], 0)
+            return [up]
+        up.add_metric([], 1)
+        return [up, *families]
+
+    def _read_store(self) -> list[Metric]:
+        score_labels = ["model", "monitor", "feature", "method"]
+        drift = _gauge("driftscope_drift_score", "Drift score of a column in the latest window.", score_labels)
+        drift_threshold = _gauge("driftscope_drift_threshold", "Threshold of that drift score.", score_labels)
+        drift_detected = _gauge("driftscope_drift_detected", "1 when that column drifted, else 0.", score_labels)
+        share = _gauge(
+            "driftscope_drift_share_drifted", "Share of drifted columns in the latest window.", ["model", "monitor"]
+        )
+        quality = _gauge(
+            "driftscope_data_quality",
+            "Data-quality check value in the latest window.",
+            ["model", "monitor", "feature", "check"],
+        )
+        performance = _gauge(
+            "driftscope_performance",
+            "Performance metric of the newest window with labels.",
+            ["model", "monitor", "metric"],
+        )
+        estimated = _gauge(
+            "driftscope_estimated_performance",
+            "Label-free performance estimate in the latest window.",
+            ["model", "monitor", "metric"],
+        )
+        last_window = _gauge(
+            "driftscope_last_window_end_timestamp_seconds",
+            "End of the newest window with a succeeded run (Unix time).",
+            ["model", "monitor"],
+        )
+        alerts = _gauge("driftscope_alerts_firing", "Alerts currently firing, by severity.", ["severity"])
+        pending = _gauge(
+            "driftscope_notifications_pending", "Notifications waiting for (re)delivery, by channel.", ["channel"]
+        )
+        failed = _gauge("driftscope_notifications_failed", "Notifications that gave up, by channel.", ["channel"])
+
+        with self.engine.connect() as connection:
+            names = dict(connection.execute(select(Model.id, Model.name)).all())
+            latest = (
+                select(Run.monitor, func.max(Run.window_start).label("window_start"))
+                .where(Run.status == "succeeded")
+                .group_by(Run.monitor)
+                .subquery()
+            )
+            latest_runs = connection.execute(
+                select(Run.id, Run.monitor, Run.model_id, Run.window_end).join(
+                    latest, and_(Run.monitor == latest.c.monitor, Run.window_start == latest.c.window_start)
+                )
+            ).all()
+            for _, monitor, model_id, window_end in latest_runs:
+                last_window.add_metric([names.get(model_id, str(model_id)), monitor], window_end.timestamp())
+            run_ids = [run_id for run_id, *_ in latest_runs]
+            scores = connection.execute(
+                select(
+                    Score.model_id,
+                    Score.monitor,
+                    Score.kind,
+                    Score.feature,
+                    Score.method,
+                    Score.value,
+                    Score.threshold,
+                    Score.breached,
+                ).where(Score.run_id.in_(run_ids), Score.kind != "performance", Score.value.is_not(None))
+            ).all()
+            scores += self._latest_performance(connection, list(names))
+            firing = dict(
+                connection.execute(
+                    select(Alert.severity, func.count()).where(Alert.state == "firing").group_by(Alert.severity)
+                ).all()
+            )
+            outbox = connection.execute(
+                select(Notification.channel, Notification.status, func.count())
+                .where(Notification.status.in_(("pending", "sending", "failed")))
+                .group_by(Notification.channel, Notification.status)
+            ).all()
+
+        for model_id, monitor, kind, feature, method, value, threshold, breached in scores:
+            model = names.get(model_id, str(model_id))
+            if kind == "drift" and feature is not None:
+                key = [model, monitor, feature, method]
+                drift.add_metric(key, value)
+                if threshold is not None:
+                    drift_threshold.add_metric(key, threshold)
+                if breached is not None:
+                    drift_detected.add_metric(key, float(breached))
+            elif kind == "drift" and method == "share_drifted":
+                share.add_metric([model, monitor], value)
+            elif kind == "quality":
+                quality.add_metric([model, monitor, feature or "", method], value)
+            elif kind == "performance":
+                performance.add_metric([model, monitor, method], value)
+            elif kind == "estimated_performance":
+                estimated.add_metric([model, monitor, method], value)
+        # Every severity is always present, so "== 0" and absence never mean different things.
+        for severity in (*SEVERITIES, *sorted(set(firing) - set(SEVERITIES))):
+            alerts.add_metric([severity], firing.get(severity, 0))
+        counts: dict[tuple[str, str], int] = {}
+        for channel, status, count in outbox:
+            bucket = "failed" if status == "failed" else "pending"
+            counts[channel, bucket] = counts.get((channel, bucket), 0) + count
+        for (channel, bucket), count in sorted(counts.items()):
+            (failed if bucket == "failed" else pending).add_metric([channel], count)
+        return [
+            drift,
+            drift_threshold,
+            drift_detected,
+            share,
+            quality,
+            performance,
+            estimated,
+            last_window,
+            alerts,
+            pending,
+            failed,
+        ]
+
+    @staticmethod
+    def _latest_performance(connection: Any, model_ids: list[int]) -> list[Any]:
+        # model_id IN (...) lets the (model_id, kind, window_start) index find the performance rows
+        # without reading the (far more numerous) drift scores.
+        newest = (
+            select(Score.monitor, func.max(Score.window_start).label("window_start"))
+            .where(Score.model_id.in_(model_ids), Score.kind == "performance", Score.value.is_not(None))
+            .group_by(Score.monitor)
+            .subquery()
+        )
+        return list(
+            connection.execute(
+                select(
+                    Score.model_id,
+                    Score.monitor,
+                    Score.kind,
+                    Score.feature,
+                    Score.method,
+                    Score.value,
+                    Score.threshold,
+                    Score.breached,
+                )
+                .join(newest, and_(Score.monitor == newest.c.monitor, Score.window_start == newest.c.window_start))
+                .where(Score.model_id.in_(model_ids), Score.kind == "performance", Score.value.is_not(None))
+            ).all()
+        )
+
+
+# --- serving ------------------------------------------------------------------------------------
+
+
+class _DefaultRegistry(PromCollector):
+    """prometheus-client's default registry (our counters, process and platform metrics) as one collector."""
+
+    def collect(self) -> Iterable[Metric]:
+        return REGISTRY.collect()
+
+
+def build_registry(engine: Engine, cache_seconds: float = 5.0) -> CollectorRegistry:
+    """Everything ``/metrics`` shows: process-local metrics (summed over processes in multiprocess
+    mode), this process's collector status and the store-backed gauges."""
+    registry = CollectorRegistry(auto_describe=False)
+    if os.environ.get(MULTIPROC_ENV):
+        MultiProcessCollector(registry)
+    else:
+        registry.register(_DefaultRegistry())
+    registry.register(COLLECTOR_STATUS)
+    registry.register(StoreCollector(engine, cache_seconds))
+    return registry
+
+
+def metrics_asgi_app(engine: Engine, cache_seconds: float = 5.0) -> Any:
+    """An ASGI app serving ``/metrics``; mount it on the API: ``app.mount("/metrics", metrics_asgi_app(engine))``."""
+    return make_asgi_app(registry=build_registry(engine, cache_seconds))
+
+
+@dataclass
+class MetricsServer:
+    """The worker's ``/metrics`` HTTP server, running in a daemon thread."""
+
+    host: str
+    port: int
+    _server: Any
+    _thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/metrics"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+def start_metrics_server(
+    engine: Engine, port: int, host: str = "127.0.0.1", cache_seconds: float = 5.0
+) -> MetricsServer:
+    """Serve ``/metrics`` for the worker on ``host:port`` (port 0 picks a free one); call ``.stop()`` at shutdown."""
+    server, thread = start_http_server(port, addr=host, registry=build_registry(engine, cache_seconds))
+    return MetricsServer(host, server.server_port, server, thread)
