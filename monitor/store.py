@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.config import Config
 from monitor.db import transaction
+from monitor.errors import StoreError
 from monitor.models import Model
 
 
@@ -33,3 +37,12 @@ def sync_models(engine: Engine, config: Config) -> dict[str, int]:
 def model_ids(engine: Engine) -> dict[str, int]:
     with engine.connect() as connection:
         return {name: id_ for id_, name in connection.execute(select(Model.id, Model.name))}
+
+
+def upsert_insert(dialect_name: str) -> Any:
+    """The dialect's ``insert`` construct, which has ``on_conflict_do_nothing/do_update`` (Postgres, SQLite)."""
+    if dialect_name == "postgresql":
+        return postgresql.insert
+    if dialect_name == "sqlite":
+        return sqlite.insert
+    raise StoreError(f"store: unsupported database {dialect_name!r} (expected postgresql or sqlite)")

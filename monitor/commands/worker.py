@@ -1,0 +1,34 @@
+"""``driftscope worker``: the scheduler process (see :mod:`monitor.worker`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from monitor.cli import ConfigOption, open_store, user_errors
+from monitor.config import load_config
+from monitor.db import check_migrated
+
+
+@user_errors
+def worker(
+    config: ConfigOption = None,
+    worker_id: Annotated[
+        str | None, typer.Option("--id", help="Name in run claims and logs (default: host:pid:random).")
+    ] = None,
+) -> None:
+    """Run collectors, compute every closed window of every monitor, evaluate alerts; stop on SIGTERM/Ctrl-C.
+
+    Start several on one Postgres store to share the work: each window is computed exactly once.
+    """
+    from monitor.worker import Worker
+
+    settings = load_config(config)
+    engine = open_store(settings)
+    check_migrated(engine)
+    Worker(settings, engine, worker_id=worker_id).run_forever()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("worker")(worker)

@@ -1,0 +1,151 @@
+"""The ``driftscope worker`` process: collectors, monitors, alerts and /metrics on one APScheduler.
+
+Jobs (APScheduler 3 ``BackgroundScheduler``, one thread each, never two instances of a job at
+once; a late job is coalesced into one run rather than queued):
+
+- ``monitors`` every ``worker.tick``: :meth:`monitor.scheduler.Scheduler.tick` — plan closed
+  windows, flag late labels, compute everything due, oldest first;
+- ``alerts`` every ``worker.tick``: evaluate the alert rules on the newest scores;
+- ``/metrics`` on ``worker.metrics_port`` (prometheus-client's HTTP server thread).
+
+Several workers may share one Postgres store: the store's claims decide who computes which
+window (see :mod:`monitor.scheduler`), nothing else coordinates them.
+
+In-process use (``driftscope up``, ``driftscope demo``)::
+
+    worker = Worker(config, engine)
+    worker.start()        # returns at once; jobs run in background threads
+    ...
+    worker.shutdown()     # finishes the run in progress, stops every job
+
+``driftscope worker`` calls :meth:`Worker.run_forever`, which does the same and waits for
+SIGTERM or Ctrl-C in between.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine
+
+from alerts.engine import evaluate as evaluate_alerts
+from monitor.config import Config
+from monitor.metrics import MetricsServer, start_metrics_server
+from monitor.models import utcnow
+from monitor.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """One worker: a :class:`~monitor.scheduler.Scheduler` plus the other periodic jobs.
+
+    ``worker.metrics_port: null`` in the config disables the /metrics server (0 picks a free
+    port). Construction does no I/O.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        *,
+        worker_id: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.clock = clock
+        self.scheduler = Scheduler(config, engine, worker_id=worker_id, clock=clock)
+        self.metrics_server: MetricsServer | None = None
+        self._stop = threading.Event()
+        self._jobs = BackgroundScheduler(timezone=UTC)
+
+    @property
+    def worker_id(self) -> str:
+        return self.scheduler.worker_id
+
+    def start(self) -> None:
+        """Start the jobs in background threads (the first tick runs at once) and return."""
+        tick = self.config.worker.tick.total_seconds()
+        now = datetime.now(UTC)
+        self._stop.clear()
+        self._add_job("monitors", self._monitors, tick, now)
+        if self.config.alerts.rules:
+            self._add_job("alerts", self._alerts, tick, now)
+        if self.config.worker.metrics_port is not None:
+            self.metrics_server = start_metrics_server(self.engine, self.config.worker.metrics_port)
+        self._jobs.start()
+        log.info(
+            "worker started",
+            extra={
+                "worker": self.worker_id,
+                "monitors": len(self.config.monitors),
+                "tick_seconds": tick,
+                "metrics": None if self.metrics_server is None else self.metrics_server.url,
+            },
+        )
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop every job; the run being computed is finished and written first (``wait=True``)."""
+        self._stop.set()
+        if self._jobs.running:
+            self._jobs.shutdown(wait=wait)
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+            self.metrics_server = None
+        log.info("worker stopped", extra={"worker": self.worker_id})
+
+    def run_forever(self) -> None:
+        """:meth:`start`, then block until SIGTERM or SIGINT, then :meth:`shutdown`."""
+        stop = threading.Event()
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            log.info("worker received %s, shutting down", signal.Signals(signum).name)
+            stop.set()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.start()
+            stop.wait()
+        finally:
+            self.shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    # ------------------------------------------------------------------------------------- jobs
+
+    def _add_job(self, name: str, func: Callable[[], None], seconds: float, first: datetime) -> None:
+        self._jobs.add_job(
+            self._guarded(name, func),
+            "interval",
+            seconds=seconds,
+            id=name,
+            name=name,
+            next_run_time=first,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+
+    def _guarded(self, name: str, func: Callable[[], None]) -> Callable[[], None]:
+        # One failing job (the store briefly unreachable, a notifier bug) is logged and retried on
+        # its next interval; it never stops the other jobs or the process.
+        def job() -> None:
+            try:
+                func()
+            except Exception:
+                log.exception("worker job %s failed", name, extra={"worker": self.worker_id, "job": name})
+
+        return job
+
+    def _monitors(self) -> None:
+        self.scheduler.tick(self._stop)
+
+    def _alerts(self) -> None:
+        evaluate_alerts(self.engine, self.config, self.clock())
