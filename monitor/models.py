@@ -281,13 +281,18 @@ class Notification(Base):
     """The outbox: written with the alert change, delivered later with retries."""
 
     __tablename__ = "notification"
-    __table_args__ = (Index("ix_notification_status_next_attempt_at", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_notification_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_notification_group_key_id", "group_key", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alert.id", ondelete="SET NULL"), nullable=True)
+    # One group of alerts per channel (Alertmanager's group_by); its timing is read from its latest row.
+    group_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     channel: Mapped[str] = mapped_column(String(100))
-    event: Mapped[str] = mapped_column(String(20))  # firing | resolved | repeat | test
+    event: Mapped[str] = mapped_column(String(20))  # firing | update | resolved | repeat | test
     payload: Mapped[dict[str, Any]] = mapped_column(Json)
     # pending → sending → delivered | failed
     status: Mapped[str] = mapped_column(String(20), default="pending")

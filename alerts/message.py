@@ -1,0 +1,254 @@
+"""What a notification says: the explanation of each alert and the group payload every channel renders.
+
+An alert's explanation (its ``annotations``) is built when it fires and refreshed while it fires: what
+crossed which threshold (value vs threshold), since when, the window and the reference, the sample size,
+for drift the top drifting features ranked by how far past their threshold they are, the estimated
+performance of the same window when the monitor has it, and a deep link to the dashboard page.
+
+The payload stored in the outbox is channel-neutral JSON; each channel module renders it (Block Kit,
+e-mail, Alertmanager alerts...). It never holds a secret: it is built from scores and labels only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from alerts.observe import Series
+from alerts.rules import CompiledRule, Observation
+from monitor.config import Config, ReferenceSpec
+from monitor.models import Alert, Score
+
+TOP_FEATURES = 5
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def deep_link(config: Config, model: str, window_start: datetime | None) -> str:
+    """``{dashboard.public_url}/models/{model}?window=...`` — the page that shows what the alert is about."""
+    base = f"{config.dashboard.public_url.rstrip('/')}/models/{quote(model, safe='')}"
+    return f"{base}?{urlencode({'window': iso(window_start)})}" if window_start else base
+
+
+def describe_reference(spec: ReferenceSpec | None) -> str | None:
+    if spec is None:
+        return None
+    if spec.range is not None:
+        return f"range {iso(spec.range[0])} → {iso(spec.range[1])}"
+    if spec.dataset is not None:
+        return f"dataset {spec.dataset}"
+    return f"previous {spec.previous_windows} windows"
+
+
+def _badness(value: float, threshold: float | None, p_value: bool) -> float:
+    """How far past its threshold a drift score is, comparable across methods (>1 means past it)."""
+    if threshold is None or threshold == 0:
+        return value
+    if p_value:
+        return threshold / max(value, 1e-300)
+    return value / threshold
+
+
+def top_features(session: Session, run_id: int) -> list[dict[str, Any]]:
+    """The run's per-feature drift scores, most drifted first."""
+    rows = session.execute(
+        select(Score.feature, Score.method, Score.value, Score.threshold, Score.breached, Score.details).where(
+            Score.run_id == run_id,
+            Score.kind == "drift",
+            Score.feature.is_not(None),
+            Score.status == "ok",
+            Score.value.is_not(None),
+        )
+    ).all()
+    ranked = sorted(
+        rows,
+        key=lambda r: (
+            not r.breached,
+            -_badness(r.value, r.threshold, bool((r.details or {}).get("p_value"))),
+            r.feature,
+        ),
+    )
+    return [
+        {
+            "feature": r.feature,
+            "method": r.method,
+            "value": r.value,
+            "threshold": r.threshold,
+            "breached": bool(r.breached),
+            "n_current": (r.details or {}).get("n_current"),
+            "n_reference": (r.details or {}).get("n_reference"),
+        }
+        for r in ranked[:TOP_FEATURES]
+    ]
+
+
+def estimated_performance(session: Session, monitor: str, window_start: datetime) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(Score.method, Score.value, Score.threshold).where(
+            Score.monitor == monitor,
+            Score.window_start == window_start,
+            Score.kind == "estimated_performance",
+            Score.status == "ok",
+        )
+    ).all()
+    return [{"method": r.method, "value": r.value, "threshold": r.threshold} for r in rows]
+
+
+def explain(
+    session: Session,
+    config: Config,
+    rule: CompiledRule,
+    series: Series,
+    latest: Observation,
+    since: datetime | None,
+    *,
+    resolved: bool = False,
+) -> dict[str, Any]:
+    """The annotations of an alert: everything a message needs, as plain JSON."""
+    context = series.context
+    model = str(context.get("model"))
+    limit = rule.when.threshold_for(latest)
+    condition = rule.when.op or "breached"
+    subject = series.labels.get("feature") or series.labels.get("metric")
+    where = f"{model} ({subject})" if subject else model
+    if rule.when.op is None:
+        value_text = "breached" if not resolved else "no longer breached"
+    elif resolved:
+        back = rule.resolve_when.text if rule.resolve_when else f"not {rule.when.text}"
+        value_text = f"{_fmt(latest.value)}, resolved ({back})"
+    else:
+        value_text = f"{_fmt(latest.value)} {rule.when.op} {_fmt(limit)}"
+    annotations: dict[str, Any] = {
+        "summary": f"{rule.name}: {rule.selector} on {where} = {value_text}",
+        "condition": rule.when.text,
+        "resolve_condition": rule.resolve_when.text if rule.resolve_when else None,
+        "selector": str(rule.selector),
+        "op": condition,
+        "value": latest.value,
+        "threshold": limit,
+        "since": iso(since),
+        "window_start": iso(latest.window_start),
+        "window_end": iso(latest.window_end),
+        "link": deep_link(config, model, latest.window_start if rule.selector.score_kind else None),
+    }
+    monitor = context.get("monitor")
+    if monitor is not None:
+        annotations["monitor"] = monitor
+        monitor_config = config.monitors.get(monitor)
+        annotations["reference"] = describe_reference(monitor_config.reference if monitor_config else None)
+        annotations["sample_size"] = context.get("row_count")
+        details = latest.details
+        if details.get("n_current") is not None:
+            annotations["n_current"] = details.get("n_current")
+            annotations["n_reference"] = details.get("n_reference")
+    if rule.selector.source == "drift" and context.get("run_id") is not None:
+        annotations["top_features"] = top_features(session, int(context["run_id"]))
+    if monitor is not None and rule.selector.source in ("drift", "quality"):
+        annotations["estimated_performance"] = estimated_performance(session, monitor, latest.window_start)
+    if rule.selector.source == "staleness":
+        annotations["last_prediction"] = context.get("last_prediction")
+    return annotations
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def alert_view(alert: Alert) -> dict[str, Any]:
+    """One alert inside a notification payload."""
+    return {
+        "id": alert.id,
+        "rule": alert.rule,
+        "state": alert.state,
+        "severity": alert.severity,
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations or {}),
+        "value": alert.value,
+        "started_at": iso(alert.started_at),
+        "fired_at": iso(alert.fired_at),
+        "resolved_at": iso(alert.resolved_at),
+        "acknowledged_by": alert.acknowledged_by,
+    }
+
+
+def group_payload(
+    event: str,
+    channel: str,
+    key: str,
+    group_labels: Mapping[str, str],
+    firing: Sequence[Alert],
+    resolved: Sequence[Alert],
+    now: datetime,
+) -> dict[str, Any]:
+    alerts = sorted(firing, key=lambda a: (SEVERITY_ORDER.get(a.severity, 9), a.id)) + sorted(
+        resolved, key=lambda a: a.id
+    )
+    return {
+        "event": event,
+        "channel": channel,
+        "group_key": key,
+        "group_labels": dict(group_labels),
+        "firing_ids": sorted(a.id for a in firing),
+        "sent_at": iso(now),
+        "alerts": [alert_view(a) for a in alerts],
+    }
+
+
+# --- rendering shared by the text channels (console, e-mail, Slack) --------------------------------
+
+
+def title(payload: Mapping[str, Any]) -> str:
+    """``[FIRING:2] feature drift · model=churn`` — Alertmanager's convention."""
+    firing = [a for a in payload["alerts"] if a["state"] == "firing"]
+    status = f"FIRING:{len(firing)}" if firing else "RESOLVED"
+    if payload["event"] == "test":
+        status = "TEST"
+    labels = " ".join(f"{k}={v}" for k, v in payload.get("group_labels", {}).items() if k != "rule")
+    rule = payload.get("group_labels", {}).get("rule") or ", ".join(sorted({a["rule"] for a in payload["alerts"]}))
+    return f"[{status}] {rule}" + (f" · {labels}" if labels else "")
+
+
+def alert_lines(alert: Mapping[str, Any]) -> list[str]:
+    """The explanation of one alert as plain-text lines, most important first."""
+    notes = alert.get("annotations", {})
+    lines = [f"{alert['state'].upper()} ({alert['severity']}): {notes.get('summary', alert['rule'])}"]
+    if notes.get("since"):
+        lines.append(
+            f"since {notes['since']}" + (f", resolved {alert['resolved_at']}" if alert.get("resolved_at") else "")
+        )
+    if notes.get("window_start"):
+        window = f"window {notes['window_start']} – {notes.get('window_end') or '?'}"
+        if notes.get("reference"):
+            window += f" vs reference {notes['reference']}"
+        lines.append(window)
+    if notes.get("sample_size") is not None:
+        sizes = f"{notes['sample_size']} rows in window"
+        if notes.get("n_current") is not None:
+            sizes += f" ({notes['n_current']} tested vs {notes.get('n_reference')} in reference)"
+        lines.append(sizes)
+    for feature in notes.get("top_features") or ():
+        mark = "drifted" if feature["breached"] else "ok"
+        lines.append(
+            f"  {feature['feature']}: {feature['method']} {_fmt(feature['value'])} "
+            f"(threshold {_fmt(feature['threshold'])}, {mark}; n={feature['n_current']} vs {feature['n_reference']})"
+        )
+    for estimate in notes.get("estimated_performance") or ():
+        lines.append(f"estimated {estimate['method']}: {_fmt(estimate['value'])}")
+    if alert.get("acknowledged_by"):
+        lines.append(f"acknowledged by {alert['acknowledged_by']}")
+    if notes.get("link"):
+        lines.append(notes["link"])
+    return lines
+
+
+def render_text(payload: Mapping[str, Any]) -> str:
+    blocks = ["\n".join(alert_lines(alert)) for alert in payload["alerts"]]
+    return title(payload) + "\n\n" + "\n\n".join(blocks) + "\n"

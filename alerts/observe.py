@@ -1,0 +1,202 @@
+"""What a rule looks at: its series and their newest observations, read from the store.
+
+A series is what one alert follows: for a score selector, one (monitor, feature, method); for a metric,
+one Prometheus series; for staleness, one model. Its labels identify the alert (and route, group and
+silence it); the fingerprint is a hash of them.
+
+Only the newest ``for`` observations of each series are read (a window function, on SQLite and
+Postgres alike), so evaluation needs no cursor of its own and a restarted worker picks up where the
+store stands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from alerts.rules import CompiledRule, Observation, Selector
+from monitor.models import MetricPoint, MetricSeries, Model, Prediction, Run, Score
+
+_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    labels: Mapping[str, str]
+    observations: list[Observation]  # newest first
+    context: Mapping[str, Any] = field(default_factory=dict)  # monitor, model, feature, run_id ... for messages
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.labels)
+
+
+def fingerprint(labels: Mapping[str, str]) -> str:
+    return hashlib.sha256(json.dumps(sorted(labels.items()), separators=(",", ":")).encode()).hexdigest()
+
+
+def _base_labels(rule: CompiledRule, model: str) -> dict[str, str]:
+    return {"rule": rule.name, "model": model, "severity": rule.rule.severity}
+
+
+def _field_value(selector: Selector, value: float | None, threshold: float | None, details: Mapping[str, Any]) -> Any:
+    if selector.field in ("value", "breached"):
+        return value
+    if selector.field == "p_value":
+        # A detector marks whether its value is a p-value; a distance is never read as one.
+        return value if details.get("p_value", True) else None
+    if selector.field == "threshold":
+        return threshold
+    extra = details.get(selector.field)
+    return float(extra) if isinstance(extra, int | float) and not isinstance(extra, bool) else None
+
+
+def _score_query(rule: CompiledRule, model_ids: Mapping[str, int]) -> Select[Any]:
+    selector = rule.selector
+    newest_first = func.row_number().over(
+        partition_by=(Score.monitor, Score.feature, Score.method),
+        order_by=(Score.window_start.desc(), Score.id.desc()),
+    )
+    inner = select(
+        Score.id,
+        Score.run_id,
+        Score.monitor,
+        Score.model_id,
+        Score.window_start,
+        Score.feature,
+        Score.method,
+        Score.value,
+        Score.threshold,
+        Score.breached,
+        Score.details,
+        newest_first.label("rn"),
+    ).where(Score.kind == selector.score_kind, Score.status == "ok", Score.value.is_not(None))
+    if selector.method is None:
+        inner = inner.where(Score.feature.is_not(None))
+    else:
+        inner = inner.where(Score.method == selector.method)
+    if rule.rule.monitors is not None:
+        inner = inner.where(Score.monitor.in_(rule.rule.monitors))
+    if rule.rule.models is not None:
+        inner = inner.where(Score.model_id.in_([model_ids[m] for m in rule.rule.models if m in model_ids]))
+    sub = inner.subquery()
+    return (
+        select(sub, Run.window_end, Run.row_count)
+        .join(Run, Run.id == sub.c.run_id)
+        .where(sub.c.rn <= rule.rule.for_)
+        .order_by(sub.c.monitor, sub.c.feature, sub.c.method, sub.c.rn)
+    )
+
+
+def _score_series(session: Session, rule: CompiledRule, model_ids: Mapping[str, int]) -> list[Series]:
+    names = {id_: name for name, id_ in model_ids.items()}
+    selector = rule.selector
+    found: dict[str, Series] = {}
+    for row in session.execute(_score_query(rule, model_ids)):
+        details = row.details or {}
+        labels = _base_labels(rule, names.get(row.model_id, str(row.model_id)))
+        labels["monitor"] = row.monitor
+        if row.feature is not None:
+            labels["feature"] = row.feature
+        if selector.method is None:
+            labels["method"] = row.method
+        labels.update(rule.rule.labels)
+        key = fingerprint(labels)
+        series = found.get(key)
+        if series is None:
+            context = {
+                "model": labels["model"],
+                "monitor": row.monitor,
+                "feature": row.feature,
+                "method": row.method,
+                "run_id": row.run_id,
+                "row_count": row.row_count,
+                "details": details,
+            }
+            series = found[key] = Series(labels, [], context)
+        series.observations.append(
+            Observation(
+                value=_field_value(selector, row.value, row.threshold, details),
+                window_start=row.window_start,
+                window_end=row.window_end,
+                threshold=row.threshold,
+                breached=row.breached,
+                details=details,
+            )
+        )
+    return list(found.values())
+
+
+def _metric_series(session: Session, rule: CompiledRule, model_ids: Mapping[str, int]) -> list[Series]:
+    names = {id_: name for name, id_ in model_ids.items()}
+    newest_first = func.row_number().over(partition_by=MetricPoint.series_id, order_by=MetricPoint.ts.desc())
+    points = select(MetricPoint.series_id, MetricPoint.ts, MetricPoint.value, newest_first.label("rn")).subquery()
+    query = (
+        select(MetricSeries.id, MetricSeries.model_id, MetricSeries.labels, points.c.ts, points.c.value)
+        .join(points, points.c.series_id == MetricSeries.id)
+        .where(MetricSeries.name == rule.selector.method, points.c.rn <= rule.rule.for_)
+        .order_by(MetricSeries.id, points.c.rn)
+    )
+    if rule.rule.models is not None:
+        query = query.where(MetricSeries.model_id.in_([model_ids[m] for m in rule.rule.models if m in model_ids]))
+    found: dict[int, Series] = {}
+    for row in session.execute(query):
+        series = found.get(row.id)
+        if series is None:
+            # Prometheus labels first, ours on top: a series label can never rename the rule or model.
+            labels = {k: str(v) for k, v in (row.labels or {}).items() if _LABEL_NAME.match(k)}
+            labels.update(_base_labels(rule, names.get(row.model_id, str(row.model_id))))
+            labels["metric"] = str(rule.selector.method)
+            labels.update(rule.rule.labels)
+            context = {"model": labels["model"], "metric": rule.selector.method, "series_labels": row.labels}
+            series = found[row.id] = Series(labels, [], context)
+        series.observations.append(Observation(value=row.value, window_start=row.ts))
+    return list(found.values())
+
+
+def _staleness_series(
+    session: Session, rule: CompiledRule, model_ids: Mapping[str, int], configured: list[str], now: datetime
+) -> list[Series]:
+    wanted = [m for m in (rule.rule.models or configured) if m in model_ids]
+    if not wanted:
+        return []
+    ids = [model_ids[m] for m in wanted]
+    newest = dict(
+        session.execute(
+            select(Prediction.model_id, func.max(Prediction.ts))
+            .where(Prediction.model_id.in_(ids))
+            .group_by(Prediction.model_id)
+        ).all()
+    )
+    created = dict(session.execute(select(Model.id, Model.created_at).where(Model.id.in_(ids))).all())
+    result = []
+    for name in wanted:
+        id_ = model_ids[name]
+        last = newest.get(id_)
+        since = last if last is not None else created[id_]
+        since = since if since.tzinfo else since.replace(tzinfo=now.tzinfo)
+        minutes = max((now - since) / timedelta(minutes=1), 0.0)
+        labels = _base_labels(rule, name)
+        labels.update(rule.rule.labels)
+        context = {"model": name, "last_prediction": last.isoformat() if last else None}
+        result.append(Series(labels, [Observation(value=minutes, window_start=since)], context))
+    return result
+
+
+def observe(
+    session: Session, rule: CompiledRule, model_ids: Mapping[str, int], configured: list[str], now: datetime
+) -> list[Series]:
+    """Every series of ``rule`` with its newest observations (newest first)."""
+    if rule.selector.score_kind is not None:
+        return _score_series(session, rule, model_ids)
+    if rule.selector.source == "metric":
+        return _metric_series(session, rule, model_ids)
+    return _staleness_series(session, rule, model_ids, configured, now)
