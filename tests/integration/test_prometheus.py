@@ -304,7 +304,7 @@ def test_outage_mid_collection_leaves_no_gap_and_no_duplicate(
         url = prometheus.url
         expr = "driftscope_test_requests"
         samples = servers.wait_for(
-            lambda: len(s := raw_samples(url, 'driftscope_test_requests{route="/a"}')) >= 5 and s, "5 scrapes"
+            lambda: len(s := raw_samples(url, 'driftscope_test_requests{route="/a"}')) >= 4 and s, "4 scrapes"
         )
         first = datetime.fromtimestamp(samples[0][0] / 1000, UTC)
 
@@ -332,9 +332,6 @@ def test_outage_mid_collection_leaves_no_gap_and_no_duplicate(
         assert len(requests.ranges) > requests.responses  # some requests failed and were retried
 
         # Collect on from the checkpoint, across the downtime, up to now.
-        servers.wait_for(
-            lambda: raw_samples(url, 'driftscope_test_requests{route="/a"}')[-1][0] > to_ms(until) + 3000, "new scrapes"
-        )
         result = collector.collect()
         assert result.caught_up
 
@@ -353,7 +350,7 @@ def test_outage_mid_collection_leaves_no_gap_and_no_duplicate(
 # --- example rules -------------------------------------------------------------------------------------
 
 
-def test_example_rules_and_scrape_config_pass_promtool(promtool: str) -> None:
+def test_example_rules_scrape_config_and_rule_tests_pass_promtool(promtool: str) -> None:
     rule_files = sorted(glob.glob(str(REPO / "examples/prometheus/*.rules.yml")))
     assert rule_files
     rules = subprocess.run([promtool, "check", "rules", *rule_files], capture_output=True, text=True)
@@ -364,3 +361,9 @@ def test_example_rules_and_scrape_config_pass_promtool(promtool: str) -> None:
         text=True,
     )
     assert config.returncode == 0, config.stdout + config.stderr
+    unit = subprocess.run(
+        [promtool, "test", "rules", str(REPO / "examples/prometheus/driftscope.rules.test.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert unit.returncode == 0, unit.stdout + unit.stderr
