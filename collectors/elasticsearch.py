@@ -1,0 +1,365 @@
+"""Incremental collector of prediction logs (and late labels) from Elasticsearch.
+
+Each :meth:`ElasticsearchCollector.collect` reads ``[watermark − overlap, now − safety_lag)`` on the
+cursor field — the ingest-time field when the index has one (``event.ingested``, set by an ingest
+pipeline), otherwise the event timestamp — through a fresh point in time (PIT) with ``search_after``,
+sorted on the cursor (the PIT adds its ``_shard_doc`` tie-breaker). Only the fields the model needs
+are fetched (``_source`` filtering); the documents go through :mod:`monitor.ingest`, whose upsert is
+idempotent, so re-reading the overlap costs time but never doubles a row.
+
+Why the overlap: a document becomes searchable after the collector may have passed its cursor
+value (refresh interval, ingest lag, a backfill). Every page is stored in one transaction with the
+checkpoint that covers it, so a crash at any point loses nothing and doubles nothing. The watermark
+never moves past a page that reported shard failures: that page may be missing documents.
+
+Misses are never silent: each cycle counts, in its own PIT, the documents behind the part of the
+index already settled (before ``watermark − overlap``); if that count grew since the last cycle,
+documents arrived later than the overlap allows. They are counted in
+``driftscope_collector_late_documents_total`` and logged; raise ``overlap`` (or use an ingest-time
+cursor) when it moves.
+
+If the server refuses point-in-time (older or compatible servers), the collector falls back to
+plain ``search_after`` sorted on the cursor and the model's id field (which must then be a keyword).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from elasticsearch import ApiError, Elasticsearch, TransportError
+from elasticsearch import ConnectionError as EsConnectionError
+from prometheus_client import Counter
+from sqlalchemy import Engine
+
+from collectors.base import CollectResult
+from monitor.config import Config, ElasticsearchSource, ModelConfig
+from monitor.db import transaction
+from monitor.errors import SourceError
+from monitor.ingest import (
+    IngestResult,
+    UnknownModelError,
+    ingest_labels,
+    ingest_predictions,
+    read_checkpoint,
+    write_checkpoint,
+)
+from monitor.models import utcnow
+
+log = logging.getLogger(__name__)
+
+LATE_DOCUMENTS = Counter(
+    "driftscope_collector_late_documents",
+    "Documents that became searchable after the collector's overlap had passed them (not collected).",
+    ["model", "kind"],
+)
+
+Kind = Literal["prediction", "label"]
+T = TypeVar("T")
+
+PIT_KEEP_ALIVE = "2m"
+TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+Progress = Callable[[int, int | None], None]  # (documents read so far, total or None)
+
+
+def _millis(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def _from_millis(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, UTC)
+
+
+class ElasticsearchCollector:
+    """Reads one model's prediction index (``kind="prediction"``) or label index (``kind="label"``).
+
+    ``client`` and ``clock`` are injectable (a shared client; a simulated "now" in tests). Nothing
+    connects before the first :meth:`collect` or :meth:`backfill`.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        config: Config,
+        model_name: str,
+        *,
+        kind: Kind = "prediction",
+        client: Elasticsearch | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        max_attempts: int = 6,
+        backoff: float = 0.5,
+    ) -> None:
+        model = config.models.get(model_name)
+        if model is None:
+            raise UnknownModelError(model_name, list(config.models))
+        source = config.sources.get(model.source or "")
+        if not isinstance(source, ElasticsearchSource):
+            raise SourceError(f"model {model_name!r} has no elasticsearch source", transient=False)
+        if kind == "label" and model.label_index is None:
+            raise SourceError(f"model {model_name!r} has no label_index", transient=False)
+        self.engine, self.config, self.model_name, self.kind = engine, config, model_name, kind
+        self.model: ModelConfig = model
+        self.source: ElasticsearchSource = source
+        self.index = source.index if kind == "prediction" else str(model.label_index)
+        self.cursor_field = source.ingest_time_field or model.fields.timestamp
+        self.clock, self.max_attempts, self.backoff = clock, max_attempts, backoff
+        self._client = client
+        self._pit_supported = True
+
+    @property
+    def name(self) -> str:
+        return f"elasticsearch:{self.model_name}" + (":labels" if self.kind == "label" else "")
+
+    @property
+    def client(self) -> Elasticsearch:
+        if self._client is None:
+            source = self.source
+            self._client = Elasticsearch(
+                source.url,
+                basic_auth=(source.username, source.password.get_secret_value())
+                if source.username and source.password
+                else None,
+                api_key=source.api_key.get_secret_value() if source.api_key else None,
+                verify_certs=source.verify_certs,
+                request_timeout=source.timeout.total_seconds(),
+                max_retries=0,  # retries are ours: with backoff and a log line
+            )
+        return self._client
+
+    # --- what to read --------------------------------------------------------------------------
+
+    def source_fields(self) -> list[str]:
+        """The ``_source`` includes: only the paths the model's field map and features need."""
+        fields = self.model.fields
+        if self.kind == "label":
+            paths = [fields.id, str(fields.label), fields.timestamp]
+        else:
+            prefix = f"{fields.features}." if fields.features else ""
+            paths = [fields.id, fields.timestamp, fields.prediction]
+            paths += [p for p in (fields.score, fields.label) if p]
+            paths += [prefix + name for name in self.model.features]
+        return list(dict.fromkeys([*paths, self.cursor_field]))
+
+    def _query(self, lower: int | None, upper: int) -> dict[str, Any]:
+        bounds: dict[str, Any] = {"lt": upper, "format": "epoch_millis"}
+        if lower is not None:
+            bounds["gte"] = lower
+        return {"range": {self.cursor_field: bounds}}
+
+    def _sort(self) -> list[Any]:
+        sort: list[Any] = [{self.cursor_field: {"order": "asc"}}]
+        if not self._pit_supported:
+            sort.append({self.model.fields.id: {"order": "asc"}})
+        return sort
+
+    # --- calls with retries --------------------------------------------------------------------
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        delay = self.backoff
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return call()
+            except (EsConnectionError, TransportError, ApiError) as exc:
+                status = getattr(exc, "status_code", None) if isinstance(exc, ApiError) else None
+                transient = status is None or status in TRANSIENT_STATUS
+                if not transient:
+                    raise SourceError(f"elasticsearch {what} on {self.index!r} failed: {exc}", transient=False) from exc
+                if attempt == self.max_attempts:
+                    raise SourceError(
+                        f"elasticsearch at {self.source.url} unavailable for {what} after {attempt} attempts: {exc}",
+                        transient=True,
+                    ) from exc
+                log.warning(
+                    "elasticsearch %s failed (attempt %d/%d), retrying in %.1fs: %s",
+                    what,
+                    attempt,
+                    self.max_attempts,
+                    delay,
+                    exc.__class__.__name__,
+                    extra={"collector": self.name},
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[dict[str, Any]]:
+        """Search arguments for one consistent view: a fresh PIT, or the index when PIT is refused."""
+        pit_id = None
+        if self._pit_supported:
+            try:
+                pit_id = self._call(
+                    "open point in time",
+                    lambda: self.client.open_point_in_time(index=self.index, keep_alive=PIT_KEEP_ALIVE)["id"],
+                )
+            except SourceError as exc:
+                cause = exc.__cause__
+                if exc.transient or not isinstance(cause, ApiError) or cause.error == "index_not_found_exception":
+                    raise
+                log.warning(
+                    "point in time refused by %s (%s); falling back to search_after without it",
+                    self.source.url,
+                    cause.error,
+                    extra={"collector": self.name},
+                )
+                self._pit_supported = False
+        try:
+            yield {"pit": {"id": pit_id, "keep_alive": PIT_KEEP_ALIVE}} if pit_id else {"index": self.index}
+        finally:
+            if pit_id:
+                with contextlib.suppress(EsConnectionError, TransportError, ApiError):
+                    self.client.close_point_in_time(id=pit_id)  # else it expires after keep_alive
+
+    def _count(self, snapshot: Mapping[str, Any], lower: int | None, upper: int) -> int:
+        response = self._call(
+            "count",
+            lambda: self.client.search(**snapshot, size=0, track_total_hits=True, query=self._query(lower, upper)),
+        )
+        return int(response["hits"]["total"]["value"])
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def _store(self, hits: list[dict[str, Any]], key: str, position: dict[str, Any]) -> IngestResult:
+        records = [hit.get("_source", {}) for hit in hits]
+        refs = [f"{hit.get('_index', self.index)}/{hit['_id']}" for hit in hits]
+        write = ingest_predictions if self.kind == "prediction" else ingest_labels
+        return write(
+            self.engine,
+            self.config,
+            self.model_name,
+            records,
+            "elasticsearch",
+            refs=refs,
+            checkpoint=(key, position),
+        )
+
+    def _read(
+        self,
+        snapshot: Mapping[str, Any],
+        key: str,
+        lower: int | None,
+        upper: int,
+        position: dict[str, Any],
+        progress: Progress | None,
+        total: int | None,
+    ) -> tuple[int, int, bool]:
+        """Read ``[lower, upper)`` page by page, each page stored with checkpoint ``key`` advanced to it.
+
+        Returns (stored, rejected, complete); ``complete`` is False when a page reported shard failures.
+        """
+        stored = rejected = read = 0
+        after: list[Any] | None = None
+        size = self.source.page_size
+        includes = self.source_fields()
+        while True:
+            response = self._call(
+                "search",
+                lambda after=after: self.client.search(
+                    **snapshot,
+                    size=size,
+                    sort=self._sort(),
+                    search_after=after,
+                    source_includes=includes,
+                    query=self._query(lower, upper),
+                    track_total_hits=False,
+                ),
+            )
+            hits = response["hits"]["hits"]
+            failed = int(response.get("_shards", {}).get("failed", 0) or 0)
+            if not hits and not failed:
+                return stored, rejected, True
+            if failed:
+                # Store what came back (idempotent) but keep the watermark: the failed shards'
+                # documents in this range must be read again next cycle.
+                log.warning(
+                    "elasticsearch search on %r reported %d failed shard(s); watermark held at %s",
+                    self.index,
+                    failed,
+                    position.get("watermark"),
+                    extra={"collector": self.name},
+                )
+                if hits:
+                    result = self._store(hits, key, position)
+                    stored, rejected = stored + result.accepted, rejected + len(result.rejected)
+                return stored, rejected, False
+            position = {**position, "watermark": int(hits[-1]["sort"][0])}
+            result = self._store(hits, key, position)
+            stored, rejected, read = stored + result.accepted, rejected + len(result.rejected), read + len(hits)
+            if progress is not None:
+                progress(read, total)
+            if len(hits) < size:
+                return stored, rejected, True
+            after = hits[-1]["sort"]
+
+    def collect(self, until: datetime | None = None, progress: Progress | None = None) -> CollectResult:
+        """One incremental cycle: read what is new since the checkpoint, up to ``until`` or now − safety lag."""
+        upper_time = until or self.clock() - self.source.safety_lag
+        upper = _millis(upper_time)
+        overlap = int(self.source.overlap.total_seconds() * 1000)
+        position = read_checkpoint(self.engine, self.name) or {}
+        watermark: int | None = position.get("watermark")
+        lower = None if watermark is None else watermark - overlap
+        with self._snapshot() as snapshot:
+            settled_before = position.get("settled_before")
+            if settled_before is not None:
+                late = self._count(snapshot, None, settled_before) - int(position.get("settled_count", 0))
+                if late > 0:
+                    LATE_DOCUMENTS.labels(self.model_name, self.kind).inc(late)
+                    log.warning(
+                        "%d document(s) in %r arrived after the collector's overlap (%s) had passed them and were "
+                        "not collected; raise sources.%s.overlap or set an ingest_time_field",
+                        late,
+                        self.index,
+                        self.source.overlap,
+                        self.model.source,
+                        extra={"collector": self.name, "model": self.model_name},
+                    )
+            if lower is not None and lower >= upper:
+                return CollectResult(self.name, 0, 0, _from_millis(watermark or upper), True)
+            stored, rejected, complete = self._read(snapshot, self.name, lower, upper, position, progress, None)
+            if complete:
+                # The whole range up to `upper` is read: the watermark moves there even through quiet
+                # periods, and what lies before the next lower bound is "settled" and counted.
+                final = max(upper, watermark or upper)
+                settled = final - overlap
+                position = {
+                    "watermark": final,
+                    "settled_before": settled,
+                    "settled_count": self._count(snapshot, None, settled),
+                }
+                with transaction(self.engine) as session:
+                    write_checkpoint(session, self.name, position)
+        position = read_checkpoint(self.engine, self.name) or {}
+        mark = position.get("watermark")
+        return CollectResult(self.name, stored, rejected, _from_millis(mark) if mark else None, complete)
+
+    def backfill(self, start: datetime, end: datetime, progress: Progress | None = None) -> CollectResult:
+        """Read ``[start, end)`` once, resumable: its own checkpoint remembers how far it got."""
+        key = f"{self.name}:backfill:{_millis(start)}-{_millis(end)}"
+        position = read_checkpoint(self.engine, key) or {}
+        lower = int(position.get("watermark", _millis(start)))
+        upper = _millis(end)
+        with self._snapshot() as snapshot:
+            total = self._count(snapshot, lower, upper)
+            stored, rejected, complete = self._read(snapshot, key, lower, upper, position, progress, total)
+            if complete:
+                with transaction(self.engine) as session:
+                    write_checkpoint(session, key, {"watermark": upper, "done": True})
+        return CollectResult(key, stored, rejected, end if complete else None, complete)
+
+
+def build_elasticsearch_collectors(config: Config, engine: Engine) -> list[ElasticsearchCollector]:
+    """One collector per model with an Elasticsearch source, plus one for its label index if it has one."""
+    collectors: list[ElasticsearchCollector] = []
+    for name, model in config.models.items():
+        if model.source is None or not isinstance(config.sources.get(model.source), ElasticsearchSource):
+            continue
+        collectors.append(ElasticsearchCollector(engine, config, name))
+        if model.label_index:
+            collectors.append(ElasticsearchCollector(engine, config, name, kind="label"))
+    return collectors
