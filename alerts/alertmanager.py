@@ -21,6 +21,7 @@ from alerts.ssrf import check_target
 from monitor.config import AlertmanagerChannel
 
 DEFAULT_REPEAT = timedelta(hours=4)
+TEST_ALERT_LIFETIME = timedelta(minutes=5)
 
 
 def _annotation(value: Any) -> str:
@@ -33,7 +34,12 @@ def am_alerts(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
     for alert in payload["alerts"]:
         notes = alert["annotations"]
         repeat = timedelta(seconds=notes.get("route", {}).get("repeat_interval_s", DEFAULT_REPEAT.total_seconds()))
-        ends = alert["resolved_at"] if alert["state"] == "resolved" else iso(sent_at + 2 * repeat)
+        if alert["state"] == "resolved":
+            ends = alert["resolved_at"]
+        elif payload["event"] == "test":
+            ends = iso(sent_at + TEST_ALERT_LIFETIME)
+        else:
+            ends = iso(sent_at + 2 * repeat)
         labels = {"alertname": alert["rule"], **alert["labels"]}
         entry = {
             "labels": {k: str(v) for k, v in labels.items()},

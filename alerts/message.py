@@ -202,6 +202,32 @@ def group_payload(
     }
 
 
+def test_payload(channel: str, now: datetime) -> dict[str, Any]:
+    """A notification that says it is a test, shaped like a real one so every channel renders it."""
+    alert = {
+        "id": 0,
+        "rule": "driftscope test notification",
+        "state": "firing",
+        "severity": "info",
+        "labels": {"rule": "driftscope test notification", "model": "test", "severity": "info"},
+        "annotations": {"summary": f"Test notification for channel {channel}: delivery works."},
+        "value": None,
+        "started_at": iso(now),
+        "fired_at": iso(now),
+        "resolved_at": None,
+        "acknowledged_by": None,
+    }
+    return {
+        "event": "test",
+        "channel": channel,
+        "group_key": "test",
+        "group_labels": {"rule": "driftscope test notification"},
+        "firing_ids": [],
+        "sent_at": iso(now),
+        "alerts": [alert],
+    }
+
+
 # --- rendering shared by the text channels (console, e-mail, Slack) --------------------------------
 
 

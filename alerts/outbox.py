@@ -23,13 +23,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, select, update
 
 from alerts.base import DeliveryError, redact
 from alerts.engine import lock
+from alerts.message import test_payload
 from alerts.registry import notifier_for
 from monitor.config import Config
 from monitor.db import transaction
@@ -130,7 +133,7 @@ def deliver_due(
         if row.channel in stalled:
             continue
         fields = {"channel": row.channel, "notification_id": row.id, "event": row.event}
-        error = _send(config, row)
+        error = _send(config, row.channel, row.payload, row.idempotency_key)
         if error is None:
             _finish(engine, row.id, status="delivered", delivered_at=now, last_error=None)
             delivered += 1
@@ -157,17 +160,29 @@ def deliver_due(
     return delivered
 
 
-def _send(config: Config, row: Notification) -> DeliveryError | None:
-    """Send one row; the failure, with every secret of the channel redacted, or None."""
-    channel = config.alerts.channels.get(row.channel)
+def _send(config: Config, name: str, payload: dict[str, Any], key: str) -> DeliveryError | None:
+    """Send one notification; the failure, with every secret of the channel redacted, or None."""
+    channel = config.alerts.channels.get(name)
     if channel is None:
-        return DeliveryError(f"channel {row.channel!r} is not configured", transient=False)
+        known = ", ".join(sorted(config.alerts.channels)) or "none"
+        return DeliveryError(f"channel {name!r} is not configured (known: {known})", transient=False)
     try:
-        notifier_for(channel.kind).send(channel, row.payload, row.idempotency_key)
+        notifier_for(channel.kind).send(channel, payload, key)
     except DeliveryError as exc:
         return DeliveryError(redact(exc.reason, channel), transient=exc.transient, retry_after=exc.retry_after)
     except Exception as exc:  # a bug in one notifier must not stop the other channels; retried like an outage
         reason = f"{channel.kind}: unexpected {type(exc).__name__}: {redact(str(exc), channel)}"
-        log.error("notifier raised", extra={"channel": row.channel, "reason": reason})
+        log.error("notifier raised", extra={"channel": name, "reason": reason})
         return DeliveryError(reason, transient=True)
     return None
+
+
+def send_test(config: Config, channel: str, now: datetime) -> None:
+    """Send a test notification to ``channel`` now, bypassing the outbox; raises :class:`DeliveryError`.
+
+    The error says what failed (status code, connection error) and never repeats what the target answered.
+    """
+    key = f"test-{uuid.uuid4().hex}"
+    error = _send(config, channel, test_payload(channel, now), key)
+    if error is not None:
+        raise error
