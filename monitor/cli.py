@@ -145,7 +145,7 @@ def db_current(config: ConfigOption = None) -> None:
 
 
 # Area modules that add commands with ``register(app)``; each is a module under monitor/commands/.
-COMMAND_MODULES: tuple[str, ...] = ("api", "collect", "demo_service", "worker")
+COMMAND_MODULES: tuple[str, ...] = ("alerts", "api", "collect", "demo_service", "worker")
 
 
 def _register_commands() -> None:
