@@ -6,6 +6,7 @@ from sqlalchemy import Engine
 
 from collectors.base import Collector
 from collectors.elasticsearch import build_elasticsearch_collectors
+from collectors.prometheus import build_prometheus_collectors
 from monitor.config import Config
 
 
@@ -13,4 +14,5 @@ def build_collectors(config: Config, engine: Engine) -> list[Collector]:
     """Every collector the config asks for; the worker calls ``collect()`` on each on its schedule."""
     collectors: list[Collector] = []
     collectors += build_elasticsearch_collectors(config, engine)
+    collectors += build_prometheus_collectors(config, engine)
     return collectors

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from monitor.auth import FailureLimiter, KeyInfo, verify_api_key
 from monitor.config import Config
 from monitor.ingest import IngestResult, UnknownModelError, UnparsableRecord, ingest_labels, ingest_predictions
+from monitor.metrics import metrics_asgi_app
 
 log = logging.getLogger(__name__)
 
@@ -231,4 +232,5 @@ def create_app(config: Config, engine: Engine) -> FastAPI:
         """Store labels (ground truth); a label for an unseen id waits for its prediction."""
         return await ingest("label", model, request, key, idempotency_key)
 
+    app.add_route("/metrics", metrics_asgi_app(engine), include_in_schema=False)
     return app

@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, make_asgi_app, start_http_server
+import anyio.to_thread
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector as PromCollector
 from sqlalchemy import Engine, and_, func, select
@@ -337,9 +339,31 @@ def build_registry(engine: Engine, cache_seconds: float = 5.0) -> CollectorRegis
     return registry
 
 
-def metrics_asgi_app(engine: Engine, cache_seconds: float = 5.0) -> Any:
-    """An ASGI app serving ``/metrics``; mount it on the API: ``app.mount("/metrics", metrics_asgi_app(engine))``."""
-    return make_asgi_app(registry=build_registry(engine, cache_seconds))
+class MetricsApp:
+    """ASGI app answering every HTTP request with the registry's exposition (text or OpenMetrics,
+    as the Accept header asks). The store is read in a worker thread, never on the event loop.
+
+    An object rather than a function, so Starlette/FastAPI treat it as an ASGI app both in
+    ``app.add_route("/metrics", ...)`` (no redirect to ``/metrics/``) and in ``app.mount(...)``.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        accept = dict(scope.get("headers") or []).get(b"accept", b"").decode("latin-1")
+        encoder, content_type = choose_encoder(accept)
+        body = await anyio.to_thread.run_sync(encoder, self.registry)
+        headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def metrics_asgi_app(engine: Engine, cache_seconds: float = 5.0) -> MetricsApp:
+    """``/metrics`` for the API: ``app.add_route("/metrics", metrics_asgi_app(engine), include_in_schema=False)``."""
+    return MetricsApp(build_registry(engine, cache_seconds))
 
 
 @dataclass
