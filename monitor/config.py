@@ -311,6 +311,7 @@ class DashboardSettings(Frozen):
 
 class WorkerSettings(Frozen):
     metrics_port: int | None = Field(9108, ge=1, le=65535)
+    metrics_host: str = Field("127.0.0.1", description="Address /metrics binds to; 0.0.0.0 in a container.")
     tick: Duration = timedelta(seconds=30)
     claim_ttl: Duration = timedelta(minutes=10)
 

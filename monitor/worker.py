@@ -79,7 +79,8 @@ class Worker:
         if self.config.alerts.rules:
             self._add_job("alerts", self._alerts, tick, now)
         if self.config.worker.metrics_port is not None:
-            self.metrics_server = start_metrics_server(self.engine, self.config.worker.metrics_port)
+            settings = self.config.worker
+            self.metrics_server = start_metrics_server(self.engine, settings.metrics_port, settings.metrics_host)
         self._jobs.start()
         log.info(
             "worker started",
