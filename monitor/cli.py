@@ -100,9 +100,17 @@ def main_options(
 @user_errors
 def config_validate(
     file: Annotated[Path, typer.Argument(help="The driftscope.yaml to check.", show_default=False)],
+    check_sources: Annotated[
+        bool, typer.Option("--check-sources", help="Also dry-run every Prometheus query against its source.")
+    ] = False,
 ) -> None:
     """Exit 0 if FILE is valid; otherwise print every error with its key path and exit 2."""
     config = load_config(file)
+    if check_sources:
+        from collectors.prometheus import check_queries
+
+        if errors := check_queries(config):
+            raise ConfigError(errors, str(file))
     out_console.print(
         f"{file}: valid — {len(config.models)} model(s), {len(config.monitors)} monitor(s), "
         f"{len(config.sources)} source(s), {len(config.alerts.rules)} alert rule(s)",

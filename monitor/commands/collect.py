@@ -15,6 +15,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -25,6 +26,7 @@ from monitor.cli import ConfigOption, err_console, open_store, out_console, user
 from monitor.config import load_config
 from monitor.db import check_migrated
 from monitor.ingest import parse_timestamp
+from monitor.store import sync_models
 
 collect_app = typer.Typer(help="Read a source into the store now.", no_args_is_help=True)
 
@@ -87,6 +89,52 @@ def collect_elasticsearch(
     )
     if not result.caught_up:
         raise typer.Exit(1)
+
+
+@collect_app.command("prometheus")
+@user_errors
+def collect_prometheus(
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="The model whose metrics to collect.", show_default=False)
+    ],
+    start: Annotated[str | None, typer.Option("--from", help="Backfill from this time (ISO-8601 or epoch).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Backfill up to this time (default: now).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Collect MODEL's Prometheus queries from their checkpoints, or backfill [--from, --to] with progress."""
+    from collectors.prometheus import build_prometheus_collectors
+
+    settings = load_config(config)
+    if model not in settings.models:
+        raise typer.BadParameter(
+            f"unknown model {model!r} (known: {', '.join(sorted(settings.models))})", param_hint="--model"
+        )
+    engine = open_store(settings)
+    check_migrated(engine)
+    sync_models(engine, settings)
+    begin, finish = _time(start, "--from"), _time(end, "--to")
+    if begin is None and finish is not None:
+        raise typer.BadParameter("--to needs --from", param_hint="--to")
+    collectors = build_prometheus_collectors(settings, engine, model=model)
+    if not collectors:
+        out_console.print(f"model {model} has no metrics configured", highlight=False)
+        return
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"))
+    with Progress(*columns, TimeElapsedColumn(), console=err_console) as progress:
+        for collector in collectors:
+            task = progress.add_task(collector.name, total=None)
+
+            def advance(done: int, total: int, task: TaskID = task) -> None:
+                progress.update(task, completed=done, total=total)
+
+            try:
+                if begin is not None:
+                    result = collector.backfill(begin, finish or datetime.now(begin.tzinfo), advance)
+                else:
+                    result = collector.collect()
+            finally:
+                collector.close()
+            progress.update(task, description=f"{collector.name}: {result.stored} points")
 
 
 def register(app: typer.Typer) -> None:

@@ -367,3 +367,67 @@ def test_example_rules_scrape_config_and_rule_tests_pass_promtool(promtool: str)
         text=True,
     )
     assert unit.returncode == 0, unit.stdout + unit.stderr
+
+
+# --- command line --------------------------------------------------------------------------------------
+
+
+def write_config(tmp_path: Path, prometheus_url: str, metrics: dict[str, tuple[str, str]]) -> Path:
+    config = {
+        "store": f"sqlite:///{tmp_path / 'driftscope.db'}",
+        "sources": {
+            "prom": {"kind": "prometheus", "url": prometheus_url, "step": "1s", "max_points_per_request": 7},
+            "down": {"kind": "prometheus", "url": f"http://127.0.0.1:{servers.free_port()}", "timeout": "2s"},
+        },
+        "models": {
+            "churn": {
+                "task": "binary",
+                "features": {"tenure": "numeric"},
+                "metrics": {name: {"source": source, "query": query} for name, (source, query) in metrics.items()},
+            }
+        },
+    }
+    path = tmp_path / "driftscope.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_config_validate_check_sources_names_the_bad_query(
+    prometheus_server: servers.PrometheusServer, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    metrics = {"ok": ("prom", "vector(1)"), "broken": ("prom", "rate(x[5m]"), "far": ("down", "up")}
+    path = write_config(tmp_path, prometheus_server.url, metrics)
+    result = CliRunner().invoke(app, ["config", "validate", "--check-sources", str(path)])
+    assert result.exit_code == 2
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert any(
+        line.startswith("models.churn.metrics.broken.query: Prometheus rejected the query (bad_data:") for line in lines
+    )
+    assert any(line.startswith("sources.down.url: Prometheus at http://127.0.0.1:") for line in lines)
+    assert not any("metrics.ok" in line for line in lines)
+    assert CliRunner().invoke(app, ["config", "validate", str(path)]).exit_code == 0  # without the dry run
+
+
+def test_collect_prometheus_backfills_from_the_command_line(
+    prometheus_server: servers.PrometheusServer, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from monitor.commands.collect import collect_app
+    from monitor.db import make_engine, upgrade
+
+    path = write_config(tmp_path, prometheus_server.url, {"answer": ("prom", "vector(42)")})
+    engine = make_engine(f"sqlite:///{tmp_path / 'driftscope.db'}")
+    upgrade(engine)
+    args = ["prometheus", "--model", "churn", "--from", "2026-01-01T00:00:00Z", "--to", "2026-01-01T00:00:30Z"]
+    result = CliRunner().invoke(collect_app, [*args, "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    with engine.connect() as connection:
+        points = connection.execute(select(MetricPoint.ts, MetricPoint.value).order_by(MetricPoint.ts)).all()
+    engine.dispose()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    assert points == [(start + timedelta(seconds=s), 42.0) for s in range(31)]
