@@ -14,7 +14,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable
-from functools import wraps
+from functools import cache, wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -156,6 +156,7 @@ def db_current(config: ConfigOption = None) -> None:
 COMMAND_MODULES: tuple[str, ...] = ("alerts", "api", "collect", "demo_service", "worker")
 
 
+@cache  # once per process: main() and tests that drive the full app both call it
 def _register_commands() -> None:
     for name in COMMAND_MODULES:
         importlib.import_module(f"monitor.commands.{name}").register(app)
