@@ -201,21 +201,20 @@ class Scheduler:
                 starts = origin + ((ts - origin) // monitor.window) * monitor.window
                 latest = label_ts.groupby(np.asarray(starts)).max()
                 updates += [
-                    {"m": name, "ws": start.to_pydatetime(), "lt": label}
-                    for start, label in zip(pd.to_datetime(latest.index, utc=True), latest.to_list(), strict=True)
+                    {"m": name, "ws": start.to_pydatetime(), "lt": label.to_pydatetime()}
+                    for start, label in zip(pd.to_datetime(latest.index, utc=True), latest, strict=True)
                 ]
-            with transaction(self.engine) as session:
-                result = session.execute(
+            with self.engine.begin() as connection:  # Core executemany: one UPDATE per window
+                result = connection.execute(
                     update(Run)
                     .where(
                         Run.monitor == bindparam("m"),
                         Run.window_start == bindparam("ws", type_=Run.window_start.type),
-                        Run.status.in_(("succeeded", "running")),
+                        or_(Run.status == "succeeded", Run.status == "running"),  # no IN: executemany
                         Run.started_at < bindparam("lt", type_=Run.started_at.type),
                         or_(Run.stale_since.is_(None), Run.stale_since < bindparam("lt", type_=Run.started_at.type)),
                     )
-                    .values(stale_since=bindparam("lt", type_=Run.stale_since.type))
-                    .execution_options(synchronize_session=False),
+                    .values(stale_since=bindparam("lt", type_=Run.stale_since.type)),
                     updates,
                 )
                 marked += max(result.rowcount, 0)

@@ -43,6 +43,20 @@ from monitor.scheduler import Scheduler
 log = logging.getLogger(__name__)
 
 
+class _SkippedTickFilter(logging.Filter):
+    """Drop APScheduler's warning that a tick was skipped because the previous one still runs.
+
+    A catch-up after downtime runs for many ticks by design (``max_instances=1``); a warning
+    every tick would only bury real problems.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+_SKIPPED_TICKS = _SkippedTickFilter()
+
+
 class Worker:
     """One worker: a :class:`~monitor.scheduler.Scheduler` plus the other periodic jobs.
 
@@ -81,6 +95,7 @@ class Worker:
         if self.config.worker.metrics_port is not None:
             settings = self.config.worker
             self.metrics_server = start_metrics_server(self.engine, settings.metrics_port, settings.metrics_host)
+        logging.getLogger("apscheduler.scheduler").addFilter(_SKIPPED_TICKS)
         self._jobs.start()
         log.info(
             "worker started",
@@ -97,6 +112,7 @@ class Worker:
         self._stop.set()
         if self._jobs.running:
             self._jobs.shutdown(wait=wait)
+        logging.getLogger("apscheduler.scheduler").removeFilter(_SKIPPED_TICKS)
         if self.metrics_server is not None:
             self.metrics_server.stop()
             self.metrics_server = None

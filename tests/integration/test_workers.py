@@ -1,0 +1,127 @@
+"""Two real ``driftscope worker`` processes on one Postgres store: every window computed exactly once."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from sqlalchemy import Engine, func, insert, select
+
+from monitor.config import load_config
+from monitor.models import Prediction, Run
+from monitor.store import sync_models
+
+WINDOWS = 200
+ROWS_PER_WINDOW = 5
+DRIFTSCOPE = str(Path(sys.executable).with_name("driftscope"))
+
+pytestmark = pytest.mark.integration
+
+
+def wait_until(check, what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def log_events(path: Path, event: str) -> list[dict]:
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("event") == event]
+
+
+def test_two_workers_compute_every_window_exactly_once(postgres_engine: Engine, postgres_url: str, tmp_path) -> None:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = now - timedelta(minutes=WINDOWS + 1)
+    config_path = tmp_path / "driftscope.yaml"
+    config_path.write_text(
+        yaml.safe_dump(
+            {
+                "store": postgres_url,
+                "models": {"m": {"task": "binary", "features": {"x": "numeric", "c": "categorical"}}},
+                "monitors": {
+                    "m-minutely": {
+                        "model": "m",
+                        "window": "1m",
+                        "lateness": "0s",
+                        "min_rows": 3,
+                        "reference": {"range": [start.isoformat(), (start + timedelta(minutes=10)).isoformat()]},
+                    }
+                },
+                "worker": {"tick": "0.2s", "claim_ttl": "1m", "metrics_port": None},
+            }
+        )
+    )
+    config = load_config(config_path)
+    workers = {}
+    for name in ("w1", "w2"):
+        log_path = tmp_path / f"{name}.log"
+        with log_path.open("w") as log_file:  # the child keeps its own descriptor
+            workers[name] = (
+                subprocess.Popen(
+                    [DRIFTSCOPE, "--log-format", "json", "worker", "--config", str(config_path), "--id", name],
+                    stdout=subprocess.DEVNULL,
+                    stderr=log_file,
+                ),
+                log_path,
+            )
+    try:
+        for name, (_, log_path) in workers.items():
+            wait_until(lambda p=log_path: log_events(p, "worker started"), f"{name} to start")
+        # Both workers are idle (no data yet); the whole backlog appears at once and they race for it.
+        model_id = sync_models(postgres_engine, config)["m"]
+        rng = np.random.default_rng(0)
+        rows = [
+            {
+                "model_id": model_id,
+                "prediction_id": f"{w}-{i}",
+                "ts": start + timedelta(minutes=w, seconds=i * 10),
+                "features": {"x": float(rng.normal()), "c": str(rng.choice(["a", "b"]))},
+                "prediction": 1,
+                "score": 0.7,
+                "source": "test",
+            }
+            for w in range(WINDOWS)
+            for i in range(ROWS_PER_WINDOW)
+        ]
+        with postgres_engine.begin() as connection:
+            connection.execute(insert(Prediction), rows)
+
+        def computed() -> int:
+            with postgres_engine.connect() as connection:
+                return connection.execute(
+                    select(func.count()).where(Run.status == "succeeded", Run.row_count == ROWS_PER_WINDOW)
+                ).scalar()
+
+        wait_until(lambda: computed() == WINDOWS, f"{WINDOWS} windows to be computed")
+    finally:
+        for process, _ in workers.values():
+            process.send_signal(signal.SIGTERM)
+        exit_codes = {name: process.wait(timeout=60) for name, (process, _) in workers.items()}
+    assert exit_codes == {"w1": 0, "w2": 0}  # clean shutdown on SIGTERM
+
+    with postgres_engine.connect() as connection:
+        runs = connection.execute(select(Run.window_start, Run.attempts, Run.claimed_by, Run.status)).all()
+    data_windows = {start + timedelta(minutes=w) for w in range(WINDOWS)}
+    assert data_windows <= {r.window_start for r in runs}
+    assert {r.attempts for r in runs} == {1}  # claimed, and so computed, once each
+    # The workers' own logs: every window computed by exactly one of them, and both did work.
+    finished = {
+        name: [e["window_start"] for e in log_events(path, "run finished")] for name, (_, path) in workers.items()
+    }
+    everything = finished["w1"] + finished["w2"]
+    assert len(everything) == len(set(everything)) == len(runs)
+    assert {datetime.fromisoformat(w) for w in everything} == {r.window_start for r in runs}
+    assert finished["w1"] and finished["w2"]
+    assert {r.claimed_by for r in runs} == {"w1", "w2"}
+    for name, (_, path) in workers.items():
+        assert log_events(path, "worker stopped"), name
