@@ -1,11 +1,13 @@
 """Benchmark: Driftscope's auto drift against Evidently's DataDriftPreset on the same frames.
 
-    .venv/bin/python bench/drift.py --rows 100000 1000000
+    .venv/bin/python bench/drift.py --rows 100000 1000000 --repeat 3
 
 For each size the parent builds nothing itself: it starts one fresh subprocess per side
 (``--side driftscope`` / ``--side evidently``). Each subprocess builds the same seeded
 reference and current frames (N rows × 25 columns: 20 numeric, 5 categorical, drift in some),
-then measures only the drift computation:
+runs the computation once on a small 2,000-row pair to warm up (lazy imports, first-call costs;
+same for both sides), then measures only the drift computation on the real pair (the fastest of ``--repeat`` runs,
+one run above 100,000 rows; the peak memory is the largest of the runs):
 
 * time: wall clock (``time.perf_counter``) around the computation. Driftscope reports the
   reference profiling and the per-window drift separately and their sum; Evidently's number is
@@ -39,6 +41,7 @@ N_NUMERIC = 20
 N_CATEGORICAL = 5
 SEED = 42
 TOLERANCE = 1e-9
+WARMUP_ROWS = 2_000
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
@@ -139,10 +142,10 @@ def run_evidently(reference: pd.DataFrame, current: pd.DataFrame) -> dict:
     return {"total_s": t1 - t0, "peak_kib": peak, "columns": columns, "count": count, "share": share}
 
 
-def _side(side: str, rows: int) -> dict:
+def _side(side: str, rows: int, repeat: int) -> dict:
     """Run one side in a fresh interpreter and return its JSON result."""
     out = subprocess.run(
-        [sys.executable, __file__, "--side", side, "--rows", str(rows)],
+        [sys.executable, __file__, "--side", side, "--rows", str(rows), "--repeat", str(repeat)],
         check=True,
         capture_output=True,
         text=True,
@@ -169,18 +172,28 @@ def _compare(ours: dict, theirs: dict) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per side and size; the fastest counts")
     parser.add_argument("--side", choices=["driftscope", "evidently"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
-        reference, current = build_frames(args.rows[0])
         run = run_driftscope if args.side == "driftscope" else run_evidently
-        print(json.dumps(run(reference, current)))
+        # Warm-up on a small pair that takes the same code paths (reference > 1000 rows), so both
+        # sides are timed in the steady state a long-running worker is in, not on lazy imports.
+        run(*build_frames(WARMUP_ROWS))
+        reference, current = build_frames(args.rows[0])
+        # The machine is shared: repeat and keep the fastest run (same count for both sides).
+        runs = [run(reference, current) for _ in range(args.repeat)]
+        best = min(runs, key=lambda r: r["total_s"])
+        best["peak_kib"] = max(r["peak_kib"] for r in runs)
+        print(json.dumps(best))
         return
 
     print(f"{'rows':>9} {'side':<11} {'profile s':>9} {'window s':>9} {'total s':>9} {'peak MiB':>9}")
     for rows in args.rows:
-        ours = _side("driftscope", rows)
-        theirs = _side("evidently", rows)
+        # Evidently needs over a minute per run on 1M rows: one run there (for both sides).
+        repeat = args.repeat if rows <= 100_000 else 1
+        ours = _side("driftscope", rows, repeat)
+        theirs = _side("evidently", rows, repeat)
         worst = _compare(ours, theirs)
         print(
             f"{rows:>9} {'driftscope':<11} {ours['profile_s']:>9.3f} {ours['window_s']:>9.3f} "
