@@ -1,0 +1,611 @@
+"""Plotly figures, built from the frames :mod:`dashboard.queries` returns. Pure: data in, figure out.
+
+The model page is one figure with one shared time axis, so zooming any panel zooms them all and an
+alert's shaded span lines up with the drift, performance and service panels under it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from dashboard.queries import OUTPUT_COLUMNS, SEVERITY_CAP, AlertRow
+from dashboard.theme import GREY, GRID, HEATMAP_SCALE, INK, MUTED, OKABE_ITO, SEVERITY_COLOURS
+
+FONT = {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", "size": 12, "color": INK}
+REALIZED = OKABE_ITO["blue"]
+ESTIMATED = OKABE_ITO["reddish_purple"]
+REFERENCE = "rgba(138,148,166,0.18)"
+METRIC_COLOURS = [OKABE_ITO["blue"], OKABE_ITO["vermillion"], OKABE_ITO["bluish_green"], OKABE_ITO["reddish_purple"]]
+HEATMAP_ROW_PX = 15
+PREFERRED_METRICS = ("roc_auc", "f1", "accuracy", "rmse", "mae", "r2")
+
+
+def _base_layout(height: int) -> dict[str, Any]:
+    return {
+        "height": height,
+        "margin": {"l": 130, "r": 24, "t": 28, "b": 36},
+        "font": FONT,
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+        "hovermode": "closest",
+        "hoverlabel": {"font": {"size": 12}},
+        "showlegend": True,
+        "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1, "xanchor": "right", "font": {"size": 11}},
+    }
+
+
+def empty_figure(message: str, height: int = 240) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(**_base_layout(height), showlegend=False)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.add_annotation(
+        text=message, showarrow=False, font={"color": MUTED, "size": 14}, x=0.5, y=0.5, xref="paper", yref="paper"
+    )
+    return fig
+
+
+def primary_metric(perf: pd.DataFrame) -> str | None:
+    """The performance metric the model page plots: the first of PREFERRED_METRICS present, else any."""
+    if perf.empty:
+        return None
+    present = list(dict.fromkeys(perf["method"]))
+    return next((m for m in PREFERRED_METRICS if m in present), present[0])
+
+
+def feature_order(matrix: pd.DataFrame) -> list[str]:
+    """Input features, most drifted first (breached windows, then worst severity), then by name."""
+    inputs = matrix[~matrix["feature"].isin(OUTPUT_COLUMNS)]
+    if inputs.empty:
+        return []
+    ranked = inputs.groupby("feature").agg(breached=("breached", "sum"), worst=("severity", "max")).reset_index()
+    ranked = ranked.sort_values(["breached", "worst", "feature"], ascending=[False, False, True])
+    return ranked["feature"].tolist()
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Everything the model page's figure shows, already aggregated per bucket."""
+
+    share: pd.DataFrame
+    matrix: pd.DataFrame
+    performance: pd.DataFrame
+    quality: pd.DataFrame
+    metrics: pd.DataFrame
+    alerts: Sequence[AlertRow]
+    start: datetime
+    end: datetime
+    bucket: timedelta
+    window: timedelta
+    selected: datetime | None = None
+
+
+def _mid(frame: pd.DataFrame, bucket: timedelta) -> pd.Series:
+    return frame["bucket"] + pd.Timedelta(bucket) / 2
+
+
+def _heatmap_text(cells: pd.DataFrame, bucket: timedelta, window: timedelta) -> pd.Series:
+    start = cells["bucket"].dt.strftime("%b %d %H:%M")
+    if bucket == window:
+        verdict = np.where(cells["breached"] > 0, "drift", "no drift")
+        return (
+            "<b>"
+            + cells["feature"]
+            + "</b> · "
+            + start
+            + " UTC<br>"
+            + cells["method"]
+            + " = "
+            + cells["value"].map("{:.3g}".format)
+            + " (threshold "
+            + cells["threshold"].map("{:.3g}".format)
+            + ")<br>"
+            + verdict
+            + " · click for the feature page"
+        )
+    return (
+        "<b>"
+        + cells["feature"]
+        + "</b> · "
+        + start
+        + " UTC + "
+        + str(int(bucket.total_seconds() // 3600))
+        + "h<br>"
+        + "drifted in "
+        + cells["breached"].astype(int).astype(str)
+        + " of "
+        + cells["windows"].astype(int).astype(str)
+        + " windows · worst "
+        + cells["severity"].map("{:.2f}".format)
+        + "× threshold<br>click for the feature page"
+    )
+
+
+def model_timeline(t: Timeline) -> go.Figure:
+    """Share drifted · feature × window heatmap · output drift · performance · volume · quality · metrics."""
+    features = feature_order(t.matrix)
+    metric_names = list(dict.fromkeys(t.metrics["name"])) if not t.metrics.empty else []
+    metric = primary_metric(t.performance)
+    panels: list[tuple[str, int]] = [
+        ("Share of drifted features", 80),
+        (
+            "Drift per feature × window — severity relative to threshold (click a cell)",
+            max(120, HEATMAP_ROW_PX * len(features)),
+        ),
+        ("Prediction & score drift (severity; 1 = threshold)", 80),
+        (f"Performance — {metric or 'no labels yet'}: realized vs estimated, reference band", 140),
+        ("Volume — rows per window vs expected", 80),
+        ("Data quality — worst feature", 90),
+    ]
+    panels += [(f"Service — {name}", 70) for name in metric_names]
+    heights = [h for _, h in panels]
+    gap_px = 34
+    total = sum(heights) + gap_px * (len(panels) - 1)
+    fig = make_subplots(
+        rows=len(panels),
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=gap_px / total,
+        row_heights=[h / sum(heights) for h in heights],
+        subplot_titles=[title for title, _ in panels],
+    )
+    fig.update_layout(**_base_layout(total + 80))
+    for annotation in fig.layout.annotations:
+        annotation.update(x=0, xanchor="left", font={"size": 12, "color": MUTED})
+
+    _share_panel(fig, t, row=1)
+    _heatmap_panel(fig, t, features, row=2)
+    _output_panel(fig, t, row=3)
+    _performance_panel(fig, t, metric, row=4)
+    _volume_panel(fig, t, row=5)
+    _quality_panel(fig, t, row=6)
+    for i, name in enumerate(metric_names):
+        _metric_panel(fig, t, name, METRIC_COLOURS[i % len(METRIC_COLOURS)], row=7 + i)
+    _alert_spans(fig, t)
+    _panel_legends(fig)
+    if t.selected is not None:
+        mid = t.selected + t.window / 2
+        fig.add_vline(x=mid, line={"color": INK, "width": 1.5, "dash": "dot"})
+    fig.update_xaxes(
+        range=[t.start, t.end],
+        showgrid=True,
+        gridcolor=GRID,
+        zeroline=False,
+        showspikes=True,
+        spikemode="across",
+        spikethickness=1,
+        spikecolor=GREY,
+        spikedash="solid",
+    )
+    fig.update_yaxes(showgrid=True, gridcolor=GRID, zeroline=False, tickfont={"size": 11})
+    fig.update_xaxes(showticklabels=True, row=len(panels), col=1)
+    return fig
+
+
+def _panel_legends(fig: go.Figure) -> None:
+    """One legend per panel, at the right end of its title line, instead of one crowded legend on top."""
+    for trace in fig.data:
+        suffix = (trace.yaxis or "y")[1:]
+        trace.legend = f"legend{suffix}"
+    for suffix in {(trace.yaxis or "y")[1:] for trace in fig.data if trace.showlegend is not False}:
+        top = fig.layout[f"yaxis{suffix}"].domain[1]
+        fig.layout[f"legend{suffix}"] = {
+            "orientation": "h",
+            "x": 1,
+            "xanchor": "right",
+            "y": top,
+            "yanchor": "bottom",
+            "font": {"size": 11},
+            "bgcolor": "rgba(255,255,255,0)",
+            "itemwidth": 30,
+        }
+
+
+def _share_panel(fig: go.Figure, t: Timeline, row: int) -> None:
+    s = t.share
+    if s.empty:
+        return
+    colours = np.where(s["drifted_windows"] > 0, OKABE_ITO["vermillion"], OKABE_ITO["orange"])
+    fig.add_trace(
+        go.Bar(
+            x=_mid(s, t.bucket),
+            y=s["share"],
+            marker={"color": colours, "line": {"width": 0}},
+            width=t.bucket.total_seconds() * 1000 * 0.9,
+            name="share drifted",
+            showlegend=False,
+            hovertemplate="%{x|%b %d %H:%M} UTC<br>%{y:.0%} of features drifted<extra></extra>",
+        ),
+        row=row,
+        col=1,
+    )
+    fig.update_yaxes(range=[0, 1], tickformat=".0%", nticks=3, row=row, col=1)
+
+
+def _heatmap_panel(fig: go.Figure, t: Timeline, features: list[str], row: int) -> None:
+    cells = t.matrix[t.matrix["feature"].isin(features)].copy()
+    if cells.empty:
+        return
+    cells["text"] = _heatmap_text(cells, t.bucket, t.window)
+    cells["key"] = cells["bucket"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    columns = sorted(cells["bucket"].unique())
+    z = cells.pivot(index="feature", columns="bucket", values="severity").reindex(index=features, columns=columns)
+    text = cells.pivot(index="feature", columns="bucket", values="text").reindex(index=features, columns=columns)
+    keys = cells.pivot(index="feature", columns="bucket", values="key").reindex(index=features, columns=columns)
+    fig.add_trace(
+        go.Heatmap(
+            x=pd.DatetimeIndex(columns) + pd.Timedelta(t.bucket) / 2,
+            y=features,
+            z=z.to_numpy(dtype=float),
+            text=text.fillna("").to_numpy(),
+            customdata=keys.fillna("").to_numpy(),
+            hovertemplate="%{text}<extra></extra>",
+            zmin=0,
+            zmax=SEVERITY_CAP,
+            colorscale=HEATMAP_SCALE,
+            xgap=1,
+            ygap=1,
+            colorbar={
+                "title": {"text": "× threshold", "side": "right", "font": {"size": 11}},
+                "thickness": 10,
+                "len": 0.25,
+                "y": 1.0,
+                "yanchor": "top",
+                "tickvals": [0, 1, 2],
+                "ticktext": ["0", "1", "≥2"],
+                "x": 1.0,
+                "xpad": 4,
+            },
+            name="drift",
+            showlegend=False,
+        ),
+        row=row,
+        col=1,
+    )
+    fig.update_yaxes(autorange="reversed", showgrid=False, tickfont={"size": 11}, row=row, col=1)
+
+
+def _output_panel(fig: go.Figure, t: Timeline, row: int) -> None:
+    outputs = t.matrix[t.matrix["feature"].isin(OUTPUT_COLUMNS)]
+    colours = {"score": OKABE_ITO["vermillion"], "prediction": OKABE_ITO["blue"], "label": OKABE_ITO["bluish_green"]}
+    for column, frame in outputs.groupby("feature", sort=True):
+        fig.add_trace(
+            go.Scatter(
+                x=_mid(frame, t.bucket),
+                y=frame["severity"],
+                mode="lines",
+                line={"width": 1.5, "color": colours[str(column)]},
+                name=f"{column} drift",
+                hovertemplate=f"{column}: %{{y:.2f}}× threshold<br>%{{x|%b %d %H:%M}} UTC<extra></extra>",
+            ),
+            row=row,
+            col=1,
+        )
+    fig.add_hline(y=1, line={"color": GREY, "width": 1, "dash": "dash"}, row=row, col=1)
+    fig.update_yaxes(range=[0, SEVERITY_CAP * 1.05], nticks=3, row=row, col=1)
+
+
+def _band(fig: go.Figure, x: pd.Series, low: pd.Series, high: pd.Series, fill: str, name: str, row: int) -> None:
+    fig.add_trace(
+        go.Scatter(x=x, y=high, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip", legendgroup=name),
+        row=row,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=low,
+            mode="lines",
+            line={"width": 0},
+            fill="tonexty",
+            fillcolor=fill,
+            name=name,
+            legendgroup=name,
+            hoverinfo="skip",
+        ),
+        row=row,
+        col=1,
+    )
+
+
+def _performance_panel(fig: go.Figure, t: Timeline, metric: str | None, row: int) -> None:
+    if metric is None:
+        return
+    perf = t.performance[t.performance["method"] == metric]
+    band = perf.dropna(subset=["band_lower", "band_upper"])
+    if not band.empty:
+        _band(fig, _mid(band, t.bucket), band["band_lower"], band["band_upper"], REFERENCE, "reference band", row)
+    styles = {
+        "performance": ("realized", REALIZED, "solid", "rgba(0,114,178,0.15)"),
+        "estimated_performance": ("estimated", ESTIMATED, "dash", "rgba(204,121,167,0.15)"),
+    }
+    for kind, (label, colour, dash, fill) in styles.items():
+        series = perf[perf["kind"] == kind]
+        if series.empty:
+            continue
+        x = _mid(series, t.bucket)
+        ci = series.dropna(subset=["ci_lower", "ci_upper"])
+        if not ci.empty:
+            _band(fig, _mid(ci, t.bucket), ci["ci_lower"], ci["ci_upper"], fill, f"{label} 95% CI", row)
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=series["value"],
+                mode="lines",
+                line={"color": colour, "width": 2, "dash": dash},
+                name=label,
+                hovertemplate=f"{label} {metric} %{{y:.3f}}<br>%{{x|%b %d %H:%M}} UTC<extra></extra>",
+            ),
+            row=row,
+            col=1,
+        )
+    fig.update_yaxes(nticks=4, row=row, col=1)
+
+
+def _volume_panel(fig: go.Figure, t: Timeline, row: int) -> None:
+    q = t.quality.dropna(subset=["rows"]) if not t.quality.empty else t.quality
+    if q.empty:
+        return
+    x = _mid(q, t.bucket)
+    fig.add_trace(
+        go.Bar(
+            x=x,
+            y=q["rows"],
+            marker={"color": "#C9D3DF", "line": {"width": 0}},
+            name="rows",
+            width=t.bucket.total_seconds() * 1000 * 0.9,
+            hovertemplate="%{y:,.0f} rows<br>%{x|%b %d %H:%M} UTC<extra></extra>",
+        ),
+        row=row,
+        col=1,
+    )
+    if q["expected_rows"].notna().any():
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=q["expected_rows"],
+                mode="lines",
+                line={"color": INK, "width": 1, "dash": "dot"},
+                name="expected",
+                hovertemplate="expected %{y:,.0f}<extra></extra>",
+            ),
+            row=row,
+            col=1,
+        )
+    fig.update_yaxes(nticks=3, rangemode="tozero", row=row, col=1)
+
+
+def _quality_panel(fig: go.Figure, t: Timeline, row: int) -> None:
+    q = t.quality
+    if q.empty:
+        return
+    x = _mid(q, t.bucket)
+    series = [
+        ("worst_missing", "missing", OKABE_ITO["vermillion"]),
+        ("worst_out_of_range", "out of range", OKABE_ITO["orange"]),
+        ("worst_unseen", "unseen categories", OKABE_ITO["blue"]),
+        ("worst_type_error", "type errors", OKABE_ITO["black"]),
+    ]
+    for column, label, colour in series:
+        if q[column].notna().any():
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=q[column],
+                    mode="lines",
+                    line={"color": colour, "width": 1.4},
+                    name=label,
+                    hovertemplate=f"worst {label}: %{{y:.1%}}<br>%{{x|%b %d %H:%M}} UTC<extra></extra>",
+                ),
+                row=row,
+                col=1,
+            )
+    fig.update_yaxes(tickformat=".0%", nticks=3, rangemode="tozero", row=row, col=1)
+
+
+def _metric_panel(fig: go.Figure, t: Timeline, name: str, colour: str, row: int) -> None:
+    for series_id, frame in t.metrics[t.metrics["name"] == name].groupby("series_id", sort=True):
+        labels = frame["labels"].iloc[0] or {}
+        label = name + ("{" + ",".join(f"{k}={v}" for k, v in sorted(labels.items())) + "}" if labels else "")
+        fig.add_trace(
+            go.Scatter(
+                x=_mid(frame, t.bucket),
+                y=frame["value"],
+                mode="lines",
+                line={"color": colour, "width": 1.5},
+                name=label,
+                showlegend=False,
+                legendgroup=f"metric-{series_id}",
+                hovertemplate=f"{label} %{{y:.4g}}<br>%{{x|%b %d %H:%M}} UTC<extra></extra>",
+            ),
+            row=row,
+            col=1,
+        )
+    fig.update_yaxes(nticks=3, rangemode="tozero", row=row, col=1)
+
+
+def _alert_spans(fig: go.Figure, t: Timeline) -> None:
+    """Shade each alert's firing span over every panel, with a marker on top that names it."""
+    xs, texts, colours = [], [], []
+    for alert in t.alerts:
+        begin = alert.fired_at or alert.started_at
+        if begin is None or begin >= t.end:
+            continue
+        finish = alert.resolved_at or t.end
+        colour = SEVERITY_COLOURS.get(alert.severity, GREY)
+        fig.add_vrect(
+            x0=max(begin, t.start), x1=min(finish, t.end), fillcolor=colour, opacity=0.07, line_width=0, layer="below"
+        )
+        fig.add_shape(
+            type="line",
+            x0=begin,
+            x1=begin,
+            y0=0,
+            y1=1,
+            xref="x",
+            yref="paper",
+            line={"color": colour, "width": 1.2, "dash": "dot"},
+        )
+        xs.append(max(begin, t.start))
+        state = alert.state + (f", acknowledged by {alert.acknowledged_by}" if alert.acknowledged_by else "")
+        texts.append(
+            f"<b>{alert.rule}</b> ({alert.severity}, {state})<br>{alert.annotations.get('summary', '')}"
+            f"<br>fired {begin:%b %d %H:%M} UTC"
+            + (f", resolved {alert.resolved_at:%b %d %H:%M}" if alert.resolved_at else "")
+        )
+        colours.append(colour)
+    if xs:
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=[1.02] * len(xs),
+                mode="markers",
+                marker={"symbol": "triangle-down", "size": 11, "color": colours},
+                text=texts,
+                hovertemplate="%{text}<extra></extra>",
+                name="alerts",
+                cliponaxis=False,
+            ),
+            row=1,
+            col=1,
+        )
+
+
+# --- feature page -------------------------------------------------------------------------------
+
+
+def distribution(histogram: dict[str, Any], feature: str, window_start: datetime) -> go.Figure:
+    """Reference vs window distribution from a drift score's ``details["histogram"]`` (shares)."""
+    fig = go.Figure()
+    when = f"window {window_start:%b %d %H:%M} UTC"
+    if "edges" in histogram:
+        edges = np.asarray(histogram["edges"], dtype=float)
+        centres, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+        for key, label, colour in (("reference", "reference", GREY), ("current", when, OKABE_ITO["vermillion"])):
+            fig.add_trace(
+                go.Bar(
+                    x=centres,
+                    y=histogram[key],
+                    width=widths,
+                    name=label,
+                    marker={"color": colour, "line": {"width": 0}},
+                    opacity=0.55,
+                    hovertemplate="%{x:.4g}: %{y:.1%}<extra>" + label + "</extra>",
+                )
+            )
+        fig.update_layout(barmode="overlay")
+    else:
+        for key, label, colour in (("reference", "reference", GREY), ("current", when, OKABE_ITO["vermillion"])):
+            fig.add_trace(
+                go.Bar(
+                    x=histogram["categories"],
+                    y=histogram[key],
+                    name=label,
+                    marker={"color": colour},
+                    hovertemplate="%{x}: %{y:.1%}<extra>" + label + "</extra>",
+                )
+            )
+        fig.update_layout(barmode="group")
+    fig.update_layout(
+        **{**_base_layout(330), "margin": {"l": 56, "r": 16, "t": 36, "b": 40}},
+        title={"text": f"{feature}: share of rows", "font": {"size": 13}, "x": 0, "xanchor": "left"},
+    )
+    fig.update_yaxes(tickformat=".0%", gridcolor=GRID, zeroline=False)
+    fig.update_xaxes(gridcolor=GRID)
+    return fig
+
+
+def feature_drift(
+    scores: pd.DataFrame, feature: str, start: datetime, end: datetime, selected: datetime | None
+) -> go.Figure:
+    """The feature's drift score per window with its threshold; p-values on a log axis (small = drift)."""
+    ok = scores[scores["status"] == "ok"]
+    if ok.empty:
+        return empty_figure("no drift scores for this feature in the selected range", 300)
+    method = ok["method"].iloc[-1]
+    p_value_like = bool(((ok["breached"]) == (ok["value"] < ok["threshold"])).all())
+    colours = np.where(ok["breached"].fillna(False).astype(bool), OKABE_ITO["vermillion"], OKABE_ITO["blue"])
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=ok["window_start"],
+            y=ok["value"],
+            mode="lines+markers",
+            line={"color": "#9FB3C8", "width": 1},
+            marker={"color": colours, "size": 5},
+            name=f"{method}",
+            customdata=ok["window_start"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            hovertemplate="%{x|%b %d %H:%M} UTC<br>"
+            + method
+            + " = %{y:.3g}<br>click to inspect this window<extra></extra>",
+        )
+    )
+    thresholds = ok["threshold"].dropna()
+    if not thresholds.empty:
+        fig.add_hline(
+            y=float(thresholds.iloc[-1]),
+            line={"color": OKABE_ITO["vermillion"], "dash": "dash", "width": 1},
+            annotation_text="threshold",
+            annotation_position="top left",
+            annotation_font={"size": 11, "color": MUTED},
+        )
+    if selected is not None:
+        fig.add_vline(x=selected, line={"color": INK, "width": 1.5, "dash": "dot"})
+    fig.update_layout(
+        **{**_base_layout(330), "margin": {"l": 56, "r": 16, "t": 36, "b": 40}},
+        showlegend=False,
+        title={
+            "text": f"{method} over time"
+            + (" (p-value: lower means drift)" if p_value_like else " (higher means drift)"),
+            "font": {"size": 13},
+            "x": 0,
+            "xanchor": "left",
+        },
+    )
+    fig.update_xaxes(range=[start, end], gridcolor=GRID)
+    fig.update_yaxes(
+        type="log" if p_value_like else "linear",
+        gridcolor=GRID,
+        zeroline=False,
+        exponentformat="power" if p_value_like else "none",
+    )
+    return fig
+
+
+def feature_quality(scores: pd.DataFrame, start: datetime, end: datetime) -> go.Figure:
+    ok = scores[scores["status"] == "ok"]
+    if ok.empty:
+        return empty_figure("no data-quality scores for this feature in the selected range", 220)
+    fig = go.Figure()
+    colours = {
+        "missing_share": OKABE_ITO["vermillion"],
+        "out_of_range_share": OKABE_ITO["orange"],
+        "unseen_category_share": OKABE_ITO["blue"],
+        "type_error_share": OKABE_ITO["black"],
+    }
+    for method, frame in ok.groupby("method", sort=True):
+        fig.add_trace(
+            go.Scatter(
+                x=frame["window_start"],
+                y=frame["value"],
+                mode="lines",
+                name=str(method).replace("_", " "),
+                line={"color": colours.get(str(method), GREY), "width": 1.4},
+                hovertemplate="%{x|%b %d %H:%M} UTC<br>%{y:.2%}<extra>" + str(method) + "</extra>",
+            )
+        )
+    fig.update_layout(
+        **{**_base_layout(220), "margin": {"l": 56, "r": 16, "t": 36, "b": 36}},
+        title={"text": "Data quality over time", "font": {"size": 13}, "x": 0, "xanchor": "left"},
+    )
+    fig.update_xaxes(range=[start, end], gridcolor=GRID)
+    fig.update_yaxes(tickformat=".1%", rangemode="tozero", gridcolor=GRID, zeroline=False)
+    return fig

@@ -1,0 +1,187 @@
+"""Feature page: reference vs window distribution, the drift score over time with its threshold, quality."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from dashboard import figures, queries
+from dashboard.context import Context
+from dashboard.queries import WindowScore
+from dashboard.state import PageQuery, feature_url, model_url, report_url
+from dashboard.theme import empty_state, kpi, page_header, range_picker, time_text
+
+_QUALITY_LABELS = {
+    "missing_share": "Missing",
+    "type_error_share": "Type errors",
+    "out_of_range_share": "Out of reference range",
+    "unseen_category_share": "Unseen categories",
+}
+
+
+def _fmt(value: float | None, share: bool = False) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.2%}" if share else f"{value:.3g}"
+
+
+def _drift_kpi(score: WindowScore | None) -> html.Div:
+    if score is None:
+        return kpi("Drift", "—", "no drift score in this window")
+    if score.status != "ok":
+        return kpi("Drift", "not tested", score.reason or score.status)
+    verdict = "DRIFT" if score.breached else "no drift"
+    return kpi(
+        f"Drift ({score.method})",
+        verdict,
+        f"{score.method} = {_fmt(score.value)}, threshold {_fmt(score.threshold)}",
+        tone="critical" if score.breached else "ok",
+        id="kpi-drift",
+    )
+
+
+def _quality_kpis(scores: list[WindowScore]) -> list[html.Div]:
+    out = []
+    for score in sorted(
+        scores, key=lambda s: list(_QUALITY_LABELS).index(s.method) if s.method in _QUALITY_LABELS else 99
+    ):
+        label = _QUALITY_LABELS.get(score.method, score.method)
+        if score.status != "ok":
+            out.append(kpi(label, "—", score.reason or score.status))
+            continue
+        count = score.details.get("count")
+        of = score.details.get("of")
+        sub = f"{count} of {of} rows" if count is not None and of is not None else ""
+        out.append(
+            kpi(
+                label,
+                _fmt(score.value, share=True),
+                f"{sub} · limit {_fmt(score.threshold, share=True)}",
+                tone="critical" if score.breached else None,
+            )
+        )
+    return out
+
+
+def layout(ctx: Context, model_name: str, feature: str, query: PageQuery) -> html.Div:
+    with ctx.engine.connect() as conn:
+        model = queries.model_by_name(conn, model_name)
+        if model is None:
+            return html.Div(
+                [
+                    page_header(feature),
+                    empty_state(
+                        f"Unknown model {model_name!r}", "Go back to ", dcc.Link("the overview", href="/"), "."
+                    ),
+                ]
+            )
+        extent = queries.model_extent(conn, model.id)
+        tr = query.time_range(extent.first, extent.last, extent.window)
+        drift = queries.feature_scores(conn, model.id, feature, tr.start, tr.end, ("drift",))
+        quality = queries.feature_scores(conn, model.id, feature, tr.start, tr.end, ("quality",))
+        window = query.window or queries.worst_window(conn, model.id, feature, tr.start, tr.end)
+        scores = queries.feature_window(conn, model.id, feature, window) if window else []
+    kind = model.features.get(feature, "model output" if feature in queries.OUTPUT_COLUMNS else "unknown")
+    back = dcc.Link(f"← {model_name}", href=model_url(model_name, tr, window), className="ds-back")
+    header = page_header(
+        [back, html.Span(f" / {feature}")],
+        f"{kind} · window {time_text(window)} · times in UTC",
+        right=html.Div(
+            [
+                dcc.Link(
+                    "Window report",
+                    href=report_url(scores[0].monitor, window),
+                    className="btn btn-sm btn-outline-primary",
+                )
+                if window and scores
+                else None,
+            ],
+            className="d-flex gap-2",
+        ),
+    )
+    if drift.empty and quality.empty:
+        return html.Div(
+            [
+                header,
+                html.Div(range_picker(tr), className="ds-toolbar"),
+                empty_state(
+                    f"No scores for {feature!r} in this range",
+                    "Pick a wider range, or check that the feature is listed under ",
+                    html.Code(f"models.{model_name}.features"),
+                    " in driftscope.yaml.",
+                ),
+            ]
+        )
+    drift_score = next((s for s in scores if s.kind == "drift"), None)
+    histogram = (drift_score.details.get("histogram") if drift_score else None) or {}
+    distribution = (
+        figures.distribution(histogram, feature, window)
+        if histogram and window
+        else figures.empty_figure("no histogram stored for this window (not enough data to test)", 330)
+    )
+    step = extent.window
+    nav = html.Div(
+        [
+            dcc.Link(
+                "← previous window",
+                href=feature_url(model_name, feature, window - step, tr),
+                className="btn btn-sm btn-outline-secondary",
+            )
+            if window
+            else None,
+            dcc.Link(
+                "next window →",
+                href=feature_url(model_name, feature, window + step, tr),
+                className="btn btn-sm btn-outline-secondary",
+            )
+            if window and extent.last and window < extent.last
+            else None,
+        ],
+        className="d-flex gap-2",
+    )
+    return html.Div(
+        [
+            header,
+            html.Div([range_picker(tr), nav], className="ds-toolbar"),
+            html.Div(
+                [_drift_kpi(drift_score), *_quality_kpis([s for s in scores if s.kind == "quality"])],
+                className="ds-kpis",
+            ),
+            dbc.Row(
+                [
+                    dbc.Col(
+                        html.Div(
+                            dcc.Graph(id="feature-distribution", figure=distribution, config={"displaylogo": False}),
+                            className="ds-card",
+                        ),
+                        lg=6,
+                    ),
+                    dbc.Col(
+                        html.Div(
+                            dcc.Graph(
+                                id="feature-drift",
+                                figure=figures.feature_drift(drift, feature, tr.start, tr.end, window),
+                                config={"displaylogo": False},
+                            ),
+                            className="ds-card",
+                        ),
+                        lg=6,
+                    ),
+                ],
+                className="g-3",
+            ),
+            html.Div(
+                dcc.Graph(
+                    id="feature-quality",
+                    figure=figures.feature_quality(quality, tr.start, tr.end),
+                    config={"displaylogo": False},
+                ),
+                className="ds-card mt-3",
+            ),
+            dbc.Alert(
+                "Tip: click a point of the drift chart to inspect that window.",
+                color="light",
+                className="small mt-2 mb-0",
+            ),
+        ]
+    )

@@ -1,0 +1,245 @@
+"""Model page: one shared time axis that answers which model is unhealthy, since when, which features,
+data or service, and whether performance is really dropping.
+
+:func:`build` is the server-side work (queries + figure); ``bench/dashboard.py`` times it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import dcc, html
+from sqlalchemy import Connection
+
+from dashboard import figures, queries
+from dashboard.context import Context
+from dashboard.pages.overview import model_health
+from dashboard.queries import AlertRow, ModelInfo
+from dashboard.state import PageQuery, TimeRange, alerts_url, bucket_for, feature_url, report_url
+from dashboard.theme import empty_state, kpi, page_header, range_picker, severity_badge, time_text
+
+RECENT_BUCKETS = 3  # "now" on the model page means the last few buckets of the range
+SERVICE_FACTOR = 1.5  # a service metric this far above its median over the range counts as abnormal
+
+
+@dataclass(frozen=True)
+class ModelPage:
+    model: ModelInfo
+    range: TimeRange
+    timeline: figures.Timeline
+    breached: pd.DataFrame
+    monitors: tuple[str, ...]
+
+
+def build(conn: Connection, model: ModelInfo, query: PageQuery) -> ModelPage | None:
+    """All the data of the model page, aggregated in SQL; None when no window was computed yet."""
+    extent = queries.model_extent(conn, model.id)
+    if extent.last is None:
+        return None
+    tr = query.time_range(extent.first, extent.last, extent.window)
+    bucket = bucket_for(tr.length, extent.window)
+    start, end = tr.start, tr.end
+    timeline = figures.Timeline(
+        share=queries.dataset_drift_series(conn, model.id, start, end, bucket),
+        matrix=queries.drift_matrix(conn, model.id, start, end, bucket),
+        performance=queries.performance_series(conn, model.id, start, end, bucket),
+        quality=queries.quality_series(conn, model.id, start, end, bucket),
+        metrics=queries.metric_series(conn, model.id, start, end, bucket),
+        alerts=queries.model_alerts(conn, model.name, start, end),
+        start=start,
+        end=end,
+        bucket=bucket,
+        window=extent.window,
+        selected=query.window,
+    )
+    breached = queries.breached_features(conn, model.id, start, end)
+    return ModelPage(model, tr, timeline, breached, extent.monitors)
+
+
+def _since(alerts: list[AlertRow]) -> datetime | None:
+    firing = [a.fired_at or a.started_at for a in alerts if a.state == "firing"]
+    return min(firing) if firing else None
+
+
+def _drifting_now(page: ModelPage) -> pd.DataFrame:
+    """Input features breached in the last few buckets, with when their drift began in the range."""
+    recent = page.range.end - RECENT_BUCKETS * page.timeline.bucket
+    b = page.breached
+    inputs = b[~b["feature"].isin(queries.OUTPUT_COLUMNS) & b["last_breach"].notna()]
+    return inputs[inputs["last_breach"] >= recent].sort_values("first_breach")
+
+
+def _service_abnormal(metrics: pd.DataFrame, recent: datetime) -> list[str]:
+    """Service metrics whose recent mean is well above their median over the range."""
+    out = []
+    for name, frame in metrics.groupby("name", sort=True):
+        baseline = frame["value"].median()
+        now = frame[frame["bucket"] >= recent]["value"].mean()
+        if baseline > 0 and now > SERVICE_FACTOR * baseline:
+            out.append(f"{name} {now:.3g} (usually {baseline:.3g})")
+    return out
+
+
+def _verdict(page: ModelPage) -> tuple[str, str, str | None]:
+    recent = page.range.end - RECENT_BUCKETS * page.timeline.bucket
+    drifting = _drifting_now(page)
+    quality = page.timeline.quality
+    quality_breaches = int(quality[quality["bucket"] >= recent]["breaches"].sum()) if not quality.empty else 0
+    service = _service_abnormal(page.timeline.metrics, recent)
+    data_issue = not drifting.empty or quality_breaches > 0
+    parts = []
+    if not drifting.empty:
+        parts.append(f"{len(drifting)} input(s) drifting")
+    if quality_breaches:
+        parts.append(f"{quality_breaches} quality check(s) breached")
+    if data_issue and service:
+        return "Data and service", "; ".join(parts + service), "critical"
+    if data_issue:
+        normal = "service metrics normal" if not page.timeline.metrics.empty else "no service metrics configured"
+        return "Data", "; ".join([*parts, normal]), "warning"
+    if service:
+        return "Service", "; ".join(service) + "; inputs stable", "warning"
+    return "Neither", "inputs stable, service metrics normal", "ok"
+
+
+def _performance_kpi(page: ModelPage) -> html.Div:
+    perf = page.timeline.performance
+    metric = figures.primary_metric(perf)
+    if metric is None:
+        return kpi("Performance", "—", "no performance scores yet (labels or estimation)")
+    rows = perf[perf["method"] == metric]
+    parts, tone = [], "ok"
+    for kind, label in (("performance", "realized"), ("estimated_performance", "estimated")):
+        series = rows[rows["kind"] == kind].dropna(subset=["value"])
+        if series.empty:
+            continue
+        last = series.iloc[-1]
+        parts.append(f"{label} {last['value']:.3f} ({last['bucket']:%b %d %H:%M})")
+        low = last["band_lower"]
+        if low == low and low is not None and last["value"] < low:
+            tone = "critical"
+    band = rows.dropna(subset=["band_lower"])
+    ref = f"reference {band['band_lower'].iloc[-1]:.2f}–{band['band_upper'].iloc[-1]:.2f}" if not band.empty else ""
+    headline = parts[0].split(" (")[0] if parts else "—"
+    return kpi(f"Performance ({metric})", headline, " · ".join([*parts[1:], ref]) or None, tone=tone if parts else None)
+
+
+def _kpis(page: ModelPage) -> html.Div:
+    alerts = list(page.timeline.alerts)
+    health = model_health(alerts, True)
+    firing = [a for a in alerts if a.state == "firing"]
+    since = _since(alerts)
+    drifting = _drifting_now(page)
+    verdict, why, tone = _verdict(page)
+    n_inputs = len([f for f in page.model.features if f not in queries.OUTPUT_COLUMNS]) or len(page.breached)
+    feature_links: list[object] = []
+    for feature in drifting["feature"].head(4):
+        if feature_links:
+            feature_links.append(", ")
+        feature_links.append(dcc.Link(feature, href=feature_url(page.model.name, feature, tr=page.range)))
+    return html.Div(
+        [
+            kpi(
+                "Health",
+                severity_badge(health, health.upper()),
+                f"{len(firing)} alert(s) firing" if firing else "no alert firing",
+                tone=health,
+                id="kpi-health",
+            ),
+            kpi(
+                "Unhealthy since",
+                time_text(since) if since else "—",
+                ", ".join(sorted({a.rule for a in firing})) or "healthy in this range",
+                tone=health if since else None,
+            ),
+            kpi(
+                "Drifting features",
+                f"{len(drifting)} of {n_inputs}",
+                html.Span(feature_links or "none in the latest windows"),
+                tone="warning" if len(drifting) else "ok",
+            ),
+            kpi("Data or service?", verdict, why, tone=tone, id="kpi-verdict"),
+            _performance_kpi(page),
+        ],
+        className="ds-kpis",
+    )
+
+
+def layout(ctx: Context, name: str, query: PageQuery) -> html.Div:
+    with ctx.engine.connect() as conn:
+        model = queries.model_by_name(conn, name)
+        if model is None:
+            known = ", ".join(m.name for m in queries.models(conn)) or "none yet"
+            return html.Div([page_header(name), empty_state(f"Unknown model {name!r}", f"Known models: {known}.")])
+        page = build(conn, model, query)
+    if page is None:
+        return html.Div(
+            [
+                page_header(name, f"{model.task} model · {len(model.features)} features"),
+                empty_state(
+                    "No windows computed yet",
+                    "No predictions have been scored for this model. Point a collector at it (",
+                    html.Code(f"models.{name}.source"),
+                    " in driftscope.yaml) or push predictions to ",
+                    html.Code("POST /v1/predictions"),
+                    "; then ",
+                    html.Code("driftscope worker"),
+                    " computes a window once it closes.",
+                ),
+            ]
+        )
+    t = page.timeline
+    selected = query.window or (t.end - t.window)
+    monitor = page.monitors[0] if page.monitors else None
+    links = [
+        dcc.Link("Alerts of this model", href=alerts_url(model=name), className="btn btn-sm btn-outline-secondary")
+    ]
+    if monitor:
+        links.insert(
+            0,
+            dcc.Link(
+                f"Window report ({time_text(selected)})",
+                href=report_url(monitor, selected),
+                className="btn btn-sm btn-outline-primary",
+                id="report-link",
+            ),
+        )
+    bucket_note = (
+        f"one column per {t.window.total_seconds() / 3600:g} h window"
+        if t.bucket == t.window
+        else f"windows merged into {t.bucket.total_seconds() / 3600:g} h buckets (worst value shown)"
+    )
+    figure = (
+        figures.model_timeline(t)
+        if not t.matrix.empty or not t.share.empty
+        else figures.empty_figure("no scores in this range: pick a wider range")
+    )
+    return html.Div(
+        [
+            page_header(
+                [html.Span(name), html.Span(f" · {model.task}", className="text-muted fw-normal fs-5")],
+                f"{len(model.features)} features · monitors: {', '.join(page.monitors) or '—'} · {bucket_note}"
+                " · times in UTC",
+                right=html.Div(links, className="d-flex gap-2"),
+            ),
+            _kpis(page),
+            html.Div(range_picker(page.range), className="ds-toolbar"),
+            html.Div(
+                dcc.Graph(
+                    id="model-timeline",
+                    figure=figure,
+                    config={"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]},
+                ),
+                className="ds-card",
+            ),
+            dbc.Alert(
+                "Tip: click a heatmap cell to open that feature's distributions for that window; "
+                "drag to zoom all panels.",
+                color="light",
+                className="small mt-2 mb-0",
+            ),
+        ]
+    )

@@ -1,0 +1,533 @@
+"""Read-only queries behind the dashboard, aggregated in SQL.
+
+Every chart reads at most one row per (bucket, series): windows are merged into buckets by the database
+(:func:`_bucket`), so a model page over 90 days of hourly windows × 50 features moves a few thousand
+rows, not a few hundred thousand. Functions take an open :class:`~sqlalchemy.Connection` so one page
+build uses one connection; none of them writes.
+
+Portability: the same SQL runs on Postgres and SQLite. The only dialect switch is how a timestamp
+becomes epoch seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import BigInteger, ColumnElement, Connection, Integer, and_, case, cast, func, or_, select
+from sqlalchemy.sql.expression import literal
+
+from monitor.models import Alert, MetricPoint, MetricSeries, Model, Run, Score, Silence
+
+# Drift scores of these "features" describe the model's output, not its inputs.
+OUTPUT_COLUMNS = ("prediction", "score", "label")
+# Colour scale of the heatmap runs from 0 to this; 1 is the threshold.
+SEVERITY_CAP = 2.0
+COMPUTED_STATUSES = ("succeeded", "insufficient_data")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: int
+    name: str
+    task: str
+    features: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Extent:
+    """Where a model's computed windows lie; ``window`` is the length of its newest run's window."""
+
+    first: datetime | None
+    last: datetime | None
+    window: timedelta
+    monitors: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    id: int
+    rule: str
+    severity: str
+    state: str
+    labels: dict[str, str]
+    annotations: dict[str, Any]
+    value: float | None
+    window_start: datetime | None
+    started_at: datetime
+    fired_at: datetime | None
+    resolved_at: datetime | None
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    ack_comment: str | None
+
+    @property
+    def model(self) -> str | None:
+        return self.labels.get("model")
+
+
+@dataclass(frozen=True)
+class SilenceRow:
+    id: int
+    matchers: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _epoch(conn: Connection, column: Any) -> ColumnElement[int]:
+    if conn.dialect.name == "sqlite":
+        # UtcDateTime stores naive UTC text on SQLite; strftime('%s') reads it as UTC.
+        return cast(func.strftime("%s", column), Integer)
+    return cast(func.extract("epoch", column), BigInteger)
+
+
+def _bucket(conn: Connection, column: Any, bucket: timedelta) -> ColumnElement[int]:
+    """Epoch seconds of the bucket holding ``column`` (integer division on both backends)."""
+    seconds = int(bucket.total_seconds())
+    return (_epoch(conn, column) // literal(seconds, BigInteger)) * literal(seconds, BigInteger)
+
+
+def _frame(conn: Connection, stmt: Any, time_columns: Sequence[str] = ("bucket",)) -> pd.DataFrame:
+    result = conn.execute(stmt)
+    frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    for column in time_columns:
+        if column in frame:
+            frame[column] = pd.to_datetime(frame[column].astype("int64"), unit="s", utc=True)
+    return frame
+
+
+def severity_expression() -> ColumnElement[float]:
+    """How far a drift score is past its threshold: 1 at the threshold, capped at :data:`SEVERITY_CAP`.
+
+    A distance is bad above its threshold (severity = value / threshold), a p-value below it
+    (threshold / value). Which of the two a row is follows from the Score contract — ``breached`` says
+    whether the value crossed the threshold in the bad direction — so the direction is read from the
+    row's own columns instead of from its JSON details, which would cost a detoast per row on Postgres.
+    """
+    value, threshold = Score.value, Score.threshold
+    p_value_like = or_(
+        and_(Score.breached.is_(True), value < threshold), and_(Score.breached.is_(False), value > threshold)
+    )
+    cap = literal(SEVERITY_CAP)
+    return case(
+        (or_(value.is_(None), threshold.is_(None), threshold <= 0), None),
+        (p_value_like, case((value * cap <= threshold, cap), else_=threshold / value)),
+        (value >= threshold * cap, cap),
+        else_=value / threshold,
+    )
+
+
+# --- models -------------------------------------------------------------------------------------
+
+
+def models(conn: Connection) -> list[ModelInfo]:
+    rows = conn.execute(select(Model.id, Model.name, Model.task, Model.feature_schema).order_by(Model.name))
+    return [ModelInfo(r.id, r.name, r.task, dict(r.feature_schema or {})) for r in rows]
+
+
+def model_by_name(conn: Connection, name: str) -> ModelInfo | None:
+    row = conn.execute(
+        select(Model.id, Model.name, Model.task, Model.feature_schema).where(Model.name == name)
+    ).one_or_none()
+    return None if row is None else ModelInfo(row.id, row.name, row.task, dict(row.feature_schema or {}))
+
+
+def model_extent(conn: Connection, model_id: int) -> Extent:
+    computed = and_(Run.model_id == model_id, Run.status.in_(COMPUTED_STATUSES))
+    first, last = conn.execute(select(func.min(Run.window_start), func.max(Run.window_start)).where(computed)).one()
+    newest = conn.execute(
+        select(Run.window_start, Run.window_end).where(computed).order_by(Run.window_start.desc()).limit(1)
+    ).one_or_none()
+    window = (newest.window_end - newest.window_start) if newest else timedelta(hours=1)
+    monitors = conn.scalars(select(Run.monitor).where(Run.model_id == model_id).distinct().order_by(Run.monitor))
+    return Extent(first, last, window, tuple(monitors))
+
+
+# --- overview -----------------------------------------------------------------------------------
+
+
+def overview(conn: Connection) -> pd.DataFrame:
+    """One row per model: last computed window, rows in its last 24 h, and the newest headline scores.
+
+    Columns: model_id, last_window, volume_24h, share_drifted, plus one ``<kind>:<metric>`` column per
+    (realized or estimated) performance metric with its newest value and ``…:band_lower/upper``.
+    """
+    last = (
+        select(Run.model_id, func.max(Run.window_start).label("last_window"))
+        .where(Run.status.in_(COMPUTED_STATUSES))
+        .group_by(Run.model_id)
+        .subquery()
+    )
+    result = conn.execute(select(last.c.model_id, last.c.last_window))
+    frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    if frame.empty:
+        return pd.DataFrame(columns=["model_id", "last_window", "volume_24h", "share_drifted"])
+    # Interval arithmetic in SQL differs per backend; there are few models, so one small query each.
+    frame["volume_24h"] = [
+        conn.scalar(
+            select(func.coalesce(func.sum(Run.row_count), 0)).where(
+                Run.model_id == int(row.model_id),
+                Run.window_start > row.last_window - timedelta(days=1),
+                Run.window_start <= row.last_window,
+            )
+        )
+        for row in frame.itertuples()
+    ]
+    newest = (
+        select(
+            Score.model_id,
+            Score.kind,
+            Score.method,
+            Score.value,
+            Score.details["band_lower"].as_float().label("band_lower"),
+            Score.details["band_upper"].as_float().label("band_upper"),
+            func.row_number()
+            .over(partition_by=(Score.model_id, Score.kind, Score.method), order_by=Score.window_start.desc())
+            .label("rank"),
+        )
+        .where(
+            Score.feature.is_(None),
+            Score.status == "ok",
+            or_(
+                Score.kind.in_(("performance", "estimated_performance")),
+                and_(Score.kind == "drift", Score.method == "share_drifted"),
+            ),
+        )
+        .subquery()
+    )
+    heads = _frame(conn, select(newest).where(newest.c.rank == 1), time_columns=())
+    frame["share_drifted"] = None
+    for row in heads.itertuples():
+        match = frame["model_id"] == row.model_id
+        if row.method == "share_drifted":
+            frame.loc[match, "share_drifted"] = row.value
+            continue
+        key = f"{row.kind}:{row.method}"
+        frame.loc[match, key] = row.value
+        frame.loc[match, f"{key}:band_lower"] = row.band_lower
+        frame.loc[match, f"{key}:band_upper"] = row.band_upper
+    return frame
+
+
+def open_alerts(conn: Connection) -> list[AlertRow]:
+    """Pending and firing alerts, newest first."""
+    return alerts(conn, states=("pending", "firing"))
+
+
+# --- model page ---------------------------------------------------------------------------------
+
+
+def _in_range(column: Any, start: datetime, end: datetime) -> ColumnElement[bool]:
+    return and_(column >= start, column < end)
+
+
+def dataset_drift_series(
+    conn: Connection, model_id: int, start: datetime, end: datetime, bucket: timedelta
+) -> pd.DataFrame:
+    """bucket, share (mean share of drifted features), windows, drifted_windows (dataset drift breached)."""
+    b = _bucket(conn, Score.window_start, bucket).label("bucket")
+    stmt = (
+        select(
+            b,
+            func.avg(Score.value).label("share"),
+            func.count().label("windows"),
+            func.sum(case((Score.breached.is_(True), 1), else_=0)).label("drifted_windows"),
+        )
+        .where(
+            Score.model_id == model_id,
+            Score.kind == "drift",
+            _in_range(Score.window_start, start, end),
+            Score.feature.is_(None),
+            Score.method == "share_drifted",
+            Score.status == "ok",
+        )
+        .group_by(b)
+        .order_by(b)
+    )
+    return _frame(conn, stmt)
+
+
+def drift_matrix(conn: Connection, model_id: int, start: datetime, end: datetime, bucket: timedelta) -> pd.DataFrame:
+    """bucket, feature, severity (worst in bucket), breached (windows), windows, value/threshold/method.
+
+    value, threshold and method are exact when a bucket is one window; for wider buckets they are the
+    largest value and threshold and one of the methods, and the hover text says so.
+    """
+    b = _bucket(conn, Score.window_start, bucket).label("bucket")
+    stmt = (
+        select(
+            b,
+            Score.feature,
+            func.max(severity_expression()).label("severity"),
+            func.sum(case((Score.breached.is_(True), 1), else_=0)).label("breached"),
+            func.count().label("windows"),
+            func.max(Score.value).label("value"),
+            func.max(Score.threshold).label("threshold"),
+            func.min(Score.method).label("method"),
+        )
+        .where(
+            Score.model_id == model_id,
+            Score.kind == "drift",
+            _in_range(Score.window_start, start, end),
+            Score.feature.is_not(None),
+            Score.status == "ok",
+        )
+        .group_by(b, Score.feature)
+        .order_by(b)
+    )
+    return _frame(conn, stmt)
+
+
+def performance_series(
+    conn: Connection, model_id: int, start: datetime, end: datetime, bucket: timedelta
+) -> pd.DataFrame:
+    """bucket, kind (performance | estimated_performance), method, value, ci_lower, ci_upper, band_lower/upper."""
+    b = _bucket(conn, Score.window_start, bucket).label("bucket")
+    details = Score.details
+    stmt = (
+        select(
+            b,
+            Score.kind,
+            Score.method,
+            func.avg(Score.value).label("value"),
+            func.avg(details["ci_lower"].as_float()).label("ci_lower"),
+            func.avg(details["ci_upper"].as_float()).label("ci_upper"),
+            func.max(details["band_lower"].as_float()).label("band_lower"),
+            func.max(details["band_upper"].as_float()).label("band_upper"),
+        )
+        .where(
+            Score.model_id == model_id,
+            Score.kind.in_(("performance", "estimated_performance")),
+            _in_range(Score.window_start, start, end),
+            Score.feature.is_(None),
+            Score.status == "ok",
+        )
+        .group_by(b, Score.kind, Score.method)
+        .order_by(b)
+    )
+    return _frame(conn, stmt)
+
+
+def quality_series(conn: Connection, model_id: int, start: datetime, end: datetime, bucket: timedelta) -> pd.DataFrame:
+    """bucket, worst_missing, worst_out_of_range, worst_unseen, worst_type_error (max over features),
+    breaches (quality checks breached), rows and expected_rows (volume)."""
+    b = _bucket(conn, Score.window_start, bucket).label("bucket")
+
+    def worst(method: str) -> Any:
+        return func.max(case((Score.method == method, Score.value))).label(f"worst_{method.removesuffix('_share')}")
+
+    stmt = (
+        select(
+            b,
+            worst("missing_share"),
+            worst("out_of_range_share"),
+            func.max(case((Score.method == "unseen_category_share", Score.value))).label("worst_unseen"),
+            worst("type_error_share"),
+            func.sum(case((Score.breached.is_(True), 1), else_=0)).label("breaches"),
+            func.sum(case((Score.method == "volume", Score.value))).label("rows"),
+            func.sum(case((Score.method == "volume", Score.details["expected"].as_float()))).label("expected_rows"),
+        )
+        .where(
+            Score.model_id == model_id,
+            Score.kind == "quality",
+            _in_range(Score.window_start, start, end),
+            Score.status == "ok",
+        )
+        .group_by(b)
+        .order_by(b)
+    )
+    return _frame(conn, stmt)
+
+
+def metric_series(conn: Connection, model_id: int, start: datetime, end: datetime, bucket: timedelta) -> pd.DataFrame:
+    """bucket, series_id, name, labels, value (mean over the bucket) of the model's Prometheus series."""
+    b = _bucket(conn, MetricPoint.ts, bucket).label("bucket")
+    points = (
+        select(MetricPoint.series_id, b, func.avg(MetricPoint.value).label("value"))
+        .join(MetricSeries, MetricSeries.id == MetricPoint.series_id)
+        .where(MetricSeries.model_id == model_id, _in_range(MetricPoint.ts, start, end))
+        .group_by(MetricPoint.series_id, b)
+        .subquery()
+    )
+    stmt = (
+        select(points.c.bucket, points.c.series_id, MetricSeries.name, MetricSeries.labels, points.c.value)
+        .join(MetricSeries, MetricSeries.id == points.c.series_id)
+        .order_by(MetricSeries.name, points.c.series_id, points.c.bucket)
+    )
+    return _frame(conn, stmt)
+
+
+def model_alerts(conn: Connection, model: str, start: datetime, end: datetime) -> list[AlertRow]:
+    """Alerts of ``model`` that were open at some point in [start, end)."""
+    return alerts(
+        conn,
+        model=model,
+        where=(Alert.started_at < end, or_(Alert.resolved_at.is_(None), Alert.resolved_at >= start)),
+        limit=1000,
+    )
+
+
+def breached_features(conn: Connection, model_id: int, start: datetime, end: datetime) -> pd.DataFrame:
+    """feature, breached (windows), windows, first_breach, last_breach: which inputs drift and since when."""
+    stmt = (
+        select(
+            Score.feature,
+            func.sum(case((Score.breached.is_(True), 1), else_=0)).label("breached"),
+            func.count().label("windows"),
+            func.min(case((Score.breached.is_(True), Score.window_start))).label("first_breach"),
+            func.max(case((Score.breached.is_(True), Score.window_start))).label("last_breach"),
+        )
+        .where(
+            Score.model_id == model_id,
+            Score.kind == "drift",
+            _in_range(Score.window_start, start, end),
+            Score.feature.is_not(None),
+            Score.status == "ok",
+        )
+        .group_by(Score.feature)
+    )
+    frame = _frame(conn, stmt, time_columns=())
+    for column in ("first_breach", "last_breach"):
+        # min/max over a CASE loses the column type (and its UTC conversion) on SQLite.
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+# --- feature page -------------------------------------------------------------------------------
+
+
+def feature_scores(
+    conn: Connection, model_id: int, feature: str, start: datetime, end: datetime, kinds: Sequence[str]
+) -> pd.DataFrame:
+    """window_start, monitor, kind, method, value, threshold, breached, status, reason of one feature."""
+    stmt = (
+        select(
+            Score.window_start,
+            Score.monitor,
+            Score.kind,
+            Score.method,
+            Score.value,
+            Score.threshold,
+            Score.breached,
+            Score.status,
+            Score.reason,
+        )
+        .where(
+            Score.model_id == model_id,
+            Score.kind.in_(tuple(kinds)),
+            Score.feature == feature,
+            _in_range(Score.window_start, start, end),
+        )
+        .order_by(Score.window_start)
+    )
+    result = conn.execute(stmt)
+    return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+
+@dataclass(frozen=True)
+class WindowScore:
+    monitor: str
+    kind: str
+    method: str
+    value: float | None
+    threshold: float | None
+    breached: bool | None
+    status: str
+    reason: str | None
+    details: dict[str, Any]
+
+
+def feature_window(conn: Connection, model_id: int, feature: str, window_start: datetime) -> list[WindowScore]:
+    """Every score (with details, e.g. the drift histograms) of one feature in one window."""
+    rows = conn.execute(
+        select(
+            Score.monitor,
+            Score.kind,
+            Score.method,
+            Score.value,
+            Score.threshold,
+            Score.breached,
+            Score.status,
+            Score.reason,
+            Score.details,
+        ).where(Score.model_id == model_id, Score.feature == feature, Score.window_start == window_start)
+    )
+    return [WindowScore(*row) for row in rows]
+
+
+def worst_window(conn: Connection, model_id: int, feature: str, start: datetime, end: datetime) -> datetime | None:
+    """The window of ``feature`` with the highest drift severity in [start, end), else the newest one."""
+    severity = severity_expression()
+    return conn.scalar(
+        select(Score.window_start)
+        .where(
+            Score.model_id == model_id,
+            Score.kind == "drift",
+            Score.feature == feature,
+            _in_range(Score.window_start, start, end),
+            Score.status == "ok",
+        )
+        .order_by(severity.desc().nulls_last(), Score.window_start.desc())
+        .limit(1)
+    )
+
+
+# --- alerts -------------------------------------------------------------------------------------
+
+
+def alerts(
+    conn: Connection,
+    states: Sequence[str] | None = None,
+    model: str | None = None,
+    where: Sequence[ColumnElement[bool]] = (),
+    limit: int = 500,
+) -> list[AlertRow]:
+    """Alerts, newest first, optionally only in ``states`` and of ``model`` (its ``model`` label)."""
+    stmt = select(
+        Alert.id,
+        Alert.rule,
+        Alert.severity,
+        Alert.state,
+        Alert.labels,
+        Alert.annotations,
+        Alert.value,
+        Alert.window_start,
+        Alert.started_at,
+        Alert.fired_at,
+        Alert.resolved_at,
+        Alert.acknowledged_by,
+        Alert.acknowledged_at,
+        Alert.ack_comment,
+    ).where(*where)
+    if states:
+        stmt = stmt.where(Alert.state.in_(tuple(states)))
+    if model:
+        stmt = stmt.where(Alert.labels["model"].as_string() == model)
+    stmt = stmt.order_by(Alert.started_at.desc(), Alert.id.desc()).limit(limit)
+    return [
+        AlertRow(**{**row._asdict(), "labels": dict(row.labels or {}), "annotations": dict(row.annotations or {})})
+        for row in conn.execute(stmt)
+    ]
+
+
+def active_silences(conn: Connection, now: datetime) -> list[SilenceRow]:
+    rows = conn.execute(
+        select(Silence.id, Silence.matchers, Silence.starts_at, Silence.ends_at, Silence.created_by, Silence.comment)
+        .where(Silence.starts_at <= now, Silence.ends_at > now)
+        .order_by(Silence.ends_at)
+    )
+    return [SilenceRow(**{**row._asdict(), "matchers": dict(row.matchers or {})}) for row in rows]
+
+
+def alert_model_names(conn: Connection) -> list[str]:
+    """Models that have alerts, for the alerts page filter."""
+    names = conn.scalars(select(Alert.labels["model"].as_string()).distinct())
+    return sorted(n for n in names if n)

@@ -1,0 +1,126 @@
+"""One look for every page: the Okabe–Ito palette (safe for the common colour-vision deficiencies),
+severity badges that carry a word as well as a colour, and the small building blocks pages share."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from dashboard.state import RANGE_PRESETS, TimeRange, format_input_time
+
+# Okabe & Ito (2008), "Color Universal Design".
+OKABE_ITO = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "bluish_green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish_purple": "#CC79A7",
+}
+GREY = "#8A94A6"
+INK = "#1F2933"
+MUTED = "#5F6B7A"
+GRID = "#E6EAF0"
+
+SEVERITY_COLOURS = {
+    "ok": OKABE_ITO["bluish_green"],
+    "info": OKABE_ITO["blue"],
+    "warning": OKABE_ITO["orange"],
+    "critical": OKABE_ITO["vermillion"],
+    "no data": GREY,
+}
+# Text on the badge: dark on the light orange, white on the rest (contrast ≥ 4.5:1).
+_BADGE_TEXT = {"warning": INK}
+SEVERITY_RANK = {"no data": 0, "ok": 1, "info": 2, "warning": 3, "critical": 4}
+
+# Heatmap: blues below the threshold, orange → vermillion past it (severity 0..2, threshold at 1).
+HEATMAP_SCALE = [
+    [0.0, "#F7F9FC"],
+    [0.499, "#BCD7EC"],
+    [0.5, "#F6C66B"],
+    [0.75, OKABE_ITO["orange"]],
+    [1.0, OKABE_ITO["vermillion"]],
+]
+
+
+def severity_badge(severity: str, text: str | None = None, **kwargs: object) -> html.Span:
+    colour = SEVERITY_COLOURS.get(severity, GREY)
+    return html.Span(
+        text or severity,
+        className="ds-badge",
+        style={"backgroundColor": colour, "color": _BADGE_TEXT.get(severity, "#FFFFFF")},
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def empty_state(title: str, *lines: str | html.Code | dcc.Link | html.A) -> html.Div:
+    """A box that says what is missing and what to do about it."""
+    return html.Div(
+        [html.H5(title, className="mb-2"), html.P(list(lines), className="mb-0 text-muted")],
+        className="ds-empty",
+    )
+
+
+def kpi(
+    label: str, value: str | html.Span, sub: str | None = None, tone: str | None = None, **kwargs: object
+) -> html.Div:
+    colour = SEVERITY_COLOURS.get(tone) if tone else None
+    return html.Div(
+        [
+            html.Div(label, className="ds-kpi-label"),
+            html.Div(value, className="ds-kpi-value", style={"color": colour} if colour else None),
+            html.Div(sub or "", className="ds-kpi-sub"),
+        ],
+        className="ds-kpi",
+        style={"borderTopColor": colour or GRID},
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def time_text(value: datetime | None) -> str:
+    return value.strftime("%b %d, %H:%M UTC") if value else "—"
+
+
+def range_picker(tr: TimeRange) -> html.Div:
+    """Preset buttons plus an absolute from/to (UTC) field; changing either rewrites the URL."""
+    return html.Div(
+        [
+            dbc.RadioItems(
+                id="range-preset",
+                options=[{"label": label, "value": label} for label in RANGE_PRESETS],
+                value=tr.preset,
+                inline=True,
+                className="btn-group btn-group-sm ds-range",
+                inputClassName="btn-check",
+                labelClassName="btn btn-outline-secondary",
+                labelCheckedClassName="active",
+            ),
+            dbc.InputGroup(
+                [
+                    dbc.Input(id="range-from", value=format_input_time(tr.start), debounce=True, size="sm"),
+                    dbc.InputGroupText("→"),
+                    dbc.Input(id="range-to", value=format_input_time(tr.end), debounce=True, size="sm"),
+                    dbc.InputGroupText("UTC"),
+                ],
+                size="sm",
+                className="ds-range-abs",
+            ),
+        ],
+        className="ds-range-picker",
+    )
+
+
+def page_header(
+    title: str | list[object], subtitle: str | list[object] | None = None, right: object = None
+) -> html.Div:
+    return html.Div(
+        [
+            html.Div([html.H3(title, className="mb-0"), html.Div(subtitle, className="text-muted small")]),
+            html.Div(right),
+        ],
+        className="ds-page-header",
+    )
