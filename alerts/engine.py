@@ -213,7 +213,7 @@ def evaluate(engine: Engine, config: Config, now: datetime) -> None:
     by_name = {rule.name: rule for rule in rules}
     with transaction(engine) as session:
         lock(session, EVALUATE_LOCK)
-        model_ids = dict(session.execute(select(Model.name, Model.id)).tuples().all())
+        model_ids: dict[str, int] = {name: id_ for name, id_ in session.execute(select(Model.name, Model.id))}
         active = {
             (a.rule, a.fingerprint): a
             for a in session.scalars(select(Alert).where(Alert.state.in_(("pending", "firing"))))
