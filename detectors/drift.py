@@ -102,7 +102,7 @@ def _histogram(ref: ColumnProfile, cur: Sample) -> dict[str, Any]:
         return {
             "edges": edges.tolist(),
             "reference": (histogram_sorted(ref.values, edges) / ref.n).tolist(),
-            "current": (np.histogram(cur.values, edges)[0] / cur.n).tolist(),
+            "current": (histogram_sorted(cur.sorted(), edges) / cur.n).tolist(),
         }
     keys, ref_counts, cur_counts = aligned_counts(ref, cur)
     ref_shares = ref_counts / ref.n

@@ -86,7 +86,7 @@ class Sample:
     most once, however many tests and helpers ask for it.
     """
 
-    __slots__ = ("_categories", "_counts", "integer", "n", "n_missing", "values")
+    __slots__ = ("_categories", "_counts", "_sorted", "integer", "n", "n_missing", "values")
 
     def __init__(
         self,
@@ -101,7 +101,14 @@ class Sample:
         self.integer = integer
         self._categories = categories
         self._counts = counts
+        self._sorted: np.ndarray | None = None
         self.n = int(values.size) if values is not None else int(counts.sum())  # type: ignore[union-attr]
+
+    def sorted(self) -> np.ndarray:
+        """Numeric values in ascending order (sorted once, shared by tests and histograms)."""
+        if self._sorted is None:
+            self._sorted = np.sort(self.values)
+        return self._sorted
 
     def counts(self) -> tuple[np.ndarray, np.ndarray]:
         """Distinct values (sorted) and their counts."""

@@ -206,7 +206,7 @@ def wasserstein_normed(ref: ColumnProfile, cur: Sample) -> float:
     if not np.isfinite(ref.std):
         raise InsufficientDataError("values too large: the reference's standard deviation overflows float64")
     u = ref.values
-    v = np.sort(cur.values)
+    v = cur.sorted()
     n, m = u.size, v.size
     # Merge the two sorted samples without sorting again: v[j] lands after the j values of v
     # before it and after every u <= v[j]. Running counts then give both empirical CDFs.
