@@ -27,7 +27,8 @@ SMTP_PORTS = {"smtp": 25, "smtps": 465}
 
 
 def message_id(idempotency_key: str) -> str:
-    return f"<{idempotency_key}@{MESSAGE_ID_DOMAIN}>"
+    # 40 hex digits (160 bits) keep the header on one line: folded, some parsers keep a leading space.
+    return f"<{idempotency_key[:40]}@{MESSAGE_ID_DOMAIN}>"
 
 
 def _html(payload: Mapping[str, Any]) -> str:

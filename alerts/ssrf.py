@@ -36,14 +36,14 @@ def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | No
         address = address.ipv4_mapped
     if address in METADATA_ADDRESSES:
         return "a cloud metadata address"
-    for check, what in (
+    for check, what in (  # most specific first: 0.0.0.0 and 169.254/16 are "private" too
         (address.is_loopback, "loopback"),
-        (address.is_link_local, "link-local"),
-        (address.is_private, "private"),
-        (address.is_multicast, "multicast"),
-        (address.is_reserved, "reserved"),
         (address.is_unspecified, "unspecified"),
+        (address.is_link_local, "link-local"),
+        (address.is_multicast, "multicast"),
         (isinstance(address, ipaddress.IPv4Address) and address in SHARED_ADDRESS_SPACE, "shared (100.64/10)"),
+        (address.is_private, "private"),
+        (address.is_reserved, "reserved"),
     ):
         if check:
             return f"a {what} address"
