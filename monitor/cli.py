@@ -153,7 +153,7 @@ def db_current(config: ConfigOption = None) -> None:
 
 
 # Area modules that add commands with ``register(app)``; each is a module under monitor/commands/.
-COMMAND_MODULES: tuple[str, ...] = ("alerts", "api", "collect", "dashboard", "demo_service", "worker")
+COMMAND_MODULES: tuple[str, ...] = ("alerts", "api", "collect", "dashboard", "demo_service", "worker", "check")
 
 
 @cache  # once per process: main() and tests that drive the full app both call it

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from detectors.drift import ColumnPolicy, column_drift, drift_scores
@@ -46,6 +47,26 @@ LABEL_PARTS: frozenset[Part] = frozenset({"labels"})
 
 
 # ------------------------------------------------------------------------------------ conversions
+
+
+def plain(details: Any) -> Any:
+    """Detector details as plain JSON values (NumPy scalars and arrays included; NaN → null)."""
+    return orjson.loads(orjson.dumps(details, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS, default=str))
+
+
+def score_dict(score: Score) -> dict[str, Any]:
+    """A :class:`Score` as plain JSON (for ``driftscope check --format json`` and the store)."""
+    return {
+        "kind": score.kind,
+        "feature": score.feature,
+        "method": score.method,
+        "value": None if score.value is None else float(score.value),
+        "threshold": None if score.threshold is None else float(score.threshold),
+        "breached": None if score.breached is None else bool(score.breached),
+        "status": score.status,
+        "reason": score.reason,
+        "details": plain(dict(score.details)),
+    }
 
 
 def to_float(values: np.ndarray) -> np.ndarray:
@@ -168,8 +189,13 @@ def fit_baseline(
     reference: Batch,
     *,
     reference_seconds: float | None,
+    chunk_rows: int | None = None,
 ) -> Baseline:
-    """Profile a reference once: drift profile, quality reference, performance bands, CBPE."""
+    """Profile a reference once: drift profile, quality reference, performance bands, CBPE.
+
+    Alert bands come from reference chunks of ``chunk_rows`` rows (default: as many rows as the
+    reference holds per monitor window).
+    """
     columns = drift_columns(model, reference)
     present = {name: kc for name, kc in columns.items() if name in model.features or _present(kc[1])}
     drift = profile_reference({n: v for n, (_, v) in present.items()}, {n: k for n, (k, _) in present.items()})
@@ -180,7 +206,10 @@ def fit_baseline(
     notes: dict[str, str] = {}
     bands: dict[str, Band] = {}
     cbpe = None
-    chunk = _chunk_size(reference.n, reference_seconds, monitor.window.total_seconds(), monitor.min_rows)
+    if chunk_rows is None:
+        chunk = _chunk_size(reference.n, reference_seconds, monitor.window.total_seconds(), monitor.min_rows)
+    else:
+        chunk = max(min(chunk_rows, reference.n // 2), 1)
     y_pred = reference.prediction if _present(reference.prediction) else None
     y_score = reference.score if _present(reference.score) else None
     if monitor.performance and _present(reference.label):
@@ -354,5 +383,6 @@ def evaluate(
     if "labels" in parts and (monitor.performance or window.label_count):
         if monitor.performance:
             scores += _family("performance", "performance", lambda: _performance(model, monitor, baseline, window))
-        scores += _family("labels", "labels", lambda: label_scores(window.ts, window.label_ts))
+        if window.ts is not None and window.label_ts is not None:  # files (driftscope check) have no label times
+            scores += _family("labels", "labels", lambda: label_scores(window.ts, window.label_ts))
     return Evaluation("succeeded", scores)

@@ -40,14 +40,13 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-import orjson
 import pandas as pd
 from sqlalchemy import Engine, and_, bindparam, case, delete, func, insert, or_, select, update
 
 from detectors.types import Score
 from monitor.config import Config
 from monitor.db import transaction
-from monitor.evaluation import ALL_PARTS, LABEL, LABEL_PARTS, Evaluation, evaluate
+from monitor.evaluation import ALL_PARTS, LABEL, LABEL_PARTS, Evaluation, evaluate, score_dict
 from monitor.metrics import observe_run
 from monitor.models import Prediction, Run, utcnow
 from monitor.models import Score as ScoreRow
@@ -77,11 +76,6 @@ class Claim:
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def _plain(details: Any) -> Any:
-    """Detector details as plain JSON values (NumPy scalars and arrays included; NaN → null)."""
-    return orjson.loads(orjson.dumps(details, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS, default=str))
 
 
 class Scheduler:
@@ -388,13 +382,5 @@ class Scheduler:
             "monitor": claim.monitor,
             "model_id": self.model_ids[self.config.monitors[claim.monitor].model],
             "window_start": claim.window_start,
-            "kind": score.kind,
-            "feature": score.feature,
-            "method": score.method,
-            "value": None if score.value is None else float(score.value),
-            "threshold": None if score.threshold is None else float(score.threshold),
-            "breached": None if score.breached is None else bool(score.breached),
-            "status": score.status,
-            "reason": score.reason,
-            "details": _plain(dict(score.details)),
+            **score_dict(score),
         }

@@ -1,0 +1,186 @@
+"""``driftscope check`` on files made from NannyML's synthetic sample: exit codes 0 / 1 / 2, text and JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from monitor.commands import check as check_command
+from monitor.commands.check import infer_model
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nannyml"
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    if not DATA.exists():
+        pytest.fail(f"NannyML test data missing at {DATA}")
+    out = tmp_path_factory.mktemp("check")
+    # "period" only says which file a row came from; it is not a feature.
+    reference = pd.read_csv(DATA / "synthetic_sample_reference.csv.gz").drop(columns=["period"])
+    analysis = pd.read_csv(DATA / "synthetic_sample_analysis.csv.gz").drop(columns=["period"])
+    analysis = analysis.merge(pd.read_csv(DATA / "synthetic_sample_analysis_gt.csv.gz"), on="id", validate="1:1")
+    paths = {
+        "reference": out / "reference.parquet",
+        "reference_sample": out / "reference_sample.csv.gz",
+        "drifted": out / "drifted.parquet",
+        "corrupt": out / "corrupt.parquet",
+        "no_tenure": out / "no_tenure.csv",
+        "tiny": out / "tiny.csv",
+    }
+    reference.iloc[:10_000].to_parquet(paths["reference"])
+    reference.iloc[40_000:45_000].to_csv(paths["reference_sample"], index=False)
+    analysis.iloc[35_000:40_000].to_parquet(paths["drifted"])  # NannyML's drifted chunks
+    paths["corrupt"].write_bytes(b"PAR1 this is not parquet")
+    reference.iloc[40_000:41_000].drop(columns=["tenure"]).to_csv(paths["no_tenure"], index=False)
+    reference.iloc[:5].to_csv(paths["tiny"], index=False)
+    return paths
+
+
+def run(*args: str) -> tuple[int, str]:
+    app = typer.Typer()
+    check_command.register(app)
+    app.command("noop", hidden=True)(lambda: None)  # two commands: typer keeps "check" as a subcommand
+    result = CliRunner().invoke(app, ["check", *args])
+    return result.exit_code, result.output
+
+
+def test_drifted_analysis_fails_the_gate(files: dict[str, Path]) -> None:
+    code, output = run(
+        "--reference", str(files["reference"]), "--current", str(files["drifted"]), "--label", "work_home_actual"
+    )
+    assert code == 1, output
+    assert "dataset drift" in output and "FAIL" in output
+
+
+def test_reference_sample_passes(files: dict[str, Path]) -> None:
+    code, output = run(
+        "--reference",
+        str(files["reference"]),
+        "--current",
+        str(files["reference_sample"]),
+        "--label",
+        "work_home_actual",
+    )
+    assert code == 0, output
+    assert "all 4 test(s) passed" in output
+
+
+def test_bad_input_exits_2_naming_the_problem(files: dict[str, Path]) -> None:
+    code, output = run("--reference", str(files["reference"]), "--current", str(files["corrupt"]))
+    assert code == 2 and "corrupt.parquet: cannot read" in output
+    code, output = run("--reference", str(files["reference"]), "--current", str(files["tiny"]))
+    assert code == 2 and "current file has 5 rows" in output
+    code, output = run("--reference", str(files["reference"]), "--current", str(files["reference"].with_name("x.csv")))
+    assert code == 2 and "no such file" in output
+
+
+def test_json_has_every_score(files: dict[str, Path]) -> None:
+    code, output = run(
+        "--reference",
+        str(files["reference"]),
+        "--current",
+        str(files["drifted"]),
+        "--format",
+        "json",
+        "--ignore",
+        "work_home_actual",
+    )
+    assert code == 1
+    result = json.loads(output)
+    assert result["passed"] is False
+    assert result["model"] == {
+        "task": "binary",
+        "inferred": True,
+        "features": {
+            "distance_from_office": "numeric",
+            "salary_range": "categorical",
+            "gas_price_per_litre": "numeric",
+            "public_transportation_cost": "numeric",
+            "wfh_prev_workday": "categorical",
+            "workday": "categorical",
+            "tenure": "numeric",
+        },
+    }
+    drift = {s["feature"]: s for s in result["scores"] if s["kind"] == "drift" and s["feature"]}
+    assert (
+        drift["distance_from_office"]["breached"] is True and drift["distance_from_office"]["method"] == "wasserstein"
+    )
+    assert drift["workday"]["breached"] is False
+    assert [t["name"] for t in result["tests"]] == ["dataset drift"]  # no label column: no performance test
+    assert {s["kind"] for s in result["scores"]} == {"drift", "quality"}
+
+
+def test_config_gates_a_columns_own_policy(files: dict[str, Path], tmp_path: Path) -> None:
+    config = tmp_path / "driftscope.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "models": {
+                    "wfh": {
+                        "task": "binary",
+                        "fields": {"prediction": "y_pred", "score": "y_pred_proba", "label": "work_home_actual"},
+                        "features": {"tenure": "numeric", "workday": "categorical", "distance_from_office": "numeric"},
+                    }
+                },
+                "monitors": {
+                    "wfh-daily": {
+                        "model": "wfh",
+                        "reference": {"dataset": "reference.parquet"},
+                        "drift": {"drift_share": 0.9, "columns": {"tenure": {"method": "ks", "threshold": 0.01}}},
+                    }
+                },
+            }
+        )
+    )
+    code, output = run(
+        "--reference",
+        str(files["reference"]),
+        "--current",
+        str(files["reference_sample"]),
+        "--config",
+        str(config),
+        "--format",
+        "json",
+    )
+    result = json.loads(output)
+    assert code == 0, output
+    assert [t["name"] for t in result["tests"]] == ["drift of tenure", "dataset drift"]
+    assert result["tests"][0]["method"] == "ks" and result["tests"][0]["threshold"] == 0.01
+    code, output = run(
+        "--reference", str(files["reference"]), "--current", str(files["no_tenure"]), "--config", str(config)
+    )
+    assert code == 2 and "['tenure'] missing" in output
+
+
+def test_infer_model_leaves_out_ids_timestamps_and_ignored_columns() -> None:
+    frame = pd.DataFrame(
+        {
+            "id": range(40),
+            "customer_id": [f"c{i}" for i in range(40)],
+            "timestamp": pd.date_range("2026-01-01", periods=40, freq="h"),
+            "plan": ["a", "b"] * 20,
+            "seats": list(range(40)),
+            "tier": [1, 2, 3, 4] * 10,
+            "ratio": [i / 7 for i in range(40)],
+            "debug": ["x"] * 40,
+            "y_pred": [0, 1] * 20,
+            "y_pred_proba": [0.2, 0.8] * 20,
+            "target": [0, 1] * 20,
+        }
+    )
+    model = infer_model(frame, frame, ignore=["debug"])
+    assert model.features == {"plan": "categorical", "seats": "numeric", "tier": "categorical", "ratio": "numeric"}
+    assert (model.task, model.fields.prediction, model.fields.score, model.fields.label) == (
+        "binary",
+        "y_pred",
+        "y_pred_proba",
+        "target",
+    )
+    assert infer_model(frame.assign(target=[i * 0.37 for i in range(40)]), frame).task == "regression"
