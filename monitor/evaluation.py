@@ -24,6 +24,7 @@ import pandas as pd
 
 from detectors.drift import ColumnPolicy, column_drift, drift_scores
 from detectors.estimation import CBPEModel, estimated_performance_scores, fit_cbpe
+from detectors.multivariate import MultivariateReference, fit_multivariate, multivariate_scores
 from detectors.performance import Band, bands_from_dict, bands_to_dict, fit_performance_bands, label_scores
 from detectors.performance import performance_scores as realized_performance_scores
 from detectors.profile import ReferenceProfile, profile_reference
@@ -140,6 +141,7 @@ class Baseline:
     cbpe: CBPEModel | None = None
     classes: tuple[Any, ...] | None = None
     notes: Mapping[str, str] = field(default_factory=dict)
+    multivariate: MultivariateReference | None = None
 
     def to_bytes(self) -> bytes:
         meta = {
@@ -152,8 +154,10 @@ class Baseline:
             "notes": dict(self.notes),
         }
         buf = io.BytesIO()
-        drift = np.frombuffer(self.drift.to_bytes(), dtype=np.uint8)
-        np.savez(buf, meta=np.array(json.dumps(meta)), drift=drift)
+        arrays = {"drift": np.frombuffer(self.drift.to_bytes(), dtype=np.uint8)}
+        if self.multivariate is not None:
+            arrays["multivariate"] = np.frombuffer(self.multivariate.to_bytes(), dtype=np.uint8)
+        np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
         return buf.getvalue()
 
     @classmethod
@@ -161,6 +165,9 @@ class Baseline:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             meta = json.loads(str(npz["meta"]))
             drift = ReferenceProfile.from_bytes(npz["drift"].tobytes())
+            multivariate = (
+                MultivariateReference.from_bytes(npz["multivariate"].tobytes()) if "multivariate" in npz else None
+            )
         if meta.get("version") != _FORMAT_VERSION:
             raise ValueError(f"baseline format version {meta.get('version')!r}, expected {_FORMAT_VERSION}")
         return cls(
@@ -171,6 +178,7 @@ class Baseline:
             cbpe=None if meta["cbpe"] is None else CBPEModel.from_dict(meta["cbpe"]),
             classes=None if meta["classes"] is None else tuple(meta["classes"]),
             notes=meta["notes"],
+            multivariate=multivariate,
         )
 
 
@@ -240,7 +248,14 @@ def fit_baseline(
                 )
             except ValueError as exc:
                 notes["estimated_performance"] = f"CBPE cannot be fitted: {exc}"
-    return Baseline(reference.n, drift, quality, bands, cbpe, classes, notes)
+    multivariate = None
+    if monitor.drift.multivariate:
+        try:
+            features = {name: columns[name] for name in model.features}
+            multivariate = fit_multivariate({n: v for n, (_, v) in features.items()}, dict(model.features))
+        except ValueError as exc:  # ProfileError: too few reference rows
+            notes["multivariate"] = str(exc)
+    return Baseline(reference.n, drift, quality, bands, cbpe, classes, notes, multivariate)
 
 
 # ------------------------------------------------------------------------------------- evaluation
@@ -304,6 +319,14 @@ def _drift(
                 ],
             )
     return out
+
+
+def _multivariate(model: ModelConfig, baseline: Baseline, window: Batch) -> list[Score]:
+    if baseline.multivariate is None:
+        reason = baseline.notes.get("multivariate", "no multivariate reference fitted")
+        return [Score.insufficient("drift", m, reason) for m in ("pca_reconstruction_error", "domain_classifier_auc")]
+    columns = drift_columns(model, window)
+    return list(multivariate_scores(baseline.multivariate, {name: columns[name][1] for name in model.features}))
 
 
 def _quality(monitor: MonitorConfig, baseline: Baseline, window: Batch, window_seconds: float | None) -> list[Score]:
@@ -376,6 +399,8 @@ def evaluate(
         )
         return Evaluation("insufficient_data", volume, reason)
     scores = _family("drift", "drift", lambda: _drift(model, monitor, baseline, window, parts))
+    if "features" in parts and monitor.drift.multivariate:
+        scores += _family("drift", "multivariate", lambda: _multivariate(model, baseline, window))
     if quality_on:
         scores += _family("quality", "quality", lambda: _quality(monitor, baseline, window, window_seconds))
     if "features" in parts and monitor.estimated_performance:

@@ -309,7 +309,14 @@ class References:
             "reference": spec.model_dump(mode="json"),
             "model": model.model_dump(mode="json", include={"task", "features", "fields", "classes", "positive_class"}),
             "monitor": monitor.model_dump(
-                mode="json", include={"window", "min_rows", "performance", "estimated_performance"}
+                mode="json",
+                include={
+                    "window": True,
+                    "min_rows": True,
+                    "performance": True,
+                    "estimated_performance": True,
+                    "drift": {"multivariate"},
+                },
             ),
             "data": fingerprint,
         }

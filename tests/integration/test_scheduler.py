@@ -315,3 +315,16 @@ def test_rerun_replaces_scores(store_engine: Engine) -> None:
     assert scheduler.tick() == 1
     with store_engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(Score)).scalar() == before
+
+
+def test_multivariate_and_estimated_performance(store_engine: Engine) -> None:
+    config = make_config(drift={"multivariate": True}, estimated_performance=True)
+    add_predictions(store_engine, config, range(2), rows=150)
+    add_predictions(store_engine, config, range(2, 3), rows=150, shift=2.0, seed=4)
+    Scheduler(config, store_engine, clock=clock_at(T0 + 4 * HOUR)).tick()
+    drift = {s.method: s for s in scores(store_engine, T0 + 2 * HOUR, kind="drift", feature=None)}
+    assert drift["pca_reconstruction_error"].status == "ok"
+    assert drift["domain_classifier_auc"].breached is True
+    estimated = scores(store_engine, T0 + 2 * HOUR, kind="estimated_performance")
+    assert {s.method for s in estimated} == {"roc_auc", "accuracy", "precision", "recall", "f1"}
+    assert all(s.status == "ok" for s in estimated)
