@@ -63,7 +63,10 @@ def check_target(url: str, *, allow_private: bool, what: str = "webhook") -> Tar
 
     Messages never repeat the URL: for webhooks it is a secret.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise DeliveryError(f"{what}: not a valid URL", transient=False) from None
     if parts.scheme not in ALLOWED_SCHEMES:
         raise DeliveryError(f"{what}: scheme {parts.scheme!r} not allowed (http, https)", transient=False)
     if not parts.hostname:
