@@ -11,6 +11,10 @@ these paths to the model's fields)::
      "input": {"income": 61000.0, "purpose": "car", ...}, "output": {"label": "1", "proba": 0.81},
      "latency_ms": 41.7}
 
+With a label index, the outcome of each loan (did the applicant repay?) is logged there
+``label_delay`` after its prediction, as ``{"@timestamp": ..., "request_id": ..., "outcome": "1"}``:
+ground truth that arrives late, as it does in production.
+
 Timeline, anchored at the service's start ``t0``: on first start (empty index) it backfills
 ``history`` of traffic before ``t0``, so the first windows are computed at once; from
 ``t0 + drift_after`` the population drifts, reaching full drift after ``ramp``. A negative
@@ -56,6 +60,11 @@ class Timeline:
         return min(1.0, (ts - start) / self.ramp)
 
 
+def label_document(applicant: Applicant, at: datetime) -> dict[str, Any]:
+    """The document logged in the label index when the outcome of ``applicant`` becomes known at ``at``."""
+    return {"@timestamp": at.isoformat(), "request_id": applicant.id, "outcome": str(applicant.label)}
+
+
 def log_document(applicant: Applicant, latency_ms: float) -> dict[str, Any]:
     """The document the service logs for one prediction (the shape deploy/driftscope.yaml maps)."""
     return {
@@ -79,9 +88,14 @@ class ModelService:
         rate: float = 5.0,
         seed: int = 7,
         registry: CollectorRegistry | None = None,
+        label_index: str | None = None,
+        label_delay: timedelta = timedelta(seconds=30),
     ) -> None:
         self.client = client
         self.index = index
+        self.label_index = label_index
+        self.label_delay = label_delay
+        self._awaiting_outcome: list[Applicant] = []
         self.timeline = timeline
         self.rate = rate
         self.traffic = LoanTraffic(seed)
@@ -108,7 +122,7 @@ class ModelService:
         written = self._write_between(self.timeline.t0 - history, self.timeline.t0)
         # Make the history searchable at once rather than at the next periodic refresh.
         try:
-            self.client.indices.refresh(index=self.index)
+            self.client.indices.refresh(index=",".join(filter(None, [self.index, self.label_index])))
         except (ApiError, TransportError) as exc:
             raise SourceError(f"cannot refresh {self.index}: {exc}", transient=True) from exc
         return written
@@ -145,22 +159,33 @@ class ModelService:
             # Service latency grows with drift: the new partner channel calls a slower scoring path.
             latencies = self._rng.lognormal(np.log(0.04 + 0.05 * drift), 0.3) if len(drift) else np.array([])
             documents = [log_document(a, 1000 * float(s)) for a, s in zip(applicants, latencies, strict=True)]
-            self._bulk(documents)
+            self._bulk(self.index, documents)
             for applicant, seconds in zip(applicants, latencies, strict=True):
                 self._predictions.labels("approve" if applicant.score >= 0.5 else "decline").inc()
                 self._latency.observe(float(seconds))
             written += len(documents)
+            if self.label_index is not None:
+                self._awaiting_outcome.extend(applicants)
+                self._log_outcomes(until=hi)
         return written
 
-    def _bulk(self, documents: list[dict[str, Any]]) -> None:
+    def _log_outcomes(self, until: datetime) -> None:
+        """Log the outcomes that became known by ``until`` (``label_delay`` after their predictions)."""
+        due = [a for a in self._awaiting_outcome if a.timestamp + self.label_delay <= until]
+        if due and self.label_index is not None:
+            self._bulk(self.label_index, [label_document(a, a.timestamp + self.label_delay) for a in due])
+            self._awaiting_outcome = [a for a in self._awaiting_outcome if a.timestamp + self.label_delay > until]
+
+    def _bulk(self, index: str, documents: list[dict[str, Any]]) -> None:
         if not documents:
             return
-        actions = ({"_index": self.index, "_id": d["request_id"], "_source": d} for d in documents)
+        # The request id is the document id: a retried bulk request overwrites instead of doubling.
+        actions = ({"_index": index, "_id": d["request_id"], "_source": d} for d in documents)
         try:
             helpers.bulk(self.client, actions, chunk_size=2000)
         except (ApiError, TransportError, helpers.BulkIndexError) as exc:
-            raise SourceError(f"bulk write to {self.index} failed: {exc}", transient=True) from exc
-        log.info("logged predictions", extra={"index": self.index, "documents": len(documents)})
+            raise SourceError(f"bulk write to {index} failed: {exc}", transient=True) from exc
+        log.debug("logged documents", extra={"index": index, "documents": len(documents)})
 
     def _count(self) -> int:
         try:

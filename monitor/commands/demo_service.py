@@ -48,6 +48,10 @@ def demo_service(
     history: Annotated[str, typer.Option(help="Traffic to backfill before the start when the index is empty.")] = "1h",
     drift_after: Annotated[str, typer.Option(help="When the population starts to drift (may be negative).")] = "10m",
     ramp: Annotated[str, typer.Option(help="How long the drift takes to reach full strength.")] = "2m",
+    label_index: Annotated[
+        str | None, typer.Option(help="Index the outcomes (ground truth) go to, LABEL_DELAY later; default: none.")
+    ] = None,
+    label_delay: Annotated[str, typer.Option(help="How long after a prediction its outcome is known.")] = "30s",
     metrics_port: Annotated[int, typer.Option(min=0, max=65535, help="Prometheus /metrics port; 0: off.")] = 9110,
     metrics_host: Annotated[str, typer.Option(help="Address /metrics binds to.")] = "0.0.0.0",
     seed: Annotated[int, typer.Option(help="Seed of the simulated traffic.")] = 7,
@@ -66,7 +70,9 @@ def demo_service(
     timeline = Timeline(datetime.now(UTC), _signed_duration(drift_after), _duration(ramp))
     auth = (es_username, es_password or "") if es_username else None
     client = Elasticsearch(es_url, basic_auth=auth, request_timeout=30)
-    service = ModelService(client, index, timeline, rate=rate, seed=seed)
+    service = ModelService(
+        client, index, timeline, rate=rate, seed=seed, label_index=label_index, label_delay=_duration(label_delay)
+    )
     if metrics_port:
         serve_metrics(service.registry, metrics_port, metrics_host)
 

@@ -86,6 +86,16 @@ def subcommand_of(args: list[str]) -> click.Command:
     return command
 
 
+def command_option(command: list[str], option: str, default: str | None = None) -> str | None:
+    """The value of ``--option VALUE`` or ``--option=VALUE`` in a container command."""
+    for i, word in enumerate(command):
+        if word == option:
+            return command[i + 1]
+        if word.startswith(f"{option}="):
+            return word.split("=", 1)[1]
+    return default
+
+
 def config_references(text: str) -> dict[str, str | None]:
     """``${VAR}`` references in the values of a driftscope.yaml (not its comments): name → default (None: required)."""
 
@@ -312,7 +322,7 @@ def test_prometheus_scrapes_existing_services_on_their_ports() -> None:
     ports = {
         "api": config.api.port,
         "worker": config.worker.metrics_port,
-        "model-service": int(model_service[model_service.index("--metrics-port") + 1]),
+        "model-service": int(command_option(model_service, "--metrics-port") or 0),
         "localhost": 9090,
         "alertmanager": 9093,
     }
@@ -360,9 +370,12 @@ def test_compose_driftscope_yaml_routes_alerts_to_the_stack() -> None:
     assert source.password is not None
     elastic_password = interpolate_compose(services["elasticsearch"]["environment"]["ELASTIC_PASSWORD"], {})
     assert source.password.get_secret_value() == elastic_password
-    index = services["model-service"]["command"]
-    written = index[index.index("--index") + 1] if "--index" in index else "predictions-loan-approval"
-    assert re.fullmatch(source.index.replace("*", ".*"), written), f"the collector's {source.index} misses {written}"
+    service = services["model-service"]["command"]
+    written = command_option(service, "--index", "predictions-loan-approval")
+    assert written and re.fullmatch(source.index.replace("*", ".*"), written), f"{source.index} misses {written}"
+    labels = command_option(service, "--label-index")
+    model = config.models["loan-approval"]
+    assert labels == model.label_index and not re.fullmatch(source.index.replace("*", ".*"), labels)
 
 
 # ---------------------------------------------------------------------------------------- Dockerfile
