@@ -153,7 +153,9 @@ def db_current(config: ConfigOption = None) -> None:
 
 
 # Area modules that add commands with ``register(app)``; each is a module under monitor/commands/.
-COMMAND_MODULES: tuple[str, ...] = ("alerts", "api", "collect", "dashboard", "demo_service", "worker", "check")
+COMMAND_MODULES: tuple[str, ...] = (
+    "alerts", "api", "collect", "dashboard", "demo_service", "worker", "check", "report", "reference",
+)  # fmt: skip
 
 
 @cache  # once per process: main() and tests that drive the full app both call it

@@ -1,0 +1,47 @@
+"""``driftscope report``: Evidently's HTML drill-down for one window (see :mod:`monitor.drilldown`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from monitor.cli import ConfigOption, open_store, out_console, user_errors
+from monitor.config import load_config
+from monitor.db import check_migrated
+from monitor.drilldown import ReportError, window_report_html
+
+
+def _moment(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ReportError(f"--window: expected an ISO time like 2026-03-02T10:00Z, got {value!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@user_errors
+def report(
+    monitor: Annotated[str, typer.Option("--monitor", "-m", help="Monitor name.", show_default=False)],
+    window: Annotated[
+        str, typer.Option("--window", "-w", help="Any time inside the window (ISO 8601; UTC if no offset).")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path("report.html"),
+    config: ConfigOption = None,
+) -> None:
+    """Write Evidently's HTML report (drift, and performance when labelled) of one window against its reference."""
+    settings = load_config(config)
+    engine = open_store(settings)
+    check_migrated(engine)
+    start, html = window_report_html(settings, engine, monitor, _moment(window))
+    output.write_text(html, encoding="utf-8")
+    out_console.print(
+        f"{output}: Evidently report of {monitor}, window {start.isoformat()} ({len(html) / 1e6:.1f} MB)",
+        highlight=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)
