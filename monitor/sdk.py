@@ -1,0 +1,284 @@
+"""Python SDK: log predictions and labels from a serving process without slowing it down.
+
+>>> client = Client("http://127.0.0.1:8000", api_key="dsk_...")          # doctest: +SKIP
+>>> client.log_prediction("churn", "req-1", {"tenure": 12, "plan": "pro"}, 1, score=0.83)  # doctest: +SKIP
+
+``log_prediction`` / ``log_label`` only append to an in-memory buffer (a few microseconds; they never
+block on the network and never raise). A background thread sends the buffer in batches to the push
+API, each batch with its own ``Idempotency-Key`` so a retry after a lost response is stored once, and
+retries transient failures (connection errors, 408/429/5xx) with exponential backoff for as long
+as it takes. The buffer is bounded: when the API is down long enough to fill it, the *oldest*
+records are dropped and counted in :attr:`Client.dropped` (logged at most once a minute). The
+buffer is flushed at interpreter exit.
+
+With ``elasticsearch=`` (an ``elasticsearch.Elasticsearch`` client) and ``index=``, records are also
+(or, without ``url``, only) written to Elasticsearch in the canonical shape, with the prediction id
+as document ``_id``; the collector reads them with this model config::
+
+    fields: {id: id, timestamp: timestamp, prediction: prediction, score: score, label: label, features: features}
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import httpx
+import orjson
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "driftscope-sdk/1"
+RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+DROP_LOG_INTERVAL = 60.0
+
+Kind = Literal["prediction", "label"]
+
+
+class _Permanent(Exception):
+    """A batch the destination refused for good (4xx): retrying would not help."""
+
+
+def _timestamp(value: datetime | float | str | None) -> str | float:
+    if value is None:
+        return datetime.now(UTC).isoformat()
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    return value
+
+
+class Client:
+    """Buffered, batching, retrying client of the push API (and/or an Elasticsearch index)."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        *,
+        batch_size: int = 1000,
+        flush_interval: float = 1.0,
+        max_buffer: int = 100_000,
+        timeout: float = 10.0,
+        max_backoff: float = 30.0,
+        elasticsearch: Any | None = None,
+        index: str | None = None,
+        label_index: str | None = None,
+    ) -> None:
+        if url is None and elasticsearch is None:
+            raise ValueError("give the API url, an elasticsearch client, or both")
+        if elasticsearch is not None and index is None:
+            raise ValueError("the Elasticsearch sink needs index= (and label_index= for labels)")
+        self.url, self.api_key = url, api_key
+        self.batch_size, self.flush_interval, self.timeout, self.max_backoff = (
+            batch_size,
+            flush_interval,
+            timeout,
+            max_backoff,
+        )
+        self.elasticsearch, self.index, self.label_index = elasticsearch, index, label_index
+        self._buffer: deque[tuple[Kind, str, dict[str, Any]]] = deque(maxlen=max_buffer)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._closing = False
+        self._deadline = 0.0
+        self._thread: threading.Thread | None = None
+        self._dropped = self._dropped_logged = 0
+        self._last_drop_log = 0.0
+        self.sent = 0  # records acknowledged by every destination
+        self.rejected = 0  # records the API refused as invalid (they are in its rejected records)
+        self.failed = 0  # records lost to a permanent error, or unsent when close() timed out
+
+    @property
+    def dropped(self) -> int:
+        """Records dropped because the buffer was full (oldest first)."""
+        return self._dropped
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    # --- the caller's path: append only -----------------------------------------------------------
+
+    def log_prediction(
+        self,
+        model: str,
+        id: str | int,
+        features: Mapping[str, Any],
+        prediction: Any,
+        score: Any = None,
+        timestamp: datetime | float | str | None = None,
+    ) -> None:
+        """Queue one prediction; returns at once and never raises."""
+        try:
+            record = {
+                "id": id,
+                "timestamp": _timestamp(timestamp),
+                "features": dict(features),
+                "prediction": prediction,
+            }
+            if score is not None:
+                record["score"] = score
+            self._append("prediction", model, record)
+        except Exception:  # the serving path must never fail because of monitoring
+            log.exception("driftscope: could not queue a prediction for %s", model)
+
+    def log_label(self, model: str, id: str | int, label: Any, timestamp: datetime | float | str | None = None) -> None:
+        """Queue the true outcome of prediction ``id``; returns at once and never raises."""
+        try:
+            self._append("label", model, {"id": id, "label": label, "timestamp": _timestamp(timestamp)})
+        except Exception:
+            log.exception("driftscope: could not queue a label for %s", model)
+
+    def _append(self, kind: Kind, model: str, record: dict[str, Any]) -> None:
+        with self._lock:
+            if len(self._buffer) == self._buffer.maxlen:
+                self._dropped += 1  # deque(maxlen) drops the oldest on append
+            self._buffer.append((kind, model, record))
+            self._idle.clear()
+            if self._thread is None:
+                self._start()
+            if len(self._buffer) >= self.batch_size:
+                self._wake.set()
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="driftscope-sdk", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    # --- the background thread --------------------------------------------------------------------
+
+    def _take(self) -> dict[tuple[Kind, str], list[dict[str, Any]]]:
+        groups: dict[tuple[Kind, str], list[dict[str, Any]]] = {}
+        with self._lock:
+            for _ in range(min(self.batch_size, len(self._buffer))):
+                kind, model, record = self._buffer.popleft()
+                groups.setdefault((kind, model), []).append(record)
+        return groups
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=self.timeout, headers=self._headers()) as http:
+            while True:
+                self._wake.wait(self.flush_interval)
+                self._wake.clear()
+                self._log_drops()
+                groups = self._take()
+                if not groups:
+                    with self._lock:
+                        if not self._buffer:
+                            self._idle.set()
+                    if self._closing:
+                        return
+                    continue
+                for (kind, model), records in groups.items():
+                    self._deliver(http, kind, model, records)
+                if len(self._buffer) >= self.batch_size or self._closing:
+                    self._wake.set()
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        return headers
+
+    def _deliver(self, http: httpx.Client, kind: Kind, model: str, records: list[dict[str, Any]]) -> None:
+        """Send one batch until it is acknowledged, refused for good, or close() runs out of time."""
+        idempotency_key = uuid.uuid4().hex  # the same key on every retry of this batch
+        delay = 0.1
+        while True:
+            try:
+                if self.url is not None:
+                    self._post(http, kind, model, records, idempotency_key)
+                if self.elasticsearch is not None:
+                    self._index(kind, records)
+                self.sent += len(records)
+                return
+            except _Permanent as exc:
+                self.failed += len(records)
+                log.error("driftscope: %d %s records for %s refused: %s", len(records), kind, model, exc)
+                return
+            except Exception as exc:  # transient: connection refused, timeout, 5xx, Elasticsearch down
+                if self._closing and time.monotonic() > self._deadline:
+                    self.failed += len(records)
+                    log.error("driftscope: gave up on %d %s records at exit: %s", len(records), kind, exc)
+                    return
+                log.warning("driftscope: sending %s records failed (%s), retrying in %.1fs", kind, exc, delay)
+                time.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, self.max_backoff)
+
+    def _post(
+        self, http: httpx.Client, kind: Kind, model: str, records: list[dict[str, Any]], idempotency_key: str
+    ) -> None:
+        path = "predictions" if kind == "prediction" else "labels"
+        response = http.post(
+            f"{self.url}/v1/models/{model}/{path}",
+            content=orjson.dumps(records, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY),
+            headers={"Idempotency-Key": idempotency_key},
+        )
+        if response.status_code in RETRY_STATUS:
+            raise RuntimeError(f"HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise _Permanent(f"HTTP {response.status_code}: {response.text[:300]}")
+        rejected = response.json().get("rejected", [])
+        if rejected:
+            self.rejected += len(rejected)
+            log.warning(
+                "driftscope: %d of %d records for %s rejected; first: %s",
+                len(rejected),
+                len(records),
+                model,
+                rejected[0]["message"],
+            )
+
+    def _index(self, kind: Kind, records: list[dict[str, Any]]) -> None:
+        from elasticsearch import helpers
+
+        index = self.index if kind == "prediction" else self.label_index
+        if index is None:
+            raise _Permanent("no label_index configured for the Elasticsearch sink")
+        actions = ({"_index": index, "_id": str(r["id"]), "_source": r} for r in records)
+        try:
+            helpers.bulk(self.elasticsearch, actions, refresh=False)
+        except helpers.BulkIndexError as exc:
+            raise _Permanent(f"{len(exc.errors)} documents refused by Elasticsearch") from exc
+
+    def _log_drops(self) -> None:
+        now = time.monotonic()
+        if self._dropped > self._dropped_logged and now - self._last_drop_log >= DROP_LOG_INTERVAL:
+            log.warning(
+                "driftscope: buffer full, dropped %d oldest records (%d in total)",
+                self._dropped - self._dropped_logged,
+                self._dropped,
+            )
+            self._dropped_logged, self._last_drop_log = self._dropped, now
+
+    # --- flushing ---------------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far is delivered (or refused); False on timeout."""
+        if self._thread is None:
+            return True
+        self._wake.set()
+        return self._idle.wait(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush for up to ``timeout`` seconds, then stop the thread (also runs at interpreter exit)."""
+        if self._thread is None or self._closing:
+            return
+        self._deadline = time.monotonic() + timeout
+        self._closing = True
+        self._wake.set()
+        self._thread.join(timeout + self.timeout)
+        atexit.unregister(self.close)
+        if self._buffer:
+            self.failed += len(self._buffer)
+            log.error("driftscope: %d records were not sent before exit", len(self._buffer))
