@@ -29,6 +29,18 @@ def _store(config_path: Path | None) -> tuple[Config, Engine]:
     return settings, engine
 
 
+def _print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table on a terminal; tab-separated lines when piped, so scripts (and grep) see whole values."""
+    if out_console.is_terminal:
+        table = Table(*headers)
+        for row in rows:
+            table.add_row(*row)
+        out_console.print(table)
+        return
+    for line in (headers, *rows):
+        typer.echo("\t".join(cell.replace("\t", " ").replace("\n", " ") for cell in line))
+
+
 def _when(moment: datetime | None) -> str:
     return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%SZ")
 
@@ -59,14 +71,14 @@ def list_alerts(
         query = query.where(Alert.state == state)
     with engine.connect() as connection:
         rows = connection.execute(query).all()
-    table = Table("id", "state", "severity", "rule", "labels", "value", "since", "acknowledged")
+    lines = []
     for row in rows:
         labels = " ".join(f"{k}={v}" for k, v in row.labels.items() if k not in ("rule", "severity"))
         ack = f"{row.acknowledged_by} {_when(row.acknowledged_at)}" if row.acknowledged_by else ""
         since = (row.annotations or {}).get("since") or _when(row.started_at)
         value = "" if row.value is None else f"{row.value:.4g}"
-        table.add_row(str(row.id), row.state, row.severity, row.rule, labels, value, since, ack)
-    out_console.print(table)
+        lines.append((str(row.id), row.state, row.severity, row.rule, labels, value, since, ack))
+    _print_table(("id", "state", "severity", "rule", "labels", "value", "since", "acknowledged"), lines)
 
 
 @alerts_app.command("ack")
@@ -118,11 +130,11 @@ def silence(
 def silences(config: ConfigOption = None) -> None:
     """Active and upcoming silences."""
     _, engine = _store(config)
-    table = Table("id", "matchers", "starts", "ends", "author", "comment")
+    lines = []
     for s in active_silences(engine, datetime.now(UTC)):
         matchers = " ".join(f"{k}={v}" for k, v in s.matchers.items())
-        table.add_row(str(s.id), matchers, _when(s.starts_at), _when(s.ends_at), s.created_by, s.comment)
-    out_console.print(table)
+        lines.append((str(s.id), matchers, _when(s.starts_at), _when(s.ends_at), s.created_by, s.comment))
+    _print_table(("id", "matchers", "starts", "ends", "author", "comment"), lines)
 
 
 @alerts_app.command("expire")
@@ -151,12 +163,11 @@ def failed(limit: Annotated[int, typer.Option(min=1)] = 50, config: ConfigOption
     )
     with engine.connect() as connection:
         rows = connection.execute(query).all()
-    table = Table("id", "channel", "event", "attempts", "created", "reason")
+    lines = []
     for row in rows:
-        table.add_row(
-            str(row.id), row.channel, row.event, str(row.attempts), _when(row.created_at), row.last_error or ""
-        )
-    out_console.print(table)
+        created = _when(row.created_at)
+        lines.append((str(row.id), row.channel, row.event, str(row.attempts), created, row.last_error or ""))
+    _print_table(("id", "channel", "event", "attempts", "created", "reason"), lines)
 
 
 @alerts_app.command("test")
