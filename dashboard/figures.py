@@ -25,26 +25,37 @@ ESTIMATED = OKABE_ITO["reddish_purple"]
 REFERENCE = "rgba(138,148,166,0.18)"
 METRIC_COLOURS = [OKABE_ITO["blue"], OKABE_ITO["vermillion"], OKABE_ITO["bluish_green"], OKABE_ITO["reddish_purple"]]
 HEATMAP_ROW_PX = 15
+SMALL_MARGIN = {"l": 56, "r": 16, "t": 36, "b": 40}
 PREFERRED_METRICS = ("roc_auc", "f1", "accuracy", "rmse", "mae", "r2")
 
 
-def _base_layout(height: int) -> dict[str, Any]:
+def _base_layout(height: int, **overrides: Any) -> dict[str, Any]:
     return {
-        "height": height,
-        "margin": {"l": 130, "r": 24, "t": 28, "b": 36},
-        "font": FONT,
-        "paper_bgcolor": "white",
-        "plot_bgcolor": "white",
-        "hovermode": "closest",
-        "hoverlabel": {"font": {"size": 12}},
-        "showlegend": True,
-        "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1, "xanchor": "right", "font": {"size": 11}},
+        **{
+            "height": height,
+            "margin": {"l": 130, "r": 24, "t": 28, "b": 36},
+            "font": FONT,
+            "paper_bgcolor": "white",
+            "plot_bgcolor": "white",
+            "hovermode": "closest",
+            "hoverlabel": {"font": {"size": 12}},
+            "showlegend": True,
+            "legend": {
+                "orientation": "h",
+                "y": 1.0,
+                "yanchor": "bottom",
+                "x": 1,
+                "xanchor": "right",
+                "font": {"size": 11},
+            },
+        },
+        **overrides,
     }
 
 
 def empty_figure(message: str, height: int = 240) -> go.Figure:
     fig = go.Figure()
-    fig.update_layout(**_base_layout(height), showlegend=False)
+    fig.update_layout(**_base_layout(height, showlegend=False))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.add_annotation(
@@ -515,7 +526,7 @@ def distribution(histogram: dict[str, Any], feature: str, window_start: datetime
             )
         fig.update_layout(barmode="group")
     fig.update_layout(
-        **{**_base_layout(330), "margin": {"l": 56, "r": 16, "t": 36, "b": 40}},
+        **_base_layout(330, margin=SMALL_MARGIN),
         title={"text": f"{feature}: share of rows", "font": {"size": 13}, "x": 0, "xanchor": "left"},
     )
     fig.update_yaxes(tickformat=".0%", gridcolor=GRID, zeroline=False)
@@ -560,8 +571,7 @@ def feature_drift(
     if selected is not None:
         fig.add_vline(x=selected, line={"color": INK, "width": 1.5, "dash": "dot"})
     fig.update_layout(
-        **{**_base_layout(330), "margin": {"l": 56, "r": 16, "t": 36, "b": 40}},
-        showlegend=False,
+        **_base_layout(330, margin=SMALL_MARGIN, showlegend=False),
         title={
             "text": f"{method} over time"
             + (" (p-value: lower means drift)" if p_value_like else " (higher means drift)"),
@@ -603,7 +613,7 @@ def feature_quality(scores: pd.DataFrame, start: datetime, end: datetime) -> go.
             )
         )
     fig.update_layout(
-        **{**_base_layout(220), "margin": {"l": 56, "r": 16, "t": 36, "b": 36}},
+        **_base_layout(220, margin=SMALL_MARGIN),
         title={"text": "Data quality over time", "font": {"size": 13}, "x": 0, "xanchor": "left"},
     )
     fig.update_xaxes(range=[start, end], gridcolor=GRID)

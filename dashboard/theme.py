@@ -82,7 +82,7 @@ def kpi(
 
 
 def time_text(value: datetime | None) -> str:
-    return value.strftime("%b %d, %H:%M UTC") if value else "—"
+    return value.strftime("%b %d %H:%M UTC") if value else "—"
 
 
 def range_picker(tr: TimeRange) -> html.Div:

@@ -5,15 +5,30 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from dash import dash_table, dcc, html
+import dash_ag_grid as dag
+import dash_bootstrap_components as dbc
+from dash import dcc, html
 
 from dashboard import queries
 from dashboard.context import Context
 from dashboard.queries import AlertRow
 from dashboard.state import alerts_url, model_url
-from dashboard.theme import SEVERITY_COLOURS, SEVERITY_RANK, empty_state, kpi, page_header, time_text
+from dashboard.theme import SEVERITY_COLOURS, SEVERITY_RANK, empty_state, kpi, page_header
 
 _PERF_ORDER = ("roc_auc", "f1", "accuracy", "rmse", "mae", "r2")
+# The word is in the cell too; colour only repeats it (AG Grid evaluates these conditions in the browser).
+_HEALTH_STYLES = [
+    {
+        "condition": f"params.value === '{health}'",
+        "style": {
+            "backgroundColor": colour,
+            "color": "#1F2933" if health == "warning" else "white",
+            "fontWeight": 600,
+            "textAlign": "center",
+        },
+    }
+    for health, colour in SEVERITY_COLOURS.items()
+]
 
 
 def model_health(model_alerts: list[AlertRow], has_data: bool) -> str:
@@ -24,14 +39,22 @@ def model_health(model_alerts: list[AlertRow], has_data: bool) -> str:
     return "ok" if has_data else "no data"
 
 
-def _fmt_perf(row: dict[str, Any], kind: str) -> str:
+def _fmt_perf(row: dict[str, Any], kind: str) -> tuple[str, str]:
+    """("roc_auc 0.731 ↓ below ref", "reference band 0.83–0.89") for the newest value of the first known metric."""
     for metric in _PERF_ORDER:
         value = row.get(f"{kind}:{metric}")
-        if value is not None and value == value:  # not NaN
-            low, high = row.get(f"{kind}:{metric}:band_lower"), row.get(f"{kind}:{metric}:band_upper")
-            band = f" (ref {low:.2f}–{high:.2f})" if low == low and high == high and low is not None else ""
-            return f"{metric} {value:.3f}{band}"
-    return "—"
+        if value is None or value != value:  # absent or NaN
+            continue
+        low, high = row.get(f"{kind}:{metric}:band_lower"), row.get(f"{kind}:{metric}:band_upper")
+        has_band = low is not None and high is not None and low == low and high == high
+        flag = (" ↓" if value < low else " ↑" if value > high else "") if has_band else ""
+        where = ("below" if value < low else "above" if value > high else "within") if has_band else ""
+        return f"{metric} {value:.3f}{flag}", f"{where} the reference band {low:.2f}–{high:.2f}" if has_band else ""
+    return "—", ""
+
+
+def _short_time(value: Any) -> str:
+    return value.strftime("%b %d %H:%M") if value is not None else "—"
 
 
 def rows(ctx: Context) -> list[dict[str, Any]]:
@@ -52,18 +75,20 @@ def rows(ctx: Context) -> list[dict[str, Any]]:
         health = model_health(alerts, bool(stat))
         share = stat.get("share_drifted")
         since = min((a.fired_at or a.started_at for a in firing), default=None)
+        realized, estimated = _fmt_perf(stat, "performance"), _fmt_perf(stat, "estimated_performance")
         out.append(
             {
                 "model": f"[{model.name}]({model_url(model.name)})",
                 "name": model.name,
                 "health": health,
                 "rank": SEVERITY_RANK.get(health, 0),
-                "since": time_text(since) if since else "",
-                "task": model.task,
-                "last_window": time_text(stat.get("last_window")) if stat else "no windows yet",
+                "since": _short_time(since) if since else "",
+                "last_window": _short_time(stat.get("last_window")) if stat else "no windows yet",
                 "drifted": f"{share:.0%}" if share is not None and share == share else "—",
-                "performance": _fmt_perf(stat, "performance"),
-                "estimated": _fmt_perf(stat, "estimated_performance"),
+                "performance": realized[0],
+                "performance_band": realized[1],
+                "estimated": estimated[0],
+                "estimated_band": estimated[1],
                 "volume": f"{int(stat['volume_24h']):,}" if stat else "0",
                 "alerts": ", ".join(sorted({a.rule for a in firing})) or ("pending" if alerts else ""),
                 "n_firing": len(firing),
@@ -116,47 +141,30 @@ def layout(ctx: Context) -> html.Div:
         className="ds-kpis",
     )
     columns = [
-        {"name": "Model", "id": "model", "presentation": "markdown"},
-        {"name": "Health", "id": "health"},
-        {"name": "Unhealthy since", "id": "since"},
-        {"name": "Firing alerts", "id": "alerts"},
-        {"name": "Drifted features", "id": "drifted"},
-        {"name": "Performance (realized)", "id": "performance"},
-        {"name": "Performance (estimated)", "id": "estimated"},
-        {"name": "Rows, last 24 h", "id": "volume"},
-        {"name": "Last window", "id": "last_window"},
-        {"name": "Task", "id": "task"},
+        {"headerName": "Model", "field": "model", "cellRenderer": "markdown", "flex": 1.2},
+        {"headerName": "Health", "field": "health", "cellStyle": {"styleConditions": _HEALTH_STYLES}, "flex": 0.8},
+        {"headerName": "Since (UTC)", "field": "since", "flex": 1, "headerTooltip": "first firing alert"},
+        {"headerName": "Firing alerts", "field": "alerts", "flex": 1.7, "tooltipField": "alerts"},
+        {"headerName": "Drifted", "field": "drifted", "flex": 0.7, "headerTooltip": "share of drifted features"},
+        {"headerName": "Realized perf.", "field": "performance", "flex": 1.3, "tooltipField": "performance_band"},
+        {"headerName": "Estimated perf.", "field": "estimated", "flex": 1.3, "tooltipField": "estimated_band"},
+        {"headerName": "Rows, 24 h", "field": "volume", "flex": 0.8},
+        {"headerName": "Last window (UTC)", "field": "last_window", "flex": 1},
     ]
-    health_styles: list[dict[str, Any]] = [
-        {
-            "if": {"filter_query": f'{{health}} = "{health}"', "column_id": "health"},
-            "backgroundColor": colour,
-            "color": "#1F2933" if health == "warning" else "white",
-            "fontWeight": 600,
-        }
-        for health, colour in SEVERITY_COLOURS.items()
-    ]
-    table = dash_table.DataTable(
+    table = dag.AgGrid(
         id="overview-table",
-        data=data,
-        columns=columns,
-        sort_action="native",
-        filter_action="native",
-        filter_options={"case": "insensitive", "placeholder_text": "filter…"},
-        markdown_options={"link_target": "_self"},
-        style_as_list_view=True,
-        style_header={"fontWeight": 600, "backgroundColor": "#F4F6F9", "borderBottom": "1px solid #D5DCE4"},
-        style_cell={
-            "fontFamily": "inherit",
-            "fontSize": 13,
-            "padding": "8px 10px",
-            "textAlign": "left",
-            "whiteSpace": "normal",
-            "height": "auto",
-        },
-        style_filter={"backgroundColor": "#FBFCFD"},
-        style_data_conditional=health_styles,
-        style_cell_conditional=[{"if": {"column_id": "health"}, "width": "90px", "textAlign": "center"}],
+        rowData=data,
+        columnDefs=columns,
+        defaultColDef={"sortable": True, "resizable": True},
+        dashGridOptions={"domLayout": "autoHeight", "quickFilterText": ""},
+    )
+    search = dbc.Input(
+        id="overview-search",
+        placeholder="Search models and alerts…",
+        size="sm",
+        type="search",
+        className="ds-search",
+        debounce=False,
     )
     return html.Div(
         [
@@ -165,6 +173,6 @@ def layout(ctx: Context) -> html.Div:
                 "Health comes from firing alerts; click a model for its drift, performance and service timeline.",
             ),
             summary,
-            html.Div(table, className="ds-card"),
+            html.Div([search, table], className="ds-card"),
         ]
     )

@@ -1,0 +1,114 @@
+"""Dashboard login: every route of the Flask server refuses a request without credentials."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterator
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import Engine
+
+from dashboard import create_app
+from dashboard.auth import hash_password, verify_password
+from monitor.config import Config
+
+PASSWORD = "correct horse battery staple"
+# Cheap hashes keep the test fast; the iteration count is part of the hash, so verification still runs it.
+ALICE = hash_password(PASSWORD, iterations=1000)
+METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
+
+
+def config(auth: str) -> Config:
+    users = {"alice": {"password_hash": ALICE}} if auth == "basic" else {}
+    return Config.model_validate({"dashboard": {"auth": auth, "users": users}})
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@pytest.fixture
+def client_for(sqlite_engine: Engine) -> Iterator[object]:
+    def make(auth: str) -> tuple[FlaskClient, list[str]]:
+        app = create_app(config(auth), sqlite_engine, render_report=lambda monitor, window: "<html>report</html>")
+        server = app.server
+        # A concrete URL for every rule: each converter gets a plausible value.
+        urls = sorted({re.sub(r"<[^>]+>", "x", rule.rule) for rule in server.url_map.iter_rules()})
+        return server.test_client(), urls
+
+    yield make
+
+
+def test_password_hashes() -> None:
+    encoded = hash_password("s3cret", iterations=1000)
+    assert encoded.startswith("pbkdf2_sha256$1000$")
+    assert verify_password("s3cret", encoded)
+    assert not verify_password("s3cret!", encoded)
+    assert not verify_password("s3cret", "md5$abc")
+    assert not verify_password("s3cret", "pbkdf2_sha256$notanumber$x$y")
+    assert hash_password("s3cret") != hash_password("s3cret")  # salted
+    with pytest.raises(ValueError, match="empty"):
+        hash_password("")
+
+
+@pytest.mark.parametrize("auth", ["basic", "proxy"])
+def test_every_route_refuses_anonymous_requests(client_for, auth: str) -> None:
+    client, urls = client_for(auth)
+    # Dash's own endpoints must be among them, or this test would prove little.
+    for expected in ("/_dash-layout", "/_dash-dependencies", "/_dash-update-component", "/_report/x/x", "/assets/x"):
+        assert expected in urls
+    for url in urls:
+        for method in METHODS:
+            response = client.open(url, method=method)
+            assert response.status_code == 401, f"{method} {url} answered {response.status_code} without credentials"
+            if auth == "basic":
+                assert response.headers["WWW-Authenticate"].startswith("Basic realm=")
+    wrong = basic("alice", "wrong") if auth == "basic" else {"X-Forwarded-User": ""}
+    assert client.get("/_dash-layout", headers=wrong).status_code == 401
+    if auth == "basic":
+        assert client.get("/_dash-layout", headers=basic("mallory", PASSWORD)).status_code == 401
+
+
+@pytest.mark.parametrize("auth", ["basic", "proxy"])
+def test_credentials_open_every_page(client_for, auth: str) -> None:
+    client, _ = client_for(auth)
+    headers = basic("alice", PASSWORD) if auth == "basic" else {"X-Forwarded-User": "alice"}
+    for url in (
+        "/",
+        "/alerts",
+        "/models/churn",
+        "/_dash-layout",
+        "/_dash-dependencies",
+        "/_report/m/2026-11-24T10:00:00Z",
+    ):
+        assert client.get(url, headers=headers).status_code == 200, url
+    # The user shows in the navigation bar (rendered by the router callback).
+    body = {
+        "output": "..page.children...nav-firing.children...nav-user.children..",
+        "outputs": [
+            {"id": "page", "property": "children"},
+            {"id": "nav-firing", "property": "children"},
+            {"id": "nav-user", "property": "children"},
+        ],
+        "inputs": [
+            {"id": "url", "property": "pathname", "value": "/"},
+            {"id": "url", "property": "search", "value": ""},
+        ],
+        "changedPropIds": ["url.pathname"],
+    }
+    response = client.post("/_dash-update-component", json=body, headers=headers)
+    assert response.status_code == 200
+    assert response.get_json()["response"]["nav-user"]["children"] == "signed in as alice"
+
+
+def test_without_login_everything_is_open(client_for) -> None:
+    client, _ = client_for("none")
+    assert client.get("/").status_code == 200
+    assert client.get("/_dash-layout").status_code == 200
+
+
+def test_basic_auth_needs_users(sqlite_engine: Engine) -> None:
+    with pytest.raises(ValueError, match=r"dashboard\.users is empty"):
+        create_app(Config.model_validate({"dashboard": {"auth": "basic"}}), sqlite_engine)

@@ -1,0 +1,145 @@
+"""URL state, figures and page building without a browser."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+from sqlalchemy import Engine
+
+from dashboard import figures
+from dashboard.app import render_page
+from dashboard.context import Context
+from dashboard.pages import model as model_page
+from dashboard.state import PageQuery, TimeRange, bucket_for, feature_url, model_url, parse_time, report_url
+from monitor.config import Config
+from monitor.db import make_engine, upgrade
+from tests.seed import SeedInfo, seed_store
+
+T0 = datetime(2026, 11, 18, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, SeedInfo]:
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('figs') / 'store.db'}")
+    upgrade(engine)
+    return engine, seed_store(engine)
+
+
+def test_urls_round_trip_the_page_state() -> None:
+    window = datetime(2026, 11, 24, 13, tzinfo=UTC)
+    url = model_url("churn", figures_range(), window)
+    path, _, search = url.partition("?")
+    assert path == "/models/churn"
+    query = PageQuery.parse(search)
+    assert (query.start, query.end, query.window) == (T0, T0 + timedelta(days=7), window)
+    assert feature_url("churn", "monthly charges", window).startswith(
+        "/models/churn/features/monthly%20charges?window="
+    )
+    assert report_url("churn-hourly", window) == "/reports/churn-hourly/2026-11-24T13:00:00Z"
+    assert parse_time("2026-11-24 13:00") == window  # what the range fields show
+    assert parse_time("2026-11-24T14:00:00+01:00") == window
+    assert parse_time("yesterday") is None
+    assert PageQuery.parse("?range=bogus&window=nope") == PageQuery()
+
+
+def figures_range() -> TimeRange:
+    return TimeRange(T0, T0 + timedelta(days=7))
+
+
+def test_time_range_defaults() -> None:
+    first, last = T0, T0 + timedelta(days=30) - HOUR
+    end = last + HOUR
+    assert PageQuery().time_range(first, last, HOUR).start == end - timedelta(days=7)
+    assert PageQuery(preset="24h").time_range(first, last, HOUR).start == end - timedelta(days=1)
+    short = PageQuery().time_range(T0, T0 + timedelta(hours=3), HOUR)
+    assert (short.start, short.preset) == (T0, "all")  # less history than a week: show it all
+    window = T0 + timedelta(days=10)
+    centred = PageQuery(window=window).time_range(first, last, HOUR)
+    assert centred.start < window < centred.end and centred.length == timedelta(days=7)
+
+
+@pytest.mark.parametrize(
+    ("length", "window", "bucket"),
+    [
+        (timedelta(days=7), HOUR, HOUR),
+        (timedelta(days=90), HOUR, timedelta(hours=12)),
+        (timedelta(days=30), HOUR, timedelta(hours=3)),
+        (timedelta(hours=3), timedelta(minutes=1), timedelta(minutes=1)),
+        (timedelta(days=7), timedelta(minutes=1), HOUR),
+    ],
+)
+def test_bucket_keeps_charts_readable(length: timedelta, window: timedelta, bucket: timedelta) -> None:
+    got = bucket_for(length, window)
+    assert got == bucket
+    assert got % window == timedelta(0)
+
+
+def test_model_timeline_figure(seeded: tuple[Engine, SeedInfo]) -> None:
+    engine, info = seeded
+    query = PageQuery(start=info.churn.first_window, end=info.churn.last_window + HOUR)
+    with engine.connect() as conn:
+        page = model_page.build(conn, model_page.queries.model_by_name(conn, "churn"), query)
+    assert page is not None
+    fig = figures.model_timeline(page.timeline)
+    heatmap = next(trace for trace in fig.data if trace.type == "heatmap")
+    z = pd.DataFrame(heatmap.z, index=list(heatmap.y))
+    assert z.shape == (len(info.churn.features), 24 * 7)
+    # Most drifted features first; all of them drift in the last window.
+    assert set(heatmap.y[: len(info.drifting_features)]) == set(info.drifting_features)
+    assert (z.iloc[: len(info.drifting_features), -1] >= 1).all()
+    assert heatmap.customdata[0][-1] == "2026-11-24T23:00:00Z"  # what a click sends to the feature page
+    names = {trace.name for trace in fig.data}
+    assert {"realized", "estimated", "reference band", "score drift", "alerts"} <= names
+    titles = [a.text for a in fig.layout.annotations]
+    assert any("Service — p99_latency_seconds" in t for t in titles)
+    alert_marker = next(trace for trace in fig.data if trace.name == "alerts")
+    assert len(alert_marker.x) == 3  # two firing, one resolved
+
+
+def test_feature_figures() -> None:
+    numeric = {"edges": [0, 1, 2, 3], "reference": [0.2, 0.5, 0.3], "current": [0.1, 0.3, 0.6]}
+    fig = figures.distribution(numeric, "x", T0)
+    assert [t.type for t in fig.data] == ["bar", "bar"] and list(fig.data[1].y) == [0.1, 0.3, 0.6]
+    assert list(fig.data[0].x) == [0.5, 1.5, 2.5]
+    categorical = {"categories": ["a", "b"], "reference": [0.7, 0.3], "current": [0.4, 0.6]}
+    assert list(figures.distribution(categorical, "c", T0).data[0].x) == ["a", "b"]
+    scores = pd.DataFrame(
+        {
+            "window_start": pd.to_datetime([T0, T0 + HOUR], utc=True),
+            "method": "ks",
+            "value": [0.4, 0.001],
+            "threshold": 0.05,
+            "breached": [False, True],
+            "status": "ok",
+        }
+    )
+    drift = figures.feature_drift(scores, "x", T0, T0 + 2 * HOUR, None)
+    assert drift.layout.yaxis.type == "log"  # p-values: small means drift
+    distances = scores.assign(method="wasserstein", value=[0.05, 0.3], threshold=0.1)
+    assert figures.feature_drift(distances, "x", T0, T0 + 2 * HOUR, None).layout.yaxis.type == "linear"
+
+
+def test_pages_render_and_empty_states(seeded: tuple[Engine, SeedInfo]) -> None:
+    engine, info = seeded
+    ctx = Context(Config(), engine)
+    text = lambda component: str(component.to_plotly_json())  # noqa: E731
+    assert "critical" in text(render_page(ctx, "/", ""))
+    assert "model-timeline" in text(render_page(ctx, "/models/churn", "?range=24h"))
+    assert "No windows computed yet" in text(render_page(ctx, f"/models/{info.empty_model}", ""))
+    assert "Unknown model" in text(render_page(ctx, "/models/nope", ""))
+    feature = text(render_page(ctx, "/models/churn/features/contract", "?window=2026-11-24T20:00:00Z"))
+    assert "feature-distribution" in feature and "DRIFT" in feature
+    assert "Acknowledge" in text(render_page(ctx, "/alerts", ""))
+    assert "Reports are not available" in text(render_page(ctx, "/reports/churn-hourly/2026-11-24T20:00:00Z", ""))
+    assert "Page not found" in text(render_page(ctx, "/nowhere/at/all/really", ""))
+    empty = Context(Config(), _empty_engine())
+    assert "No models yet" in text(render_page(empty, "/", ""))
+
+
+def _empty_engine() -> Engine:
+    engine = make_engine("sqlite://")
+    upgrade(engine)
+    return engine

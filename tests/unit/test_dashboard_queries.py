@@ -1,0 +1,252 @@
+"""Dashboard queries: the SQL aggregation equals the same aggregation done in pandas on the raw rows,
+on SQLite and on Postgres."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, insert, select
+
+from dashboard import queries
+from monitor.db import make_engine, upgrade
+from monitor.models import MetricPoint, MetricSeries, Model, Run, Score
+from tests.conftest import unique_name
+from tests.seed import SeedInfo, seed_store
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def seeded(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Engine, SeedInfo]]:
+    if request.param == "sqlite":
+        url, drop = f"sqlite:///{tmp_path_factory.mktemp('dash') / 'store.db'}", None
+    else:
+        server = request.getfixturevalue("postgres_server")
+        dbname = unique_name("dash_")
+        server.create_database(dbname)
+        url, drop = server.url(dbname), lambda: server.drop_database(dbname)
+    engine = make_engine(url)
+    upgrade(engine)
+    info = seed_store(engine)
+    yield engine, info
+    engine.dispose()
+    if drop:
+        drop()
+
+
+def raw_scores(engine: Engine, model_id: int, kind: str) -> pd.DataFrame:
+    with engine.connect() as conn:
+        result = conn.execute(
+            select(
+                Score.window_start,
+                Score.feature,
+                Score.method,
+                Score.value,
+                Score.threshold,
+                Score.breached,
+                Score.details,
+            ).where(Score.model_id == model_id, Score.kind == kind, Score.status == "ok")
+        )
+        frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
+    return frame
+
+
+def bucket_of(ts: pd.Series, bucket: timedelta) -> pd.Series:
+    seconds = int(bucket.total_seconds())
+    return pd.to_datetime((ts.astype("int64") // 10**9 // seconds) * seconds, unit="s", utc=True)
+
+
+def expected_severity(value: float, threshold: float, p_value: bool) -> float:
+    ratio = threshold / value if p_value else value / threshold
+    return min(ratio, queries.SEVERITY_CAP)
+
+
+@pytest.mark.parametrize("bucket", [timedelta(hours=1), timedelta(hours=6)])
+def test_drift_matrix_matches_pandas(seeded: tuple[Engine, SeedInfo], bucket: timedelta) -> None:
+    engine, info = seeded
+    start, end = info.churn.first_window, info.churn.last_window + timedelta(hours=1)
+    with engine.connect() as conn:
+        got = queries.drift_matrix(conn, info.churn.id, start, end, bucket)
+    raw = raw_scores(engine, info.churn.id, "drift").dropna(subset=["feature"])
+    raw["severity"] = [
+        expected_severity(v, t, d["p_value"])
+        for v, t, d in zip(raw["value"], raw["threshold"], raw["details"], strict=True)
+    ]
+    raw["bucket"] = bucket_of(raw["window_start"], bucket)
+    want = (
+        raw.groupby(["bucket", "feature"])
+        .agg(severity=("severity", "max"), breached=("breached", "sum"), windows=("value", "size"))
+        .reset_index()
+    )
+    merged = want.merge(got, on=["bucket", "feature"], suffixes=("_want", "_got"), validate="one_to_one")
+    assert len(merged) == len(want) == len(got)
+    np.testing.assert_allclose(merged["severity_got"], merged["severity_want"], rtol=1e-12)
+    assert (merged["breached_got"] == merged["breached_want"]).all()
+    assert (merged["windows_got"] == merged["windows_want"]).all()
+    assert set(got["feature"]) == {*info.churn.features, "prediction", "score"}
+
+
+def test_severity_direction_follows_breached(sqlite_engine: Engine) -> None:
+    """A distance is bad above its threshold, a p-value below it; None and a zero threshold give no severity."""
+    ws = datetime(2026, 1, 1, tzinfo=UTC)
+    with sqlite_engine.begin() as conn:
+        model_id = conn.execute(
+            insert(Model).returning(Model.id), [{"name": "m", "task": "binary", "feature_schema": {}}]
+        ).scalar_one()
+        run_id = conn.execute(
+            insert(Run).returning(Run.id),
+            [
+                {
+                    "monitor": "m1",
+                    "model_id": model_id,
+                    "window_start": ws,
+                    "window_end": ws + timedelta(hours=1),
+                    "status": "succeeded",
+                }
+            ],
+        ).scalar_one()
+        cases = [  # feature, method, value, threshold, breached, expected severity
+            ("p_drift", "ks", 0.01, 0.05, True, 2.0),
+            ("p_calm", "ks", 0.5, 0.05, False, 0.1),
+            ("p_edge", "ks", 0.04, 0.05, True, 1.25),
+            ("d_drift", "wasserstein", 0.15, 0.1, True, 1.5),
+            ("d_calm", "wasserstein", 0.05, 0.1, False, 0.5),
+            ("d_far", "psi", 0.9, 0.1, True, 2.0),
+            ("zero_threshold", "psi", 0.2, 0.0, True, None),
+        ]
+        conn.execute(
+            insert(Score),
+            [
+                {
+                    "run_id": run_id,
+                    "monitor": "m1",
+                    "model_id": model_id,
+                    "window_start": ws,
+                    "kind": "drift",
+                    "feature": f,
+                    "method": m,
+                    "value": v,
+                    "threshold": t,
+                    "breached": b,
+                    "status": "ok",
+                    "details": {},
+                }
+                for f, m, v, t, b, _ in cases
+            ],
+        )
+    with sqlite_engine.connect() as conn:
+        got = queries.drift_matrix(conn, model_id, ws, ws + timedelta(hours=1), timedelta(hours=1)).set_index("feature")
+    for feature, *_, expected in cases:
+        if expected is None:
+            assert pd.isna(got.loc[feature, "severity"]), feature
+        else:
+            assert got.loc[feature, "severity"] == pytest.approx(expected), feature
+
+
+def test_series_match_pandas(seeded: tuple[Engine, SeedInfo]) -> None:
+    engine, info = seeded
+    bucket = timedelta(hours=6)
+    start, end = info.churn.first_window, info.churn.last_window + timedelta(hours=1)
+    with engine.connect() as conn:
+        share = queries.dataset_drift_series(conn, info.churn.id, start, end, bucket)
+        perf = queries.performance_series(conn, info.churn.id, start, end, bucket)
+        quality = queries.quality_series(conn, info.churn.id, start, end, bucket)
+        metrics = queries.metric_series(conn, info.churn.id, start, end, bucket)
+
+    drift = raw_scores(engine, info.churn.id, "drift")
+    drift = drift[drift["feature"].isna() & (drift["method"] == "share_drifted")]
+    want_share = drift.groupby(bucket_of(drift["window_start"], bucket))["value"].mean()
+    np.testing.assert_allclose(share.set_index("bucket")["share"], want_share, rtol=1e-12)
+
+    est = raw_scores(engine, info.churn.id, "estimated_performance")
+    est["ci_lower"] = [d["ci_lower"] for d in est["details"]]
+    want_ci = est.groupby(bucket_of(est["window_start"], bucket))["ci_lower"].mean()
+    got_est = perf[(perf["kind"] == "estimated_performance") & (perf["method"] == "roc_auc")].set_index("bucket")
+    np.testing.assert_allclose(got_est["ci_lower"], want_ci, rtol=1e-12)
+    assert set(perf["kind"]) == {"performance", "estimated_performance"}
+
+    q = raw_scores(engine, info.churn.id, "quality")
+    q["bucket"] = bucket_of(q["window_start"], bucket)
+    missing = q[q["method"] == "missing_share"].groupby("bucket")["value"].max()
+    rows = q[q["method"] == "volume"].groupby("bucket")["value"].sum()
+    breaches = q.groupby("bucket")["breached"].sum()
+    got_q = quality.set_index("bucket")
+    np.testing.assert_allclose(got_q["worst_missing"], missing, rtol=1e-12)
+    np.testing.assert_allclose(got_q["rows"], rows, rtol=1e-12)
+    assert (got_q["breaches"] == breaches).all()
+
+    with engine.connect() as conn:
+        result = conn.execute(
+            select(MetricSeries.name, MetricPoint.ts, MetricPoint.value)
+            .join(MetricSeries, MetricSeries.id == MetricPoint.series_id)
+            .where(MetricSeries.model_id == info.churn.id)
+        )
+        points = pd.DataFrame(result.all(), columns=list(result.keys()))
+    points["bucket"] = bucket_of(pd.to_datetime(points["ts"], utc=True), bucket)
+    want_metrics = points.groupby(["name", "bucket"])["value"].mean()
+    got_metrics = metrics.set_index(["name", "bucket"])["value"]
+    np.testing.assert_allclose(got_metrics.sort_index(), want_metrics.sort_index(), rtol=1e-12)
+
+
+def test_overview_and_alerts(seeded: tuple[Engine, SeedInfo]) -> None:
+    engine, info = seeded
+    with engine.connect() as conn:
+        frame = queries.overview(conn).set_index("model_id")
+        churn_runs = (
+            conn.execute(
+                select(Run.row_count).where(Run.model_id == info.churn.id).order_by(Run.window_start.desc()).limit(24)
+            )
+            .scalars()
+            .all()
+        )
+        last_share = conn.scalar(
+            select(Score.value).where(
+                Score.model_id == info.churn.id,
+                Score.method == "share_drifted",
+                Score.window_start == info.churn.last_window,
+            )
+        )
+        open_alerts = queries.open_alerts(conn)
+        churn_alerts = queries.model_alerts(conn, "churn", info.churn.first_window, info.churn.last_window)
+        healthy_alerts = queries.alerts(conn, model="fraud-detector")
+        extent = queries.model_extent(conn, info.churn.id)
+        empty = queries.model_extent(conn, queries.model_by_name(conn, info.empty_model).id)
+    assert frame.loc[info.churn.id, "last_window"] == info.churn.last_window
+    assert frame.loc[info.churn.id, "volume_24h"] == sum(churn_runs)
+    assert frame.loc[info.churn.id, "share_drifted"] == pytest.approx(last_share)
+    assert frame.loc[info.churn.id, "estimated_performance:roc_auc:band_lower"] == pytest.approx(0.83)
+    assert sorted(a.id for a in open_alerts) == sorted(info.firing_alert_ids)
+    assert {a.id for a in churn_alerts} == {*info.firing_alert_ids, info.resolved_alert_id}
+    assert healthy_alerts == []
+    assert (extent.first, extent.last, extent.window, extent.monitors) == (
+        info.churn.first_window,
+        info.churn.last_window,
+        timedelta(hours=1),
+        ("churn-hourly",),
+    )
+    assert empty.last is None
+
+
+def test_feature_queries(seeded: tuple[Engine, SeedInfo]) -> None:
+    engine, info = seeded
+    start, end = info.churn.first_window, info.churn.last_window + timedelta(hours=1)
+    with engine.connect() as conn:
+        breached = queries.breached_features(conn, info.churn.id, start, end).set_index("feature")
+        worst = queries.worst_window(conn, info.churn.id, "monthly_charges", start, end)
+        window = queries.feature_window(conn, info.churn.id, "monthly_charges", worst)
+        drift = queries.feature_scores(conn, info.churn.id, "monthly_charges", start, end, ("drift",))
+    raw = raw_scores(engine, info.churn.id, "drift")
+    mine = raw[(raw["feature"] == "monthly_charges") & raw["breached"]]
+    assert breached.loc["monthly_charges", "breached"] == len(mine)
+    assert breached.loc["monthly_charges", "first_breach"] == mine["window_start"].min()
+    assert breached.loc["monthly_charges", "last_breach"] == info.churn.last_window
+    assert worst >= info.drift_start
+    kinds = {s.kind: s for s in window}
+    assert set(kinds) == {"drift", "quality"}
+    assert set(kinds["drift"].details["histogram"]) == {"edges", "reference", "current"}
+    assert len(drift) == len(raw[raw["feature"] == "monthly_charges"])
