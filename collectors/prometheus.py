@@ -317,7 +317,7 @@ class PrometheusCollector:
                 ]
             if rows:
                 insert = _insert_for(session)
-                statement = insert(MetricPoint)
+                statement = insert(MetricPoint.__table__)  # Core, not the ORM bulk path: ~2x faster
                 session.execute(
                     statement.on_conflict_do_update(
                         index_elements=["series_id", "ts"], set_={"value": statement.excluded.value}
