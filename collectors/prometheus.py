@@ -230,8 +230,8 @@ class PrometheusCollector:
         position = self.position()
         if position is None:
             start_ms = self._ceil(end_ms - round(self.initial_lookback.total_seconds() * 1000))
-        else:
-            start_ms = to_ms(position) + self.step_ms
+        else:  # the next grid point, also when the step was changed in the config since
+            start_ms = self._floor(to_ms(position)) + self.step_ms
         return self._collect_range(start_ms, end_ms, None)
 
     def backfill(self, start: datetime, end: datetime, progress: Progress | None = None) -> CollectResult:
@@ -317,7 +317,7 @@ class PrometheusCollector:
                 ]
             if rows:
                 insert = _insert_for(session)
-                statement = insert(MetricPoint.__table__)  # Core, not the ORM bulk path: ~2x faster
+                statement = insert(MetricPoint.__table__)  # Core: skips the ORM's per-row bookkeeping
                 session.execute(
                     statement.on_conflict_do_update(
                         index_elements=["series_id", "ts"], set_={"value": statement.excluded.value}
@@ -348,7 +348,8 @@ def _series_id(session: Session, model_id: int, name: str, query: str, labels: L
     session.execute(
         insert(MetricSeries)
         .values(model_id=model_id, name=name, query=query, labels=labels, labels_hash=digest)
-        .on_conflict_do_nothing(index_elements=["model_id", "name", "labels_hash"])
+        # The query text follows the config if it was edited.
+        .on_conflict_do_update(index_elements=["model_id", "name", "labels_hash"], set_={"query": query})
     )
     return session.execute(
         select(MetricSeries.id).where(

@@ -91,14 +91,16 @@ class Clock:
         return self.now
 
 
-def make(engine: Engine, client: httpx.Client, clock: Callable[[], datetime], **source: Any) -> PrometheusCollector:
+def make(
+    engine: Engine, client: httpx.Client, clock: Callable[[], datetime], query: str = "m", **source: Any
+) -> PrometheusCollector:
     sync_models(engine, parse_config({"models": {"churn": {"task": "binary", "features": {"x": "numeric"}}}}))
     settings = {"max_points_per_request": 4, "step": "1s", "safety_lag": "0s", **source}
     return PrometheusCollector(
         engine,
         "churn",
         "latency",
-        MetricQuery(source="prom", query="m"),
+        MetricQuery(source="prom", query=query),
         PrometheusSource(kind="prometheus", url=URL, **settings),
         client=client,
         retry=NO_WAIT,
@@ -272,3 +274,14 @@ def test_check_queries_reports_each_bad_query_and_each_unreachable_source_once()
         ),
         ("sources.gone.url", "Prometheus at http://gone.test:9090 unreachable"),
     ]
+
+
+def test_a_config_edit_of_step_and_query_continues_on_the_new_grid(sqlite_engine: Engine, prometheus: Any) -> None:
+    fake, client = prometheus
+    make(sqlite_engine, client, Clock(T0 + timedelta(seconds=1))).collect()
+    fake.requests.clear()
+    edited = make(sqlite_engine, client, Clock(T0 + timedelta(seconds=10)), query="m * 1", step="4s")
+    assert edited.collect().position == T0 + timedelta(seconds=8)
+    assert [(r["start"], r["end"], r["step"]) for r in fake.requests] == [(T0.timestamp() + 4, T0.timestamp() + 8, 4)]
+    with sqlite_engine.connect() as connection:
+        assert set(connection.execute(select(MetricSeries.query)).scalars()) == {"m * 1"}
