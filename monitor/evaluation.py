@@ -354,7 +354,7 @@ def _performance(model: ModelConfig, monitor: MonitorConfig, baseline: Baseline,
         classes=baseline.classes,
         bands=baseline.bands,
         metrics=monitor.performance,
-        min_rows=min(monitor.min_rows, max(window.n, 2)),
+        min_rows=monitor.min_rows,
     )
 
 

@@ -15,15 +15,14 @@ import pytest
 import yaml
 from sqlalchemy import Engine, func, insert, select
 
-from monitor.config import load_config
+from monitor.config import load_config, parse_config
 from monitor.models import Prediction, Run
 from monitor.store import sync_models
+from monitor.worker import Worker
 
 WINDOWS = 200
 ROWS_PER_WINDOW = 5
 DRIFTSCOPE = str(Path(sys.executable).with_name("driftscope"))
-
-pytestmark = pytest.mark.integration
 
 
 def wait_until(check, what: str, timeout: float = 120.0) -> None:
@@ -39,6 +38,7 @@ def log_events(path: Path, event: str) -> list[dict]:
     return [line for line in lines if line.get("event") == event]
 
 
+@pytest.mark.integration
 def test_two_workers_compute_every_window_exactly_once(postgres_engine: Engine, postgres_url: str, tmp_path) -> None:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     start = now - timedelta(minutes=WINDOWS + 1)
@@ -125,3 +125,51 @@ def test_two_workers_compute_every_window_exactly_once(postgres_engine: Engine, 
     assert {r.claimed_by for r in runs} == {"w1", "w2"}
     for name, (_, path) in workers.items():
         assert log_events(path, "worker stopped"), name
+
+
+def test_worker_in_process_start_and_shutdown(sqlite_engine: Engine) -> None:
+    """How ``driftscope up`` / ``demo`` embed the worker: start() returns, shutdown() stops every job."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = now - timedelta(minutes=6)
+    config = parse_config(
+        {
+            "models": {"m": {"task": "regression", "features": {"x": "numeric"}}},
+            "monitors": {
+                "m-minutely": {
+                    "model": "m",
+                    "window": "1m",
+                    "lateness": "0s",
+                    "min_rows": 3,
+                    "reference": {"previous_windows": 2},
+                }
+            },
+            "worker": {"tick": "0.1s", "metrics_port": None},
+        }
+    )
+    model_id = sync_models(sqlite_engine, config)["m"]
+    with sqlite_engine.begin() as connection:
+        connection.execute(
+            insert(Prediction),
+            [
+                {"model_id": model_id, "prediction_id": f"{w}-{i}", "ts": start + timedelta(minutes=w, seconds=i),
+                 "features": {"x": float(i)}, "prediction": 1.0, "source": "test"}
+                for w in range(5)
+                for i in range(10)
+            ],
+        )  # fmt: skip
+    worker = Worker(config, sqlite_engine, worker_id="embedded")
+    worker.start()
+    try:
+
+        def done() -> bool:
+            with sqlite_engine.connect() as connection:
+                return connection.execute(select(func.count()).where(Run.status != "pending")).scalar() >= 5
+
+        wait_until(done, "the embedded worker to compute the backlog")
+    finally:
+        worker.shutdown()
+    assert not worker._jobs.running
+    with sqlite_engine.connect() as connection:
+        statuses = dict(connection.execute(select(Run.window_start, Run.status)).all())
+    assert statuses[start] == "insufficient_data"  # no previous windows yet
+    assert [statuses[start + timedelta(minutes=w)] for w in range(1, 5)] == ["succeeded"] * 4
