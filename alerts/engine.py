@@ -36,9 +36,16 @@ EVALUATE_LOCK = int.from_bytes(hashlib.sha256(b"driftscope.alerts.evaluate").dig
 
 
 def lock(session: Session, key: int) -> None:
-    """Serialise this transaction with others taking the same key (Postgres; SQLite has one writer anyway)."""
+    """Serialise this transaction with others taking the same lock, before it reads anything.
+
+    Postgres: a transaction-scoped advisory lock on ``key``. SQLite: take the database's write lock now
+    (what BEGIN IMMEDIATE does), so a pass that read a snapshot never fails to write because another
+    writer committed in between.
+    """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    else:
+        session.execute(text("UPDATE alert SET id = id WHERE 0 = 1"))
 
 
 def _route(rule: CompiledRule) -> dict[str, Any]:
@@ -160,7 +167,7 @@ def _notify(session: Session, config: Config, rules: Mapping[str, CompiledRule],
         session.scalars(
             select(Alert)
             .where(Alert.state == "resolved", Alert.last_notified_at.is_not(None))
-            .where(Alert.last_notified_at < Alert.resolved_at)
+            .where(Alert.last_notified_at <= Alert.resolved_at)
             .order_by(Alert.id)
         )
     )

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import doctest
+import inspect
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
 
+import pytest
+
+import alerts
+import alerts.grouping
+import alerts.state
 from alerts.grouping import Member, Timing, due_event, group_key
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
@@ -47,3 +55,15 @@ def test_group_key_depends_on_channel_and_labels_only() -> None:
     assert group_key("slack", {"rule": "r", "model": "m"}) == group_key("slack", {"model": "m", "rule": "r"})
     assert group_key("slack", {"rule": "r"}) != group_key("email", {"rule": "r"})
     assert len(group_key("slack", {})) == 64
+
+
+@pytest.mark.parametrize("module", [alerts.state, alerts.grouping], ids=lambda m: m.__name__)
+def test_docstring_examples(module: ModuleType) -> None:
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_public_api_is_pinned() -> None:
+    assert sorted(alerts.__all__) == ["RetryPolicy", "RuleError", "compile_rules", "deliver_due", "evaluate"]
+    assert list(inspect.signature(alerts.evaluate).parameters) == ["engine", "config", "now"]
+    assert list(inspect.signature(alerts.deliver_due).parameters)[:3] == ["engine", "config", "now"]
