@@ -106,6 +106,12 @@ def config_validate(
 ) -> None:
     """Exit 0 if FILE is valid; otherwise print every error with its key path and exit 2."""
     config = load_config(file)
+    from alerts import RuleError, compile_rules  # alert expressions are parsed by alerts/, not by pydantic
+
+    try:
+        compile_rules(config)
+    except RuleError as exc:
+        raise ConfigError(exc.errors, str(file)) from None
     if check_sources:
         from collectors.prometheus import check_queries
 

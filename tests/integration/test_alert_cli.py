@@ -87,3 +87,14 @@ def test_actions_reject_bad_input_naming_the_field(sqlite_engine: Engine) -> Non
         create_silence(sqlite_engine, {"model": "churn"}, T0, T0 + HOUR, "ana", " ")
     with pytest.raises(ActionError, match="alert 5 does not exist"):
         acknowledge(sqlite_engine, 5, "ana", now=T0)
+
+
+def test_config_validate_reports_bad_rule_expressions(tmp_path: Path) -> None:
+    from monitor.cli import app
+
+    path = tmp_path / "bad.yaml"
+    rules = [{"name": "ok", "when": "drift.share_drifted > 0.3"}, {"name": "typo", "when": "drfit.share > 1"}]
+    path.write_text(yaml.safe_dump({"alerts": {"rules": rules}}))
+    result = CliRunner().invoke(app, ["config", "validate", str(path)])
+    assert result.exit_code == 2
+    assert "alerts.rules[1].when: unknown source 'drfit' in 'drfit.share'" in result.output
