@@ -328,13 +328,20 @@ class PrometheusCollector:
         return len(rows)
 
     def _advance_checkpoint(self, session: Session, start_ms: int, end_ms: int) -> None:
-        row = session.get(Checkpoint, self.name, with_for_update=True)
-        if row is None:
-            session.add(Checkpoint(collector=self.name, position={"ts": from_ms(end_ms).isoformat()}))
+        position = {"ts": from_ms(end_ms).isoformat()}
+        # Insert-or-lock, so two workers collecting the same query at once never fail on the key.
+        created = session.execute(
+            _insert_for(session)(Checkpoint.__table__)
+            .values(collector=self.name, position=position)
+            .on_conflict_do_nothing(index_elements=["collector"])
+        )
+        if created.rowcount == 1:
             return
+        row = session.get(Checkpoint, self.name, with_for_update=True, populate_existing=True)
+        assert row is not None  # it conflicted, so it exists; checkpoints are never deleted
         current = to_ms(datetime.fromisoformat(row.position["ts"]))
         if start_ms <= current + self.step_ms and end_ms > current:
-            row.position = {"ts": from_ms(end_ms).isoformat()}
+            row.position = position
 
 
 def _insert_for(session: Session) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -285,3 +286,30 @@ def test_a_config_edit_of_step_and_query_continues_on_the_new_grid(sqlite_engine
     assert [(r["start"], r["end"], r["step"]) for r in fake.requests] == [(T0.timestamp() + 4, T0.timestamp() + 8, 4)]
     with sqlite_engine.connect() as connection:
         assert set(connection.execute(select(MetricSeries.query)).scalars()) == {"m * 1"}
+
+
+def test_two_workers_collecting_the_same_query_at_once_agree(store_engine: Engine) -> None:
+    # No series in the answer: the checkpoint row is the only thing both transactions write.
+    def empty(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"status": "success", "data": {"resultType": "matrix", "result": []}})
+
+    client = httpx.Client(transport=httpx.MockTransport(empty))
+    collectors = [make(store_engine, client, Clock(), max_points_per_request=1) for _ in range(2)]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def run(collector: PrometheusCollector) -> None:
+        barrier.wait()
+        try:
+            collector.collect()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in collectors]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    client.close()
+    assert errors == []
+    assert collectors[0].position() == T0
