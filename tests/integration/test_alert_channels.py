@@ -215,3 +215,51 @@ def test_redirects_are_not_followed(sqlite_engine: Engine, http_receiver: server
         assert _notifications(sqlite_engine)[0].last_error == "webhook: HTTP 307 redirect (redirects are not followed)"
     finally:
         other.stop()
+
+
+@pytest.fixture
+def smtp_with_auth():  # type: ignore[no-untyped-def]
+    """aiosmtpd requiring AUTH (user driftscope, password right-password) over plain SMTP."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"driftscope", b"right-password")
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd replies 535 itself
+
+    messages: list[servers.ReceivedMail] = []
+    controller = Controller(
+        servers._CaptureHandler(messages),
+        hostname="127.0.0.1",
+        port=servers.free_port(),
+        authenticator=authenticator,
+        auth_required=True,
+        auth_require_tls=False,
+    )
+    controller.start()
+    yield controller.port, messages
+    controller.stop()
+
+
+# The test server takes AUTH over plain SMTP (no certificate to make); aiosmtpd warns about that.
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+@pytest.mark.parametrize(("password", "delivered"), [("right-password", True), ("wrong-password", False)])
+def test_smtp_login(sqlite_engine: Engine, smtp_with_auth: Any, password: str, delivered: bool) -> None:
+    port, messages = smtp_with_auth
+    channel = {
+        "kind": "email",
+        "smtp": f"smtp://127.0.0.1:{port}",
+        "to": ["oncall@example.test"],
+        "username": "driftscope",
+        "password": password,
+    }
+    config = make_config([{**DRIFT, "notify": ["mail"]}], {"mail": channel}, group_wait="0s")
+    model = setup_models(sqlite_engine, config)["churn"]
+    add_window(sqlite_engine, model, T0, 0.67, FEATURES)
+    evaluate(sqlite_engine, config, T0 + HOUR)
+    assert deliver_due(sqlite_engine, config, T0 + HOUR) == int(delivered)
+    (row,) = _notifications(sqlite_engine)
+    if delivered:
+        assert row.status == "delivered" and len(messages) == 1
+    else:
+        assert (row.status, row.last_error, messages) == ("failed", "smtp: server replied 535", [])
