@@ -175,68 +175,11 @@ class StoreCollector(PromCollector):
         return [up, *families]
 
     def _read_store(self) -> list[Metric]:
-        score_labels = ["model", "monitor", "feature", "method"]
-        drift = _gauge("driftscope_drift_score", "Drift score of a column in the latest window.", score_labels)
-        drift_threshold = _gauge("driftscope_drift_threshold", "Threshold of that drift score.", score_labels)
-        drift_detected = _gauge("driftscope_drift_detected", "1 when that column drifted, else 0.", score_labels)
-        share = _gauge(
-            "driftscope_drift_share_drifted", "Share of drifted columns in the latest window.", ["model", "monitor"]
-        )
-        quality = _gauge(
-            "driftscope_data_quality",
-            "Data-quality check value in the latest window.",
-            ["model", "monitor", "feature", "check"],
-        )
-        performance = _gauge(
-            "driftscope_performance",
-            "Performance metric of the newest window with labels.",
-            ["model", "monitor", "metric"],
-        )
-        estimated = _gauge(
-            "driftscope_estimated_performance",
-            "Label-free performance estimate in the latest window.",
-            ["model", "monitor", "metric"],
-        )
-        last_window = _gauge(
-            "driftscope_last_window_end_timestamp_seconds",
-            "End of the newest window with a succeeded run (Unix time).",
-            ["model", "monitor"],
-        )
-        alerts = _gauge("driftscope_alerts_firing", "Alerts currently firing, by severity.", ["severity"])
-        pending = _gauge(
-            "driftscope_notifications_pending", "Notifications waiting for (re)delivery, by channel.", ["channel"]
-        )
-        failed = _gauge("driftscope_notifications_failed", "Notifications that gave up, by channel.", ["channel"])
-
         with self.engine.connect() as connection:
             names = dict(connection.execute(select(Model.id, Model.name)).all())
-            latest = (
-                select(Run.monitor, func.max(Run.window_start).label("window_start"))
-                .where(Run.status == "succeeded")
-                .group_by(Run.monitor)
-                .subquery()
-            )
-            latest_runs = connection.execute(
-                select(Run.id, Run.monitor, Run.model_id, Run.window_end).join(
-                    latest, and_(Run.monitor == latest.c.monitor, Run.window_start == latest.c.window_start)
-                )
-            ).all()
-            for _, monitor, model_id, window_end in latest_runs:
-                last_window.add_metric([names.get(model_id, str(model_id)), monitor], window_end.timestamp())
-            run_ids = [run_id for run_id, *_ in latest_runs]
-            scores = connection.execute(
-                select(
-                    Score.model_id,
-                    Score.monitor,
-                    Score.kind,
-                    Score.feature,
-                    Score.method,
-                    Score.value,
-                    Score.threshold,
-                    Score.breached,
-                ).where(Score.run_id.in_(run_ids), Score.kind != "performance", Score.value.is_not(None))
-            ).all()
-            scores += self._latest_performance(connection, list(names))
+            latest_runs = _latest_runs(connection)
+            scores = _scores_of_runs(connection, [run.id for run in latest_runs])
+            scores += _latest_performance(connection, list(names))
             firing = dict(
                 connection.execute(
                     select(Alert.severity, func.count()).where(Alert.state == "firing").group_by(Alert.severity)
@@ -248,72 +191,139 @@ class StoreCollector(PromCollector):
                 .group_by(Notification.channel, Notification.status)
             ).all()
 
-        for model_id, monitor, kind, feature, method, value, threshold, breached in scores:
-            model = names.get(model_id, str(model_id))
-            if kind == "drift" and feature is not None:
-                key = [model, monitor, feature, method]
-                drift.add_metric(key, value)
-                if threshold is not None:
-                    drift_threshold.add_metric(key, threshold)
-                if breached is not None:
-                    drift_detected.add_metric(key, float(breached))
-            elif kind == "drift" and method == "share_drifted":
-                share.add_metric([model, monitor], value)
-            elif kind == "quality":
-                quality.add_metric([model, monitor, feature or "", method], value)
-            elif kind == "performance":
-                performance.add_metric([model, monitor, method], value)
-            elif kind == "estimated_performance":
-                estimated.add_metric([model, monitor, method], value)
-        # Every severity is always present, so "== 0" and absence never mean different things.
-        for severity in (*SEVERITIES, *sorted(set(firing) - set(SEVERITIES))):
-            alerts.add_metric([severity], firing.get(severity, 0))
-        counts: dict[tuple[str, str], int] = {}
-        for channel, status, count in outbox:
-            bucket = "failed" if status == "failed" else "pending"
-            counts[channel, bucket] = counts.get((channel, bucket), 0) + count
-        for (channel, bucket), count in sorted(counts.items()):
-            (failed if bucket == "failed" else pending).add_metric([channel], count)
-        return [
-            drift,
-            drift_threshold,
-            drift_detected,
-            share,
-            quality,
-            performance,
-            estimated,
-            last_window,
-            alerts,
-            pending,
-            failed,
-        ]
+        def model(model_id: int) -> str:
+            return names.get(model_id, str(model_id))
 
-    @staticmethod
-    def _latest_performance(connection: Any, model_ids: list[int]) -> list[Any]:
-        # model_id IN (...) lets the (model_id, kind, window_start) index find the performance rows
-        # without reading the (far more numerous) drift scores.
-        newest = (
-            select(Score.monitor, func.max(Score.window_start).label("window_start"))
-            .where(Score.model_id.in_(model_ids), Score.kind == "performance", Score.value.is_not(None))
-            .group_by(Score.monitor)
-            .subquery()
+        last_window = _gauge(
+            "driftscope_last_window_end_timestamp_seconds",
+            "End of the newest window with a succeeded run (Unix time).",
+            ["model", "monitor"],
         )
-        return list(
-            connection.execute(
-                select(
-                    Score.model_id,
-                    Score.monitor,
-                    Score.kind,
-                    Score.feature,
-                    Score.method,
-                    Score.value,
-                    Score.threshold,
-                    Score.breached,
-                )
-                .join(newest, and_(Score.monitor == newest.c.monitor, Score.window_start == newest.c.window_start))
-                .where(Score.model_id.in_(model_ids), Score.kind == "performance", Score.value.is_not(None))
-            ).all()
-        )
+        for run in latest_runs:
+            last_window.add_metric([model(run.model_id), run.monitor], run.window_end.timestamp())
+        return [*_score_families(scores, model), last_window, _alerts_family(firing), *_outbox_families(outbox)]
+
+
+_SCORE_COLUMNS = (
+    Score.model_id,
+    Score.monitor,
+    Score.kind,
+    Score.feature,
+    Score.method,
+    Score.value,
+    Score.threshold,
+    Score.breached,
+)
+
+
+def _latest_runs(connection: Any) -> list[Any]:
+    """The newest succeeded run of each monitor (the run table has one row per window: small)."""
+    latest = (
+        select(Run.monitor, func.max(Run.window_start).label("window_start"))
+        .where(Run.status == "succeeded")
+        .group_by(Run.monitor)
+        .subquery()
+    )
+    return list(
+        connection.execute(
+            select(Run.id, Run.monitor, Run.model_id, Run.window_end).join(
+                latest, and_(Run.monitor == latest.c.monitor, Run.window_start == latest.c.window_start)
+            )
+        ).all()
+    )
+
+
+def _scores_of_runs(connection: Any, run_ids: list[int]) -> list[Any]:
+    return list(
+        connection.execute(
+            select(*_SCORE_COLUMNS).where(
+                Score.run_id.in_(run_ids), Score.kind != "performance", Score.value.is_not(None)
+            )
+        ).all()
+    )
+
+
+def _latest_performance(connection: Any, model_ids: list[int]) -> list[Any]:
+    """Performance scores of each monitor's newest window that has any."""
+    # model_id IN (...) lets the (model_id, kind, window_start) index find the performance rows
+    # without reading the (far more numerous) drift scores.
+    where = (Score.model_id.in_(model_ids), Score.kind == "performance", Score.value.is_not(None))
+    newest = (
+        select(Score.monitor, func.max(Score.window_start).label("window_start"))
+        .where(*where)
+        .group_by(Score.monitor)
+        .subquery()
+    )
+    return list(
+        connection.execute(
+            select(*_SCORE_COLUMNS)
+            .join(newest, and_(Score.monitor == newest.c.monitor, Score.window_start == newest.c.window_start))
+            .where(*where)
+        ).all()
+    )
+
+
+def _score_families(scores: list[Any], model: Callable[[int], str]) -> list[Metric]:
+    score_labels = ["model", "monitor", "feature", "method"]
+    drift = _gauge("driftscope_drift_score", "Drift score of a column in the latest window.", score_labels)
+    threshold = _gauge("driftscope_drift_threshold", "Threshold of that drift score.", score_labels)
+    detected = _gauge("driftscope_drift_detected", "1 when that column drifted, else 0.", score_labels)
+    share = _gauge(
+        "driftscope_drift_share_drifted", "Share of drifted columns in the latest window.", ["model", "monitor"]
+    )
+    quality = _gauge(
+        "driftscope_data_quality",
+        "Data-quality check value in the latest window.",
+        ["model", "monitor", "feature", "check"],
+    )
+    performance = _gauge(
+        "driftscope_performance", "Performance metric of the newest window with labels.", ["model", "monitor", "metric"]
+    )
+    estimated = _gauge(
+        "driftscope_estimated_performance",
+        "Label-free performance estimate in the latest window.",
+        ["model", "monitor", "metric"],
+    )
+    for score in scores:
+        name = model(score.model_id)
+        if score.kind == "drift" and score.feature is not None:
+            key = [name, score.monitor, score.feature, score.method]
+            drift.add_metric(key, score.value)
+            if score.threshold is not None:
+                threshold.add_metric(key, score.threshold)
+            if score.breached is not None:
+                detected.add_metric(key, float(score.breached))
+        elif score.kind == "drift" and score.method == "share_drifted":
+            share.add_metric([name, score.monitor], score.value)
+        elif score.kind == "quality":
+            quality.add_metric([name, score.monitor, score.feature or "", score.method], score.value)
+        elif score.kind == "performance":
+            performance.add_metric([name, score.monitor, score.method], score.value)
+        elif score.kind == "estimated_performance":
+            estimated.add_metric([name, score.monitor, score.method], score.value)
+    return [drift, threshold, detected, share, quality, performance, estimated]
+
+
+def _alerts_family(firing: dict[str, int]) -> Metric:
+    alerts = _gauge("driftscope_alerts_firing", "Alerts currently firing, by severity.", ["severity"])
+    # Every severity is always present, so "== 0" and absence never mean different things.
+    for severity in (*SEVERITIES, *sorted(set(firing) - set(SEVERITIES))):
+        alerts.add_metric([severity], firing.get(severity, 0))
+    return alerts
+
+
+def _outbox_families(outbox: list[Any]) -> list[Metric]:
+    pending = _gauge(
+        "driftscope_notifications_pending", "Notifications waiting for (re)delivery, by channel.", ["channel"]
+    )
+    failed = _gauge("driftscope_notifications_failed", "Notifications that gave up, by channel.", ["channel"])
+    counts: dict[tuple[str, bool], int] = {}
+    for channel, status, count in outbox:
+        key = (channel, status == "failed")
+        counts[key] = counts.get(key, 0) + count
+    for (channel, gave_up), count in sorted(counts.items()):
+        (failed if gave_up else pending).add_metric([channel], count)
+    return [pending, failed]
 
 
 # --- serving ------------------------------------------------------------------------------------
