@@ -284,23 +284,32 @@ def _score_families(scores: list[Any], model: Callable[[int], str]) -> list[Metr
         "Label-free performance estimate in the latest window.",
         ["model", "monitor", "metric"],
     )
+    seen: set[tuple[str, ...]] = set()
+
+    def add(family: GaugeMetricFamily, labels: list[str], value: float) -> None:
+        # Prometheus rejects a whole scrape with a duplicated series: keep the first, never emit two.
+        key = (family.name, *labels)
+        if key not in seen:
+            seen.add(key)
+            family.add_metric(labels, value)
+
     for score in scores:
         name = model(score.model_id)
         if score.kind == "drift" and score.feature is not None:
-            key = [name, score.monitor, score.feature, score.method]
-            drift.add_metric(key, score.value)
+            labels = [name, score.monitor, score.feature, score.method]
+            add(drift, labels, score.value)
             if score.threshold is not None:
-                threshold.add_metric(key, score.threshold)
+                add(threshold, labels, score.threshold)
             if score.breached is not None:
-                detected.add_metric(key, float(score.breached))
+                add(detected, labels, float(score.breached))
         elif score.kind == "drift" and score.method == "share_drifted":
-            share.add_metric([name, score.monitor], score.value)
+            add(share, [name, score.monitor], score.value)
         elif score.kind == "quality":
-            quality.add_metric([name, score.monitor, score.feature or "", score.method], score.value)
+            add(quality, [name, score.monitor, score.feature or "", score.method], score.value)
         elif score.kind == "performance":
-            performance.add_metric([name, score.monitor, score.method], score.value)
+            add(performance, [name, score.monitor, score.method], score.value)
         elif score.kind == "estimated_performance":
-            estimated.add_metric([name, score.monitor, score.method], score.value)
+            add(estimated, [name, score.monitor, score.method], score.value)
     return [drift, threshold, detected, share, quality, performance, estimated]
 
 

@@ -217,3 +217,14 @@ def test_multiprocess_mode_sums_counters_over_processes(sqlite_engine: Engine, t
     total, store_up = python.run(MULTIPROCESS_SCRAPE, str(sqlite_engine.url)).split()
     assert float(total) == 7
     assert float(store_up) == 1
+
+
+def test_a_repeated_score_never_duplicates_a_series(sqlite_engine: Engine) -> None:
+    model_id = sync_models(
+        sqlite_engine, parse_config({"models": {"churn": {"task": "binary", "features": {"tenure": "numeric"}}}})
+    )["churn"]
+    twice = {"kind": "quality", "feature": None, "method": "row_count"}
+    with transaction(sqlite_engine) as session:
+        add_run(session, model_id, W1, "succeeded", [{**twice, "value": 10.0}, {**twice, "value": 11.0}])
+    family = next(f for f in registry_for(sqlite_engine).collect() if f.name == "driftscope_data_quality")
+    assert len(family.samples) == 1
