@@ -20,8 +20,11 @@ aggregation. See docs/metrics.md.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -343,6 +346,22 @@ class _DefaultRegistry(PromCollector):
 
     def collect(self) -> Iterable[Metric]:
         return REGISTRY.collect()
+
+
+def use_multiprocess_dir() -> str:
+    """Before starting several server processes behind one port (``uvicorn --workers N``): point
+    ``PROMETHEUS_MULTIPROC_DIR`` at a fresh empty directory, removed at exit, unless it is set
+    already (then its owner empties it at each restart). Returns the directory.
+
+    The worker processes inherit the variable, so their counters go to files that every
+    ``/metrics`` request adds up (see :func:`build_registry`).
+    """
+    if existing := os.environ.get(MULTIPROC_ENV):
+        return existing
+    directory = tempfile.mkdtemp(prefix="driftscope-metrics-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    os.environ[MULTIPROC_ENV] = directory
+    return directory
 
 
 def build_registry(engine: Engine, cache_seconds: float = 5.0) -> CollectorRegistry:

@@ -12,6 +12,7 @@ from rich.table import Table
 from monitor.cli import ConfigOption, open_store, out_console, user_errors
 from monitor.config import CONFIG_ENV, load_config
 from monitor.db import check_migrated
+from monitor.metrics import use_multiprocess_dir
 from monitor.store import sync_models
 
 apikey_app = typer.Typer(help="Create, list and revoke API keys for the ingestion API.", no_args_is_help=True)
@@ -47,6 +48,7 @@ def api(
     else:
         if config is not None:
             os.environ[CONFIG_ENV] = str(config)
+        use_multiprocess_dir()  # /metrics adds up the counters of every worker process
         uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=workers, **bind)
 
 

@@ -23,6 +23,7 @@ from monitor.metrics import (
     StoreCollector,
     metrics_asgi_app,
     start_metrics_server,
+    use_multiprocess_dir,
 )
 from monitor.models import Alert, Notification, Run, Score
 from monitor.store import sync_models
@@ -228,3 +229,11 @@ def test_a_repeated_score_never_duplicates_a_series(sqlite_engine: Engine) -> No
         add_run(session, model_id, W1, "succeeded", [{**twice, "value": 10.0}, {**twice, "value": 11.0}])
     family = next(f for f in registry_for(sqlite_engine).collect() if f.name == "driftscope_data_quality")
     assert len(family.samples) == 1
+
+
+def test_use_multiprocess_dir_sets_a_fresh_directory_once(monkeypatch: Any) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")  # unset for the helper; restored after the test
+    directory = use_multiprocess_dir()
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == directory
+    assert os.listdir(directory) == []
+    assert use_multiprocess_dir() == directory  # already set: kept
