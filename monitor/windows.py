@@ -10,6 +10,7 @@ index) and turns the JSON columns into NumPy arrays by the model's schema: this 
 path of every run, so JSON is fetched as text and parsed with orjson instead of row objects.
 
 >>> from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 >>> window_floor(datetime(2026, 1, 1, 10, 42, tzinfo=UTC), timedelta(hours=1))
 datetime.datetime(2026, 1, 1, 10, 0, tzinfo=datetime.timezone.utc)
 >>> [w.hour for w in due_windows(datetime(2026, 1, 1, 8, tzinfo=UTC), timedelta(hours=1),
@@ -22,11 +23,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Connection, Text, cast, select
+from sqlalchemy import BigInteger, Connection, String, Text, cast, func, select, type_coerce
 
 from monitor.models import Prediction
 
@@ -94,8 +96,23 @@ def score_matrix(values: Sequence[Any], classes: Sequence[Any] | None) -> np.nda
     return out
 
 
-def _datetimes(values: Sequence[datetime | None]) -> np.ndarray:
-    return np.array([None if v is None else v.replace(tzinfo=None) for v in values], dtype="datetime64[us]")
+def _epoch_us(column: Any, dialect: str) -> Any:
+    """A timestamp column as something NumPy parses in bulk: ISO text (SQLite) or epoch microseconds (Postgres).
+
+    Reading it through the ORM type would build one timezone-aware ``datetime`` per row, the
+    slowest part of loading a window.
+    """
+    if dialect == "sqlite":
+        return type_coerce(column, String)  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' (naive UTC)
+    return cast(func.extract("epoch", column) * 1_000_000, BigInteger)
+
+
+def _datetime64(values: Sequence[Any]) -> np.ndarray:
+    if values and isinstance(next((v for v in values if v is not None), None), int):
+        return np.array([np.iinfo(np.int64).min if v is None else v for v in values], dtype=np.int64).view(
+            "datetime64[us]"
+        )
+    return np.array(values, dtype="datetime64[us]")
 
 
 def load_window(
@@ -113,15 +130,16 @@ def load_window(
     number per row.
     """
     p = Prediction
+    dialect = connection.dialect.name
     rows = connection.execute(
         select(
             p.prediction_id,
-            p.ts,
+            _epoch_us(p.ts, dialect),
             cast(p.features, Text),
             cast(p.prediction, Text),
             cast(p.score, Text),
             cast(p.label, Text),
-            p.label_ts,
+            _epoch_us(p.label_ts, dialect),
         )
         .where(p.model_id == model_id, p.ts >= start, p.ts < end)
         .order_by(p.ts, p.id)
@@ -132,21 +150,35 @@ def load_window(
 def batch_from_rows(
     rows: Sequence[Sequence[Any]], schema: Mapping[str, str], *, score_classes: Sequence[Any] | None = None
 ) -> Batch:
-    """Rows of ``(prediction_id, ts, features JSON, prediction JSON, score JSON, label JSON, label_ts)``."""
+    """Rows of ``(prediction_id, ts, features JSON, prediction JSON, score JSON, label JSON, label_ts)``.
+
+    Timestamps are ISO strings, epoch microseconds or ``None``.
+    """
     n = len(rows)
     ids, ts, features, predictions, scores, labels, label_ts = zip(*rows, strict=True) if n else ([],) * 7
-    dicts = [_loads(f) or {} for f in features]
-    columns = {name: _object_array([d.get(name) for d in dicts]) for name in schema}
     return Batch(
         n=n,
-        features=columns,
+        features=_feature_columns([_loads(f) or {} for f in features], list(schema)),
         ids=_object_array(list(ids)),
-        ts=_datetimes(ts),
+        ts=_datetime64(ts),
         prediction=_object_array([_loads(v) for v in predictions]),
         score=score_matrix([_loads(v) for v in scores], score_classes),
         label=_object_array([_loads(v) for v in labels]),
-        label_ts=_datetimes(label_ts),
+        label_ts=_datetime64(label_ts),
     )
+
+
+def _feature_columns(dicts: list[dict[str, Any]], names: list[str]) -> dict[str, np.ndarray]:
+    if not names:
+        return {}
+    try:
+        # Ingestion stores every feature key (null when absent): one C-level lookup per row.
+        get = itemgetter(*names)
+        table = [get(d) for d in dicts] if len(names) > 1 else [(get(d),) for d in dicts]
+    except KeyError:
+        table = [tuple(d.get(name) for name in names) for d in dicts]
+    columns = list(zip(*table, strict=True)) if table else [() for _ in names]
+    return {name: _object_array(list(values)) for name, values in zip(names, columns, strict=True)}
 
 
 def _object_array(values: list[Any]) -> np.ndarray:

@@ -39,11 +39,12 @@ def test_due_windows_wait_for_the_lateness(now: datetime, expected: list[datetim
 
 
 def test_batch_from_rows_builds_columns_by_the_schema() -> None:
-    rows = [
-        ("a", T0, '{"x": 1.5, "c": "red", "extra": 1}', "1", "0.9", "1", T0 + HOUR),
-        ("b", T0 + timedelta(minutes=1), '{"x": null}', "0", "0.2", "null", None),
-        ("c", T0 + timedelta(minutes=2), '{"c": 3}', "1", None, None, None),
-    ]
+    rows = [  # timestamps as SQLite returns them (ISO text)
+        ("a", "2026-03-02 00:00:00.000000", '{"x": 1.5, "c": "red", "extra": 1}', "1", "0.9", "1",
+         "2026-03-02 01:00:00.000000"),
+        ("b", "2026-03-02 00:01:00.000000", '{"x": null}', "0", "0.2", "null", None),
+        ("c", "2026-03-02 00:02:00.000000", '{"c": 3}', "1", None, None, None),
+    ]  # fmt: skip
     batch = batch_from_rows(rows, {"x": "numeric", "c": "categorical"})
     assert batch.n == 3
     assert batch.features["x"].tolist() == [1.5, None, None]
@@ -52,7 +53,11 @@ def test_batch_from_rows_builds_columns_by_the_schema() -> None:
     assert batch.prediction.tolist() == [1, 0, 1]
     np.testing.assert_array_equal(batch.score, [0.9, 0.2, np.nan])
     assert batch.label.tolist() == [1, None, None] and batch.label_count == 1
-    assert batch.ts.dtype == np.dtype("datetime64[us]") and np.isnat(batch.label_ts).tolist() == [False, True, True]
+    assert batch.ts.tolist()[1] == datetime(2026, 3, 2, 0, 1)
+    assert np.isnat(batch.label_ts).tolist() == [False, True, True]
+    # as Postgres returns them (epoch microseconds)
+    epoch = [(r[0], int(T0.timestamp() * 1e6) + i, *r[2:6], None) for i, r in enumerate(rows)]
+    assert batch_from_rows(epoch, {"x": "numeric"}).ts.tolist()[2] == datetime(2026, 3, 2, 0, 0, 0, 2)
 
 
 def test_empty_window() -> None:
