@@ -57,7 +57,15 @@ def create_app(config: Config, engine: Engine, *, render_report: ReportRenderer 
             dcc.Location(id="url", refresh="callback-nav"),
             _navbar(ctx),
             html.Main(id="page", className="ds-main"),
-            dbc.Toast(id="action-toast", is_open=False, duration=5000, dismissable=True, className="ds-toast"),
+            dbc.Toast(
+                id="action-toast",
+                header="Done",
+                icon="success",
+                is_open=False,
+                duration=6000,
+                dismissable=True,
+                className="ds-toast",
+            ),
         ]
     )
     _register_report_route(app, ctx)
@@ -145,30 +153,32 @@ def _register_callbacks(app: dash.Dash, ctx: Context) -> None:
         return page, str(firing) if firing else "", f"signed in as {user}" if user else ""
 
     @app.callback(
-        Output("url", "search", allow_duplicate=True),
-        Input("range-preset", "value"),
-        State("url", "search"),
+        Output("overview-table", "dashGridOptions"),
+        Input("overview-search", "value"),
+        State("overview-table", "dashGridOptions"),
         prevent_initial_call=True,
     )
-    def pick_preset(preset: str | None, search: str | None) -> str:
-        if not preset:
-            return no_update
-        new = _with_params(search, range=preset, **{"from": None, "to": None})
-        return new if new != (search or "") else no_update
+    def search_models(text: str | None, options: dict[str, Any] | None) -> dict[str, Any]:
+        return {**(options or {}), "quickFilterText": text or ""}
 
     @app.callback(
         Output("url", "search", allow_duplicate=True),
-        Input("range-from", "value"),
-        Input("range-to", "value"),
+        Input("range-apply", "n_clicks"),
+        Input("range-from", "n_submit"),
+        Input("range-to", "n_submit"),
+        State("range-from", "value"),
+        State("range-to", "value"),
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def pick_absolute(start: str | None, end: str | None, search: str | None) -> str:
+    def pick_absolute(
+        _apply: int | None, _from: int | None, _to: int | None, start: str | None, end: str | None, search: str | None
+    ) -> str:
+        # Inserting the fields "triggers" with None: only a click or Enter applies the range.
+        if not dash.ctx.triggered[0]["value"]:
+            return no_update
         first, last = parse_time(start), parse_time(end)
         if first is None or last is None or first >= last:
-            return no_update
-        current = PageQuery.parse(search)
-        if current.start == first and current.end == last:
             return no_update
         return _with_params(search, range=None, **{"from": format_time(first), "to": format_time(last)})
 
@@ -203,13 +213,12 @@ def _register_callbacks(app: dash.Dash, ctx: Context) -> None:
 
     @app.callback(
         Output("url", "search", allow_duplicate=True),
-        Input("alerts-state", "value"),
         Input("alerts-model", "value"),
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def filter_alerts(state: str | None, model: str | None, search: str | None) -> str:
-        new = _with_params(search, state=state, model=model or None)
+    def filter_alerts(model: str | None, search: str | None) -> str:
+        new = _with_params(search, model=model or None)
         return new if new != (search or "") else no_update
 
     @app.callback(
@@ -218,6 +227,7 @@ def _register_callbacks(app: dash.Dash, ctx: Context) -> None:
         Output("action-title", "children"),
         Output("silence-duration-row", "style"),
         Output("action-error", "children"),
+        Output("action-comment", "value"),
         Input({"type": "ack-open", "alert": ALL}, "n_clicks"),
         Input({"type": "silence-open", "alert": ALL}, "n_clicks"),
         Input("action-cancel", "n_clicks"),
@@ -228,16 +238,16 @@ def _register_callbacks(app: dash.Dash, ctx: Context) -> None:
     ) -> tuple[Any, ...]:
         trigger = dash.ctx.triggered_id
         if trigger == "action-cancel":
-            return False, None, no_update, no_update, ""
+            return False, None, no_update, no_update, "", no_update
         # A button rendered into the page also "triggers" with n_clicks None: only a real click opens the modal.
         if not isinstance(trigger, dict) or not dash.ctx.triggered[0]["value"]:
-            return (no_update,) * 5
+            return (no_update,) * 6
         action = "ack" if trigger["type"] == "ack-open" else "silence"
         title = (
             f"Acknowledge alert #{trigger['alert']}" if action == "ack" else f"Silence alert #{trigger['alert']}'s rule"
         )
         hidden = {"display": "none"} if action == "ack" else {}
-        return True, {"action": action, "alert": trigger["alert"]}, title, hidden, ""
+        return True, {"action": action, "alert": trigger["alert"]}, title, hidden, "", ""  # a fresh comment each time
 
     author_state = [] if ctx.login else [State("action-author", "value")]
 
@@ -274,7 +284,7 @@ def _register_callbacks(app: dash.Dash, ctx: Context) -> None:
             return no_update, True, str(exc), no_update, no_update
         query = PageQuery.parse(search)
         state = query.state if query.state in alerts_page.STATE_FILTERS else "open"
-        return alerts_page.alert_groups(ctx, state, query.model), False, "", message, True
+        return alerts_page.alerts_body(ctx, state, query.model), False, "", message, True
 
 
 def _perform(ctx: Context, target: dict[str, Any], user: str, comment: str, duration: str) -> str:

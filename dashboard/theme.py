@@ -8,7 +8,7 @@ from datetime import datetime
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dashboard.state import RANGE_PRESETS, TimeRange, format_input_time
+from dashboard.state import RANGE_PRESETS, TimeRange, format_input_time, query_string
 
 # Okabe & Ito (2008), "Color Universal Design".
 OKABE_ITO = {
@@ -85,26 +85,28 @@ def time_text(value: datetime | None) -> str:
     return value.strftime("%b %d %H:%M UTC") if value else "—"
 
 
-def range_picker(tr: TimeRange) -> html.Div:
-    """Preset buttons plus an absolute from/to (UTC) field; changing either rewrites the URL."""
+def range_picker(tr: TimeRange, path: str, keep: dict[str, str | datetime | None]) -> html.Div:
+    """Preset links (plain URLs: nothing but the address changes) and an absolute from/to (UTC) applied
+    with Enter or the Apply button; ``keep`` holds the other URL params to carry over (e.g. the window)."""
+    presets = [
+        dcc.Link(
+            label,
+            href=path + query_string(range=label, **keep),
+            className="btn btn-outline-secondary" + (" active" if tr.preset == label else ""),
+            id=f"range-{label}",
+        )
+        for label in RANGE_PRESETS
+    ]
     return html.Div(
         [
-            dbc.RadioItems(
-                id="range-preset",
-                options=[{"label": label, "value": label} for label in RANGE_PRESETS],
-                value=tr.preset,
-                inline=True,
-                className="btn-group btn-group-sm ds-range",
-                inputClassName="btn-check",
-                labelClassName="btn btn-outline-secondary",
-                labelCheckedClassName="active",
-            ),
+            html.Div(presets, className="btn-group btn-group-sm ds-range", role="group"),
             dbc.InputGroup(
                 [
-                    dbc.Input(id="range-from", value=format_input_time(tr.start), debounce=True, size="sm"),
+                    dbc.Input(id="range-from", value=format_input_time(tr.start), size="sm"),
                     dbc.InputGroupText("→"),
-                    dbc.Input(id="range-to", value=format_input_time(tr.end), debounce=True, size="sm"),
+                    dbc.Input(id="range-to", value=format_input_time(tr.end), size="sm"),
                     dbc.InputGroupText("UTC"),
+                    dbc.Button("Apply", id="range-apply", size="sm", color="secondary", outline=True),
                 ],
                 size="sm",
                 className="ds-range-abs",

@@ -11,7 +11,7 @@ from dash import dcc, html
 from dashboard import queries
 from dashboard.context import Context
 from dashboard.queries import AlertRow
-from dashboard.state import PageQuery, model_url
+from dashboard.state import PageQuery, alerts_url, model_url
 from dashboard.theme import SEVERITY_RANK, empty_state, page_header, severity_badge, time_text
 
 STATE_FILTERS = {
@@ -90,6 +90,11 @@ def _alert_item(alert: AlertRow) -> html.Div:
         className="ds-alert-item",
         id=f"alert-{alert.id}",
     )
+
+
+def alerts_body(ctx: Context, state: str, model: str | None) -> html.Div:
+    """Active silences and the alert groups: what an action on this page changes."""
+    return html.Div([_silences(ctx), alert_groups(ctx, state, model)])
 
 
 def alert_groups(ctx: Context, state: str, model: str | None) -> html.Div:
@@ -198,15 +203,17 @@ def layout(ctx: Context, query: PageQuery) -> html.Div:
         models = queries.alert_model_names(conn)
     filters = html.Div(
         [
-            dbc.RadioItems(
-                id="alerts-state",
-                options=[{"label": s, "value": s} for s in STATE_FILTERS],
-                value=state,
-                inline=True,
+            html.Div(
+                [
+                    dcc.Link(
+                        name,
+                        href=alerts_url(name, query.model),
+                        className="btn btn-outline-secondary" + (" active" if name == state else ""),
+                    )
+                    for name in STATE_FILTERS
+                ],
                 className="btn-group btn-group-sm",
-                inputClassName="btn-check",
-                labelClassName="btn btn-outline-secondary",
-                labelCheckedClassName="active",
+                id="alerts-state",
             ),
             dcc.Dropdown(
                 id="alerts-model",
@@ -226,8 +233,7 @@ def layout(ctx: Context, query: PageQuery) -> html.Div:
                 "Grouped by rule and model; acknowledging tells the team you are on it, a silence mutes notifications.",
             ),
             filters,
-            _silences(ctx),
-            html.Div(alert_groups(ctx, state, query.model), id="alerts-list"),
+            html.Div(alerts_body(ctx, state, query.model), id="alerts-list"),
             dcc.Store(id="action-target"),
             action_modal(ctx),
         ]

@@ -103,7 +103,9 @@ def layout(ctx: Context, model_name: str, feature: str, query: PageQuery) -> htm
         return html.Div(
             [
                 header,
-                html.Div(range_picker(tr), className="ds-toolbar"),
+                html.Div(
+                    range_picker(tr, feature_url(model_name, feature), {"window": query.window}), className="ds-toolbar"
+                ),
                 empty_state(
                     f"No scores for {feature!r} in this range",
                     "Pick a wider range, or check that the feature is listed under ",
@@ -142,7 +144,10 @@ def layout(ctx: Context, model_name: str, feature: str, query: PageQuery) -> htm
     return html.Div(
         [
             header,
-            html.Div([range_picker(tr), nav], className="ds-toolbar"),
+            html.Div(
+                [range_picker(tr, feature_url(model_name, feature), {"window": query.window}), nav],
+                className="ds-toolbar",
+            ),
             html.Div(
                 [_drift_kpi(drift_score), *_quality_kpis([s for s in scores if s.kind == "quality"])],
                 className="ds-kpis",

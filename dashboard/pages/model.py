@@ -18,7 +18,7 @@ from dashboard import figures, queries
 from dashboard.context import Context
 from dashboard.pages.overview import model_health
 from dashboard.queries import AlertRow, ModelInfo
-from dashboard.state import PageQuery, TimeRange, alerts_url, bucket_for, feature_url, report_url
+from dashboard.state import PageQuery, TimeRange, alerts_url, bucket_for, feature_url, model_url, report_url
 from dashboard.theme import empty_state, kpi, page_header, range_picker, severity_badge, time_text
 
 RECENT_BUCKETS = 3  # "now" on the model page means the last few buckets of the range
@@ -226,7 +226,7 @@ def layout(ctx: Context, name: str, query: PageQuery) -> html.Div:
                 right=html.Div(links, className="d-flex gap-2"),
             ),
             _kpis(page),
-            html.Div(range_picker(page.range), className="ds-toolbar"),
+            html.Div(range_picker(page.range, model_url(name), {"window": query.window}), className="ds-toolbar"),
             html.Div(
                 dcc.Graph(
                     id="model-timeline",

@@ -1,0 +1,208 @@
+"""The dashboard in headless Chromium against a seeded store: every page, heatmap → feature, acknowledge,
+silence, the window report. Screenshots (1440×900, a laptop screen) go to test-artifacts/."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+from sqlalchemy import Engine, select
+from werkzeug.serving import make_server
+
+from dashboard import create_app
+from monitor.config import Config
+from monitor.db import make_engine, upgrade
+from monitor.models import Alert, Silence
+from tests.seed import MONITOR, SeedInfo, seed_store
+
+pytestmark = pytest.mark.e2e
+WAIT_S = 30
+LAST_WINDOW = "2026-11-24T23:00:00Z"
+
+
+def report_html(monitor: str, window_start: datetime) -> str:
+    # The real renderer (Evidently, in monitor/commands/dashboard.py) is covered by its own test; here the
+    # page only has to embed whatever the injected callable returns for that monitor and window.
+    return f"<!DOCTYPE html><html><body><h1 id='title'>{monitor} {window_start:%Y-%m-%d %H:%M}</h1></body></html>"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, SeedInfo]]:
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'store.db'}")
+    upgrade(engine)
+    info = seed_store(engine)
+    yield engine, info
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def base_url(store: tuple[Engine, SeedInfo]) -> Iterator[str]:
+    app = create_app(Config(), store[0], render_report=report_html)
+    server = make_server("127.0.0.1", 0, app.server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """The shared browser with a 1440×900 viewport for this test."""
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 1440, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+    )
+    yield browser
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def wait(browser: Any, condition: Callable[[Any], Any]) -> Any:
+    return WebDriverWait(browser, WAIT_S).until(condition)
+
+
+def wait_for_text(browser: Any, css: str, text: str) -> None:
+    wait(browser, ec.text_to_be_present_in_element((By.CSS_SELECTOR, css), text))
+
+
+def wait_for_graph(browser: Any, graph_id: str) -> Any:
+    return wait(browser, ec.presence_of_element_located((By.CSS_SELECTOR, f"#{graph_id} .main-svg")))
+
+
+def full_page(browser: Any, screenshot: Callable[[str], Path], name: str) -> None:
+    """A screenshot of the whole page height, then back to 900 px."""
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 1440, "height": max(900, int(height)), "deviceScaleFactor": 1, "mobile": False},
+    )
+    screenshot(name)
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 1440, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+    )
+
+
+def test_overview_lists_models_by_health(page: Any, base_url: str, screenshot: Callable[[str], Path]) -> None:
+    page.get(base_url + "/")
+    wait_for_text(page, "#overview-table", "fraud-detector")
+    grid = page.find_element(By.ID, "overview-table").text
+    assert grid.index("churn") < grid.index("fraud-detector") < grid.index("pricing")  # worst first
+    assert "critical" in grid and "no data" in grid
+    assert page.find_element(By.ID, "nav-firing").text == "2"
+    screenshot("overview")
+    page.find_element(By.ID, "overview-search").send_keys("fraud")
+    wait(page, lambda b: "churn" not in b.find_element(By.ID, "overview-table").text)
+    page.find_element(By.LINK_TEXT, "fraud-detector").click()
+    wait_for_graph(page, "model-timeline")
+    assert page.current_url.endswith("/models/fraud-detector")
+
+
+def test_model_page_heatmap_click_opens_feature_window(
+    page: Any, base_url: str, store: tuple[Engine, SeedInfo], screenshot: Callable[[str], Path]
+) -> None:
+    _, info = store
+    page.get(base_url + "/models/churn")
+    wait_for_graph(page, "model-timeline")
+    wait_for_text(page, "#kpi-health", "CRITICAL")
+    wait_for_text(page, "#kpi-verdict", "Data")
+    screenshot("model")
+
+    heatmap = page.find_element(By.CSS_SELECTOR, '#model-timeline .nsewdrag[data-subplot="x2y2"]')
+    width, height = heatmap.size["width"], heatmap.size["height"]
+    rows = len(info.churn.features)
+    # The newest window (rightmost column) of the top row: the most drifted feature.
+    ActionChains(page).move_to_element_with_offset(
+        heatmap, width // 2 - 3, -height // 2 + height // (2 * rows)
+    ).click().perform()
+    wait(page, lambda b: "/features/" in b.current_url)
+    feature = page.current_url.split("/features/")[1].split("?")[0]
+    assert feature in info.drifting_features
+    assert f"window={LAST_WINDOW}" in page.current_url.replace("%3A", ":")
+    wait_for_graph(page, "feature-distribution")
+    wait_for_text(page, "#kpi-drift", "DRIFT")
+    screenshot("feature")
+
+    # The time-range picker rewrites the URL, and the URL alone reproduces the page.
+    page.find_element(By.ID, "range-24h").click()
+    wait(page, lambda b: "range=24h" in b.current_url)
+    wait_for_graph(page, "feature-drift")
+    url = page.current_url
+    page.get(url)
+    wait_for_graph(page, "feature-drift")
+    assert page.current_url == url
+
+    page.get(base_url + "/models/churn?range=all")
+    wait_for_graph(page, "model-timeline")
+    full_page(page, screenshot, "model-full")
+
+
+def test_acknowledge_and_silence_from_the_alerts_page(
+    page: Any, base_url: str, store: tuple[Engine, SeedInfo], screenshot: Callable[[str], Path]
+) -> None:
+    engine, info = store
+    drift_alert, perf_alert = info.firing_alert_ids
+    page.get(base_url + "/alerts")
+    wait_for_text(page, f"#alert-{drift_alert}", "FIRING")
+    screenshot("alerts")
+
+    page.find_element(By.CSS_SELECTOR, f"#alert-{drift_alert}").find_element(
+        By.XPATH, ".//button[text()='Acknowledge']"
+    ).click()
+    wait(page, ec.visibility_of_element_located((By.ID, "action-confirm")))
+    page.find_element(By.ID, "action-confirm").click()  # without a name: refused
+    wait_for_text(page, "#action-error", "Enter your name")
+    page.find_element(By.ID, "action-author").send_keys("dana")
+    page.find_element(By.ID, "action-comment").send_keys("looking at the pricing change")
+    screenshot("ack-dialog")
+    page.find_element(By.ID, "action-confirm").click()
+    wait_for_text(page, f"#alert-{drift_alert}", "Acknowledged by dana")
+    with engine.connect() as conn:
+        row = conn.execute(select(Alert.acknowledged_by, Alert.ack_comment).where(Alert.id == drift_alert)).one()
+    assert tuple(row) == ("dana", "looking at the pricing change")
+
+    wait(page, ec.invisibility_of_element_located((By.ID, "action-confirm")))
+    page.find_element(By.CSS_SELECTOR, f"#alert-{perf_alert}").find_element(
+        By.XPATH, ".//button[text()='Silence…']"
+    ).click()
+    wait(page, ec.visibility_of_element_located((By.ID, "action-confirm")))
+    assert page.find_element(By.ID, "action-comment").get_attribute("value") == ""  # not the previous comment
+    page.find_element(By.ID, "action-comment").send_keys("known: retraining tonight")
+    assert page.find_element(By.ID, "action-author").get_attribute("value") == "dana"  # remembered
+    page.find_element(By.ID, "action-confirm").click()
+    wait_for_text(page, "#action-toast", "Silenced")
+    with engine.connect() as conn:
+        silence = conn.execute(select(Silence.matchers, Silence.created_by, Silence.comment)).one()
+    assert tuple(silence) == ({"rule": "performance drop", "model": "churn"}, "dana", "known: retraining tonight")
+    wait(page, ec.invisibility_of_element_located((By.ID, "action-confirm")))
+    wait_for_text(page, "#silences", "rule=performance drop, model=churn")
+    screenshot("alerts-after")
+
+
+def test_window_report_is_embedded(page: Any, base_url: str, screenshot: Callable[[str], Path]) -> None:
+    page.get(base_url + "/models/churn")
+    wait_for_graph(page, "model-timeline")
+    page.find_element(By.ID, "report-link").click()
+    wait(page, lambda b: f"/reports/{MONITOR}/" in b.current_url)
+    frame = wait(page, ec.presence_of_element_located((By.ID, "report-frame")))
+    page.switch_to.frame(frame)
+    try:
+        wait_for_text(page, "#title", f"{MONITOR} 2026-11-24 23:00")
+    finally:
+        page.switch_to.default_content()
+    screenshot("report")
+
+
+def test_empty_states_say_what_to_do(
+    page: Any, base_url: str, store: tuple[Engine, SeedInfo], screenshot: Callable[[str], Path]
+) -> None:
+    page.get(base_url + f"/models/{store[1].empty_model}")
+    wait_for_text(page, ".ds-empty", "No windows computed yet")
+    assert "POST /v1/predictions" in page.find_element(By.CSS_SELECTOR, ".ds-empty").text
+    screenshot("empty-model")
