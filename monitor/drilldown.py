@@ -59,9 +59,7 @@ def window_report_html(config: Config, engine: Engine, monitor_name: str, moment
     model_ids = sync_models(engine, config)
     references = References(config, engine, model_ids)
     reference, _ = references.reference_batch(monitor_name, start)
-    classes = classification_classes(model)
-    if model.task == "multiclass" and classes is None and reference.label is not None:
-        classes = tuple(sorted({v for v in reference.label if v is not None}, key=str))
+    classes = classification_classes(model, reference.label)
     with engine.connect() as connection:
         window = load_window(
             connection, model_ids[monitor.model], model.features, start, start + monitor.window,

@@ -80,23 +80,56 @@ def to_float(values: np.ndarray) -> np.ndarray:
         return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
 
 
-def classification_classes(model: ModelConfig) -> tuple[Any, ...] | None:
-    """Class order for the performance detectors: ``(negative, positive)`` for binary models."""
-    if model.classes is None:
+def classification_classes(model: ModelConfig, reference_labels: np.ndarray | None = None) -> tuple[str, ...] | None:
+    """Class order for the performance detectors, as strings: ``(negative, positive)`` for binary.
+
+    Labels are matched by their string form, as ingestion checks them against ``classes``
+    (a stored ``1`` and a configured ``"1"`` are the same class). Without configured classes a
+    binary model uses 0/1 — or, with a ``positive_class``, the other label seen in the reference;
+    a multiclass model uses the reference's labels in sorted order.
+    """
+    if model.task == "regression":
         return None
-    if model.task == "binary" and model.positive_class is not None:
-        negative = [c for c in model.classes if c != model.positive_class]
-        return (negative[0] if negative else None, model.positive_class)
-    return tuple(model.classes)
+    seen = [] if reference_labels is None else sorted({str(v) for v in reference_labels if v is not None})
+    if model.task == "multiclass":
+        return tuple(model.classes) if model.classes is not None else (tuple(seen) or None)
+    if model.classes is not None:
+        positive = model.positive_class or model.classes[-1]
+        negative = [c for c in model.classes if c != positive]
+        return (negative[0] if negative else "", positive)
+    if model.positive_class is not None:
+        negative = [c for c in seen if c != model.positive_class]
+        if len(negative) == 1:
+            return (negative[0], model.positive_class)
+    return None
 
 
-def _binary01(values: np.ndarray, classes: Sequence[Any] | None) -> np.ndarray:
-    """Binary labels → 1.0 / 0.0 (NaN where missing), positive = ``classes[1]`` or 1."""
-    positive = 1 if classes is None else classes[1]
-    out = np.full(len(values), np.nan)
-    present = np.array([v is not None and not (isinstance(v, float) and np.isnan(v)) for v in values], dtype=bool)
-    out[present] = [1.0 if v == positive else 0.0 for v in values[present]]
+def as_classes(values: np.ndarray | None) -> np.ndarray | None:
+    """Class labels by their string form (``None`` stays missing)."""
+    if values is None:
+        return None
+    out = np.empty(len(values), dtype=object)
+    out[:] = [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values]
     return out
+
+
+def _binary01(values: np.ndarray, classes: Sequence[str] | None) -> np.ndarray:
+    """Binary labels → 1.0 / 0.0 (NaN where missing), positive = ``classes[1]`` or 1."""
+    positive = "1" if classes is None else str(classes[1])
+    out = np.full(len(values), np.nan)
+    labels = as_classes(values)
+    present = labels != None  # noqa: E711  (element-wise on an object array)
+    out[present] = labels[present] == positive
+    return out
+
+
+def _performance_labels(
+    batch: Batch, y_pred: np.ndarray | None, classes: Sequence[str] | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Labels and predictions as the performance detectors take them: by class string when classes are known."""
+    if classes is None:
+        return batch.label, y_pred
+    return as_classes(batch.label), as_classes(y_pred)
 
 
 def _present(values: np.ndarray | None) -> bool:
@@ -208,9 +241,7 @@ def fit_baseline(
     present = {name: kc for name, kc in columns.items() if name in model.features or _present(kc[1])}
     drift = profile_reference({n: v for n, (_, v) in present.items()}, {n: k for n, (k, _) in present.items()})
     quality = QualityReference.fit(reference.features, dict(model.features), reference_seconds=reference_seconds)
-    classes = classification_classes(model)
-    if classes is None and model.task == "multiclass" and reference.label is not None:
-        classes = tuple(sorted({v for v in reference.label if v is not None}, key=str))
+    classes = classification_classes(model, reference.label)
     notes: dict[str, str] = {}
     bands: dict[str, Band] = {}
     cbpe = None
@@ -222,10 +253,11 @@ def fit_baseline(
     y_score = reference.score if _present(reference.score) else None
     if monitor.performance and _present(reference.label):
         try:
+            y_true, y_pred_classes = _performance_labels(reference, y_pred, classes)
             bands = fit_performance_bands(
                 model.task,
-                reference.label,
-                y_pred,
+                y_true,
+                y_pred_classes,
                 y_score,
                 chunk_size=chunk,
                 classes=classes,
@@ -346,9 +378,10 @@ def _performance(model: ModelConfig, monitor: MonitorConfig, baseline: Baseline,
     y_score = window.score if _present(window.score) else None
     if model.task == "multiclass" and y_score is not None and y_score.ndim != 2:
         y_score = None
+    y_true, y_pred = _performance_labels(window, y_pred, baseline.classes)
     return realized_performance_scores(
         model.task,
-        window.label,
+        y_true,
         y_pred,
         y_score,
         classes=baseline.classes,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -137,9 +138,7 @@ def test_a_failing_detector_fails_only_its_family() -> None:
     mon = monitor(performance=["accuracy"])
     baseline = fit_baseline(MODEL, mon, make_batch(500), reference_seconds=3600)
     window = make_batch(100, seed=1)
-    broken = Batch(
-        **{**{f: getattr(window, f) for f in Batch.__dataclass_fields__}, "label": np.full(100, "yes", object)}
-    )
+    broken = dataclasses.replace(window, label=np.full(100, "yes", dtype=object))
     result = evaluate(MODEL, mon, baseline, broken, window_seconds=3600)
     (performance,) = [s for s in result.scores if s.kind == "performance"]
     assert performance.status == "error" and "0/1" in performance.reason
@@ -153,3 +152,30 @@ def test_drift_policy_per_column_and_fallback_for_other_kinds() -> None:
     assert (_policy("c", "categorical", mon).method, _policy("c", "categorical", mon).threshold) == ("psi", 0.2)
     # KS does not apply to categories: other categorical columns keep Evidently's auto choice.
     assert (_policy("d", "categorical", mon).method, _policy("d", "categorical", mon).threshold) == ("auto", None)
+
+
+def test_class_labels_match_by_their_string_form() -> None:
+    model = ModelConfig(task="binary", features={"x": "numeric", "c": "categorical"}, positive_class="yes")
+    reference, window = make_batch(500), make_batch(200, seed=7)
+    as_words = {0: "no", 1: "yes"}
+    reference = dataclasses.replace(
+        reference,
+        label=np.array([as_words[v] for v in reference.label], dtype=object),
+        prediction=np.array([as_words[v] for v in reference.prediction], dtype=object),
+    )
+    labels = np.array([as_words[v] for v in window.label], dtype=object)
+    window = dataclasses.replace(
+        window, label=labels, prediction=np.array([as_words[v] for v in window.prediction], dtype=object)
+    )
+    mon = monitor(performance=["accuracy", "roc_auc"], estimated_performance=True)
+    baseline = fit_baseline(model, mon, reference, reference_seconds=3600)
+    assert baseline.classes == ("no", "yes") and baseline.cbpe is not None and set(baseline.bands) == {
+        "accuracy", "roc_auc"
+    }  # fmt: skip
+    scores = {(s.kind, s.method): s for s in evaluate(model, mon, baseline, window, window_seconds=3600).scores}
+    words = scores[("performance", "accuracy")]
+    numbers = evaluate(MODEL, mon, fit_baseline(MODEL, mon, make_batch(500), reference_seconds=3600),
+                       make_batch(200, seed=7), window_seconds=3600).scores  # fmt: skip
+    assert words.status == "ok"
+    assert words.value == next(s.value for s in numbers if (s.kind, s.method) == ("performance", "accuracy"))
+    assert scores[("estimated_performance", "roc_auc")].status == "ok"
