@@ -90,6 +90,8 @@ class Prediction(Base):
     __table_args__ = (
         UniqueConstraint("model_id", "prediction_id"),
         Index("ix_prediction_model_id_ts", "model_id", "ts"),
+        # Late labels: the scheduler reads labels newer than a watermark every tick.
+        Index("ix_prediction_model_id_label_ts", "model_id", "label_ts"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
