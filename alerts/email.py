@@ -9,6 +9,7 @@ transient; 5xx replies (unknown recipient, authentication refused) are final.
 from __future__ import annotations
 
 import html
+import logging
 import smtplib
 import ssl
 from collections.abc import Mapping
@@ -21,6 +22,8 @@ from urllib.parse import urlsplit
 from alerts.base import DeliveryError
 from alerts.message import alert_lines, render_text, title
 from monitor.config import EmailChannel
+
+log = logging.getLogger(__name__)
 
 MESSAGE_ID_DOMAIN = "driftscope"
 SMTP_PORTS = {"smtp": 25, "smtps": 465}
@@ -93,6 +96,8 @@ class EmailNotifier:
                 if channel.username is not None:
                     password = channel.password.get_secret_value() if channel.password else ""
                     client.login(channel.username, password)
-                client.send_message(message, from_addr=channel.sender, to_addrs=list(channel.to))
+                refused = client.send_message(message, from_addr=channel.sender, to_addrs=list(channel.to))
+            if refused:  # accepted for some recipients: delivered; retrying would duplicate it for the others
+                log.warning("smtp: some recipients refused", extra={"refused": sorted(refused)})
         except (smtplib.SMTPException, OSError) as exc:
             raise _classify(exc) from None

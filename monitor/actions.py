@@ -12,7 +12,7 @@ naming the field.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
 
@@ -25,8 +25,12 @@ class ActionError(DriftscopeError):
     """A human action that cannot be applied (unknown alert, bad silence...)."""
 
 
-def acknowledge(engine: Engine, alert_id: int, user: str, comment: str = "", *, now: datetime) -> None:
-    """Mark alert ``alert_id`` acknowledged by ``user``; acknowledging twice keeps the first."""
+def acknowledge(engine: Engine, alert_id: int, user: str, comment: str = "", *, now: datetime | None = None) -> None:
+    """Mark alert ``alert_id`` acknowledged by ``user`` (at ``now``, default the current time).
+
+    Acknowledging twice keeps the first acknowledgement.
+    """
+    now = now or datetime.now(UTC)
     if not user.strip():
         raise ActionError("acknowledge: user must not be empty")
     with transaction(engine) as session:
@@ -68,8 +72,9 @@ def create_silence(
         return silence.id
 
 
-def expire_silence(engine: Engine, silence_id: int, *, now: datetime) -> None:
-    """End silence ``silence_id`` at ``now`` (a silence already over stays as it was)."""
+def expire_silence(engine: Engine, silence_id: int, *, now: datetime | None = None) -> None:
+    """End silence ``silence_id`` at ``now`` (default the current time); one already over stays as it was."""
+    now = now or datetime.now(UTC)
     with transaction(engine) as session:
         silence = session.get(Silence, silence_id)
         if silence is None:
