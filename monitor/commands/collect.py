@@ -134,7 +134,9 @@ def collect_prometheus(
                     result = collector.collect()
             finally:
                 collector.close()
-            progress.update(task, description=f"{collector.name}: {result.stored} points")
+            progress.update(task, description=collector.name)
+            position = result.position.isoformat() if result.position else "none"
+            out_console.print(f"{collector.name}: {result.stored} points stored, at {position}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

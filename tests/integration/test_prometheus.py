@@ -433,6 +433,7 @@ def test_collect_prometheus_backfills_from_the_command_line(
     args = ["prometheus", "--model", "churn", "--from", "2026-01-01T00:00:00Z", "--to", "2026-01-01T00:00:30Z"]
     result = CliRunner().invoke(collect_app, [*args, "--config", str(path)])
     assert result.exit_code == 0, result.output
+    assert "prometheus:churn:answer: 31 points stored, at 2026-01-01T00:00:30+00:00" in result.output
     with engine.connect() as connection:
         points = connection.execute(select(MetricPoint.ts, MetricPoint.value).order_by(MetricPoint.ts)).all()
     engine.dispose()
