@@ -184,3 +184,18 @@ def test_infer_model_leaves_out_ids_timestamps_and_ignored_columns() -> None:
         "target",
     )
     assert infer_model(frame.assign(target=[i * 0.37 for i in range(40)]), frame).task == "regression"
+
+
+def test_ci_example_is_a_valid_github_workflow_that_gates_deploy() -> None:
+    import subprocess
+    import sys
+
+    workflow = Path(__file__).resolve().parents[2] / "examples" / "ci" / "github-actions.yml"
+    checker = Path(sys.executable).with_name("check-jsonschema")
+    result = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.github-workflows", str(workflow)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = yaml.safe_load(workflow.read_text())["jobs"]
+    assert jobs["deploy"]["needs"] == "drift-check"
+    assert any("driftscope check" in step.get("run", "") for step in jobs["drift-check"]["steps"])
