@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -75,7 +76,14 @@ def _parse_windows(value: Any) -> int:
     raise ValueError(f"expected a number of windows like '2 windows', got {value!r}")
 
 
+def _at_least_a_millisecond(value: timedelta) -> timedelta:
+    if value < timedelta(milliseconds=1):
+        raise ValueError(f"expected a step of at least 1ms, got {value.total_seconds():g}s")
+    return value
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Step = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_at_least_a_millisecond)]
 WindowCount = Annotated[int, BeforeValidator(_parse_windows), Field(ge=1)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)]
 
@@ -108,7 +116,7 @@ class ElasticsearchSource(Frozen):
 class PrometheusSource(Frozen):
     kind: Literal["prometheus"]
     url: str
-    step: Duration = timedelta(minutes=1)
+    step: Step = timedelta(minutes=1)
     interval: Duration = timedelta(minutes=1)
     timeout: Duration = timedelta(seconds=30)
     # Prometheus rejects a query_range with more than 11,000 points per series.
@@ -142,7 +150,7 @@ class FieldMap(Frozen):
 class MetricQuery(Frozen):
     source: Name
     query: str
-    step: Duration | None = None
+    step: Step | None = Field(None, description="Default: the source's step.")
 
 
 class ModelConfig(Frozen):

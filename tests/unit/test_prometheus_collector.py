@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from collectors.prometheus import PrometheusCollector, RetryPolicy, check_queries, plan_chunks, to_ms
-from monitor.config import MetricQuery, PrometheusSource, parse_config
+from monitor.config import ConfigError, MetricQuery, PrometheusSource, parse_config
 from monitor.errors import SourceError
 from monitor.models import Checkpoint, MetricPoint, MetricSeries
 from monitor.store import sync_models
@@ -313,3 +313,23 @@ def test_two_workers_collecting_the_same_query_at_once_agree(store_engine: Engin
     client.close()
     assert errors == []
     assert collectors[0].position() == T0
+
+
+def test_a_step_below_a_millisecond_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(
+            {
+                "sources": {"prom": {"kind": "prometheus", "url": URL, "step": "0s"}},
+                "models": {
+                    "churn": {
+                        "task": "binary",
+                        "features": {"x": "numeric"},
+                        "metrics": {"p99": {"source": "prom", "query": "up", "step": 0.0001}},
+                    }
+                },
+            }
+        )
+    assert raised.value.errors == [
+        ("sources.prom.step", "expected a step of at least 1ms, got 0s"),
+        ("models.churn.metrics.p99.step", "expected a step of at least 1ms, got 0.0001s"),
+    ]
