@@ -28,6 +28,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -251,15 +252,17 @@ class ElasticsearchCollector:
         """Read ``[lower, upper)`` page by page, each page stored with checkpoint ``key`` advanced to it.
 
         Returns (stored, rejected, complete); ``complete`` is False when a page reported shard failures.
+        The next page is fetched while the current one is stored (Elasticsearch works while we write),
+        which keeps the collector close to the raw read speed of the index.
         """
         stored = rejected = read = 0
-        after: list[Any] | None = None
         size = self.source.page_size
         includes = self.source_fields()
-        while True:
-            response = self._call(
+
+        def fetch(after: list[Any] | None) -> Any:
+            return self._call(
                 "search",
-                lambda after=after: self.client.search(
+                lambda: self.client.search(
                     **snapshot,
                     size=size,
                     sort=self._sort(),
@@ -269,32 +272,39 @@ class ElasticsearchCollector:
                     track_total_hits=False,
                 ),
             )
-            hits = response["hits"]["hits"]
-            failed = int(response.get("_shards", {}).get("failed", 0) or 0)
-            if not hits and not failed:
-                return stored, rejected, True
-            if failed:
-                # Store what came back (idempotent) but keep the watermark: the failed shards'
-                # documents in this range must be read again next cycle.
-                log.warning(
-                    "elasticsearch search on %r reported %d failed shard(s); watermark held at %s",
-                    self.index,
-                    failed,
-                    position.get("watermark"),
-                    extra={"collector": self.name},
-                )
-                if hits:
-                    result = self._store(hits, key, position)
-                    stored, rejected = stored + result.accepted, rejected + len(result.rejected)
-                return stored, rejected, False
-            position = {**position, "watermark": int(hits[-1]["sort"][0])}
-            result = self._store(hits, key, position)
-            stored, rejected, read = stored + result.accepted, rejected + len(result.rejected), read + len(hits)
-            if progress is not None:
-                progress(read, total)
-            if len(hits) < size:
-                return stored, rejected, True
-            after = hits[-1]["sort"]
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"prefetch-{self.name}") as prefetch:
+            upcoming = prefetch.submit(fetch, None)
+            while True:
+                response = upcoming.result()
+                hits = response["hits"]["hits"]
+                failed = int(response.get("_shards", {}).get("failed", 0) or 0)
+                if not hits and not failed:
+                    return stored, rejected, True
+                if failed:
+                    # Store what came back (idempotent) but keep the watermark: the failed shards'
+                    # documents in this range must be read again next cycle.
+                    log.warning(
+                        "elasticsearch search on %r reported %d failed shard(s); watermark held at %s",
+                        self.index,
+                        failed,
+                        position.get("watermark"),
+                        extra={"collector": self.name},
+                    )
+                    if hits:
+                        result = self._store(hits, key, position)
+                        stored, rejected = stored + result.accepted, rejected + len(result.rejected)
+                    return stored, rejected, False
+                more = len(hits) == size
+                if more:
+                    upcoming = prefetch.submit(fetch, hits[-1]["sort"])
+                position = {**position, "watermark": int(hits[-1]["sort"][0])}
+                result = self._store(hits, key, position)
+                stored, rejected, read = stored + result.accepted, rejected + len(result.rejected), read + len(hits)
+                if progress is not None:
+                    progress(read, total)
+                if not more:
+                    return stored, rejected, True
 
     def collect(self, until: datetime | None = None, progress: Progress | None = None) -> CollectResult:
         """One incremental cycle: read what is new since the checkpoint, up to ``until`` or now − safety lag."""
