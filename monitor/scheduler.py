@@ -183,9 +183,10 @@ class Scheduler:
                         Prediction.model_id == model_id, Prediction.label_ts > watermark
                     )
                 ).all()
+            # Later ticks only read labels newer than what this one saw.
+            self._label_watermarks[model] = max((r[1] for r in rows), default=watermark)
             if not rows:
                 continue
-            self._label_watermarks[model] = max(r[1] for r in rows)
             ts = pd.to_datetime([r[0] for r in rows], utc=True)
             label_ts = pd.Series([r[1] for r in rows])
             updates = []

@@ -85,7 +85,9 @@ def infer_model(
     - Ignored: ``--ignore`` columns, identifiers (``id`` or ``*_id``), timestamps (a datetime
       dtype or a name like ``timestamp``) and columns missing from the current file.
     - Prediction, score and label columns: ``--prediction/--score/--label``, else the first of
-      :data:`PREDICTION_NAMES`, :data:`SCORE_NAMES`, :data:`LABEL_NAMES` present.
+      :data:`PREDICTION_NAMES`, :data:`SCORE_NAMES`, :data:`LABEL_NAMES` present. Without a
+      single score column, ``<score name>_<class>`` columns (``y_pred_proba_gold``, ...) are a
+      multiclass model's per-class probabilities.
     - Every other column is a feature, its kind inferred as Evidently does: floats numeric,
       integers numeric only with more than 10 distinct values, anything else categorical.
     - Task: a float label with more than 10 distinct values is regression; two 0/1 classes
@@ -97,7 +99,17 @@ def infer_model(
         "score": _first(columns, SCORE_NAMES, score),
         "label": _first(columns, LABEL_NAMES, label),
     }
-    special = {c for c in roles.values() if c is not None} | set(ignore)
+    per_class: list[str] = []
+    if roles["score"] is None:
+        # Per-class probabilities of a multiclass model: <score>_<class> columns, e.g. y_pred_proba_gold.
+        for base in SCORE_NAMES:
+            per_class = [c for c in columns if c.startswith(f"{base}_")]
+            if len(per_class) >= 2:
+                roles["score"] = base
+                break
+        else:
+            per_class = []
+    special = {c for c in roles.values() if c is not None} | set(per_class) | set(ignore)
     features: dict[str, str] = {}
     for name in columns:
         series = reference[name]
@@ -118,13 +130,14 @@ def infer_model(
             task = "multiclass"
     fields = {"id": "id", "timestamp": "timestamp", "prediction": roles["prediction"] or "prediction"}
     fields.update({k: v for k, v in (("score", roles["score"]), ("label", roles["label"])) if v})
-    return ModelConfig(task=task, features=features, fields=fields)
+    classes = [c[len(roles["score"]) + 1 :] for c in per_class] if per_class and task == "multiclass" else None
+    return ModelConfig(task=task, features=features, fields=fields, classes=classes)
 
 
 def _default_metrics(model: ModelConfig, has_score: bool) -> list[str]:
     if model.task == "regression":
         return ["mae", "rmse"]
-    return ["accuracy", "f1", "roc_auc"] if model.task == "binary" and has_score else ["accuracy", "f1"]
+    return ["accuracy", "f1", "roc_auc"] if has_score else ["accuracy", "f1"]
 
 
 def _from_config(config: Config, model_name: str | None) -> tuple[ModelConfig, MonitorConfig | None]:
@@ -174,8 +187,8 @@ def run_check(
     else:
         model = infer_model(reference, current, prediction=prediction, score=score, label=label, ignore=ignore)
         monitor, inferred = None, True
-    ref_batch = frame_to_batch(reference, model, source=str(reference_path))
-    cur_batch = frame_to_batch(current, model, source=str(current_path))
+    ref_batch = frame_to_batch(reference, model, source=str(reference_path), classes=model.classes)
+    cur_batch = frame_to_batch(current, model, source=str(current_path), classes=model.classes)
     if monitor is None:
         labelled = all(b.label is not None and b.label_count for b in (ref_batch, cur_batch))
         has_score = ref_batch.score is not None

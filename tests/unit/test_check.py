@@ -184,6 +184,13 @@ def test_infer_model_leaves_out_ids_timestamps_and_ignored_columns() -> None:
         "target",
     )
     assert infer_model(frame.assign(target=[i * 0.37 for i in range(40)]), frame).task == "regression"
+    # per-class probabilities of a multiclass model are scores, not features
+    multiclass = frame.drop(columns=["y_pred_proba"]).assign(
+        target=["gold", "silver"] * 20, y_pred_proba_gold=0.6, y_pred_proba_silver=0.4
+    )
+    model = infer_model(multiclass, multiclass, ignore=["debug"])
+    assert (model.task, model.classes, model.fields.score) == ("multiclass", ["gold", "silver"], "y_pred_proba")
+    assert "y_pred_proba_gold" not in model.features
 
 
 def test_ci_example_is_a_valid_github_workflow_that_gates_deploy() -> None:
