@@ -144,16 +144,16 @@ class ElasticsearchCollector:
             paths = [fields.id, fields.timestamp, fields.prediction]
             paths += [p for p in (fields.score, fields.label) if p]
             paths += [prefix + name for name in self.model.features]
-        return list(dict.fromkeys([*paths, self.cursor_field]))
+        return list(dict.fromkeys([*paths, self.cursor_field]))  # the event timestamp is always among them
 
-    def _query(self, lower: int | None, upper: int) -> dict[str, Any]:
+    def _query(self, cursor: str, lower: int | None, upper: int) -> dict[str, Any]:
         bounds: dict[str, Any] = {"lt": upper, "format": "epoch_millis"}
         if lower is not None:
             bounds["gte"] = lower
-        return {"range": {self.cursor_field: bounds}}
+        return {"range": {cursor: bounds}}
 
-    def _sort(self) -> list[Any]:
-        sort: list[Any] = [{self.cursor_field: {"order": "asc"}}]
+    def _sort(self, cursor: str) -> list[Any]:
+        sort: list[Any] = [{cursor: {"order": "asc"}}]
         if not self._pit_supported:
             sort.append({self.model.fields.id: {"order": "asc"}})
         return sort
@@ -216,10 +216,12 @@ class ElasticsearchCollector:
                 with contextlib.suppress(EsConnectionError, TransportError, ApiError):
                     self.client.close_point_in_time(id=pit_id)  # else it expires after keep_alive
 
-    def _count(self, snapshot: Mapping[str, Any], lower: int | None, upper: int) -> int:
+    def _count(self, snapshot: Mapping[str, Any], cursor: str, lower: int | None, upper: int) -> int:
         response = self._call(
             "count",
-            lambda: self.client.search(**snapshot, size=0, track_total_hits=True, query=self._query(lower, upper)),
+            lambda: self.client.search(
+                **snapshot, size=0, track_total_hits=True, query=self._query(cursor, lower, upper)
+            ),
         )
         return int(response["hits"]["total"]["value"])
 
@@ -243,6 +245,7 @@ class ElasticsearchCollector:
         self,
         snapshot: Mapping[str, Any],
         key: str,
+        cursor: str,
         lower: int | None,
         upper: int,
         position: dict[str, Any],
@@ -265,10 +268,10 @@ class ElasticsearchCollector:
                 lambda: self.client.search(
                     **snapshot,
                     size=size,
-                    sort=self._sort(),
+                    sort=self._sort(cursor),
                     search_after=after,
                     source_includes=includes,
-                    query=self._query(lower, upper),
+                    query=self._query(cursor, lower, upper),
                     track_total_hits=False,
                 ),
             )
@@ -317,7 +320,9 @@ class ElasticsearchCollector:
         with self._snapshot() as snapshot:
             settled_before = position.get("settled_before")
             if settled_before is not None:
-                late = self._count(snapshot, None, settled_before) - int(position.get("settled_count", 0))
+                late = self._count(snapshot, self.cursor_field, None, settled_before) - int(
+                    position.get("settled_count", 0)
+                )
                 if late > 0:
                     LATE_DOCUMENTS.labels(self.model_name, self.kind).inc(late)
                     log.warning(
@@ -331,7 +336,9 @@ class ElasticsearchCollector:
                     )
             if lower is not None and lower >= upper:
                 return CollectResult(self.name, 0, 0, _from_millis(watermark or upper), True)
-            stored, rejected, complete = self._read(snapshot, self.name, lower, upper, position, progress, None)
+            stored, rejected, complete = self._read(
+                snapshot, self.name, self.cursor_field, lower, upper, position, progress, None
+            )
             if complete:
                 # The whole range up to `upper` is read: the watermark moves there even through quiet
                 # periods, and what lies before the next lower bound is "settled" and counted.
@@ -340,7 +347,7 @@ class ElasticsearchCollector:
                 position = {
                     "watermark": final,
                     "settled_before": settled,
-                    "settled_count": self._count(snapshot, None, settled),
+                    "settled_count": self._count(snapshot, self.cursor_field, None, settled),
                 }
                 with transaction(self.engine) as session:
                     write_checkpoint(session, self.name, position)
@@ -349,14 +356,19 @@ class ElasticsearchCollector:
         return CollectResult(self.name, stored, rejected, _from_millis(mark) if mark else None, complete)
 
     def backfill(self, start: datetime, end: datetime, progress: Progress | None = None) -> CollectResult:
-        """Read ``[start, end)`` once, resumable: its own checkpoint remembers how far it got."""
+        """Read ``[start, end)`` of *event* time once, resumable: its own checkpoint remembers how far it got.
+
+        Event time, not the ingest-time cursor: a backfill is about when predictions were made, and
+        documents indexed before an ingest pipeline existed have no ingest time at all.
+        """
+        timestamp = self.model.fields.timestamp
         key = f"{self.name}:backfill:{_millis(start)}-{_millis(end)}"
         position = read_checkpoint(self.engine, key) or {}
         lower = int(position.get("watermark", _millis(start)))
         upper = _millis(end)
         with self._snapshot() as snapshot:
-            total = self._count(snapshot, lower, upper)
-            stored, rejected, complete = self._read(snapshot, key, lower, upper, position, progress, total)
+            total = self._count(snapshot, timestamp, lower, upper)
+            stored, rejected, complete = self._read(snapshot, key, timestamp, lower, upper, position, progress, total)
             if complete:
                 with transaction(self.engine) as session:
                     write_checkpoint(session, key, {"watermark": upper, "done": True})

@@ -315,3 +315,15 @@ def test_falls_back_to_search_after_without_point_in_time(
         result = collector.collect()
     assert "falling back to search_after without it" in caplog.text
     assert result.stored == 25 and sorted(stored_ids(sqlite_engine)) == sorted(f"r{i}" for i in range(25))
+
+
+def test_backfill_reads_event_time_even_with_an_ingest_time_cursor(
+    es_client: Elasticsearch, make_es_index, sqlite_engine: Engine
+) -> None:
+    index = make_es_index(MAPPINGS)
+    helpers.bulk(es_client, [doc(i, T0 + timedelta(minutes=i), index) for i in range(12)], refresh=True)  # no event.*
+    config = es_config(es_client.transport.node_pool.get().base_url, index, ingest_time_field="event.ingested")
+    collector = ElasticsearchCollector(sqlite_engine, config, "churn", clock=lambda: T0 + timedelta(hours=1))
+    assert collector.collect().stored == 0  # nothing has an ingest time
+    assert collector.backfill(T0, T0 + timedelta(minutes=6)).stored == 6
+    assert sorted(stored_ids(sqlite_engine)) == sorted(f"r{i}" for i in range(6))
