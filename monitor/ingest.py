@@ -301,7 +301,14 @@ def _features(record: Mapping[str, Any], model: ModelConfig, fields: FieldMap) -
         if value is None:
             values[name] = None
         elif kind == "numeric":
-            values[name] = _number(value, prefix + name)
+            # Fast path for the common case (this loop runs for every feature of every record);
+            # anything unusual goes through the checks that explain what is wrong.
+            if type(value) is int or (type(value) is float and math.isfinite(value)):
+                values[name] = value
+            else:
+                values[name] = _number(value, prefix + name)
+        elif type(value) is str and len(value) <= MAX_STRING_LENGTH:
+            values[name] = value
         else:
             values[name] = _category(value, prefix + name)
     return values
