@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
@@ -316,14 +316,7 @@ class PrometheusCollector:
                     if not math.isnan(value)
                 ]
             if rows:
-                insert = _insert_for(session)
-                statement = insert(MetricPoint.__table__)  # Core: skips the ORM's per-row bookkeeping
-                session.execute(
-                    statement.on_conflict_do_update(
-                        index_elements=["series_id", "ts"], set_={"value": statement.excluded.value}
-                    ),
-                    rows,
-                )
+                _upsert_points(session, rows)
             self._advance_checkpoint(session, start_ms, end_ms)
         return len(rows)
 
@@ -347,6 +340,31 @@ class PrometheusCollector:
 def _insert_for(session: Session) -> Any:
     """The dialect's INSERT, which has ``on_conflict_do_*`` (SQLite and Postgres spell it the same)."""
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+# One statement per chunk: psycopg would otherwise send one INSERT per row (executemany), or parse
+# a statement with thousands of placeholders (multi-row VALUES); three arrays cost neither.
+_UPSERT_POINTS_POSTGRES = text(
+    """
+    INSERT INTO metric_point (series_id, ts, value)
+    SELECT * FROM unnest(CAST(:series_id AS integer[]), CAST(:ts AS timestamptz[]), CAST(:value AS float8[]))
+    ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value
+    """
+)
+
+
+def _upsert_points(session: Session, rows: list[dict[str, Any]]) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            _UPSERT_POINTS_POSTGRES, {key: [row[key] for row in rows] for key in ("series_id", "ts", "value")}
+        )
+        return
+    # SQLite's executemany runs in C: already fast. Core, not the ORM's per-row bookkeeping.
+    statement = sqlite.insert(MetricPoint.__table__)
+    upsert = statement.on_conflict_do_update(
+        index_elements=["series_id", "ts"], set_={"value": statement.excluded.value}
+    )
+    session.execute(upsert, rows)
 
 
 def _series_id(session: Session, model_id: int, name: str, query: str, labels: Labels) -> int:
