@@ -495,9 +495,12 @@ _UPSERT_LABELS = {
     ],
     "sqlite": [
         """
-        UPDATE prediction SET label = r.value -> '$.label', label_ts = r.value ->> '$.label_ts'
-        FROM json_each(:rows) AS r
-        WHERE prediction.model_id = :model_id AND prediction.prediction_id = r.value ->> '$.id'
+        WITH r AS MATERIALIZED (
+            SELECT value ->> '$.id' AS id, value -> '$.label' AS label, value ->> '$.label_ts' AS label_ts
+            FROM json_each(:rows))
+        UPDATE prediction SET label = r.label, label_ts = r.label_ts
+        FROM r
+        WHERE prediction.model_id = :model_id AND prediction.prediction_id = r.id
         """,
         """
         INSERT INTO pending_label (model_id, prediction_id, label, label_ts, source, received_at)
