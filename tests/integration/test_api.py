@@ -305,7 +305,8 @@ def test_body_size_limit(api) -> None:
 
 def test_every_route_needs_credentials_except_health_and_docs(sqlite_engine: Engine) -> None:
     app = create_app(make_config(), sqlite_engine)
-    public = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    # /metrics is for Prometheus scrapes (no secrets: counts and scores), like the health checks.
+    public = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
     checked = []
     with client_for(app) as client:
         responses = {}
