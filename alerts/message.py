@@ -32,9 +32,12 @@ def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def deep_link(config: Config, model: str, window_start: datetime | None) -> str:
-    """``{dashboard.public_url}/models/{model}?window=...`` — the page that shows what the alert is about."""
+def deep_link(config: Config, model: str, window_start: datetime | None, feature: str | None = None) -> str:
+    """``{dashboard.public_url}/models/{model}?window=...`` — the page that shows what the alert is about
+    (``/models/{model}/features/{feature}?window=...`` for a per-feature alert)."""
     base = f"{config.dashboard.public_url.rstrip('/')}/models/{quote(model, safe='')}"
+    if feature is not None:
+        base += f"/features/{quote(feature, safe='')}"
     return f"{base}?{urlencode({'window': iso(window_start)})}" if window_start else base
 
 
@@ -137,7 +140,12 @@ def explain(
         "since": iso(since),
         "window_start": iso(latest.window_start),
         "window_end": iso(latest.window_end),
-        "link": deep_link(config, model, latest.window_start if rule.selector.score_kind else None),
+        "link": deep_link(
+            config,
+            model,
+            latest.window_start if rule.selector.score_kind else None,
+            series.labels.get("feature") if rule.selector.score_kind else None,
+        ),
     }
     monitor = context.get("monitor")
     if monitor is not None:

@@ -83,6 +83,9 @@ def test_a_flapping_feature_gives_one_alert_not_one_per_window(store_engine: Eng
         deliver_due(store_engine, config, T0 + (i + 1) * HOUR)
     alerts = _alerts(store_engine)
     assert [(a.labels["feature"], a.state) for a in alerts] == [("tenure", "resolved")]
+    assert (
+        alerts[0].annotations["link"].startswith("https://driftscope.example.test/models/churn/features/tenure?window=")
+    )
     assert [(n.event, n.status) for n in _notifications(store_engine)] == [
         ("firing", "delivered"),
         ("resolved", "delivered"),
