@@ -210,7 +210,7 @@ def group_payload(
     }
 
 
-def test_payload(channel: str, now: datetime) -> dict[str, Any]:
+def probe_payload(channel: str, now: datetime) -> dict[str, Any]:
     """A notification that says it is a test, shaped like a real one so every channel renders it."""
     alert = {
         "id": 0,

@@ -32,7 +32,7 @@ from sqlalchemy import Engine, select, update
 
 from alerts.base import DeliveryError, redact
 from alerts.engine import lock
-from alerts.message import test_payload
+from alerts.message import probe_payload
 from alerts.registry import notifier_for
 from monitor.config import Config
 from monitor.db import transaction
@@ -183,6 +183,6 @@ def send_test(config: Config, channel: str, now: datetime) -> None:
     The error says what failed (status code, connection error) and never repeats what the target answered.
     """
     key = f"test-{uuid.uuid4().hex}"
-    error = _send(config, channel, test_payload(channel, now), key)
+    error = _send(config, channel, probe_payload(channel, now), key)
     if error is not None:
         raise error

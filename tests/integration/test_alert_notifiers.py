@@ -1,0 +1,84 @@
+"""Contract tests run over every notifier: each kind of the config has one, delivers the same payload to
+its real server, and reports an unreachable target as a transient DeliveryError."""
+
+from __future__ import annotations
+
+import logging
+import typing
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pydantic import TypeAdapter
+
+from alerts.base import DeliveryError
+from alerts.message import probe_payload
+from alerts.registry import NOTIFIERS
+from monitor.config import Channel
+from tests import servers
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+NETWORK_KINDS = ("slack", "email", "webhook", "alertmanager")
+
+
+def _channel(spec: dict[str, Any]) -> Any:
+    return TypeAdapter(Channel).validate_python(spec)
+
+
+def test_every_channel_kind_has_one_notifier() -> None:
+    members = typing.get_args(typing.get_args(Channel)[0])
+    kinds = {typing.get_args(m.model_fields["kind"].annotation)[0] for m in members}
+    assert set(NOTIFIERS) == kinds
+
+
+@pytest.fixture
+def live(
+    request: pytest.FixtureRequest, http_receiver: servers.HttpReceiver, smtp_server: servers.SmtpServer
+) -> Iterator[tuple[dict[str, Any], Callable[[], int]]]:
+    """(channel spec, count of what its server received) for the kind in ``request.param``."""
+    kind = request.param
+    if kind == "slack":
+        yield {"kind": "slack", "webhook": f"{http_receiver.url}/services/x"}, lambda: len(http_receiver.requests)
+    elif kind == "webhook":
+        spec = {"kind": "webhook", "url": http_receiver.url, "allow_private": True, "secret": "k"}
+        yield spec, lambda: len(http_receiver.requests)
+    elif kind == "email":
+        spec = {"kind": "email", "smtp": f"smtp://127.0.0.1:{smtp_server.port}", "to": ["a@example.test"]}
+        yield spec, lambda: len(smtp_server.messages)
+    elif kind == "alertmanager":
+        am = request.getfixturevalue("alertmanager_server")
+        count = lambda: len(am.alerts(alertname="driftscope test notification", channel_test=str(NOW)))  # noqa: E731
+        yield {"kind": "alertmanager", "url": am.url}, count
+    else:
+        records: list[logging.LogRecord] = []
+        handler = logging.Handler()
+        handler.emit = records.append  # type: ignore[method-assign]
+        logging.getLogger("alerts.console").addHandler(handler)
+        yield {"kind": "console"}, lambda: len(records)
+        logging.getLogger("alerts.console").removeHandler(handler)
+
+
+@pytest.mark.parametrize("live", [*NETWORK_KINDS, "console"], indirect=True)
+def test_each_notifier_delivers_the_same_payload(live: tuple[dict[str, Any], Callable[[], int]]) -> None:
+    spec, received = live
+    payload = probe_payload("contract", NOW)
+    payload["alerts"][0]["labels"]["channel_test"] = str(NOW)
+    NOTIFIERS[spec["kind"]].send(_channel(spec), payload, "contract-key")
+    servers.wait_for(lambda: received() == 1, f"{spec['kind']} to receive the notification", timeout=10)
+
+
+@pytest.mark.parametrize("kind", NETWORK_KINDS)
+def test_an_unreachable_target_is_a_transient_error(kind: str) -> None:
+    port = servers.free_port()  # nothing listens there
+    spec = {
+        "slack": {"kind": "slack", "webhook": f"http://127.0.0.1:{port}/services/x"},
+        "webhook": {"kind": "webhook", "url": f"http://127.0.0.1:{port}/", "allow_private": True},
+        "email": {"kind": "email", "smtp": f"smtp://127.0.0.1:{port}", "to": ["a@example.test"]},
+        "alertmanager": {"kind": "alertmanager", "url": f"http://127.0.0.1:{port}"},
+    }[kind]
+    with pytest.raises(DeliveryError) as caught:
+        NOTIFIERS[kind].send(_channel(spec), probe_payload("contract", NOW), "contract-key")
+    assert caught.value.transient is True and "connection failed" in caught.value.reason
