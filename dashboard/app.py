@@ -147,7 +147,7 @@ def _register_callbacks(app: dash.Dash, ctx: Context) -> None:
     )
     def route(pathname: str | None, search: str | None) -> tuple[Any, str, str]:
         page = render_page(ctx, pathname, search)
-        with ctx.engine.connect() as conn:
+        with queries.read_only(ctx.engine) as conn:
             firing = sum(1 for a in queries.open_alerts(conn) if a.state == "firing")
         user = auth.current_user()
         return page, str(firing) if firing else "", f"signed in as {user}" if user else ""
@@ -294,7 +294,7 @@ def _perform(ctx: Context, target: dict[str, Any], user: str, comment: str, dura
         actions.acknowledge(ctx.engine, alert_id, user, comment, now=now)
         log.info("alert %s acknowledged by %s", alert_id, user)
         return f"Alert #{alert_id} acknowledged by {user}."
-    with ctx.engine.connect() as conn:
+    with queries.read_only(ctx.engine) as conn:
         alert = next(iter(queries.alerts(conn, where=(Alert.id == alert_id,), limit=1)), None)
     if alert is None:
         raise actions.ActionError(f"silence: alert {alert_id} does not exist")

@@ -9,12 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from dashboard.queries import OUTPUT_COLUMNS, SEVERITY_CAP, AlertRow
 from dashboard.theme import GREY, GRID, HEATMAP_SCALE, INK, MUTED, OKABE_ITO, SEVERITY_COLOURS
@@ -140,38 +139,135 @@ def _heatmap_text(cells: pd.DataFrame, bucket: timedelta, window: timedelta) -> 
     )
 
 
-def model_timeline(t: Timeline) -> go.Figure:
-    """Share drifted · feature × window heatmap · output drift · performance · volume · quality · metrics."""
+class _Panels:
+    """A figure of stacked panels sharing one time axis, built as the plain dict ``dcc.Graph`` takes.
+
+    Plotly's object model validates every property on assignment; for a 90-day page that cost about a
+    second, so the model page's figure is assembled as data and sent as is. Panel ``n`` (1-based) uses
+    axes ``x{n}``/``y{n}`` (``x``/``y`` for the first), every x axis matching the first.
+    """
+
+    GAP_PX = 34
+    MARGIN: ClassVar[dict[str, int]] = {"l": 130, "r": 24, "t": 28, "b": 36}
+
+    def __init__(self, panels: Sequence[tuple[str, int]]) -> None:
+        heights = [h for _, h in panels]
+        total = sum(heights) + self.GAP_PX * (len(panels) - 1)
+        self.count = len(panels)
+        self.data: list[dict[str, Any]] = []
+        self.shapes: list[dict[str, Any]] = []
+        self.layout: dict[str, Any] = _base_layout(total + self.MARGIN["t"] + self.MARGIN["b"] + 52, margin=self.MARGIN)
+        self.tops: list[float] = []
+        annotations = []
+        offset = 0.0
+        for n, (title, height) in enumerate(panels, start=1):
+            top = 1 - offset / total
+            bottom = top - height / total
+            offset += height + self.GAP_PX
+            self.tops.append(top)
+            self.layout[f"xaxis{self._suffix(n)}"] = {
+                "anchor": f"y{self._suffix(n)}",
+                "domain": [0, 1],
+                "showticklabels": n == len(panels),
+                **({} if n == 1 else {"matches": "x"}),
+            }
+            self.layout[f"yaxis{self._suffix(n)}"] = {"anchor": f"x{self._suffix(n)}", "domain": [bottom, top]}
+            annotations.append(
+                {
+                    "text": title,
+                    "x": 0,
+                    "xref": "paper",
+                    "xanchor": "left",
+                    "y": top,
+                    "yref": "paper",
+                    "yanchor": "bottom",
+                    "showarrow": False,
+                    "font": {"size": 12, "color": MUTED},
+                }
+            )
+        self.layout["annotations"] = annotations
+
+    @staticmethod
+    def _suffix(n: int) -> str:
+        return "" if n == 1 else str(n)
+
+    def add(self, row: int, trace: dict[str, Any]) -> None:
+        suffix = self._suffix(row)
+        self.data.append({**trace, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}", "legend": f"legend{suffix}"})
+        if trace.get("showlegend", True):
+            # One legend per panel, at the right end of its title line, instead of one crowded legend on top.
+            self.layout[f"legend{suffix}"] = {
+                "orientation": "h",
+                "x": 1,
+                "xanchor": "right",
+                "y": self.tops[row - 1],
+                "yanchor": "bottom",
+                "font": {"size": 11},
+                "bgcolor": "rgba(255,255,255,0)",
+            }
+
+    def yaxis(self, row: int, **props: Any) -> None:
+        self.layout[f"yaxis{self._suffix(row)}"].update(props)
+
+    def hline(self, row: int, y: float, line: dict[str, Any]) -> None:
+        suffix = self._suffix(row)
+        self.shapes.append(
+            {
+                "type": "line",
+                "xref": f"x{suffix} domain",
+                "x0": 0,
+                "x1": 1,
+                "yref": f"y{suffix}",
+                "y0": y,
+                "y1": y,
+                "line": line,
+            }
+        )
+
+    def span(self, x0: Any, x1: Any, **props: Any) -> None:
+        """A shape over every panel (x in data, y over the whole plot area)."""
+        self.shapes.append({"xref": "x", "yref": "paper", "x0": x0, "x1": x1, "y0": 0, "y1": 1, **props})
+
+    def figure(self, start: datetime, end: datetime) -> dict[str, Any]:
+        axis = {
+            "range": [start, end],
+            "showgrid": True,
+            "gridcolor": GRID,
+            "zeroline": False,
+            "showspikes": True,
+            "spikemode": "across",
+            "spikethickness": 1,
+            "spikecolor": GREY,
+            "spikedash": "solid",
+        }
+        for n in range(1, self.count + 1):
+            self.layout[f"xaxis{self._suffix(n)}"].update(axis)
+            y = self.layout[f"yaxis{self._suffix(n)}"]
+            y.setdefault("showgrid", True)
+            y.update(gridcolor=GRID, zeroline=False, tickfont={"size": 11})
+        return {"data": self.data, "layout": {**self.layout, "shapes": self.shapes}}
+
+
+def model_timeline(t: Timeline) -> dict[str, Any]:
+    """Share drifted · feature × window heatmap · output drift · performance · volume · quality · metrics,
+    as a plotly figure dict."""
     features = feature_order(t.matrix)
     metric_names = list(dict.fromkeys(t.metrics["name"])) if not t.metrics.empty else []
     metric = primary_metric(t.performance)
-    panels: list[tuple[str, int]] = [
-        ("Share of drifted features", 80),
-        (
-            "Drift per feature × window — severity relative to threshold (click a cell)",
-            max(120, HEATMAP_ROW_PX * len(features)),
-        ),
-        ("Prediction & score drift (severity; 1 = threshold)", 80),
-        (f"Performance — {metric or 'no labels yet'}: realized vs estimated, reference band", 140),
-        ("Volume — rows per window vs expected", 80),
-        ("Data quality — worst feature", 90),
-    ]
-    panels += [(f"Service — {name}", 70) for name in metric_names]
-    heights = [h for _, h in panels]
-    gap_px = 34
-    total = sum(heights) + gap_px * (len(panels) - 1)
-    fig = make_subplots(
-        rows=len(panels),
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=gap_px / total,
-        row_heights=[h / sum(heights) for h in heights],
-        subplot_titles=[title for title, _ in panels],
+    fig = _Panels(
+        [
+            ("Share of drifted features", 80),
+            (
+                "Drift per feature × window — severity relative to threshold (click a cell)",
+                max(120, HEATMAP_ROW_PX * len(features)),
+            ),
+            ("Prediction & score drift (severity; 1 = threshold)", 80),
+            (f"Performance — {metric or 'no labels yet'}: realized vs estimated, reference band", 140),
+            ("Volume — rows per window vs expected", 80),
+            ("Data quality — worst feature", 90),
+            *[(f"Service — {name}", 70) for name in metric_names],
+        ]
     )
-    fig.update_layout(**_base_layout(total + 80))
-    for annotation in fig.layout.annotations:
-        annotation.update(x=0, xanchor="left", font={"size": 12, "color": MUTED})
-
     _share_panel(fig, t, row=1)
     _heatmap_panel(fig, t, features, row=2)
     _output_panel(fig, t, row=3)
@@ -181,90 +277,64 @@ def model_timeline(t: Timeline) -> go.Figure:
     for i, name in enumerate(metric_names):
         _metric_panel(fig, t, name, METRIC_COLOURS[i % len(METRIC_COLOURS)], row=7 + i)
     _alert_spans(fig, t)
-    _panel_legends(fig)
     if t.selected is not None:
         mid = t.selected + t.window / 2
-        fig.add_vline(x=mid, line={"color": INK, "width": 1.5, "dash": "dot"})
-    fig.update_xaxes(
-        range=[t.start, t.end],
-        showgrid=True,
-        gridcolor=GRID,
-        zeroline=False,
-        showspikes=True,
-        spikemode="across",
-        spikethickness=1,
-        spikecolor=GREY,
-        spikedash="solid",
-    )
-    fig.update_yaxes(showgrid=True, gridcolor=GRID, zeroline=False, tickfont={"size": 11})
-    fig.update_xaxes(showticklabels=True, row=len(panels), col=1)
-    return fig
+        fig.span(mid, mid, type="line", line={"color": INK, "width": 1.5, "dash": "dot"})
+    return fig.figure(t.start, t.end)
 
 
-def _panel_legends(fig: go.Figure) -> None:
-    """One legend per panel, at the right end of its title line, instead of one crowded legend on top."""
-    for trace in fig.data:
-        suffix = (trace.yaxis or "y")[1:]
-        trace.legend = f"legend{suffix}"
-    for suffix in {(trace.yaxis or "y")[1:] for trace in fig.data if trace.showlegend is not False}:
-        top = fig.layout[f"yaxis{suffix}"].domain[1]
-        fig.layout[f"legend{suffix}"] = {
-            "orientation": "h",
-            "x": 1,
-            "xanchor": "right",
-            "y": top,
-            "yanchor": "bottom",
-            "font": {"size": 11},
-            "bgcolor": "rgba(255,255,255,0)",
-            "itemwidth": 30,
-        }
+def _hover(text: str) -> str:
+    return text + "<br>%{x|%b %d %H:%M} UTC<extra></extra>"
 
 
-def _share_panel(fig: go.Figure, t: Timeline, row: int) -> None:
+def _share_panel(fig: _Panels, t: Timeline, row: int) -> None:
     s = t.share
     if s.empty:
         return
     colours = np.where(s["drifted_windows"] > 0, OKABE_ITO["vermillion"], OKABE_ITO["orange"])
-    fig.add_trace(
-        go.Bar(
-            x=_mid(s, t.bucket),
-            y=s["share"],
-            marker={"color": colours, "line": {"width": 0}},
-            width=t.bucket.total_seconds() * 1000 * 0.9,
-            name="share drifted",
-            showlegend=False,
-            hovertemplate="%{x|%b %d %H:%M} UTC<br>%{y:.0%} of features drifted<extra></extra>",
-        ),
-        row=row,
-        col=1,
+    fig.add(
+        row,
+        {
+            "type": "bar",
+            "x": _mid(s, t.bucket),
+            "y": s["share"],
+            "marker": {"color": colours, "line": {"width": 0}},
+            "width": t.bucket.total_seconds() * 1000 * 0.9,
+            "name": "share drifted",
+            "showlegend": False,
+            "hovertemplate": _hover("%{y:.0%} of features drifted"),
+        },
     )
-    fig.update_yaxes(range=[0, 1], tickformat=".0%", nticks=3, row=row, col=1)
+    fig.yaxis(row, range=[0, 1], tickformat=".0%", nticks=3)
 
 
-def _heatmap_panel(fig: go.Figure, t: Timeline, features: list[str], row: int) -> None:
+def _heatmap_panel(fig: _Panels, t: Timeline, features: list[str], row: int) -> None:
     cells = t.matrix[t.matrix["feature"].isin(features)].copy()
     if cells.empty:
         return
     cells["text"] = _heatmap_text(cells, t.bucket, t.window)
     cells["key"] = cells["bucket"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     columns = sorted(cells["bucket"].unique())
-    z = cells.pivot(index="feature", columns="bucket", values="severity").reindex(index=features, columns=columns)
-    text = cells.pivot(index="feature", columns="bucket", values="text").reindex(index=features, columns=columns)
-    keys = cells.pivot(index="feature", columns="bucket", values="key").reindex(index=features, columns=columns)
-    fig.add_trace(
-        go.Heatmap(
-            x=pd.DatetimeIndex(columns) + pd.Timedelta(t.bucket) / 2,
-            y=features,
-            z=z.to_numpy(dtype=float),
-            text=text.fillna("").to_numpy(),
-            customdata=keys.fillna("").to_numpy(),
-            hovertemplate="%{text}<extra></extra>",
-            zmin=0,
-            zmax=SEVERITY_CAP,
-            colorscale=HEATMAP_SCALE,
-            xgap=1,
-            ygap=1,
-            colorbar={
+
+    def grid(values: str) -> pd.DataFrame:
+        return cells.pivot(index="feature", columns="bucket", values=values).reindex(index=features, columns=columns)
+
+    fig.add(
+        row,
+        {
+            "type": "heatmap",
+            "x": pd.DatetimeIndex(columns) + pd.Timedelta(t.bucket) / 2,
+            "y": features,
+            "z": grid("severity").to_numpy(dtype=float),
+            "text": grid("text").fillna("").to_numpy(),
+            "customdata": grid("key").fillna("").to_numpy(),
+            "hovertemplate": "%{text}<extra></extra>",
+            "zmin": 0,
+            "zmax": SEVERITY_CAP,
+            "colorscale": HEATMAP_SCALE,
+            "xgap": 1,
+            "ygap": 1,
+            "colorbar": {
                 "title": {"text": "× threshold", "side": "right", "font": {"size": 11}},
                 "thickness": 10,
                 "len": 0.25,
@@ -275,65 +345,71 @@ def _heatmap_panel(fig: go.Figure, t: Timeline, features: list[str], row: int) -
                 "x": 1.0,
                 "xpad": 4,
             },
-            name="drift",
-            showlegend=False,
-        ),
-        row=row,
-        col=1,
+            "name": "drift",
+            "showlegend": False,
+        },
     )
-    fig.update_yaxes(autorange="reversed", showgrid=False, tickfont={"size": 11}, row=row, col=1)
+    fig.yaxis(row, autorange="reversed", showgrid=False)
 
 
-def _output_panel(fig: go.Figure, t: Timeline, row: int) -> None:
+def _output_panel(fig: _Panels, t: Timeline, row: int) -> None:
     outputs = t.matrix[t.matrix["feature"].isin(OUTPUT_COLUMNS)]
     colours = {"score": OKABE_ITO["vermillion"], "prediction": OKABE_ITO["blue"], "label": OKABE_ITO["bluish_green"]}
     for column, frame in outputs.groupby("feature", sort=True):
-        fig.add_trace(
-            go.Scatter(
-                x=_mid(frame, t.bucket),
-                y=frame["severity"],
-                mode="lines",
-                line={"width": 1.5, "color": colours[str(column)]},
-                name=f"{column} drift",
-                hovertemplate=f"{column}: %{{y:.2f}}× threshold<br>%{{x|%b %d %H:%M}} UTC<extra></extra>",
-            ),
-            row=row,
-            col=1,
+        fig.add(
+            row,
+            {
+                "type": "scatter",
+                "x": _mid(frame, t.bucket),
+                "y": frame["severity"],
+                "mode": "lines",
+                "line": {"width": 1.5, "color": colours[str(column)]},
+                "name": f"{column} drift",
+                "hovertemplate": _hover(f"{column}: %{{y:.2f}}× threshold"),
+            },
         )
-    fig.add_hline(y=1, line={"color": GREY, "width": 1, "dash": "dash"}, row=row, col=1)
-    fig.update_yaxes(range=[0, SEVERITY_CAP * 1.05], nticks=3, row=row, col=1)
+    fig.hline(row, 1, {"color": GREY, "width": 1, "dash": "dash"})
+    fig.yaxis(row, range=[0, SEVERITY_CAP * 1.05], nticks=3)
 
 
-def _band(fig: go.Figure, x: pd.Series, low: pd.Series, high: pd.Series, fill: str, name: str, row: int) -> None:
-    fig.add_trace(
-        go.Scatter(x=x, y=high, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip", legendgroup=name),
-        row=row,
-        col=1,
+def _band(fig: _Panels, row: int, x: pd.Series, low: pd.Series, high: pd.Series, fill: str, name: str) -> None:
+    fig.add(
+        row,
+        {
+            "type": "scatter",
+            "x": x,
+            "y": high,
+            "mode": "lines",
+            "line": {"width": 0},
+            "showlegend": False,
+            "hoverinfo": "skip",
+            "legendgroup": name,
+        },
     )
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=low,
-            mode="lines",
-            line={"width": 0},
-            fill="tonexty",
-            fillcolor=fill,
-            name=name,
-            legendgroup=name,
-            hoverinfo="skip",
-        ),
-        row=row,
-        col=1,
+    fig.add(
+        row,
+        {
+            "type": "scatter",
+            "x": x,
+            "y": low,
+            "mode": "lines",
+            "line": {"width": 0},
+            "fill": "tonexty",
+            "fillcolor": fill,
+            "name": name,
+            "legendgroup": name,
+            "hoverinfo": "skip",
+        },
     )
 
 
-def _performance_panel(fig: go.Figure, t: Timeline, metric: str | None, row: int) -> None:
+def _performance_panel(fig: _Panels, t: Timeline, metric: str | None, row: int) -> None:
     if metric is None:
         return
     perf = t.performance[t.performance["method"] == metric]
     band = perf.dropna(subset=["band_lower", "band_upper"])
     if not band.empty:
-        _band(fig, _mid(band, t.bucket), band["band_lower"], band["band_upper"], REFERENCE, "reference band", row)
+        _band(fig, row, _mid(band, t.bucket), band["band_lower"], band["band_upper"], REFERENCE, "reference band")
     styles = {
         "performance": ("realized", REALIZED, "solid", "rgba(0,114,178,0.15)"),
         "estimated_performance": ("estimated", ESTIMATED, "dash", "rgba(204,121,167,0.15)"),
@@ -342,59 +418,58 @@ def _performance_panel(fig: go.Figure, t: Timeline, metric: str | None, row: int
         series = perf[perf["kind"] == kind]
         if series.empty:
             continue
-        x = _mid(series, t.bucket)
         ci = series.dropna(subset=["ci_lower", "ci_upper"])
         if not ci.empty:
-            _band(fig, _mid(ci, t.bucket), ci["ci_lower"], ci["ci_upper"], fill, f"{label} 95% CI", row)
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=series["value"],
-                mode="lines",
-                line={"color": colour, "width": 2, "dash": dash},
-                name=label,
-                hovertemplate=f"{label} {metric} %{{y:.3f}}<br>%{{x|%b %d %H:%M}} UTC<extra></extra>",
-            ),
-            row=row,
-            col=1,
+            _band(fig, row, _mid(ci, t.bucket), ci["ci_lower"], ci["ci_upper"], fill, f"{label} 95% CI")
+        fig.add(
+            row,
+            {
+                "type": "scatter",
+                "x": _mid(series, t.bucket),
+                "y": series["value"],
+                "mode": "lines",
+                "line": {"color": colour, "width": 2, "dash": dash},
+                "name": label,
+                "hovertemplate": _hover(f"{label} {metric} %{{y:.3f}}"),
+            },
         )
-    fig.update_yaxes(nticks=4, row=row, col=1)
+    fig.yaxis(row, nticks=4)
 
 
-def _volume_panel(fig: go.Figure, t: Timeline, row: int) -> None:
+def _volume_panel(fig: _Panels, t: Timeline, row: int) -> None:
     q = t.quality.dropna(subset=["rows"]) if not t.quality.empty else t.quality
     if q.empty:
         return
     x = _mid(q, t.bucket)
-    fig.add_trace(
-        go.Bar(
-            x=x,
-            y=q["rows"],
-            marker={"color": "#C9D3DF", "line": {"width": 0}},
-            name="rows",
-            width=t.bucket.total_seconds() * 1000 * 0.9,
-            hovertemplate="%{y:,.0f} rows<br>%{x|%b %d %H:%M} UTC<extra></extra>",
-        ),
-        row=row,
-        col=1,
+    fig.add(
+        row,
+        {
+            "type": "bar",
+            "x": x,
+            "y": q["rows"],
+            "marker": {"color": "#C9D3DF", "line": {"width": 0}},
+            "name": "rows",
+            "width": t.bucket.total_seconds() * 1000 * 0.9,
+            "hovertemplate": _hover("%{y:,.0f} rows"),
+        },
     )
     if q["expected_rows"].notna().any():
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=q["expected_rows"],
-                mode="lines",
-                line={"color": INK, "width": 1, "dash": "dot"},
-                name="expected",
-                hovertemplate="expected %{y:,.0f}<extra></extra>",
-            ),
-            row=row,
-            col=1,
+        fig.add(
+            row,
+            {
+                "type": "scatter",
+                "x": x,
+                "y": q["expected_rows"],
+                "mode": "lines",
+                "line": {"color": INK, "width": 1, "dash": "dot"},
+                "name": "expected",
+                "hovertemplate": "expected %{y:,.0f}<extra></extra>",
+            },
         )
-    fig.update_yaxes(nticks=3, rangemode="tozero", row=row, col=1)
+    fig.yaxis(row, nticks=3, rangemode="tozero")
 
 
-def _quality_panel(fig: go.Figure, t: Timeline, row: int) -> None:
+def _quality_panel(fig: _Panels, t: Timeline, row: int) -> None:
     q = t.quality
     if q.empty:
         return
@@ -407,43 +482,42 @@ def _quality_panel(fig: go.Figure, t: Timeline, row: int) -> None:
     ]
     for column, label, colour in series:
         if q[column].notna().any():
-            fig.add_trace(
-                go.Scatter(
-                    x=x,
-                    y=q[column],
-                    mode="lines",
-                    line={"color": colour, "width": 1.4},
-                    name=label,
-                    hovertemplate=f"worst {label}: %{{y:.1%}}<br>%{{x|%b %d %H:%M}} UTC<extra></extra>",
-                ),
-                row=row,
-                col=1,
+            fig.add(
+                row,
+                {
+                    "type": "scatter",
+                    "x": x,
+                    "y": q[column],
+                    "mode": "lines",
+                    "line": {"color": colour, "width": 1.4},
+                    "name": label,
+                    "hovertemplate": _hover(f"worst {label}: %{{y:.1%}}"),
+                },
             )
-    fig.update_yaxes(tickformat=".0%", nticks=3, rangemode="tozero", row=row, col=1)
+    fig.yaxis(row, tickformat=".0%", nticks=3, rangemode="tozero")
 
 
-def _metric_panel(fig: go.Figure, t: Timeline, name: str, colour: str, row: int) -> None:
-    for series_id, frame in t.metrics[t.metrics["name"] == name].groupby("series_id", sort=True):
+def _metric_panel(fig: _Panels, t: Timeline, name: str, colour: str, row: int) -> None:
+    for _, frame in t.metrics[t.metrics["name"] == name].groupby("series_id", sort=True):
         labels = frame["labels"].iloc[0] or {}
         label = name + ("{" + ",".join(f"{k}={v}" for k, v in sorted(labels.items())) + "}" if labels else "")
-        fig.add_trace(
-            go.Scatter(
-                x=_mid(frame, t.bucket),
-                y=frame["value"],
-                mode="lines",
-                line={"color": colour, "width": 1.5},
-                name=label,
-                showlegend=False,
-                legendgroup=f"metric-{series_id}",
-                hovertemplate=f"{label} %{{y:.4g}}<br>%{{x|%b %d %H:%M}} UTC<extra></extra>",
-            ),
-            row=row,
-            col=1,
+        fig.add(
+            row,
+            {
+                "type": "scatter",
+                "x": _mid(frame, t.bucket),
+                "y": frame["value"],
+                "mode": "lines",
+                "line": {"color": colour, "width": 1.5},
+                "name": label,
+                "showlegend": False,
+                "hovertemplate": _hover(f"{label} %{{y:.4g}}"),
+            },
         )
-    fig.update_yaxes(nticks=3, rangemode="tozero", row=row, col=1)
+    fig.yaxis(row, nticks=3, rangemode="tozero")
 
 
-def _alert_spans(fig: go.Figure, t: Timeline) -> None:
+def _alert_spans(fig: _Panels, t: Timeline) -> None:
     """Shade each alert's firing span over every panel, with a marker on top that names it."""
     xs, texts, colours = [], [], []
     for alert in t.alerts:
@@ -452,19 +526,16 @@ def _alert_spans(fig: go.Figure, t: Timeline) -> None:
             continue
         finish = alert.resolved_at or t.end
         colour = SEVERITY_COLOURS.get(alert.severity, GREY)
-        fig.add_vrect(
-            x0=max(begin, t.start), x1=min(finish, t.end), fillcolor=colour, opacity=0.07, line_width=0, layer="below"
+        fig.span(
+            max(begin, t.start),
+            min(finish, t.end),
+            type="rect",
+            fillcolor=colour,
+            opacity=0.07,
+            line={"width": 0},
+            layer="below",
         )
-        fig.add_shape(
-            type="line",
-            x0=begin,
-            x1=begin,
-            y0=0,
-            y1=1,
-            xref="x",
-            yref="paper",
-            line={"color": colour, "width": 1.2, "dash": "dot"},
-        )
+        fig.span(begin, begin, type="line", line={"color": colour, "width": 1.2, "dash": "dot"})
         xs.append(max(begin, t.start))
         state = alert.state + (f", acknowledged by {alert.acknowledged_by}" if alert.acknowledged_by else "")
         texts.append(
@@ -474,19 +545,19 @@ def _alert_spans(fig: go.Figure, t: Timeline) -> None:
         )
         colours.append(colour)
     if xs:
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=[1.02] * len(xs),
-                mode="markers",
-                marker={"symbol": "triangle-down", "size": 11, "color": colours},
-                text=texts,
-                hovertemplate="%{text}<extra></extra>",
-                name="alerts",
-                cliponaxis=False,
-            ),
-            row=1,
-            col=1,
+        fig.add(
+            1,
+            {
+                "type": "scatter",
+                "x": xs,
+                "y": [1.02] * len(xs),
+                "mode": "markers",
+                "marker": {"symbol": "triangle-down", "size": 11, "color": colours},
+                "text": texts,
+                "hovertemplate": "%{text}<extra></extra>",
+                "name": "alerts",
+                "cliponaxis": False,
+            },
         )
 
 

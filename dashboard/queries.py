@@ -11,13 +11,14 @@ becomes epoch seconds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import BigInteger, ColumnElement, Connection, Integer, and_, case, cast, func, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Connection, Engine, Integer, and_, case, cast, func, or_, select
 from sqlalchemy.sql.expression import literal
 
 from monitor.models import Alert, MetricPoint, MetricSeries, Model, Run, Score, Silence
@@ -27,6 +28,7 @@ OUTPUT_COLUMNS = ("prediction", "score", "label")
 # Colour scale of the heatmap runs from 0 to this; 1 is the threshold.
 SEVERITY_CAP = 2.0
 COMPUTED_STATUSES = ("succeeded", "insufficient_data")
+WORK_MEM = "64MB"
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,20 @@ def _bucket(conn: Connection, column: Any, bucket: timedelta) -> ColumnElement[i
     """Epoch seconds of the bucket holding ``column`` (integer division on both backends)."""
     seconds = int(bucket.total_seconds())
     return (_epoch(conn, column) // literal(seconds, BigInteger)) * literal(seconds, BigInteger)
+
+
+@contextmanager
+def read_only(engine: Engine) -> Iterator[Connection]:
+    """A connection for one page build: a read-only transaction, and on Postgres enough sort/hash
+    memory that a 90-day page aggregates in memory instead of spilling to disk."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            conn.exec_driver_sql(f"SET LOCAL work_mem = '{WORK_MEM}'")
+        try:
+            yield conn
+        finally:
+            conn.rollback()
 
 
 def _frame(conn: Connection, stmt: Any, time_columns: Sequence[str] = ("bucket",)) -> pd.DataFrame:
@@ -256,7 +272,8 @@ def dataset_drift_series(
 
 
 def drift_matrix(conn: Connection, model_id: int, start: datetime, end: datetime, bucket: timedelta) -> pd.DataFrame:
-    """bucket, feature, severity (worst in bucket), breached (windows), windows, value/threshold/method.
+    """bucket, feature, severity (worst in bucket), breached (windows), windows, value/threshold/method,
+    first_breach/last_breach (window starts, NaT without a breach).
 
     value, threshold and method are exact when a bucket is one window; for wider buckets they are the
     largest value and threshold and one of the methods, and the hover text says so.
@@ -272,6 +289,8 @@ def drift_matrix(conn: Connection, model_id: int, start: datetime, end: datetime
             func.max(Score.value).label("value"),
             func.max(Score.threshold).label("threshold"),
             func.min(Score.method).label("method"),
+            func.min(case((Score.breached.is_(True), _epoch(conn, Score.window_start)))).label("first_breach"),
+            func.max(case((Score.breached.is_(True), _epoch(conn, Score.window_start)))).label("last_breach"),
         )
         .where(
             Score.model_id == model_id,
@@ -283,7 +302,10 @@ def drift_matrix(conn: Connection, model_id: int, start: datetime, end: datetime
         .group_by(b, Score.feature)
         .order_by(b)
     )
-    return _frame(conn, stmt)
+    frame = _frame(conn, stmt)
+    for column in ("first_breach", "last_breach"):
+        frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
+    return frame
 
 
 def performance_series(
@@ -320,31 +342,43 @@ def quality_series(conn: Connection, model_id: int, start: datetime, end: dateti
     """bucket, worst_missing, worst_out_of_range, worst_unseen, worst_type_error (max over features),
     breaches (quality checks breached), rows and expected_rows (volume)."""
     b = _bucket(conn, Score.window_start, bucket).label("bucket")
+    in_range = (
+        Score.model_id == model_id,
+        Score.kind == "quality",
+        _in_range(Score.window_start, start, end),
+        Score.status == "ok",
+    )
 
-    def worst(method: str) -> Any:
-        return func.max(case((Score.method == method, Score.value))).label(f"worst_{method.removesuffix('_share')}")
+    def worst(method: str, label: str) -> Any:
+        return func.max(case((Score.method == method, Score.value))).label(label)
 
-    stmt = (
+    # Shares and breaches read only indexed columns (an index-only scan on Postgres); the volume's
+    # expected count lives in details, so it is a second query over the few volume rows.
+    shares = _frame(
+        conn,
         select(
             b,
-            worst("missing_share"),
-            worst("out_of_range_share"),
-            func.max(case((Score.method == "unseen_category_share", Score.value))).label("worst_unseen"),
-            worst("type_error_share"),
+            worst("missing_share", "worst_missing"),
+            worst("out_of_range_share", "worst_out_of_range"),
+            worst("unseen_category_share", "worst_unseen"),
+            worst("type_error_share", "worst_type_error"),
             func.sum(case((Score.breached.is_(True), 1), else_=0)).label("breaches"),
-            func.sum(case((Score.method == "volume", Score.value))).label("rows"),
-            func.sum(case((Score.method == "volume", Score.details["expected"].as_float()))).label("expected_rows"),
         )
-        .where(
-            Score.model_id == model_id,
-            Score.kind == "quality",
-            _in_range(Score.window_start, start, end),
-            Score.status == "ok",
-        )
+        .where(*in_range)
         .group_by(b)
-        .order_by(b)
+        .order_by(b),
     )
-    return _frame(conn, stmt)
+    volume = _frame(
+        conn,
+        select(
+            b,
+            func.sum(Score.value).label("rows"),
+            func.sum(Score.details["expected"].as_float()).label("expected_rows"),
+        )
+        .where(*in_range, Score.method == "volume")
+        .group_by(b),
+    )
+    return shares.merge(volume, on="bucket", how="left")
 
 
 def metric_series(conn: Connection, model_id: int, start: datetime, end: datetime, bucket: timedelta) -> pd.DataFrame:
@@ -375,30 +409,19 @@ def model_alerts(conn: Connection, model: str, start: datetime, end: datetime) -
     )
 
 
-def breached_features(conn: Connection, model_id: int, start: datetime, end: datetime) -> pd.DataFrame:
-    """feature, breached (windows), windows, first_breach, last_breach: which inputs drift and since when."""
-    stmt = (
-        select(
-            Score.feature,
-            func.sum(case((Score.breached.is_(True), 1), else_=0)).label("breached"),
-            func.count().label("windows"),
-            func.min(case((Score.breached.is_(True), Score.window_start))).label("first_breach"),
-            func.max(case((Score.breached.is_(True), Score.window_start))).label("last_breach"),
+def breached_features(matrix: pd.DataFrame) -> pd.DataFrame:
+    """feature, breached (windows), windows, first_breach, last_breach — which inputs drift and since when —
+    from :func:`drift_matrix` (window-exact at any bucket size, so no second scan of the drift scores)."""
+    return (
+        matrix.groupby("feature")
+        .agg(
+            breached=("breached", "sum"),
+            windows=("windows", "sum"),
+            first_breach=("first_breach", "min"),
+            last_breach=("last_breach", "max"),
         )
-        .where(
-            Score.model_id == model_id,
-            Score.kind == "drift",
-            _in_range(Score.window_start, start, end),
-            Score.feature.is_not(None),
-            Score.status == "ok",
-        )
-        .group_by(Score.feature)
+        .reset_index()
     )
-    frame = _frame(conn, stmt, time_columns=())
-    for column in ("first_breach", "last_breach"):
-        # min/max over a CASE loses the column type (and its UTC conversion) on SQLite.
-        frame[column] = pd.to_datetime(frame[column], utc=True)
-    return frame
 
 
 # --- feature page -------------------------------------------------------------------------------

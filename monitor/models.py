@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -187,6 +188,11 @@ class Reference(Base):
     profiled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
+# Runs a worker may claim (unfinished or stale); a partial index keeps claims cheap when almost
+# every run is finished. The claim query repeats this predicate verbatim so SQLite uses the index too.
+CLAIMABLE = "status IN ('pending', 'running', 'failed') OR stale_since IS NOT NULL"
+
+
 class Run(Base):
     """One detector run for one (monitor, window); exactly one row per pair."""
 
@@ -195,6 +201,14 @@ class Run(Base):
         UniqueConstraint("monitor", "window_start"),
         Index("ix_run_status_claimed_until", "status", "claimed_until"),
         Index("ix_run_model_id_window_start", "model_id", "window_start"),
+        Index(
+            "ix_run_claimable",
+            "monitor",
+            "window_start",
+            "id",
+            postgresql_where=text(CLAIMABLE),
+            sqlite_where=text(CLAIMABLE),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -223,7 +237,14 @@ class Score(Base):
     __tablename__ = "score"
     __table_args__ = (
         Index("ix_score_run_id", "run_id"),
-        Index("ix_score_model_id_kind_window_start", "model_id", "kind", "window_start"),
+        # Covering on Postgres (migration 0005): the dashboard aggregates these columns with index-only scans.
+        Index(
+            "ix_score_model_id_kind_window_start",
+            "model_id",
+            "kind",
+            "window_start",
+            postgresql_include=["feature", "method", "value", "threshold", "breached", "status"],
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

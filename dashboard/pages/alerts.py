@@ -98,7 +98,7 @@ def alerts_body(ctx: Context, state: str, model: str | None) -> html.Div:
 
 
 def alert_groups(ctx: Context, state: str, model: str | None) -> html.Div:
-    with ctx.engine.connect() as conn:
+    with queries.read_only(ctx.engine) as conn:
         rows = queries.alerts(conn, states=STATE_FILTERS.get(state, STATE_FILTERS["open"]), model=model)
     if not rows:
         return empty_state(
@@ -141,7 +141,7 @@ def alert_groups(ctx: Context, state: str, model: str | None) -> html.Div:
 
 
 def _silences(ctx: Context) -> html.Div | None:
-    with ctx.engine.connect() as conn:
+    with queries.read_only(ctx.engine) as conn:
         active = queries.active_silences(conn, ctx.now())
     if not active:
         return None
@@ -199,7 +199,7 @@ def action_modal(ctx: Context) -> dbc.Modal:
 
 def layout(ctx: Context, query: PageQuery) -> html.Div:
     state = query.state if query.state in STATE_FILTERS else "open"
-    with ctx.engine.connect() as conn:
+    with queries.read_only(ctx.engine) as conn:
         models = queries.alert_model_names(conn)
     filters = html.Div(
         [

@@ -64,7 +64,7 @@ def _quality_kpis(scores: list[WindowScore]) -> list[html.Div]:
 
 
 def layout(ctx: Context, model_name: str, feature: str, query: PageQuery) -> html.Div:
-    with ctx.engine.connect() as conn:
+    with queries.read_only(ctx.engine) as conn:
         model = queries.model_by_name(conn, model_name)
         if model is None:
             return html.Div(

@@ -55,7 +55,7 @@ def build(conn: Connection, model: ModelInfo, query: PageQuery) -> ModelPage | N
         window=extent.window,
         selected=query.window,
     )
-    breached = queries.breached_features(conn, model.id, start, end)
+    breached = queries.breached_features(timeline.matrix)
     return ModelPage(model, tr, timeline, breached, extent.monitors)
 
 
@@ -169,7 +169,7 @@ def _kpis(page: ModelPage) -> html.Div:
 
 
 def layout(ctx: Context, name: str, query: PageQuery) -> html.Div:
-    with ctx.engine.connect() as conn:
+    with queries.read_only(ctx.engine) as conn:
         model = queries.model_by_name(conn, name)
         if model is None:
             known = ", ".join(m.name for m in queries.models(conn)) or "none yet"

@@ -59,7 +59,7 @@ def _short_time(value: Any) -> str:
 
 def rows(ctx: Context) -> list[dict[str, Any]]:
     """One table row per model, worst health first."""
-    with ctx.engine.connect() as conn:
+    with queries.read_only(ctx.engine) as conn:
         models = queries.models(conn)
         frame = queries.overview(conn)
         open_alerts = queries.open_alerts(conn)

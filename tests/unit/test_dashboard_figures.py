@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 from sqlalchemy import Engine
 
@@ -83,7 +84,7 @@ def test_model_timeline_figure(seeded: tuple[Engine, SeedInfo]) -> None:
     with engine.connect() as conn:
         page = model_page.build(conn, model_page.queries.model_by_name(conn, "churn"), query)
     assert page is not None
-    fig = figures.model_timeline(page.timeline)
+    fig = go.Figure(figures.model_timeline(page.timeline))  # the dict is a valid plotly figure
     heatmap = next(trace for trace in fig.data if trace.type == "heatmap")
     z = pd.DataFrame(heatmap.z, index=list(heatmap.y))
     assert z.shape == (len(info.churn.features), 24 * 7)
@@ -91,12 +92,15 @@ def test_model_timeline_figure(seeded: tuple[Engine, SeedInfo]) -> None:
     assert set(heatmap.y[: len(info.drifting_features)]) == set(info.drifting_features)
     assert (z.iloc[: len(info.drifting_features), -1] >= 1).all()
     assert heatmap.customdata[0][-1] == "2026-11-24T23:00:00Z"  # what a click sends to the feature page
+    assert heatmap.xaxis == "x2" and heatmap.yaxis == "y2"  # the e2e test clicks subplot x2y2
     names = {trace.name for trace in fig.data}
     assert {"realized", "estimated", "reference band", "score drift", "alerts"} <= names
     titles = [a.text for a in fig.layout.annotations]
     assert any("Service — p99_latency_seconds" in t for t in titles)
     alert_marker = next(trace for trace in fig.data if trace.name == "alerts")
     assert len(alert_marker.x) == 3  # two firing, one resolved
+    layout = fig.layout.to_plotly_json()
+    assert {layout[name].get("matches") for name in layout if name.startswith("xaxis") and name != "xaxis"} == {"x"}
 
 
 def test_feature_figures() -> None:

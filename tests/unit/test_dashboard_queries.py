@@ -236,13 +236,15 @@ def test_feature_queries(seeded: tuple[Engine, SeedInfo]) -> None:
     engine, info = seeded
     start, end = info.churn.first_window, info.churn.last_window + timedelta(hours=1)
     with engine.connect() as conn:
-        breached = queries.breached_features(conn, info.churn.id, start, end).set_index("feature")
+        matrix = queries.drift_matrix(conn, info.churn.id, start, end, timedelta(hours=12))
+        breached = queries.breached_features(matrix).set_index("feature")
         worst = queries.worst_window(conn, info.churn.id, "monthly_charges", start, end)
         window = queries.feature_window(conn, info.churn.id, "monthly_charges", worst)
         drift = queries.feature_scores(conn, info.churn.id, "monthly_charges", start, end, ("drift",))
     raw = raw_scores(engine, info.churn.id, "drift")
     mine = raw[(raw["feature"] == "monthly_charges") & raw["breached"]]
     assert breached.loc["monthly_charges", "breached"] == len(mine)
+    assert breached.loc["age", "windows"] == len(raw[raw["feature"] == "age"])
     assert breached.loc["monthly_charges", "first_breach"] == mine["window_start"].min()
     assert breached.loc["monthly_charges", "last_breach"] == info.churn.last_window
     assert worst >= info.drift_start

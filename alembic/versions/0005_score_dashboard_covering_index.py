@@ -1,0 +1,35 @@
+"""score (model_id, kind, window_start) index covers the dashboard's columns (Postgres)
+
+The dashboard's model page aggregates every drift and quality score of a model over its time range
+(90 days × 50 features is ~110k drift and ~330k quality rows). Score rows are wide — drift details
+carry histograms — so reading them from the heap dominated that page. With the columns the page
+aggregates included in the index, Postgres answers with index-only scans. SQLite has no INCLUDE;
+there the index stays as it was.
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-25 08:55:00
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+NAME = "ix_score_model_id_kind_window_start"
+COLUMNS = ["model_id", "kind", "window_start"]
+INCLUDED = ["feature", "method", "value", "threshold", "breached", "status"]
+
+
+def upgrade() -> None:
+    op.drop_index(NAME, table_name="score")
+    op.create_index(NAME, "score", COLUMNS, unique=False, postgresql_include=INCLUDED)
+
+
+def downgrade() -> None:
+    op.drop_index(NAME, table_name="score")
+    op.create_index(NAME, "score", COLUMNS, unique=False)
