@@ -41,14 +41,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, case, delete, func, insert, or_, select, text, update
 
 from detectors.types import Score
 from monitor.config import Config
 from monitor.db import transaction
 from monitor.evaluation import ALL_PARTS, LABEL, LABEL_PARTS, Evaluation, evaluate, score_dict
 from monitor.metrics import observe_run
-from monitor.models import Prediction, Run, utcnow
+from monitor.models import CLAIMABLE, Prediction, Run, utcnow
 from monitor.models import Score as ScoreRow
 from monitor.references import InsufficientReference, References
 from monitor.store import sync_models, upsert_insert
@@ -243,7 +243,7 @@ class Scheduler:
         )
         oldest = (
             select(Run.id)
-            .where(Run.monitor.in_(list(self.config.monitors)), runnable)
+            .where(text(f"({CLAIMABLE})"), Run.monitor.in_(list(self.config.monitors)), runnable)
             .order_by(Run.window_start, Run.id)
             .limit(1)
             .with_for_update(skip_locked=True)
