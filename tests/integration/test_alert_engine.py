@@ -6,9 +6,11 @@ passed in), so group_wait / group_interval / repeat_interval are checked at exac
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, select
 
 from alerts import deliver_due, evaluate
@@ -238,3 +240,13 @@ def test_evaluate_is_idempotent(store_engine: Engine) -> None:
     for _ in range(3):
         evaluate(store_engine, config, T0 + HOUR)
     assert len(_alerts(store_engine)) == 1 and len(_notifications(store_engine)) == 1
+
+
+@pytest.mark.integration
+def test_concurrent_passes_write_each_notification_once(postgres_engine: Engine) -> None:
+    config = make_config([{**DRIFT_RULE, "for": 1}], CONSOLE, group_wait="0s")
+    model = setup_models(postgres_engine, config)["churn"]
+    add_window(postgres_engine, model, T0, 0.6)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: evaluate(postgres_engine, config, T0 + HOUR), range(8)))
+    assert len(_alerts(postgres_engine)) == 1 and len(_notifications(postgres_engine)) == 1

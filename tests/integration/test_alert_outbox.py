@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -164,3 +165,24 @@ def test_backoff_doubles_up_to_the_cap_with_jitter() -> None:
         delays = [policy.backoff(attempt, rng).total_seconds() for _ in range(200)]
         assert full / 2 <= min(delays) and max(delays) <= full
         assert max(delays) - min(delays) > full / 4  # jittered, not constant
+
+
+def test_concurrent_workers_send_each_notification_once(
+    postgres_engine: Engine, http_receiver: servers.HttpReceiver
+) -> None:
+    channel = {"kind": "webhook", "url": http_receiver.url, "allow_private": True}
+    config = make_config([{**FLAPPING, "notify": ["hook"]}], {"hook": channel}, group_wait="0s", group_interval="0s")
+    _flip_features(postgres_engine, config, 4, 10, T0)
+    rows = _rows(postgres_engine)
+    now = T0 + 10 * HOUR
+
+    def drain(_: int) -> int:
+        sent = 0
+        while delivered := deliver_due(postgres_engine, config, now, policy=RetryPolicy(batch=3)):
+            sent += delivered
+        return sent
+
+    with ThreadPoolExecutor(4) as pool:
+        assert sum(pool.map(drain, range(4))) == len(rows)
+    keys = [request.headers["Idempotency-Key"] for request in http_receiver.requests]
+    assert keys == [r.idempotency_key for r in rows]  # once each, and in order
