@@ -54,6 +54,12 @@ def record(i: int, rng: np.random.Generator) -> dict[str, object]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to report throughput per core-second."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values) * 1000, q))
 
@@ -117,13 +123,17 @@ def main() -> None:
         threads = [
             threading.Thread(target=post_batches, args=(bodies[n :: args.clients],)) for n in range(args.clients)
         ]
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), cpu_seconds(server.pid)
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, cpu_seconds(server.pid) - cpu_started
         total = args.batches * args.batch_size
+        print(
+            f"batches: API process CPU {cpu:.2f}s = {total / cpu:,.0f} records per CPU-second of the API process "
+            "(Postgres work runs in its own processes)"
+        )
         print(
             f"batches: {total} records in {elapsed:.2f}s = {total / elapsed:,.0f} records/s "
             f"({args.batches} x {args.batch_size}, {args.clients} clients, store {args.store})"
