@@ -18,10 +18,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import BigInteger, ColumnElement, Connection, Engine, Integer, and_, case, cast, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Engine,
+    Integer,
+    and_,
+    case,
+    cast,
+    func,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.sql.expression import literal
 
-from monitor.models import Alert, MetricPoint, MetricSeries, Model, Run, Score, Silence
+from monitor.models import Alert, MetricPoint, MetricSeries, Model, Run, Score, Silence, UtcDateTime
 
 # Drift scores of these "features" describe the model's output, not its inputs.
 OUTPUT_COLUMNS = ("prediction", "score", "label")
@@ -289,8 +302,13 @@ def drift_matrix(conn: Connection, model_id: int, start: datetime, end: datetime
             func.max(Score.value).label("value"),
             func.max(Score.threshold).label("threshold"),
             func.min(Score.method).label("method"),
-            func.min(case((Score.breached.is_(True), _epoch(conn, Score.window_start)))).label("first_breach"),
-            func.max(case((Score.breached.is_(True), _epoch(conn, Score.window_start)))).label("last_breach"),
+            # type_coerce: min/max over a CASE would lose the column type (and its UTC handling) on SQLite.
+            type_coerce(func.min(case((Score.breached.is_(True), Score.window_start))), UtcDateTime()).label(
+                "first_breach"
+            ),
+            type_coerce(func.max(case((Score.breached.is_(True), Score.window_start))), UtcDateTime()).label(
+                "last_breach"
+            ),
         )
         .where(
             Score.model_id == model_id,
@@ -304,7 +322,7 @@ def drift_matrix(conn: Connection, model_id: int, start: datetime, end: datetime
     )
     frame = _frame(conn, stmt)
     for column in ("first_breach", "last_breach"):
-        frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
+        frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
 
 
