@@ -42,6 +42,7 @@ from alerts.outbox import deliver_due
 from collectors import build_collectors
 from collectors.base import Collector
 from monitor.config import Config
+from monitor.errors import DriftscopeError
 from monitor.metrics import MetricsServer, start_metrics_server
 from monitor.models import utcnow
 from monitor.scheduler import Scheduler
@@ -95,14 +96,20 @@ class Worker:
         tick = self.config.worker.tick.total_seconds()
         now = datetime.now(UTC)
         self._stop.clear()
+        settings = self.config.worker
+        if settings.metrics_port is not None:
+            try:
+                self.metrics_server = start_metrics_server(self.engine, settings.metrics_port, settings.metrics_host)
+            except OSError as exc:  # e.g. a second worker on the same host with the same port
+                raise DriftscopeError(
+                    f"worker.metrics_port {settings.metrics_port}: cannot serve /metrics ({exc}); "
+                    "give each worker on a host its own port, or null to disable"
+                ) from exc
         for collector in build_collectors(self.config, self.engine):
             self._add_job(f"collect:{collector.name}", collector.collect, _interval(collector), now)
         self._add_job("monitors", self._monitors, tick, now)
         if self.config.alerts.rules or self.config.alerts.channels:
             self._add_job("alerts", self._alerts, tick, now)
-        if self.config.worker.metrics_port is not None:
-            settings = self.config.worker
-            self.metrics_server = start_metrics_server(self.engine, settings.metrics_port, settings.metrics_host)
         logging.getLogger("apscheduler.scheduler").addFilter(_SKIPPED_TICKS)
         self._jobs.start()
         log.info(

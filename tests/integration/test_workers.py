@@ -173,3 +173,19 @@ def test_worker_in_process_start_and_shutdown(sqlite_engine: Engine) -> None:
         statuses = dict(connection.execute(select(Run.window_start, Run.status)).all())
     assert statuses[start] == "insufficient_data"  # no previous windows yet
     assert [statuses[start + timedelta(minutes=w)] for w in range(1, 5)] == ["succeeded"] * 4
+
+
+def test_worker_metrics_port_in_use_is_a_clear_error(sqlite_engine: Engine) -> None:
+    import socket
+
+    from monitor.errors import DriftscopeError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = parse_config({"worker": {"metrics_port": port}})
+        worker = Worker(config, sqlite_engine)
+        with pytest.raises(DriftscopeError, match=f"worker.metrics_port {port}: cannot serve /metrics"):
+            worker.start()
+    assert not worker._jobs.running
