@@ -543,3 +543,29 @@ def dashboard_unauthenticated_paths(config: Config, tmp_path: Path) -> set[str]:
     client = create_app(with_login, engine).server.test_client()
     candidates = {"/healthz", "/readyz", "/"}
     return {path for path in candidates if client.get(path).status_code == 200}
+
+
+# ------------------------------------------------------------------------------------------------ CI
+
+
+def test_ci_workflow_matches_the_github_workflow_schema(tmp_path: Path) -> None:
+    workflow = ROOT / ".github" / "workflows" / "ci.yml"
+    result = check_jsonschema(SCHEMAS / "github-workflows.json", workflow)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    broken = yaml.safe_load(workflow.read_text(encoding="utf-8"))
+    broken["jobs"]["lint"]["runs-on"] = {"image": "ubuntu"}  # negative control
+    (tmp_path / "ci.yml").write_text(yaml.safe_dump(broken), encoding="utf-8")
+    assert check_jsonschema(SCHEMAS / "github-workflows.json", tmp_path / "ci.yml").returncode == 1
+
+
+def test_ci_runs_the_suite_checks_the_docs_and_waits_for_every_healthcheck() -> None:
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8"))
+    steps = {
+        job: " ".join(str(step.get("run", "")) for step in spec["steps"]) for job, spec in workflow["jobs"].items()
+    }
+    assert "./scripts/test.sh" in steps["test"] and (ROOT / "scripts" / "test.sh").is_file()
+    assert "scripts/gen_config_docs.py --check" in steps["lint"]
+    healthy = {name for name, svc in load_compose()["services"].items() if "healthcheck" in svc}
+    waited = re.search(r"for service in ([a-z\- ]+);", steps["stack"])
+    assert waited and set(waited[1].split()) == healthy, "the stack job must wait for every service's healthcheck"
