@@ -160,7 +160,7 @@ def db_current(config: ConfigOption = None) -> None:
 
 # Area modules that add commands with ``register(app)``; each is a module under monitor/commands/.
 COMMAND_MODULES: tuple[str, ...] = (
-    "alerts", "api", "collect", "dashboard", "demo_service", "worker", "check", "report", "reference",
+    "alerts", "api", "collect", "dashboard", "demo_service", "worker", "check", "report", "reference", "run",
 )  # fmt: skip
 
 

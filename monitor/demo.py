@@ -5,7 +5,7 @@ exercises the real path end to end: ingestion → scheduler → detectors → al
 
 On first start it backfills a few hours of history (with one past drift episode, so the
 dashboard has something to show at once), then streams live traffic; live drift begins a
-minute in, so a newcomer sees it appear within two minutes. Labels arrive later than their
+half a minute in, so a newcomer sees it appear within two minutes. Labels arrive later than their
 predictions, as they do in production. Its state (when it started, how far it wrote) is kept
 in the store, so a restart continues where it stopped.
 """
@@ -15,16 +15,17 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from monitor.config import Config, parse_config
 from monitor.db import transaction
-from monitor.models import Checkpoint
+from monitor.ingest import ingest_labels, ingest_predictions, read_checkpoint, write_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,9 @@ WINDOW = timedelta(minutes=1)
 HISTORY = timedelta(hours=3)
 REFERENCE = timedelta(hours=1)  # the first hour of history is the reference
 PAST_EPISODE = (timedelta(minutes=75), timedelta(minutes=55))  # before now: a drift episode in the history
-LIVE_DRIFT_AFTER = timedelta(seconds=60)
+LIVE_DRIFT_AFTER = timedelta(seconds=30)
 LABEL_DELAY = timedelta(seconds=20)
-RATE_PER_SECOND = 5.0
+RATE_PER_SECOND = 8.0
 STATE_KEY = "demo:simulator"
 
 PURPOSES = ["debt_consolidation", "home_improvement", "car", "education", "medical", "small_business"]
@@ -49,9 +50,14 @@ CHANNEL_MIX = np.array([0.5, 0.3, 0.2, 0.0])
 DRIFTED_CHANNEL_MIX = np.array([0.3, 0.2, 0.1, 0.4])
 
 
+def history_start(started_at: datetime) -> datetime:
+    """Where the backfilled history begins: on a whole minute, so windows are too."""
+    return (started_at - HISTORY).replace(second=0, microsecond=0)
+
+
 def demo_config(store_url: str, started_at: datetime, port: int = 8050) -> Config:
     """The demo's configuration, anchored at the simulator's first start."""
-    history_start = started_at - HISTORY
+    start = history_start(started_at)
     return parse_config(
         {
             "store": store_url,
@@ -78,9 +84,9 @@ def demo_config(store_url: str, started_at: datetime, port: int = 8050) -> Confi
                     "model": MODEL,
                     "window": "1m",
                     "lateness": "5s",
-                    "start": history_start.isoformat(),
+                    "start": start.isoformat(),
                     "min_rows": 20,
-                    "reference": {"range": [history_start.isoformat(), (history_start + REFERENCE).isoformat()]},
+                    "reference": {"range": [start.isoformat(), (start + REFERENCE).isoformat()]},
                     "performance": ["roc_auc", "accuracy", "f1"],
                     "estimated_performance": True,
                 }
@@ -96,8 +102,9 @@ def demo_config(store_url: str, started_at: datetime, port: int = 8050) -> Confi
                         "notify": ["console"],
                     },
                     {
-                        "name": "estimated AUC drop",
-                        "when": "estimated.roc_auc < 0.75",
+                        "name": "AUC drop",
+                        "when": "performance.roc_auc < 0.78",
+                        "resolve_when": "performance.roc_auc > 0.82",
                         "for": "2 windows",
                         "severity": "critical",
                         "notify": ["console"],
@@ -248,28 +255,16 @@ def label_record(applicant: Applicant) -> dict[str, Any]:
     }
 
 
-def load_state(engine: Engine) -> dict[str, Any] | None:
-    with transaction(engine) as session:
-        row = session.scalar(select(Checkpoint).where(Checkpoint.collector == STATE_KEY))
-        return dict(row.position) if row else None
-
-
-def save_state(engine: Engine, state: dict[str, Any]) -> None:
-    with transaction(engine) as session:
-        row = session.get(Checkpoint, STATE_KEY)
-        if row is None:
-            session.add(Checkpoint(collector=STATE_KEY, position=state))
-        else:
-            row.position = state
-
-
 def started_at_or_now(engine: Engine, now: datetime) -> datetime:
     """The simulator's first start, remembered in the store so restarts keep the same timeline."""
-    state = load_state(engine)
-    if state is None:
-        save_state(engine, {"started_at": now.isoformat(), "written_until": (now - HISTORY).isoformat()})
-        return now
-    return datetime.fromisoformat(state["started_at"])
+    state = read_checkpoint(engine, STATE_KEY)
+    if state is not None:
+        return datetime.fromisoformat(state["started_at"])
+    with transaction(engine) as session:
+        write_checkpoint(
+            session, STATE_KEY, {"started_at": now.isoformat(), "written_until": history_start(now).isoformat()}
+        )
+    return now
 
 
 class Simulator:
@@ -285,34 +280,47 @@ class Simulator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def write_until(self, until: datetime) -> int:
-        """Write predictions from the stored position up to ``until``, in one-minute slices."""
-        from monitor.ingest import ingest_labels, ingest_predictions
+    def write_until(self, until: datetime, on_slice: Callable[[datetime, int], None] | None = None) -> int:
+        """Write predictions from the stored position up to ``until``, in one-minute slices.
 
-        state = load_state(self.engine) or {}
-        position = datetime.fromisoformat(state.get("written_until", (self.started_at - HISTORY).isoformat()))
+        Each slice's predictions and the new position commit in one transaction, so a crash
+        never writes a slice twice. Labels still in flight when the process stops are lost,
+        as they would be from a real service that went down.
+        """
+        position = self.written_until()
         written = 0
         while position < until:
             end = min(until, position + WINDOW)
             times = timestamps_between(position, end, RATE_PER_SECOND, self._arrivals)
-            drift = np.array([drift_at(t, self.started_at) for t in times])
-            applicants = self.traffic.applicants(times, drift)
-            if applicants:
-                ingest_predictions(self.engine, self.config, MODEL, [prediction_record(a) for a in applicants], "demo")
+            applicants = self.traffic.applicants(times, np.array([drift_at(t, self.started_at) for t in times]))
+            ingest_predictions(
+                self.engine,
+                self.config,
+                MODEL,
+                [prediction_record(a) for a in applicants],
+                "demo",
+                shape="canonical",
+                checkpoint=(STATE_KEY, {"started_at": self.started_at.isoformat(), "written_until": end.isoformat()}),
+            )
             self._pending_labels.extend(applicants)
-            due = [a for a in self._pending_labels if a.timestamp + LABEL_DELAY <= until]
+            due = [a for a in self._pending_labels if a.timestamp + LABEL_DELAY <= end]
             if due:
-                ingest_labels(self.engine, self.config, MODEL, [label_record(a) for a in due], "demo")
-                due_ids = {a.id for a in due}
-                self._pending_labels = [a for a in self._pending_labels if a.id not in due_ids]
+                ingest_labels(
+                    self.engine, self.config, MODEL, [label_record(a) for a in due], "demo", shape="canonical"
+                )
+                self._pending_labels = self._pending_labels[len(due) :]
             position = end
             written += len(applicants)
-            save_state(self.engine, {"started_at": self.started_at.isoformat(), "written_until": end.isoformat()})
+            if on_slice is not None:
+                on_slice(end, written)
         return written
 
+    def written_until(self) -> datetime:
+        state = read_checkpoint(self.engine, STATE_KEY) or {}
+        return datetime.fromisoformat(state.get("written_until", history_start(self.started_at).isoformat()))
+
     def start(self, tick: float = 1.0) -> None:
-        backlog = self.write_until(datetime.now(UTC))
-        log.info("demo traffic caught up", extra={"model": MODEL, "predictions": backlog})
+        """Keep writing live traffic every ``tick`` seconds on a background thread."""
         self._thread = threading.Thread(target=self._run, args=(tick,), name="demo-traffic", daemon=True)
         self._thread.start()
 

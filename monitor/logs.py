@@ -16,6 +16,15 @@ import structlog
 LogFormat = Literal["console", "json"]
 
 
+def _drop_fields(*names: str) -> structlog.types.Processor:
+    def drop(_logger: object, _method: str, event: structlog.types.EventDict) -> structlog.types.EventDict:
+        for name in names:
+            event.pop(name, None)
+        return event
+
+    return drop
+
+
 def configure_logging(level: str = "INFO", fmt: LogFormat = "console") -> None:
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
@@ -28,6 +37,7 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "console") -> None:
             structlog.stdlib.add_logger_name,
             structlog.stdlib.ExtraAdder(),
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _drop_fields("color_message"),  # uvicorn's ANSI copy of the message
         ],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -41,5 +51,5 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "console") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Third-party chatter that drowns our own lines at INFO.
-    for noisy in ("elastic_transport", "urllib3", "apscheduler.executors", "werkzeug", "alembic"):
+    for noisy in ("elastic_transport", "urllib3", "apscheduler", "werkzeug", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
