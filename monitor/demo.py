@@ -4,7 +4,7 @@ The simulator writes through the same ingestion function as the HTTP API, so the
 exercises the real path end to end: ingestion → scheduler → detectors → alerts → dashboard.
 
 On first start it backfills a few hours of history (with one past drift episode, so the
-dashboard has something to show at once), then streams live traffic; live drift begins a
+dashboard has something to show at once), then streams live traffic; live drift begins
 half a minute in, so a newcomer sees it appear within two minutes. Labels arrive later than their
 predictions, as they do in production. Its state (when it started, how far it wrote) is kept
 in the store, so a restart continues where it stopped.
