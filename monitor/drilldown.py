@@ -19,7 +19,7 @@ from monitor.errors import DriftscopeError
 from monitor.evaluation import classification_classes, to_float
 from monitor.references import References
 from monitor.store import sync_models
-from monitor.windows import EPOCH, Batch, load_window, window_floor
+from monitor.windows import Batch, load_window, window_floor, window_origin
 
 
 class ReportError(DriftscopeError):
@@ -55,7 +55,7 @@ def window_report_html(config: Config, engine: Engine, monitor_name: str, moment
     if monitor is None:
         raise ReportError(f"unknown monitor {monitor_name!r} (known: {', '.join(sorted(config.monitors)) or 'none'})")
     model = config.models[monitor.model]
-    start = window_floor(moment, monitor.window, monitor.start or EPOCH)
+    start = window_floor(moment, monitor.window, window_origin(monitor.start))
     model_ids = sync_models(engine, config)
     references = References(config, engine, model_ids)
     reference, _ = references.reference_batch(monitor_name, start)

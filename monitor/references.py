@@ -39,7 +39,7 @@ from monitor.errors import DriftscopeError
 from monitor.evaluation import Baseline, fit_baseline
 from monitor.models import Prediction, Reference, utcnow
 from monitor.store import sync_models, upsert_insert
-from monitor.windows import Batch, load_window, score_matrix
+from monitor.windows import Batch, as_utc, load_window, score_matrix
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ class References:
         classes = model.classes if model.task == "multiclass" else None
         if spec.range is not None or spec.previous_windows is not None:
             if spec.range is not None:
-                start, end = spec.range
+                start, end = as_utc(spec.range[0]), as_utc(spec.range[1])
             else:
                 end = window_start
                 start = window_start - monitor.window * spec.previous_windows
@@ -296,7 +296,7 @@ class References:
                 p = Prediction
                 rows, labels, last_label = connection.execute(
                     select(func.count(), func.count(p.label_ts), func.max(p.label_ts)).where(
-                        p.model_id == model_id, p.ts >= spec.range[0], p.ts < spec.range[1]
+                        p.model_id == model_id, p.ts >= as_utc(spec.range[0]), p.ts < as_utc(spec.range[1])
                     )
                 ).one()
                 fingerprint: Any = [rows, labels, str(last_label)]

@@ -52,7 +52,7 @@ from monitor.models import CLAIMABLE, Prediction, Run, utcnow
 from monitor.models import Score as ScoreRow
 from monitor.references import InsufficientReference, References
 from monitor.store import sync_models, upsert_insert
-from monitor.windows import EPOCH, due_windows, load_window, window_floor
+from monitor.windows import as_utc, due_windows, load_window, window_floor, window_origin
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class Scheduler:
                 if last is not None:
                     first = last + monitor.window
                 elif monitor.start is not None:
-                    first = monitor.start
+                    first = as_utc(monitor.start)
                 else:
                     oldest = connection.execute(
                         select(func.min(Prediction.ts)).where(Prediction.model_id == model_id)
@@ -192,7 +192,7 @@ class Scheduler:
             updates = []
             for name in monitors:
                 monitor = self.config.monitors[name]
-                origin = monitor.start or EPOCH
+                origin = window_origin(monitor.start)
                 starts = origin + ((ts - origin) // monitor.window) * monitor.window
                 latest = label_ts.groupby(np.asarray(starts)).max()
                 updates += [

@@ -35,6 +35,16 @@ from monitor.models import Prediction
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A config time as UTC: YAML dates without an offset (``2026-01-01``) are read as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def window_origin(start: datetime | None) -> datetime:
+    """Where a monitor's windows are aligned: its ``start``, else the Unix epoch."""
+    return EPOCH if start is None else as_utc(start)
+
+
 def window_floor(ts: datetime, size: timedelta, origin: datetime = EPOCH) -> datetime:
     """Start of the window holding ``ts``."""
     return origin + ((ts - origin) // size) * size

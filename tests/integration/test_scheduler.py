@@ -328,3 +328,13 @@ def test_multivariate_and_estimated_performance(store_engine: Engine) -> None:
     estimated = scores(store_engine, T0 + 2 * HOUR, kind="estimated_performance")
     assert {s.method for s in estimated} == {"roc_auc", "accuracy", "precision", "recall", "f1"}
     assert all(s.status == "ok" for s in estimated)
+
+
+def test_config_dates_without_an_offset_are_utc(store_engine: Engine) -> None:
+    config = make_config(start="2026-03-02 01:00", reference={"range": ["2026-03-02", "2026-03-02T01:00:00"]})
+    add_predictions(store_engine, config, range(3))
+    assert Scheduler(config, store_engine, clock=clock_at(T0 + 3 * HOUR + timedelta(minutes=5))).tick() == 2
+    assert [(r.window_start, r.status) for r in runs(store_engine)] == [
+        (T0 + HOUR, "succeeded"),
+        (T0 + 2 * HOUR, "succeeded"),
+    ]
