@@ -94,7 +94,7 @@ def measure(name: str, engine: Engine, days: int, features: int, repeat: int) ->
     for _ in range(repeat):
         with queries.read_only(engine) as conn:
             model = queries.model_by_name(conn, MODEL)
-            t_queries, page = timed(partial(model_page.build, conn, model, query))
+        t_queries, page = timed(partial(model_page.build, engine, model, query))
         t_figure, _ = timed(partial(figures.model_timeline, page.timeline))
         t_page, layout = timed(partial(render_page, ctx, PAGE, SEARCH))
         t_json, body = timed(partial(to_json_plotly, layout))

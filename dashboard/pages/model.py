@@ -6,13 +6,16 @@ data or service, and whether performance is really dropping.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import dcc, html
-from sqlalchemy import Connection
+from sqlalchemy import Engine
 
 from dashboard import figures, queries
 from dashboard.context import Context
@@ -34,27 +37,46 @@ class ModelPage:
     monitors: tuple[str, ...]
 
 
-def build(conn: Connection, model: ModelInfo, query: PageQuery) -> ModelPage | None:
-    """All the data of the model page, aggregated in SQL; None when no window was computed yet."""
-    extent = queries.model_extent(conn, model.id)
+def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | None:
+    """All the data of the model page, aggregated in SQL; None when no window was computed yet.
+
+    The two big aggregations (the drift matrix and the quality series, each a scan of a model's scores
+    over the range) run on their own connections in parallel with the small ones: the database has
+    more than one core even when this process is busy rendering.
+    """
+    with queries.read_only(engine) as conn:
+        extent = queries.model_extent(conn, model.id)
     if extent.last is None:
         return None
     tr = query.time_range(extent.first, extent.last, extent.window)
     bucket = bucket_for(tr.length, extent.window)
-    start, end = tr.start, tr.end
-    timeline = figures.Timeline(
-        share=queries.dataset_drift_series(conn, model.id, start, end, bucket),
-        matrix=queries.drift_matrix(conn, model.id, start, end, bucket),
-        performance=queries.performance_series(conn, model.id, start, end, bucket),
-        quality=queries.quality_series(conn, model.id, start, end, bucket),
-        metrics=queries.metric_series(conn, model.id, start, end, bucket),
-        alerts=queries.model_alerts(conn, model.name, start, end),
-        start=start,
-        end=end,
-        bucket=bucket,
-        window=extent.window,
-        selected=query.window,
-    )
+    args = (model.id, tr.start, tr.end, bucket)
+
+    def read(fn: Callable[..., Any], *fn_args: Any) -> Any:
+        with queries.read_only(engine) as conn:
+            return fn(conn, *fn_args)
+
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="model-page") as pool:
+        matrix = pool.submit(read, queries.drift_matrix, *args)
+        quality = pool.submit(read, queries.quality_series, *args)
+        with queries.read_only(engine) as conn:
+            share = queries.dataset_drift_series(conn, *args)
+            performance = queries.performance_series(conn, *args)
+            metrics = queries.metric_series(conn, *args)
+            alerts = queries.model_alerts(conn, model.name, tr.start, tr.end)
+        timeline = figures.Timeline(
+            share=share,
+            matrix=matrix.result(),
+            performance=performance,
+            quality=quality.result(),
+            metrics=metrics,
+            alerts=alerts,
+            start=tr.start,
+            end=tr.end,
+            bucket=bucket,
+            window=extent.window,
+            selected=query.window,
+        )
     breached = queries.breached_features(timeline.matrix)
     return ModelPage(model, tr, timeline, breached, extent.monitors)
 
@@ -174,7 +196,7 @@ def layout(ctx: Context, name: str, query: PageQuery) -> html.Div:
         if model is None:
             known = ", ".join(m.name for m in queries.models(conn)) or "none yet"
             return html.Div([page_header(name), empty_state(f"Unknown model {name!r}", f"Known models: {known}.")])
-        page = build(conn, model, query)
+    page = build(ctx.engine, model, query)
     if page is None:
         return html.Div(
             [

@@ -9,9 +9,10 @@ loads the window and its reference from the store and renders Evidently's report
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import pandas as pd
@@ -19,17 +20,14 @@ import typer
 from sqlalchemy import Engine
 from werkzeug.serving import make_server
 
-from dashboard import create_app
-from dashboard.auth import hash_password
-from dashboard.context import ReportRenderer
-from detectors.report import evidently_report_html
 from monitor.cli import ConfigOption, open_store, out_console, user_errors
 from monitor.config import Config, ModelConfig, load_config
 from monitor.db import check_migrated
 from monitor.errors import DriftscopeError
-from monitor.references import References
 from monitor.store import model_ids
-from monitor.windows import Batch, load_window
+
+if TYPE_CHECKING:
+    from monitor.windows import Batch
 
 log = logging.getLogger(__name__)
 REPORT_CACHE_SIZE = 8  # a report embeds Evidently's ~5 MB bundle: keep only the last few
@@ -50,8 +48,14 @@ def batch_frame(batch: Batch, model: ModelConfig) -> pd.DataFrame:
     return frame
 
 
-def report_renderer(config: Config, engine: Engine) -> ReportRenderer:
+def report_renderer(config: Config, engine: Engine) -> Callable[[str, datetime], str]:
     """``render_report(monitor, window_start) -> html`` for the dashboard's window report page."""
+    # Imported here, not at the top: every `driftscope` command imports this module, and the detectors
+    # (Evidently above all) take seconds to import.
+    from detectors.report import evidently_report_html
+    from monitor.references import References
+    from monitor.windows import load_window
+
     references = References(config, engine, model_ids(engine))
 
     @lru_cache(maxsize=REPORT_CACHE_SIZE)
@@ -88,6 +92,8 @@ def report_renderer(config: Config, engine: Engine) -> ReportRenderer:
 
 def build_app(config: Config, engine: Engine) -> Any:
     """The dashboard with Evidently window reports wired in (for ``driftscope dashboard``, ``up`` and ``demo``)."""
+    from dashboard import create_app  # Dash and Plotly load only for the commands that serve it
+
     return create_app(config, engine, render_report=report_renderer(config, engine))
 
 
@@ -134,6 +140,8 @@ def register(app: typer.Typer) -> None:
         ],
     ) -> None:
         """Print a pbkdf2_sha256 hash for dashboard.users.<name>.password_hash."""
+        from dashboard.auth import hash_password
+
         if not password:
             raise DriftscopeError("password must not be empty")
         typer.echo(hash_password(password))  # plain: a console would wrap the hash

@@ -44,6 +44,8 @@ def test_urls_round_trip_the_page_state() -> None:
     assert parse_time("2026-11-24T14:00:00+01:00") == window
     assert parse_time("yesterday") is None
     assert PageQuery.parse("?range=bogus&window=nope") == PageQuery()
+    # Alert messages percent-encode the window (alerts.message.deep_link).
+    assert PageQuery.parse("?window=2026-11-24T13%3A00%3A00Z").window == window
 
 
 def figures_range() -> TimeRange:
@@ -82,7 +84,8 @@ def test_model_timeline_figure(seeded: tuple[Engine, SeedInfo]) -> None:
     engine, info = seeded
     query = PageQuery(start=info.churn.first_window, end=info.churn.last_window + HOUR)
     with engine.connect() as conn:
-        page = model_page.build(conn, model_page.queries.model_by_name(conn, "churn"), query)
+        model = model_page.queries.model_by_name(conn, "churn")
+    page = model_page.build(engine, model, query)
     assert page is not None
     fig = go.Figure(figures.model_timeline(page.timeline))  # the dict is a valid plotly figure
     heatmap = next(trace for trace in fig.data if trace.type == "heatmap")
