@@ -86,21 +86,28 @@ def test_long_smtp_outage_then_every_notification_exactly_once_in_order(
     ]
 
 
-WORKER = """
-import json, sys, time
-from datetime import UTC, datetime, timedelta
+# Imports once, then forks one delivery worker per line read (its clock skew generation), printing its
+# pid: each worker is a real process killed with SIGKILL, without paying the interpreter start each time.
+ZYGOTE = """
+import json, os, signal, sys, time
+from datetime import UTC, datetime
 from alerts import RetryPolicy, deliver_due
 from monitor.config import parse_config
 from monitor.db import make_engine
 
 config = parse_config(json.loads(sys.argv[1]), env={})
-engine = make_engine(config.store)
-# Each restarted worker runs its clock one claim_ttl further ahead: the claims of the worker killed
-# before it have expired without the test sleeping through them.
-skew = int(sys.argv[2]) * config.worker.claim_ttl
-while True:
-    deliver_due(engine, config, datetime.now(UTC) + skew, policy=RetryPolicy(batch=5))
-    time.sleep(0.01)
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # killed workers are reaped by the kernel
+for line in sys.stdin:
+    pid = os.fork()
+    if pid == 0:
+        engine = make_engine(config.store)
+        # Each worker runs its clock one claim_ttl further ahead than the one killed before it, so
+        # that one's claims have expired without the test sleeping through them.
+        skew = int(line) * config.worker.claim_ttl
+        while True:
+            deliver_due(engine, config, datetime.now(UTC) + skew, policy=RetryPolicy(batch=2))
+            time.sleep(0.005)
+    print(pid, flush=True)
 """
 
 
@@ -132,16 +139,27 @@ def test_workers_killed_mid_delivery_lose_nothing(postgres_url: str, http_receiv
     rng = random.Random(11)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     kills = 0
-    while kills < 10:
-        before = len(http_receiver.requests)
-        worker = subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(raw), str(kills)], env=env, cwd=REPO)
-        try:
-            servers.wait_for(lambda b=before: len(http_receiver.requests) > b, "the worker to deliver", timeout=30)
-            time.sleep(rng.uniform(0.0, 0.15))
-        finally:
-            worker.send_signal(signal.SIGKILL)
-            worker.wait()
-        kills += 1
+    with subprocess.Popen(
+        [sys.executable, "-c", ZYGOTE, json.dumps(raw)],
+        env=env,
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as zygote:
+        assert zygote.stdin is not None and zygote.stdout is not None
+        while kills < 10:
+            before = len(http_receiver.requests)
+            zygote.stdin.write(f"{kills}\n")
+            zygote.stdin.flush()
+            worker = int(zygote.stdout.readline())
+            try:
+                servers.wait_for(lambda b=before: len(http_receiver.requests) > b, "the worker to deliver", timeout=30)
+                time.sleep(rng.uniform(0.0, 0.05))  # a few deliveries each: 190 outlast 10 workers
+            finally:
+                os.kill(worker, signal.SIGKILL)
+            kills += 1
+        zygote.kill()
     with transaction(engine) as session:
         stuck = session.scalar(select(func.count()).where(Notification.status == "sending"))
     # What is left, including rows a dead worker held, goes out once their claims expire.
