@@ -32,9 +32,7 @@ log = logging.getLogger(__name__)
 MODEL = "loan-approval"
 MONITOR = "loan-approval-1m"
 WINDOW = timedelta(minutes=1)
-HISTORY = timedelta(hours=3)
-REFERENCE = timedelta(hours=1)  # the first hour of history is the reference
-PAST_EPISODE = (timedelta(minutes=75), timedelta(minutes=55))  # before now: a drift episode in the history
+DEFAULT_HISTORY = timedelta(hours=3)
 LIVE_DRIFT_AFTER = timedelta(seconds=30)
 LABEL_DELAY = timedelta(seconds=20)
 RATE_PER_SECOND = 8.0
@@ -50,14 +48,58 @@ CHANNEL_MIX = np.array([0.5, 0.3, 0.2, 0.0])
 DRIFTED_CHANNEL_MIX = np.array([0.3, 0.2, 0.1, 0.4])
 
 
-def history_start(started_at: datetime) -> datetime:
-    """Where the backfilled history begins: on a whole minute, so windows are too."""
-    return (started_at - HISTORY).replace(second=0, microsecond=0)
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """When the demo started and how much history it backfilled; everything else follows from these.
+
+    The first third of the history is the reference; a drift episode fills 60–75 % of it; live
+    traffic starts drifting ``LIVE_DRIFT_AFTER`` the start.
+    """
+
+    started_at: datetime
+    history: timedelta = DEFAULT_HISTORY
+
+    @property
+    def history_start(self) -> datetime:
+        # On a whole minute, so windows are too.
+        return (self.started_at - self.history).replace(second=0, microsecond=0)
+
+    @property
+    def reference(self) -> tuple[datetime, datetime]:
+        return self.history_start, self.history_start + self.history / 3
+
+    @property
+    def past_episode(self) -> tuple[datetime, datetime]:
+        return self.history_start + self.history * 0.6, self.history_start + self.history * 0.75
+
+    def drift_at(self, ts: datetime) -> float:
+        """How far traffic at ``ts`` has drifted from the reference population, in [0, 1]."""
+        episode_start, episode_end = self.past_episode
+        if episode_start <= ts < episode_end:
+            return 0.8
+        live_drift_start = self.started_at + LIVE_DRIFT_AFTER
+        if ts < live_drift_start:
+            return 0.0
+        # Ramps in quickly, so the first drifted window is already clearly drifted.
+        return min(1.0, 0.6 + (ts - live_drift_start).total_seconds() / 150)
+
+    def to_state(self, written_until: datetime) -> dict[str, Any]:
+        return {
+            "started_at": self.started_at.isoformat(),
+            "history_seconds": self.history.total_seconds(),
+            "written_until": written_until.isoformat(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Timeline:
+        history = timedelta(seconds=state.get("history_seconds", DEFAULT_HISTORY.total_seconds()))
+        return cls(datetime.fromisoformat(state["started_at"]), history)
 
 
-def demo_config(store_url: str, started_at: datetime, port: int = 8050) -> Config:
+def demo_config(store_url: str, timeline: Timeline, port: int = 8050) -> Config:
     """The demo's configuration, anchored at the simulator's first start."""
-    start = history_start(started_at)
+    start = timeline.history_start
+    reference_start, reference_end = timeline.reference
     return parse_config(
         {
             "store": store_url,
@@ -86,7 +128,7 @@ def demo_config(store_url: str, started_at: datetime, port: int = 8050) -> Confi
                     "lateness": "5s",
                     "start": start.isoformat(),
                     "min_rows": 20,
-                    "reference": {"range": [start.isoformat(), (start + REFERENCE).isoformat()]},
+                    "reference": {"range": [reference_start.isoformat(), reference_end.isoformat()]},
                     "performance": ["roc_auc", "accuracy", "f1"],
                     "estimated_performance": True,
                 }
@@ -216,18 +258,6 @@ def _choose(rng: np.random.Generator, mix: np.ndarray) -> np.ndarray:
     return (rng.uniform(size=(len(mix), 1)) * cumulative[:, -1:] > cumulative).sum(axis=1)
 
 
-def drift_at(ts: datetime, started_at: datetime) -> float:
-    """How far traffic at ``ts`` has drifted: one past episode in the history, then live drift."""
-    episode_start, episode_end = started_at - PAST_EPISODE[0], started_at - PAST_EPISODE[1]
-    if episode_start <= ts < episode_end:
-        return 0.8
-    live_drift_start = started_at + LIVE_DRIFT_AFTER
-    if ts < live_drift_start:
-        return 0.0
-    # Ramps in over a minute, so the first drifted window is already clearly drifted.
-    return min(1.0, 0.6 + (ts - live_drift_start).total_seconds() / 150)
-
-
 def timestamps_between(start: datetime, end: datetime, rate: float, rng: np.random.Generator) -> list[datetime]:
     """Poisson arrivals at ``rate`` per second in [start, end)."""
     seconds = (end - start).total_seconds()
@@ -255,25 +285,24 @@ def label_record(applicant: Applicant) -> dict[str, Any]:
     }
 
 
-def started_at_or_now(engine: Engine, now: datetime) -> datetime:
-    """The simulator's first start, remembered in the store so restarts keep the same timeline."""
+def load_timeline(engine: Engine, now: datetime, history: timedelta = DEFAULT_HISTORY) -> Timeline:
+    """The demo's timeline: remembered in the store, so a restart continues the same story."""
     state = read_checkpoint(engine, STATE_KEY)
     if state is not None:
-        return datetime.fromisoformat(state["started_at"])
+        return Timeline.from_state(state)
+    timeline = Timeline(now, history)
     with transaction(engine) as session:
-        write_checkpoint(
-            session, STATE_KEY, {"started_at": now.isoformat(), "written_until": history_start(now).isoformat()}
-        )
-    return now
+        write_checkpoint(session, STATE_KEY, timeline.to_state(timeline.history_start))
+    return timeline
 
 
 class Simulator:
     """Writes traffic (and labels after ``LABEL_DELAY``) up to the present, then keeps up live."""
 
-    def __init__(self, engine: Engine, config: Config, started_at: datetime, seed: int = 7) -> None:
+    def __init__(self, engine: Engine, config: Config, timeline: Timeline, seed: int = 7) -> None:
         self.engine = engine
         self.config = config
-        self.started_at = started_at
+        self.timeline = timeline
         self.traffic = LoanTraffic(seed)
         self._arrivals = np.random.default_rng(seed + 1)
         self._pending_labels: list[Applicant] = []
@@ -292,7 +321,7 @@ class Simulator:
         while position < until:
             end = min(until, position + WINDOW)
             times = timestamps_between(position, end, RATE_PER_SECOND, self._arrivals)
-            applicants = self.traffic.applicants(times, np.array([drift_at(t, self.started_at) for t in times]))
+            applicants = self.traffic.applicants(times, np.array([self.timeline.drift_at(t) for t in times]))
             ingest_predictions(
                 self.engine,
                 self.config,
@@ -300,7 +329,7 @@ class Simulator:
                 [prediction_record(a) for a in applicants],
                 "demo",
                 shape="canonical",
-                checkpoint=(STATE_KEY, {"started_at": self.started_at.isoformat(), "written_until": end.isoformat()}),
+                checkpoint=(STATE_KEY, self.timeline.to_state(end)),
             )
             self._pending_labels.extend(applicants)
             due = [a for a in self._pending_labels if a.timestamp + LABEL_DELAY <= end]
@@ -316,8 +345,8 @@ class Simulator:
         return written
 
     def written_until(self) -> datetime:
-        state = read_checkpoint(self.engine, STATE_KEY) or {}
-        return datetime.fromisoformat(state.get("written_until", history_start(self.started_at).isoformat()))
+        state = read_checkpoint(self.engine, STATE_KEY)
+        return datetime.fromisoformat(state["written_until"]) if state else self.timeline.history_start
 
     def start(self, tick: float = 1.0) -> None:
         """Keep writing live traffic every ``tick`` seconds on a background thread."""

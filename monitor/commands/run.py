@@ -24,9 +24,9 @@ from sqlalchemy import Engine
 from monitor.api import create_app as create_api
 from monitor.cli import ConfigOption, open_store, out_console, user_errors
 from monitor.commands.dashboard import build_app as build_dashboard
-from monitor.config import Config, load_config
+from monitor.config import Config, load_config, parse_duration
 from monitor.db import check_migrated, make_engine, upgrade
-from monitor.demo import LIVE_DRIFT_AFTER, MODEL, Simulator, demo_config, started_at_or_now
+from monitor.demo import LIVE_DRIFT_AFTER, MODEL, Simulator, demo_config, load_timeline
 from monitor.store import sync_models
 from monitor.worker import Worker
 
@@ -111,6 +111,9 @@ def demo(
     port: Annotated[int, typer.Option(help="Dashboard port.")] = 8050,
     api_port: Annotated[int, typer.Option(help="Ingestion API port.")] = 8000,
     reset: Annotated[bool, typer.Option(help="Start over: delete the demo's SQLite file first.")] = False,
+    history: Annotated[
+        str, typer.Option(help="How much past traffic to write on a first start, e.g. 3h or 30m.")
+    ] = "3h",
 ) -> None:
     """A live demo on an embedded store: a simulated loan model whose traffic starts drifting after 30 seconds.
 
@@ -122,13 +125,17 @@ def demo(
             Path(store.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
     engine = make_engine(store)
     upgrade(engine)
-    started_at = started_at_or_now(engine, datetime.now(UTC))
-    config = demo_config(store, started_at, port)
+    try:
+        history_span = parse_duration(history)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--history") from None
+    timeline = load_timeline(engine, datetime.now(UTC), history_span)
+    config = demo_config(store, timeline, port)
     sync_models(engine, config)
-    simulator = Simulator(engine, config, started_at)
+    simulator = Simulator(engine, config, timeline)
     catch_up(simulator)
     simulator.start()
-    drift_in = (started_at + LIVE_DRIFT_AFTER - datetime.now(UTC)).total_seconds()
+    drift_in = (timeline.started_at + LIVE_DRIFT_AFTER - datetime.now(UTC)).total_seconds()
     if drift_in > 0:
         out_console.print(f"live traffic starts drifting in {drift_in:.0f} s", highlight=False)
     try:

@@ -1,0 +1,5 @@
+"""``python -m monitor`` is ``driftscope``."""
+
+from monitor.cli import main
+
+main()
