@@ -20,14 +20,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import click
 import kubernetes_validate
 import pytest
 import typer
 import yaml
 from typer.testing import CliRunner
 
-from monitor.config import CONFIG_ENV, STORE_ENV, Config, DashboardUser, load_config, parse_config
+from monitor.config import CONFIG_ENV, STORE_ENV, Config, ConfigError, DashboardUser, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -55,7 +54,7 @@ def driftscope_app() -> typer.Typer:
     return cli.app
 
 
-def full_cli() -> click.Command:
+def full_cli() -> Any:
     return typer.main.get_command(driftscope_app())
 
 
@@ -63,24 +62,37 @@ def assert_is_driftscope_command(args: list[str], where: str) -> None:
     """``driftscope ARGS --help`` must exit 0: the command exists and its options are spelled right."""
     result = CliRunner().invoke(driftscope_app(), [*args, "--help"])
     assert result.exit_code == 0, f"{where}: `driftscope {' '.join(args)}` is not a valid command:\n{result.output}"
+    command = subcommand_of(args)
+    runnable = not hasattr(command, "commands") or command.invoke_without_command
+    assert runnable, f"{where}: `driftscope {' '.join(args)}` is a group that needs a subcommand"
 
 
-def option_envvars(command: click.Command) -> set[str]:
+# Typer builds its commands on its own copy of click (typer._click), so groups are told apart by their
+# ``commands`` attribute rather than by isinstance against the click package.
+
+
+def option_envvars(command: Any) -> set[str]:
     """Every environment variable any option of the CLI reads (``envvar=``), recursively."""
     names: set[str] = set()
     for param in command.params:
         envvar = getattr(param, "envvar", None)
         names.update([envvar] if isinstance(envvar, str) else envvar or [])
-    if isinstance(command, click.Group):
-        for sub in command.commands.values():
-            names |= option_envvars(sub)
+    for sub in getattr(command, "commands", {}).values():
+        names |= option_envvars(sub)
     return names
 
 
-def subcommand_of(args: list[str]) -> click.Command:
+def process_envvars(args: list[str]) -> set[str]:
+    """The variables ``driftscope ARGS`` reads: the global options', its command's, the config's file and store."""
+    root = {p.envvar for p in full_cli().params if isinstance(getattr(p, "envvar", None), str)}
+    return root | option_envvars(subcommand_of(args)) | {CONFIG_ENV, STORE_ENV}
+
+
+def subcommand_of(args: list[str]) -> Any:
+    """The (sub)command that ``driftscope ARGS`` runs."""
     command = full_cli()
     for word in args:
-        if not isinstance(command, click.Group) or word not in command.commands:
+        if word not in getattr(command, "commands", {}):
             break
         command = command.commands[word]
     return command
@@ -254,6 +266,8 @@ def test_a_misspelt_command_fails_the_command_check() -> None:
         assert_is_driftscope_command(["wroker"], "negative control")
     with pytest.raises(AssertionError, match="is not a valid command"):
         assert_is_driftscope_command(["demo-service", "--histroy", "1h"], "negative control")
+    with pytest.raises(AssertionError, match="needs a subcommand"):
+        assert_is_driftscope_command(["db"], "negative control")
 
 
 def test_depends_on_waits_for_healthchecks_that_exist() -> None:
@@ -269,22 +283,36 @@ def test_depends_on_waits_for_healthchecks_that_exist() -> None:
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
+def check_compose_environment(name: str, service: dict[str, Any]) -> None:
+    env = service_env(service)
+    config, text = compose_config(name, service)
+    references = config_references(text)
+    read = process_envvars(service["command"]) | set(references)
+    for variable in env:
+        assert variable in read, (
+            f"services.{name}.environment.{variable} is read by nothing (not an envvar of a driftscope option, "
+            "not referenced by the mounted driftscope.yaml)"
+        )
+    for variable, default in references.items():
+        assert default is not None or variable in env, f"services.{name}: driftscope.yaml needs ${{{variable}}}"
+    assert config.store == env[STORE_ENV]
+
+
 def test_compose_environment_matches_the_settings() -> None:
-    cli_env = option_envvars(full_cli()) | {CONFIG_ENV, STORE_ENV}
-    for name, service in driftscope_services(load_compose()).items():
-        env = service_env(service)
-        config, text = compose_config(name, service)
-        references = config_references(text)
-        command_env = option_envvars(subcommand_of(service["command"]))
-        for variable in env:
-            assert variable in cli_env | set(references) | command_env, (
-                f"services.{name}.environment.{variable} is read by nothing (not a driftscope option's envvar, "
-                "not referenced by the mounted driftscope.yaml)"
-            )
-        for variable, default in references.items():
-            assert default is not None or variable in env, f"services.{name}: driftscope.yaml needs ${{{variable}}}"
-        assert config.store == env[STORE_ENV]
-        assert config.store.startswith("postgresql+psycopg://") and "@postgres:5432/" in config.store
+    services = driftscope_services(load_compose())
+    for name, service in services.items():
+        check_compose_environment(name, service)
+    config, _ = compose_config("worker", services["worker"])
+    assert config.store.startswith("postgresql+psycopg://") and "@postgres:5432/" in config.store
+
+    misspelt = copy.deepcopy(services["worker"])
+    misspelt["environment"]["DRIFTSCOPE_STOER"] = misspelt["environment"].pop(STORE_ENV)
+    with pytest.raises(AssertionError, match="DRIFTSCOPE_STOER is read by nothing"):
+        check_compose_environment("worker", misspelt)
+    missing = copy.deepcopy(services["worker"])
+    del missing["environment"]["ELASTICSEARCH_PASSWORD"]
+    with pytest.raises(ConfigError, match="ELASTICSEARCH_PASSWORD is not set"):
+        check_compose_environment("worker", missing)
 
 
 def test_compose_ports_and_healthchecks_match_the_config() -> None:
@@ -467,13 +495,13 @@ def test_kubernetes_commands_are_driftscope_commands() -> None:
 
 
 def test_kubernetes_config_loads_with_the_secret_and_names_real_settings() -> None:
-    cli_env = option_envvars(full_cli()) | {CONFIG_ENV, STORE_ENV}
     for name, spec in pod_specs().items():
         (container,) = spec["containers"]
         config, text, env = k8s_config_and_env(container)
         references = config_references(text)
         for variable in env:
-            assert variable in cli_env | set(references), f"{name}: env {variable} is read by nothing"
+            read = process_envvars(container["args"]) | set(references)
+            assert variable in read, f"{name}: env {variable} is read by nothing"
         for variable, default in references.items():
             assert default is not None or variable in env, f"{name}: the ConfigMap needs ${{{variable}}}"
         mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
