@@ -93,8 +93,17 @@ def test_two_workers_compute_every_window_exactly_once(postgres_engine: Engine, 
             for w in range(WINDOWS)
             for i in range(ROWS_PER_WINDOW)
         ]
+        crashed = start  # the first window, so planning (after the newest run) still covers every other one
         with postgres_engine.begin() as connection:
             connection.execute(insert(Prediction), rows)
+            # A worker that died while computing this window: its lease ran out a second ago.
+            connection.execute(
+                insert(Run).values(
+                    monitor="m-minutely", model_id=model_id, window_start=crashed,
+                    window_end=crashed + timedelta(minutes=1), status="running", claimed_by="crashed",
+                    claimed_until=datetime.now(UTC) - timedelta(seconds=1), attempts=1,
+                )
+            )  # fmt: skip
 
         def computed() -> int:
             with postgres_engine.connect() as connection:
@@ -113,7 +122,8 @@ def test_two_workers_compute_every_window_exactly_once(postgres_engine: Engine, 
         runs = connection.execute(select(Run.window_start, Run.attempts, Run.claimed_by, Run.status)).all()
     data_windows = {start + timedelta(minutes=w) for w in range(WINDOWS)}
     assert data_windows <= {r.window_start for r in runs}
-    assert {r.attempts for r in runs} == {1}  # claimed, and so computed, once each
+    # Claimed, and so computed, once each; the crashed worker's window once more by a live worker.
+    assert {r.window_start: r.attempts for r in runs if r.attempts != 1} == {crashed: 2}
     # The workers' own logs: every window computed by exactly one of them, and both did work.
     finished = {
         name: [e["window_start"] for e in log_events(path, "run finished")] for name, (_, path) in workers.items()
