@@ -46,6 +46,7 @@ from monitor.errors import DriftscopeError
 from monitor.metrics import MetricsServer, start_metrics_server
 from monitor.models import utcnow
 from monitor.scheduler import Scheduler
+from monitor.store import sync_models
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,8 @@ class Worker:
                     f"worker.metrics_port {settings.metrics_port}: cannot serve /metrics ({exc}); "
                     "give each worker on a host its own port, or null to disable"
                 ) from exc
+        # Collectors store rows of configured models: their model rows must exist before the first collect.
+        sync_models(self.engine, self.config)
         for collector in build_collectors(self.config, self.engine):
             self._add_job(f"collect:{collector.name}", collector.collect, _interval(collector), now)
         self._add_job("monitors", self._monitors, tick, now)
@@ -169,10 +172,13 @@ class Worker:
         # One failing job (the store briefly unreachable, a notifier bug) is logged and retried on
         # its next interval; it never stops the other jobs or the process.
         def job() -> None:
+            fields = {"worker": self.worker_id, "job": name}
             try:
                 func()
-            except Exception:
-                log.exception("worker job %s failed", name, extra={"worker": self.worker_id, "job": name})
+            except DriftscopeError as exc:  # an expected failure (source down, store not migrated): its message
+                log.warning("worker job %s failed: %s", name, exc, extra=fields)
+            except Exception:  # a bug: the traceback
+                log.exception("worker job %s failed", name, extra=fields)
 
         return job
 
