@@ -199,3 +199,33 @@ def test_worker_metrics_port_in_use_is_a_clear_error(sqlite_engine: Engine) -> N
         with pytest.raises(DriftscopeError, match=f"worker.metrics_port {port}: cannot serve /metrics"):
             worker.start()
     assert not worker._jobs.running
+
+
+def test_worker_schedules_each_collector_on_its_source_interval(
+    sqlite_engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = parse_config(
+        {
+            "sources": {"prom": {"kind": "prometheus", "url": "http://127.0.0.1:9", "interval": "7s"}},
+            "models": {
+                "m": {
+                    "task": "binary",
+                    "features": {"x": "numeric"},
+                    "metrics": {"lat": {"source": "prom", "query": "up"}},
+                }
+            },
+            "worker": {"metrics_port": None, "tick": "1s"},
+        }
+    )
+    worker = Worker(config, sqlite_engine)
+    with caplog.at_level("WARNING", logger="monitor.worker"):
+        worker.start()
+        try:
+            jobs = {job.id: job.trigger.interval for job in worker._jobs.get_jobs()}
+            wait_until(lambda: any("collect:" in r.getMessage() for r in caplog.records), "the first collect")
+        finally:
+            worker.shutdown()
+    assert jobs == {"collect:prometheus:m:lat": timedelta(seconds=7), "monitors": timedelta(seconds=1)}
+    # Prometheus is down: an expected failure, logged with its reason (no traceback), retried next interval.
+    (failure,) = [r for r in caplog.records if r.getMessage().startswith("worker job collect:")]
+    assert "unreachable" in failure.getMessage() and failure.exc_info is None
