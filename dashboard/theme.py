@@ -3,7 +3,7 @@ severity badges that carry a word as well as a colour, and the small building bl
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import dash_bootstrap_components as dbc
 from dash import dcc, html
@@ -83,6 +83,15 @@ def kpi(
 
 def time_text(value: datetime | None) -> str:
     return value.strftime("%b %d %H:%M UTC") if value else "—"
+
+
+def duration_text(value: timedelta) -> str:
+    """``1 min``, ``5 min``, ``1 h``, ``12 h``, ``1 d``: the largest unit that divides it."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
 
 
 def range_picker(tr: TimeRange, path: str, keep: dict[str, str | datetime | None]) -> html.Div:

@@ -245,6 +245,14 @@ class Score(Base):
             "window_start",
             postgresql_include=["feature", "method", "value", "threshold", "breached", "status"],
         ),
+        # The volume scores alone (one per window), for the dashboard's volume panel.
+        Index(
+            "ix_score_volume_model_id_window_start",
+            "model_id",
+            "window_start",
+            postgresql_where=text("kind = 'quality' AND method = 'volume'"),
+            sqlite_where=text("kind = 'quality' AND method = 'volume'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

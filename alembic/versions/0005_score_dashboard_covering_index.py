@@ -6,6 +6,10 @@ carry histograms — so reading them from the heap dominated that page. With the
 aggregates included in the index, Postgres answers with index-only scans. SQLite has no INCLUDE;
 there the index stays as it was.
 
+The volume panel needs the expected row count from the volume score's details, which no index can
+cover; a small partial index over the volume scores (one per window) keeps that read from scanning the
+whole score table.
+
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-25 08:55:00
@@ -13,6 +17,7 @@ Create Date: 2026-11-25 08:55:00
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
@@ -25,11 +30,19 @@ COLUMNS = ["model_id", "kind", "window_start"]
 INCLUDED = ["feature", "method", "value", "threshold", "breached", "status"]
 
 
+VOLUME = "ix_score_volume_model_id_window_start"
+VOLUME_WHERE = sa.text("kind = 'quality' AND method = 'volume'")
+
+
 def upgrade() -> None:
     op.drop_index(NAME, table_name="score")
     op.create_index(NAME, "score", COLUMNS, unique=False, postgresql_include=INCLUDED)
+    op.create_index(
+        VOLUME, "score", ["model_id", "window_start"], postgresql_where=VOLUME_WHERE, sqlite_where=VOLUME_WHERE
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(VOLUME, table_name="score")
     op.drop_index(NAME, table_name="score")
     op.create_index(NAME, "score", COLUMNS, unique=False)

@@ -22,7 +22,7 @@ from dashboard.context import Context
 from dashboard.pages.overview import model_health
 from dashboard.queries import AlertRow, ModelInfo
 from dashboard.state import PageQuery, TimeRange, alerts_url, bucket_for, feature_url, model_url, report_url
-from dashboard.theme import empty_state, kpi, page_header, range_picker, severity_badge, time_text
+from dashboard.theme import duration_text, empty_state, kpi, page_header, range_picker, severity_badge, time_text
 
 RECENT_BUCKETS = 3  # "now" on the model page means the last few buckets of the range
 SERVICE_FACTOR = 1.5  # a service metric this far above its median over the range counts as abnormal
@@ -230,9 +230,9 @@ def layout(ctx: Context, name: str, query: PageQuery) -> html.Div:
             ),
         )
     bucket_note = (
-        f"one column per {t.window.total_seconds() / 3600:g} h window"
+        f"one column per {duration_text(t.window)} window"
         if t.bucket == t.window
-        else f"windows merged into {t.bucket.total_seconds() / 3600:g} h buckets (worst value shown)"
+        else f"{duration_text(t.window)} windows merged into {duration_text(t.bucket)} buckets (worst value shown)"
     )
     figure = (
         figures.model_timeline(t)

@@ -14,6 +14,7 @@ from dashboard.app import render_page
 from dashboard.context import Context
 from dashboard.pages import model as model_page
 from dashboard.state import PageQuery, TimeRange, bucket_for, feature_url, model_url, parse_time, report_url
+from dashboard.theme import duration_text
 from monitor.config import Config
 from monitor.db import make_engine, upgrade
 from tests.seed import SeedInfo, seed_store
@@ -50,6 +51,18 @@ def test_urls_round_trip_the_page_state() -> None:
 
 def figures_range() -> TimeRange:
     return TimeRange(T0, T0 + timedelta(days=7))
+
+
+def test_duration_text() -> None:
+    assert [duration_text(timedelta(seconds=s)) for s in (60, 300, 3600, 43200, 86400, 90, 5400)] == [
+        "1 min",
+        "5 min",
+        "1 h",
+        "12 h",
+        "1 d",
+        "90 s",
+        "90 min",
+    ]
 
 
 def test_time_range_defaults() -> None:
