@@ -73,8 +73,6 @@ def demo_service(
     service = ModelService(
         client, index, timeline, rate=rate, seed=seed, label_index=label_index, label_delay=_duration(label_delay)
     )
-    if metrics_port:
-        serve_metrics(service.registry, metrics_port, metrics_host)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", extra={"signal": signal.Signals(signum).name})
@@ -90,6 +88,10 @@ def demo_service(
     ):
         with attempt:
             backfilled = service.backfill(_duration(history))
+    # /metrics answers only once the history is in Elasticsearch: it is the compose healthcheck that the
+    # one-shot backfill (`driftscope collect elasticsearch`) waits for.
+    if metrics_port:
+        serve_metrics(service.registry, metrics_port, metrics_host)
     log.info(
         "demo model service started",
         extra={

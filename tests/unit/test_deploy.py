@@ -242,7 +242,7 @@ def test_compose_has_the_whole_stack() -> None:
     services = load_compose()["services"]
     assert {"postgres", "elasticsearch", "prometheus", "alertmanager", "mailpit", "migrate"} <= set(services)
     commands = {name: svc["command"][0] for name, svc in driftscope_services(load_compose()).items()}
-    assert sorted(commands.values()) == sorted(["db", "api", "worker", "dashboard", "demo-service"])
+    assert sorted(commands.values()) == sorted(["db", "collect", "api", "worker", "dashboard", "demo-service"])
     assert "elasticsearch/elasticsearch:8." in services["elasticsearch"]["image"]
     es_env = services["elasticsearch"]["environment"]
     assert es_env["discovery.type"] == "single-node"
@@ -279,8 +279,10 @@ def test_depends_on_waits_for_healthchecks_that_exist() -> None:
                 assert "healthcheck" in services[dependency], f"{dependency} has no healthcheck to wait for"
             if rule["condition"] == "service_completed_successfully":
                 assert services[dependency].get("restart") == "no", f"{dependency} must be one-shot"
-    for name in ("api", "worker", "dashboard"):  # the store's users start on a migrated store only
+    for name in ("api", "dashboard", "backfill"):  # the store's users start on a migrated store only
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    # The worker computes windows only after the backfill stored the history (itself after the migration).
+    assert services["worker"]["depends_on"]["backfill"]["condition"] == "service_completed_successfully"
 
 
 def check_compose_environment(name: str, service: dict[str, Any]) -> None:
