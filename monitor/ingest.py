@@ -552,7 +552,8 @@ def write_predictions(session: Session, model_id: int, rows: list[_Prediction], 
     dialect = session.get_bind().dialect.name
     now = utcnow()
     label_ts = _db_time(now, dialect)
-    rows = _dedupe_predictions(rows)
+    # Sorted by id: two batches that share ids then lock them in the same order and cannot deadlock.
+    rows = sorted(_dedupe_predictions(rows), key=lambda row: row.id)
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]
         payload = [
@@ -584,7 +585,7 @@ def write_labels(session: Session, model_id: int, rows: list[_Label], source: st
     dialect = session.get_bind().dialect.name
     by_id = {r.id: r for r in rows}  # a later label for the same id corrects an earlier one
     _lock_pending_labels(session, model_id)
-    unique = list(by_id.values())
+    unique = sorted(by_id.values(), key=lambda row: row.id)
     for start in range(0, len(unique), CHUNK):
         payload = [
             {"id": r.id, "label": r.label, "label_ts": _db_time(r.ts, dialect)} for r in unique[start : start + CHUNK]

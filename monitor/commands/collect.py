@@ -85,7 +85,9 @@ def collect_elasticsearch(
             result = collector.collect(progress=advance)
     state = "done" if result.caught_up else "stopped early (see the log); run again to resume"
     out_console.print(
-        f"{result.collector}: {result.stored} stored, {result.rejected} rejected — {state}", highlight=False
+        f"{result.collector}: {result.stored} stored, {result.rejected} rejected — {state}",
+        highlight=False,
+        soft_wrap=True,
     )
     if not result.caught_up:
         raise typer.Exit(1)

@@ -87,7 +87,7 @@ def late_counter() -> float:
     )
 
 
-@pytest.mark.parametrize("total", [20_000, pytest.param(100_000, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("total", [20_000, pytest.param(100_000, marks=[pytest.mark.slow, pytest.mark.timeout(1800)])])
 def test_scheduled_collection_with_late_documents_stores_every_id_once(
     total: int, es_client: Elasticsearch, make_es_index, postgres_engine: Engine
 ) -> None:
