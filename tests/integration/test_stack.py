@@ -1,8 +1,8 @@
 """The docker-compose stack's processes, started as plain processes against the real test servers.
 
 docker-compose.yml cannot run here (no Docker engine), so this test starts the same commands the
-compose services run — ``driftscope db upgrade``, ``demo-service``, ``api``, ``worker``,
-``dashboard`` — with the stack's own ``deploy/driftscope.yaml``, changed only where the test must
+compose services run — ``driftscope db upgrade``, ``demo-service``, ``collect elasticsearch``
+(the one-shot backfill), ``api``, ``worker``, ``dashboard`` — in the compose order, with the stack's own ``deploy/driftscope.yaml``, changed only where the test must
 differ (server addresses, ports, unique index names, and second-scale windows instead of minutes),
 against Postgres, the Elasticsearch-compatible server, Prometheus, Alertmanager and an SMTP server.
 
@@ -268,8 +268,8 @@ def test_compose_processes_end_to_end(
     t0: datetime = stack.wait(lambda: service_start(service.log_path), "the model service to backfill and start")
     assert launched <= t0 < launched + HISTORY - REFERENCE_START
     prometheus_scrape(f"127.0.0.1:{ports['service']}", {"run": run_label})
-    # The backfill an operator runs once for logs that exist already; the worker's collector takes
-    # over from its checkpoint, so the live (drifted) documents arrive through the scheduled collector.
+    # The compose `backfill` service: the history, stored before the worker starts; the worker's
+    # collector takes over from its checkpoint, so the live (drifted) documents come through it.
     stack.run("collect", "elasticsearch", "--model", MODEL)
 
     engine = make_engine(postgres_url)
