@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from monitor.cli import ConfigOption, open_store, user_errors
+from monitor.cli import ConfigOption, open_store, out_console, user_errors
 from monitor.config import load_config
 from monitor.db import check_migrated
 
@@ -17,16 +17,24 @@ def worker(
     worker_id: Annotated[
         str | None, typer.Option("--id", help="Name in run claims and logs (default: host:pid:random).")
     ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Compute the windows due now (no collectors, alerts or /metrics), then exit.")
+    ] = False,
 ) -> None:
     """Run collectors, compute every closed window of every monitor, evaluate alerts; stop on SIGTERM/Ctrl-C.
 
     Start several on one Postgres store to share the work: each window is computed exactly once.
     """
+    from monitor.scheduler import Scheduler
     from monitor.worker import Worker
 
     settings = load_config(config)
     engine = open_store(settings)
     check_migrated(engine)
+    if once:
+        computed = Scheduler(settings, engine, worker_id=worker_id).tick()
+        out_console.print(f"{computed} run(s) computed", highlight=False)
+        return
     Worker(settings, engine, worker_id=worker_id).run_forever()
 
 

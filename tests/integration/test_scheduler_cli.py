@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import io
 import logging
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 from typer.testing import CliRunner
 
 from monitor.cli import _register_commands, app
 from monitor.config import load_config
-from monitor.models import Reference
+from monitor.models import Prediction, Reference
 from monitor.scheduler import Scheduler
+from monitor.store import sync_models
 from tests.integration.test_scheduler import HOUR, T0, add_predictions, clock_at, runs
 
 
@@ -113,3 +115,34 @@ def test_upload_rejects_a_file_without_the_models_features(config_path: Path, tm
     assert "feature columns ['plan'] missing" in result.output
     result = invoke("reference", "upload", str(path), "--model", "nope", "--config", str(config_path))
     assert result.exit_code == 2 and "unknown model 'nope'" in result.output
+
+
+def test_worker_once_computes_what_is_due_and_exits(sqlite_engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "driftscope.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "store": str(sqlite_engine.url),
+                "models": {"m": {"task": "regression", "features": {"x": "numeric"}}},
+                "monitors": {"m-hourly": {"model": "m", "min_rows": 5, "reference": {"previous_windows": 1}}},
+            }
+        )
+    )
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    model_id = sync_models(sqlite_engine, load_config(path))["m"]
+    with sqlite_engine.begin() as connection:
+        connection.execute(
+            insert(Prediction),
+            [
+                {"model_id": model_id, "prediction_id": f"{h}-{i}", "ts": hour - timedelta(hours=h, minutes=i),
+                 "features": {"x": float(i)}, "prediction": 1.0, "source": "test"}
+                for h in (2, 3)
+                for i in range(10)
+            ],
+        )  # fmt: skip
+    result = invoke("worker", "--once", "--config", str(path))
+    assert result.exit_code == 0, result.output
+    statuses = [r.status for r in runs(sqlite_engine)]
+    assert f"{len(statuses)} run(s) computed" in result.output
+    assert statuses[:2] == ["insufficient_data", "succeeded"]  # the first window has no previous window
+    assert {r.attempts for r in runs(sqlite_engine)} == {1}
