@@ -342,3 +342,33 @@ def test_health_readiness_and_openapi(api, tmp_path) -> None:
     down = create_app(make_config(), make_engine(f"sqlite:///{tmp_path}/no/such/dir.db"))
     with client_for(down) as unready:
         assert unready.get("/readyz").status_code == 503
+
+
+@pytest.mark.integration
+def test_labels_and_predictions_arriving_together_never_miss_each_other(postgres_engine: Engine) -> None:
+    from monitor.ingest import ingest_labels, ingest_predictions
+
+    config = make_config()
+    for round_ in range(30):
+        ids = [f"c{round_}-{i}" for i in range(100)]
+        barrier = threading.Barrier(2)
+
+        def predictions_side(ids: list[str] = ids, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            ingest_predictions(
+                postgres_engine, config, "churn", [canonical(0, id=i) for i in ids], "t", shape="canonical"
+            )
+
+        def labels_side(ids: list[str] = ids, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            ingest_labels(
+                postgres_engine, config, "churn", [{"id": i, "label": 1} for i in ids], "t", shape="canonical"
+            )
+
+        threads = [threading.Thread(target=predictions_side), threading.Thread(target=labels_side)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert count(postgres_engine, PendingLabel) == 0
+    assert {row.label for row in predictions(postgres_engine).values()} == {1}
