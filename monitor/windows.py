@@ -10,7 +10,6 @@ index) and turns the JSON columns into NumPy arrays by the model's schema: this 
 path of every run, so JSON is fetched as text and parsed with orjson instead of row objects.
 
 >>> from datetime import UTC, datetime, timedelta
-from operator import itemgetter
 >>> window_floor(datetime(2026, 1, 1, 10, 42, tzinfo=UTC), timedelta(hours=1))
 datetime.datetime(2026, 1, 1, 10, 0, tzinfo=datetime.timezone.utc)
 >>> [w.hour for w in due_windows(datetime(2026, 1, 1, 8, tzinfo=UTC), timedelta(hours=1),

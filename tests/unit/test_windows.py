@@ -179,3 +179,11 @@ def test_class_labels_match_by_their_string_form() -> None:
     assert words.status == "ok"
     assert words.value == next(s.value for s in numbers if (s.kind, s.method) == ("performance", "accuracy"))
     assert scores[("estimated_performance", "roc_auc")].status == "ok"
+
+
+def test_module_examples_run() -> None:
+    import doctest
+
+    import monitor.windows
+
+    assert doctest.testmod(monitor.windows).failed == 0
