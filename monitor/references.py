@@ -219,6 +219,15 @@ class References:
     def __init__(self, config: Config, engine: Engine, model_ids: dict[str, int]) -> None:
         self._config, self._engine, self._model_ids = config, engine, model_ids
         self._memory: dict[str, tuple[str, Baseline]] = {}
+        self._fingerprints: dict[str, Any] = {}
+
+    def refresh(self) -> None:
+        """Look at the reference data again on the next use (the scheduler calls it once per tick).
+
+        Fingerprinting a range reference counts its rows; doing that once per tick rather than
+        once per window keeps a catch-up of many windows from re-reading the reference each time.
+        """
+        self._fingerprints.clear()
 
     def baseline(self, monitor_name: str, window_start: datetime) -> Baseline:
         """The baseline for one window of a monitor; profiles and caches it when its key changed."""
@@ -289,24 +298,11 @@ class References:
         return baseline
 
     def _profile_key(self, monitor_name: str, monitor: MonitorConfig, model: ModelConfig) -> str:
-        model_id = self._model_ids[monitor.model]
-        spec = monitor.reference
-        with self._engine.connect() as connection:
-            if spec.range is not None:
-                p = Prediction
-                rows, labels, last_label = connection.execute(
-                    select(func.count(), func.count(p.label_ts), func.max(p.label_ts)).where(
-                        p.model_id == model_id, p.ts >= as_utc(spec.range[0]), p.ts < as_utc(spec.range[1])
-                    )
-                ).one()
-                fingerprint: Any = [rows, labels, str(last_label)]
-            else:
-                fingerprint = connection.execute(
-                    select(Reference.profile_key).where(Reference.model_id == model_id, Reference.name == spec.dataset)
-                ).scalar_one_or_none()
+        if monitor_name not in self._fingerprints:
+            self._fingerprints[monitor_name] = self._fingerprint(monitor)
         payload = {
             "version": _PROFILE_VERSION,
-            "reference": spec.model_dump(mode="json"),
+            "reference": monitor.reference.model_dump(mode="json"),
             "model": model.model_dump(mode="json", include={"task", "features", "fields", "classes", "positive_class"}),
             "monitor": monitor.model_dump(
                 mode="json",
@@ -318,9 +314,26 @@ class References:
                     "drift": {"multivariate"},
                 },
             ),
-            "data": fingerprint,
+            "data": self._fingerprints[monitor_name],
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+    def _fingerprint(self, monitor: MonitorConfig) -> Any:
+        """What identifies the reference's data: row/label counts of a range, the content hash of a dataset."""
+        model_id = self._model_ids[monitor.model]
+        spec = monitor.reference
+        with self._engine.connect() as connection:
+            if spec.range is not None:
+                p = Prediction
+                rows, labels, last_label = connection.execute(
+                    select(func.count(), func.count(p.label_ts), func.max(p.label_ts)).where(
+                        p.model_id == model_id, p.ts >= as_utc(spec.range[0]), p.ts < as_utc(spec.range[1])
+                    )
+                ).one()
+                return [rows, labels, str(last_label)]
+            return connection.execute(
+                select(Reference.profile_key).where(Reference.model_id == model_id, Reference.name == spec.dataset)
+            ).scalar_one_or_none()
 
     def _store(self, monitor_name: str, monitor: MonitorConfig, row_name: str, key: str, baseline: Baseline) -> None:
         spec = monitor.reference

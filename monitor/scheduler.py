@@ -119,6 +119,7 @@ class Scheduler:
 
     def tick(self, stop: threading.Event | None = None) -> int:
         """Plan, mark stale windows and compute everything due; returns the number of runs computed."""
+        self.references.refresh()
         self.plan()
         self.mark_stale()
         return self.run_due(stop)
