@@ -10,6 +10,7 @@ negative control, so a validator that accepts everything would fail the test.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import os
 import re
@@ -54,7 +55,9 @@ def driftscope_app() -> typer.Typer:
     return cli.app
 
 
+@functools.cache
 def full_cli() -> Any:
+    """The click command tree of the app (built once: building it is not free)."""
     return typer.main.get_command(driftscope_app())
 
 
