@@ -31,6 +31,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+from pyarrow import ArrowException
 from sqlalchemy import Engine, func, select
 
 from monitor.config import Config, ModelConfig, MonitorConfig
@@ -186,7 +187,10 @@ def upload_dataset(
     frame = read_table(path, progress)
     frame_to_batch(frame, spec, source=str(path))  # validates the columns before anything is stored
     buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
+    try:
+        frame.to_parquet(buffer, index=False)
+    except (ValueError, TypeError, ArrowException) as exc:  # e.g. a column mixing numbers and text
+        raise ReferenceError(f"{path}: cannot store as Parquet ({exc})") from exc
     data = buffer.getvalue()
     name = name or Path(path).name
     model_id = sync_models(engine, config)[model]
