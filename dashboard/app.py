@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, unquote
 import dash
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 from flask import Response
 from sqlalchemy import Engine
 
@@ -36,12 +37,18 @@ from monitor.models import Alert
 
 log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent / "assets"
+REFRESH_S = 30  # how often an open page checks for new windows or alert changes
+# Pages the auto-refresh leaves alone: a dialog may be open, or an expensive report loaded.
+NO_AUTO_REFRESH = ("/alerts", "/reports/")
 
 
-def create_app(config: Config, engine: Engine, *, render_report: ReportRenderer | None = None) -> dash.Dash:
+def create_app(
+    config: Config, engine: Engine, *, render_report: ReportRenderer | None = None, refresh_seconds: float = REFRESH_S
+) -> dash.Dash:
     """The dashboard for ``engine``'s store. ``render_report(monitor, window_start) -> html`` serves the
-    Evidently window report; without it the report page says where to get one. Nothing is queried here:
-    the store is read per request."""
+    Evidently window report; without it the report page says where to get one. An open page checks for
+    new windows and alert changes every ``refresh_seconds`` and re-renders only when there are some.
+    Nothing is queried here: the store is read per request."""
     ctx = Context(config, engine, render_report)
     app = dash.Dash(
         __name__,
@@ -55,6 +62,8 @@ def create_app(config: Config, engine: Engine, *, render_report: ReportRenderer 
     app.layout = html.Div(
         [
             dcc.Location(id="url", refresh="callback-nav"),
+            dcc.Interval(id="refresh", interval=int(refresh_seconds * 1000)),
+            dcc.Store(id="data-version"),
             _navbar(ctx),
             html.Main(id="page", className="ds-main"),
             dbc.Toast(
@@ -142,15 +151,23 @@ def _register_callbacks(app: dash.Dash, ctx: Context) -> None:
         Output("page", "children"),
         Output("nav-firing", "children"),
         Output("nav-user", "children"),
+        Output("data-version", "data"),
         Input("url", "pathname"),
         Input("url", "search"),
+        Input("refresh", "n_intervals"),
+        State("data-version", "data"),
     )
-    def route(pathname: str | None, search: str | None) -> tuple[Any, str, str]:
-        page = render_page(ctx, pathname, search)
+    def route(pathname: str | None, search: str | None, _tick: int | None, seen: str | None) -> tuple[Any, ...]:
         with queries.read_only(ctx.engine) as conn:
+            version = queries.data_version(conn)
+            if dash.ctx.triggered_id == "refresh" and (
+                version == seen or (pathname or "/").startswith(NO_AUTO_REFRESH)
+            ):
+                raise PreventUpdate
             firing = sum(1 for a in queries.open_alerts(conn) if a.state == "firing")
+        page = render_page(ctx, pathname, search)
         user = auth.current_user()
-        return page, str(firing) if firing else "", f"signed in as {user}" if user else ""
+        return page, str(firing) if firing else "", f"signed in as {user}" if user else "", version
 
     @app.callback(
         Output("overview-table", "dashGridOptions"),

@@ -246,6 +246,17 @@ def overview(conn: Connection) -> pd.DataFrame:
     return frame
 
 
+def data_version(conn: Connection) -> str:
+    """Changes whenever a window is computed or an alert changes: the auto-refresh re-renders only then."""
+    runs = conn.execute(select(func.max(Run.finished_at), func.count(Run.finished_at))).one()
+    alert_rows = conn.execute(
+        select(
+            func.max(Alert.id), func.max(Alert.fired_at), func.max(Alert.resolved_at), func.max(Alert.acknowledged_at)
+        )
+    ).one()
+    return repr((*runs, *alert_rows))
+
+
 def open_alerts(conn: Connection) -> list[AlertRow]:
     """Pending and firing alerts, newest first."""
     return alerts(conn, states=("pending", "firing"))

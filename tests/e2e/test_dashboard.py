@@ -14,7 +14,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 from werkzeug.serving import make_server
 
 from dashboard import create_app
@@ -26,6 +26,7 @@ from tests.seed import MONITOR, SeedInfo, seed_store
 pytestmark = pytest.mark.e2e
 WAIT_S = 30
 LAST_WINDOW = "2026-11-24T23:00:00Z"
+REFRESH_S = 1
 
 
 def report_html(monitor: str, window_start: datetime) -> str:
@@ -45,7 +46,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Se
 
 @pytest.fixture(scope="module")
 def base_url(store: tuple[Engine, SeedInfo]) -> Iterator[str]:
-    app = create_app(Config(), store[0], render_report=report_html)
+    app = create_app(Config(), store[0], render_report=report_html, refresh_seconds=REFRESH_S)
     server = make_server("127.0.0.1", 0, app.server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
     thread.start()
@@ -206,3 +207,29 @@ def test_empty_states_say_what_to_do(
     wait_for_text(page, ".ds-empty", "No windows computed yet")
     assert "POST /v1/predictions" in page.find_element(By.CSS_SELECTOR, ".ds-empty").text
     screenshot("empty-model")
+
+
+def test_open_page_follows_the_store(page: Any, base_url: str, store: tuple[Engine, SeedInfo]) -> None:
+    """A new firing alert shows up on an open overview without a reload (the auto-refresh)."""
+    engine, info = store
+    page.get(base_url + "/")
+    wait_for_text(page, "#overview-table", "fraud-detector")
+    firing_before = int(page.find_element(By.ID, "nav-firing").text)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(Alert),
+            [
+                {
+                    "rule": "volume drop",
+                    "fingerprint": "fp-e2e-refresh",
+                    "labels": {"model": info.healthy.name, "rule": "volume drop"},
+                    "annotations": {"summary": "volume at 20% of the expected rate"},
+                    "severity": "warning",
+                    "state": "firing",
+                    "started_at": info.healthy.last_window,
+                    "fired_at": info.healthy.last_window,
+                }
+            ],
+        )
+    wait_for_text(page, "#nav-firing", str(firing_before + 1))
+    wait_for_text(page, "#overview-table", "volume drop")

@@ -86,16 +86,19 @@ def test_credentials_open_every_page(client_for, auth: str) -> None:
         assert client.get(url, headers=headers).status_code == 200, url
     # The user shows in the navigation bar (rendered by the router callback).
     body = {
-        "output": "..page.children...nav-firing.children...nav-user.children..",
+        "output": "..page.children...nav-firing.children...nav-user.children...data-version.data..",
         "outputs": [
             {"id": "page", "property": "children"},
             {"id": "nav-firing", "property": "children"},
             {"id": "nav-user", "property": "children"},
+            {"id": "data-version", "property": "data"},
         ],
         "inputs": [
             {"id": "url", "property": "pathname", "value": "/"},
             {"id": "url", "property": "search", "value": ""},
+            {"id": "refresh", "property": "n_intervals", "value": None},
         ],
+        "state": [{"id": "data-version", "property": "data", "value": None}],
         "changedPropIds": ["url.pathname"],
     }
     response = client.post("/_dash-update-component", json=body, headers=headers)
