@@ -1,15 +1,17 @@
 """The docker-compose stack's processes, started as plain processes against the real test servers.
 
 docker-compose.yml cannot run here (no Docker engine), so this test starts the same commands the
-compose services run — ``driftscope db upgrade``, ``demo-service``, ``collect elasticsearch``
-(the one-shot backfill), ``api``, ``worker``, ``dashboard`` — in the compose order, with the stack's own ``deploy/driftscope.yaml``, changed only where the test must
-differ (server addresses, ports, unique index names, and second-scale windows instead of minutes),
-against Postgres, the Elasticsearch-compatible server, Prometheus, Alertmanager and an SMTP server.
+compose services run, in the compose order — ``driftscope db upgrade``, ``demo-service``,
+``collect elasticsearch`` (the one-shot backfill), ``api``, ``worker``, ``dashboard`` — with the
+stack's own ``deploy/driftscope.yaml``, changed only where the test must differ (server addresses,
+ports, unique index names, and second-scale windows instead of minutes), against Postgres, the
+Elasticsearch-compatible server, Prometheus, Alertmanager and an SMTP server.
 
 The whole flow is then checked end to end: documents the model service logs to Elasticsearch become
 prediction rows (every one, exactly once), drift scores (flagged in the drifted windows, not in the
-undrifted ones), a drift gauge that Prometheus scrapes, an alert in Alertmanager and an e-mail in the
-SMTP server; the API ingests a pushed record and the dashboard serves its pages.
+undrifted ones), the drift gauge that Prometheus scrapes from the worker (equal to the stored score),
+an alert in Alertmanager and an e-mail in the SMTP server; the API ingests a pushed record and the
+dashboard serves its pages; the processes stop cleanly on SIGTERM.
 """
 
 from __future__ import annotations
@@ -44,11 +46,12 @@ DRIFTSCOPE = str(Path(sys.executable).parent / "driftscope")
 MODEL = "loan-approval"
 MONITOR = "loan-approval-1m"  # the name in deploy/driftscope.yaml; only its window is shortened here
 WINDOW = timedelta(seconds=10)
-# Relative to the model service's launch: it backfills HISTORY; the reference is part of it and ends
-# before the first monitored window starts (FIRST_WINDOW earlier, rounded down to a window).
+# The model service backfills HISTORY before its start t0 (>= its launch). The monitored windows
+# begin FIRST_WINDOW before the launch (rounded down to a window); each is compared, as in
+# deploy/driftscope.yaml, with the windows before it: REFERENCE_WINDOWS of them, all in the history.
 HISTORY = timedelta(seconds=150)
-REFERENCE_START, REFERENCE_END = timedelta(seconds=100), timedelta(seconds=45)
 FIRST_WINDOW = timedelta(seconds=35)
+REFERENCE_WINDOWS = 6
 DEADLINE = 120.0  # seconds for each eventual condition; the flow itself takes about a minute
 
 
@@ -147,9 +150,9 @@ def stack_config(
     """deploy/driftscope.yaml with second-scale timing and this test's addresses.
 
     The model service, launched at ``launched``, backfills ``HISTORY`` of undrifted traffic before its
-    start ``t0 >= launched`` and drifts from ``t0`` on. The reference is part of that history; the
-    monitored windows begin before ``launched``, so the first windows are undrifted (they must not be
-    flagged) and the later ones drifted (they must be).
+    start ``t0 >= launched`` and drifts from ``t0`` on. The monitored windows begin before ``launched``,
+    so the first windows and their references are undrifted (they must not be flagged); the windows
+    just after ``t0`` are drifted against undrifted references (they must be).
     """
     config = yaml.safe_load((ROOT / "deploy" / "driftscope.yaml").read_text(encoding="utf-8"))
     es = config["sources"]["es"]
@@ -161,7 +164,7 @@ def stack_config(
         window=f"{WINDOW.total_seconds():.0f}s",
         lateness="3s",
         start=align(launched - FIRST_WINDOW, WINDOW).isoformat(),
-        reference={"range": [(launched - REFERENCE_START).isoformat(), (launched - REFERENCE_END).isoformat()]},
+        reference={"previous_windows": REFERENCE_WINDOWS},
     )
     for rule in config["alerts"]["rules"]:
         rule["labels"] = {"run": run_label}  # Alertmanager is shared by the session: find our alerts
@@ -266,7 +269,8 @@ def test_compose_processes_end_to_end(
     )
     stack.run("db", "upgrade")
     t0: datetime = stack.wait(lambda: service_start(service.log_path), "the model service to backfill and start")
-    assert launched <= t0 < launched + HISTORY - REFERENCE_START
+    first_window = datetime.fromisoformat(config["monitors"][MONITOR]["start"])
+    assert launched <= t0 and first_window - REFERENCE_WINDOWS * WINDOW >= t0 - HISTORY, "reference outside the history"
     prometheus_scrape(f"127.0.0.1:{ports['service']}", {"run": run_label})
     # The compose `backfill` service: the history, stored before the worker starts; the worker's
     # collector takes over from its checkpoint, so the live (drifted) documents come through it.
@@ -327,13 +331,13 @@ def test_compose_processes_end_to_end(
     )
 
     # Prometheus reads the drift gauge from the worker; the worker stores the service's metrics.
-    def drift_gauge() -> float | None:
-        result = prometheus_server.query(
-            f'max(driftscope_drift_share_drifted{{monitor="{MONITOR}",run="{run_label}"}})'
-        )
-        return float(result[0]["value"][1]) if result and float(result[0]["value"][1]) > 0.3 else None
+    def gauge_matches_store() -> bool:
+        # The gauge is the latest window's share; windows keep closing, so poll until one scrape agrees.
+        result = prometheus_server.query(f'driftscope_drift_share_drifted{{monitor="{MONITOR}",run="{run_label}"}}')
+        scored = [value for _, value, _, status in drift_shares(engine) if status == "ok"]
+        return bool(result and scored) and float(result[0]["value"][1]) == scored[-1]
 
-    stack.wait(drift_gauge, "Prometheus to scrape a drifted share from the worker")
+    stack.wait(gauge_matches_store, "Prometheus to scrape the latest drift share from the worker, as stored")
 
     def service_metric_points() -> int:
         with engine.connect() as connection:
