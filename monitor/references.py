@@ -37,7 +37,7 @@ from sqlalchemy import Engine, func, select
 from monitor.config import Config, ModelConfig, MonitorConfig
 from monitor.db import transaction
 from monitor.errors import DriftscopeError
-from monitor.evaluation import Baseline, fit_baseline
+from monitor.evaluation import Baseline, classification_classes, fit_baseline
 from monitor.models import Prediction, Reference, utcnow
 from monitor.store import sync_models, upsert_insert
 from monitor.windows import Batch, as_utc, load_window, score_matrix
@@ -277,6 +277,11 @@ class References:
                 start = window_start - monitor.window * spec.previous_windows
             with self._engine.connect() as connection:
                 batch = load_window(connection, model_id, model.features, start, end, score_classes=classes)
+                if model.task == "multiclass" and classes is None and batch.label_count:
+                    # Per-class scores are read in class order; without configured classes that
+                    # order is learned from the reference's labels, so read it once more with it.
+                    learned = classification_classes(model, batch.label)
+                    batch = load_window(connection, model_id, model.features, start, end, score_classes=learned)
             return batch, (end - start).total_seconds()
         with self._engine.connect() as connection:
             data = connection.execute(
@@ -288,7 +293,10 @@ class References:
                 f"{monitor.model!r}; run `driftscope reference upload --model {monitor.model} {spec.dataset}`"
             )
         frame = pd.read_parquet(io.BytesIO(data))
-        batch = frame_to_batch(frame, model, source=f"reference dataset {spec.dataset!r}", classes=classes)
+        source = f"reference dataset {spec.dataset!r}"
+        batch = frame_to_batch(frame, model, source=source, classes=classes)
+        if model.task == "multiclass" and classes is None and batch.label_count:
+            batch = frame_to_batch(frame, model, source=source, classes=classification_classes(model, batch.label))
         return batch, _seconds_spanned(batch.ts)
 
     def _fit(

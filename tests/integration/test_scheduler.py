@@ -338,3 +338,50 @@ def test_config_dates_without_an_offset_are_utc(store_engine: Engine) -> None:
         (T0 + HOUR, "succeeded"),
         (T0 + 2 * HOUR, "succeeded"),
     ]
+
+
+def test_multiclass_without_configured_classes(store_engine: Engine) -> None:
+    config = parse_config(
+        {
+            "models": {"tier": {"task": "multiclass", "features": {"x": "numeric"}}},
+            "monitors": {
+                "tier-hourly": {
+                    "model": "tier",
+                    "lateness": "0s",
+                    "min_rows": 20,
+                    "reference": {"range": [T0.isoformat(), (T0 + 2 * HOUR).isoformat()]},
+                    "performance": ["accuracy", "roc_auc", "log_loss"],
+                }
+            },
+            "worker": {"metrics_port": None},
+        }
+    )
+    model_id = sync_models(store_engine, config)["tier"]
+    rng = np.random.default_rng(3)
+    classes = ["bronze", "gold", "silver"]
+    rows = []
+    for hour in range(3):
+        for i in range(300):
+            proba = rng.dirichlet([2, 2, 2])
+            label = classes[int(rng.choice(3, p=proba))]
+            ts = T0 + hour * HOUR + timedelta(seconds=i * 12)
+            rows.append(
+                {
+                    "model_id": model_id,
+                    "prediction_id": f"{hour}-{i}",
+                    "ts": ts,
+                    "features": {"x": float(proba[0])},
+                    "prediction": classes[int(np.argmax(proba))],
+                    "score": dict(zip(classes, map(float, proba), strict=True)),
+                    "label": label,
+                    "label_ts": ts,
+                    "source": "test",
+                }
+            )
+    with store_engine.begin() as connection:
+        connection.execute(insert(Prediction), rows)
+    Scheduler(config, store_engine, clock=clock_at(T0 + 3 * HOUR)).tick()
+    performance = {s.method: s for s in scores(store_engine, T0 + 2 * HOUR, kind="performance")}
+    assert {m: s.status for m, s in performance.items()} == {"accuracy": "ok", "roc_auc": "ok", "log_loss": "ok"}
+    # Bands come from the reference, whose per-class scores were read in the order its labels gave.
+    assert all(s.threshold is not None for s in performance.values())
