@@ -529,10 +529,10 @@ def _alert_spans(fig: _Panels, t: Timeline) -> None:
     """Shade each alert's firing span over every panel, with a marker on top that names it."""
     xs, texts, colours = [], [], []
     for alert in t.alerts:
-        begin = alert.fired_at or alert.started_at
-        if begin is None or begin >= t.end:
+        begin = alert.breach_start
+        if begin >= t.end or (alert.breach_end is not None and alert.breach_end < t.start):
             continue
-        finish = alert.resolved_at or t.end
+        finish = alert.breach_end or t.end
         colour = SEVERITY_COLOURS.get(alert.severity, GREY)
         fig.span(
             max(begin, t.start),
@@ -548,8 +548,8 @@ def _alert_spans(fig: _Panels, t: Timeline) -> None:
         state = alert.state + (f", acknowledged by {alert.acknowledged_by}" if alert.acknowledged_by else "")
         texts.append(
             f"<b>{alert.rule}</b> ({alert.severity}, {state})<br>{alert.annotations.get('summary', '')}"
-            f"<br>fired {begin:%b %d %H:%M} UTC"
-            + (f", resolved {alert.resolved_at:%b %d %H:%M}" if alert.resolved_at else "")
+            f"<br>breach since the window of {begin:%b %d %H:%M} UTC"
+            + (f", resolved by the window of {alert.breach_end:%b %d %H:%M}" if alert.breach_end else "")
         )
         colours.append(colour)
     if xs:

@@ -12,7 +12,7 @@ becomes epoch seconds.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -82,6 +82,23 @@ class AlertRow:
     @property
     def model(self) -> str | None:
         return self.labels.get("model")
+
+    @property
+    def breach_start(self) -> datetime:
+        """Start of the first window of the breach (data time, from the alert engine's ``since``
+        annotation), else when the alert fired: a backfill fires late for old windows."""
+        since = self.annotations.get("since")
+        if isinstance(since, str):
+            with suppress(ValueError):
+                return datetime.fromisoformat(since.replace("Z", "+00:00"))
+        return self.fired_at or self.started_at
+
+    @property
+    def breach_end(self) -> datetime | None:
+        """The window that resolved it (data time), None while open."""
+        if self.state != "resolved":
+            return None
+        return self.window_start or self.resolved_at
 
 
 @dataclass(frozen=True)

@@ -451,6 +451,7 @@ def _seed_alerts(
             "annotations": {
                 "summary": "4 of 10 features drifted (share 0.40 > 0.30) for 2 windows",
                 "selector": "drift.share_drifted",
+                "since": _iso(drift_start + WINDOW),
             },
             "severity": "warning",
             "state": "firing",
@@ -468,6 +469,7 @@ def _seed_alerts(
             "annotations": {
                 "summary": "estimated roc_auc 0.77 below the reference band (0.83–0.89)",
                 "selector": "estimated_performance.roc_auc",
+                "since": _iso(drift_start + 4 * WINDOW),
             },
             "severity": "critical",
             "state": "firing",
@@ -482,12 +484,16 @@ def _seed_alerts(
             "rule": "volume drop",
             "fingerprint": "fp-volume-drop",
             "labels": {**base, "rule": "volume drop"},
-            "annotations": {"summary": "volume at 30% of the expected rate", "selector": "quality.volume"},
+            "annotations": {
+                "summary": "volume at 30% of the expected rate",
+                "selector": "quality.volume",
+                "since": _iso(incident[0]),
+            },
             "severity": "critical",
             "state": "resolved",
             "value": 0.3,
             "consecutive": 0,
-            "window_start": incident[0],
+            "window_start": incident[1],  # the window that resolved it
             "started_at": incident[0] + WINDOW,
             "fired_at": incident[0] + WINDOW,
             "resolved_at": incident[1] + WINDOW,
@@ -495,6 +501,10 @@ def _seed_alerts(
     ]
     ids = conn.execute(insert(Alert).returning(Alert.id, sort_by_parameter_order=True), rows).scalars().all()
     return (ids[0], ids[1]), ids[2]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _chunks(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:

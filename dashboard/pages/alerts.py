@@ -37,8 +37,8 @@ def silence_matchers(alert: AlertRow) -> dict[str, str]:
 
 
 def _alert_item(alert: AlertRow) -> html.Div:
-    begin = alert.fired_at or alert.started_at
-    when = f"fired {time_text(begin)}" if alert.fired_at else f"pending since {time_text(alert.started_at)}"
+    when = f"fired {time_text(alert.fired_at)}" if alert.fired_at else f"pending since {time_text(alert.started_at)}"
+    when += f" · breach since the window of {time_text(alert.breach_start)}"
     if alert.resolved_at:
         when += f" · resolved {time_text(alert.resolved_at)}"
     ack = (

@@ -82,7 +82,7 @@ def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | Non
 
 
 def _since(alerts: list[AlertRow]) -> datetime | None:
-    firing = [a.fired_at or a.started_at for a in alerts if a.state == "firing"]
+    firing = [a.breach_start for a in alerts if a.state == "firing"]
     return min(firing) if firing else None
 
 

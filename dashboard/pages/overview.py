@@ -74,7 +74,7 @@ def rows(ctx: Context) -> list[dict[str, Any]]:
         firing = [a for a in alerts if a.state == "firing"]
         health = model_health(alerts, bool(stat))
         share = stat.get("share_drifted")
-        since = min((a.fired_at or a.started_at for a in firing), default=None)
+        since = min((a.breach_start for a in firing), default=None)
         realized, estimated = _fmt_perf(stat, "performance"), _fmt_perf(stat, "estimated_performance")
         out.append(
             {
