@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import dash_bootstrap_components as dbc
+import numpy as np
 import pandas as pd
 from dash import dcc, html
 from sqlalchemy import Engine
@@ -94,6 +95,19 @@ def _drifting_now(page: ModelPage) -> pd.DataFrame:
     return inputs[inputs["last_breach"] >= recent].sort_values("first_breach")
 
 
+def drift_episode_start(matrix: pd.DataFrame, features: list[str]) -> datetime | None:
+    """Start of the current drift episode: the earliest bucket from which any of ``features`` has
+    drifted in every bucket up to the newest one (None when none of them drifts in the newest)."""
+    starts = []
+    for _, cells in matrix[matrix["feature"].isin(features)].groupby("feature"):
+        drifted = cells.sort_values("bucket")["breached"].to_numpy() > 0
+        if len(drifted) and drifted[-1]:
+            calm = np.flatnonzero(~drifted)
+            first = calm[-1] + 1 if len(calm) else 0
+            starts.append(cells.sort_values("bucket")["bucket"].iloc[first])
+    return min(starts).to_pydatetime() if starts else None
+
+
 def _service_abnormal(metrics: pd.DataFrame, recent: datetime) -> list[str]:
     """Service metrics whose recent mean is well above their median over the range."""
     out = []
@@ -157,6 +171,7 @@ def _kpis(page: ModelPage) -> html.Div:
     drifting = _drifting_now(page)
     verdict, why, tone = _verdict(page)
     n_inputs = len([f for f in page.model.features if f not in queries.OUTPUT_COLUMNS]) or len(page.breached)
+    episode = drift_episode_start(page.timeline.matrix, list(drifting["feature"]))
     feature_links: list[object] = []
     for feature in drifting["feature"].head(4):
         if feature_links:
@@ -180,7 +195,11 @@ def _kpis(page: ModelPage) -> html.Div:
             kpi(
                 "Drifting features",
                 f"{len(drifting)} of {n_inputs}",
-                html.Span(feature_links or "none in the latest windows"),
+                html.Span(
+                    [*feature_links, f" · since {time_text(episode)}" if episode else ""]
+                    if feature_links
+                    else "none in the latest windows"
+                ),
                 tone="warning" if len(drifting) else "ok",
             ),
             kpi("Data or service?", verdict, why, tone=tone, id="kpi-verdict"),

@@ -119,6 +119,22 @@ def test_model_timeline_figure(seeded: tuple[Engine, SeedInfo]) -> None:
     assert {layout[name].get("matches") for name in layout if name.startswith("xaxis") and name != "xaxis"} == {"x"}
 
 
+def test_drift_episode_start() -> None:
+    buckets = pd.to_datetime([T0 + i * HOUR for i in range(6)], utc=True)
+    matrix = pd.DataFrame(
+        {
+            "bucket": list(buckets) * 2,
+            "feature": ["a"] * 6 + ["b"] * 6,
+            # a drifted early, calmed down, drifts again from bucket 3; b drifts from bucket 4
+            "breached": [*[1, 1, 0, 1, 1, 1], *[0, 0, 0, 0, 2, 1]],
+        }
+    )
+    assert model_page.drift_episode_start(matrix, ["a", "b"]) == T0 + 3 * HOUR
+    assert model_page.drift_episode_start(matrix, ["b"]) == T0 + 4 * HOUR
+    calm = matrix.assign(breached=[1, 1, 1, 1, 1, 0] * 2)
+    assert model_page.drift_episode_start(calm, ["a", "b"]) is None
+
+
 def test_feature_figures() -> None:
     numeric = {"edges": [0, 1, 2, 3], "reference": [0.2, 0.5, 0.3], "current": [0.1, 0.3, 0.6]}
     fig = figures.distribution(numeric, "x", T0)
