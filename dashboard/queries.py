@@ -186,6 +186,11 @@ def model_by_name(conn: Connection, name: str) -> ModelInfo | None:
     return None if row is None else ModelInfo(row.id, row.name, row.task, dict(row.feature_schema or {}))
 
 
+def model_of_monitor(conn: Connection, monitor: str) -> str | None:
+    """The model a monitor's runs belong to (None before its first run)."""
+    return conn.scalar(select(Model.name).join(Run, Run.model_id == Model.id).where(Run.monitor == monitor).limit(1))
+
+
 def model_extent(conn: Connection, model_id: int) -> Extent:
     computed = and_(Run.model_id == model_id, Run.status.in_(COMPUTED_STATUSES))
     first, last = conn.execute(select(func.min(Run.window_start), func.max(Run.window_start)).where(computed)).one()

@@ -12,8 +12,9 @@ from urllib.parse import quote
 
 from dash import dcc, html
 
+from dashboard import queries
 from dashboard.context import Context
-from dashboard.state import format_time, parse_time
+from dashboard.state import format_time, model_url, parse_time
 from dashboard.theme import empty_state, page_header, time_text
 
 REPORT_ROUTE = "/_report/<monitor>/<window_start>"
@@ -25,10 +26,28 @@ def report_src(monitor: str, window_start: datetime) -> str:
 
 def layout(ctx: Context, monitor: str, window_text: str) -> html.Div:
     window = parse_time(window_text)
+    with queries.read_only(ctx.engine) as conn:
+        model = queries.model_of_monitor(conn, monitor)
+    links: list[object] = [dcc.Link("All models", href="/", className="btn btn-sm btn-outline-secondary")]
+    if model:
+        back = dcc.Link(
+            f"← {model}", href=model_url(model, window=window), className="btn btn-sm btn-outline-secondary"
+        )
+        links.insert(0, back)
+    if window and ctx.render_report:
+        raw = html.A(
+            "Open in a new tab",
+            href=report_src(monitor, window),
+            target="_blank",
+            className="btn btn-sm btn-outline-primary",
+        )
+        links.insert(0, raw)
     header = page_header(
         f"Window report · {monitor}",
-        f"window starting {time_text(window)}" if window else None,
-        right=dcc.Link("All models", href="/", className="btn btn-sm btn-outline-secondary"),
+        f"Evidently's report of the window starting {time_text(window)} against the monitor's reference"
+        if window
+        else None,
+        right=html.Div(links, className="d-flex gap-2"),
     )
     if window is None:
         return html.Div(

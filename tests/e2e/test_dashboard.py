@@ -197,6 +197,9 @@ def test_window_report_is_embedded(page: Any, base_url: str, screenshot: Callabl
         wait_for_text(page, "#title", f"{MONITOR} 2026-11-24 23:00")
     finally:
         page.switch_to.default_content()
+    assert (
+        page.find_element(By.LINK_TEXT, "← churn").get_attribute("href").endswith(f"/models/churn?window={LAST_WINDOW}")
+    )
     screenshot("report")
 
 
