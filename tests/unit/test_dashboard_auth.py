@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Iterator
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from dashboard import create_app
 from dashboard.auth import hash_password, verify_password
 from monitor.config import Config
+from monitor.models import Alert
+from tests.seed import seed_store
 
 PASSWORD = "correct horse battery staple"
 # Cheap hashes keep the test fast; the iteration count is part of the hash, so verification still runs it.
@@ -115,3 +118,33 @@ def test_without_login_everything_is_open(client_for) -> None:
 def test_basic_auth_needs_users(sqlite_engine: Engine) -> None:
     with pytest.raises(ValueError, match=r"dashboard\.users is empty"):
         create_app(Config.model_validate({"dashboard": {"auth": "basic"}}), sqlite_engine)
+
+
+def test_actions_are_signed_by_the_logged_in_user(sqlite_engine: Engine) -> None:
+    """With login on, the acknowledge dialog has no name field: the proxy's user signs the action."""
+    info = seed_store(sqlite_engine, days=2, n_features=3)
+    alert_id = info.firing_alert_ids[0]
+    client = create_app(config("proxy"), sqlite_engine).server.test_client()
+    headers = {"X-Forwarded-User": "carol"}
+    deps = client.get("/_dash-dependencies", headers=headers).get_json()
+    confirm = next(d for d in deps if d["inputs"][0]["id"] == "action-confirm")
+    assert [s["id"] for s in confirm["state"]] == ["action-target", "action-comment", "silence-duration", "url"]
+    outputs = []
+    for part in confirm["output"].strip(".").split("..."):
+        component, prop = part.split(".", 1)
+        outputs.append({"id": component, "property": prop})
+    values = [{"action": "ack", "alert": alert_id}, "on it", "4h", ""]
+    body = {
+        "output": confirm["output"],
+        "outputs": outputs,
+        "inputs": [{"id": "action-confirm", "property": "n_clicks", "value": 1}],
+        "state": [{**s, "value": v} for s, v in zip(confirm["state"], values, strict=True)],
+        "changedPropIds": ["action-confirm.n_clicks"],
+    }
+    response = client.post("/_dash-update-component", json=body, headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert "Acknowledged by carol" in json.dumps(response.get_json()["response"]["alerts-list"])
+    with sqlite_engine.connect() as conn:
+        row = conn.execute(select(Alert.acknowledged_by, Alert.ack_comment).where(Alert.id == alert_id)).one()
+    assert tuple(row) == ("carol", "on it")
+    assert client.post("/_dash-update-component", json=body).status_code == 401
