@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -90,6 +92,23 @@ def full_page(browser: Any, screenshot: Callable[[str], Path], name: str) -> Non
     )
 
 
+def click_heatmap_cell(browser: Any, row: int, rows: int) -> None:
+    """Click the rightmost (newest) cell of heatmap row ``row`` and wait for the feature page.
+
+    Plotly may still be laying the figure out (autosize) when the first click lands, in which case the
+    click hits nothing; a click that did not navigate is repeated on the re-found element.
+    """
+    for _ in range(5):
+        heatmap = browser.find_element(By.CSS_SELECTOR, '#model-timeline .nsewdrag[data-subplot="x2y2"]')
+        width, height = heatmap.size["width"], heatmap.size["height"]
+        offset_y = -height // 2 + (2 * row + 1) * height // (2 * rows)
+        ActionChains(browser).move_to_element_with_offset(heatmap, width // 2 - 3, offset_y).click().perform()
+        with suppress(TimeoutException):
+            WebDriverWait(browser, 5).until(lambda b: "/features/" in b.current_url)
+            return
+    raise AssertionError("clicking the heatmap never opened a feature page")
+
+
 def test_overview_lists_models_by_health(page: Any, base_url: str, screenshot: Callable[[str], Path]) -> None:
     page.get(base_url + "/")
     wait_for_text(page, "#overview-table", "fraud-detector")
@@ -115,14 +134,7 @@ def test_model_page_heatmap_click_opens_feature_window(
     wait_for_text(page, "#kpi-verdict", "Data")
     screenshot("model")
 
-    heatmap = page.find_element(By.CSS_SELECTOR, '#model-timeline .nsewdrag[data-subplot="x2y2"]')
-    width, height = heatmap.size["width"], heatmap.size["height"]
-    rows = len(info.churn.features)
-    # The newest window (rightmost column) of the top row: the most drifted feature.
-    ActionChains(page).move_to_element_with_offset(
-        heatmap, width // 2 - 3, -height // 2 + height // (2 * rows)
-    ).click().perform()
-    wait(page, lambda b: "/features/" in b.current_url)
+    click_heatmap_cell(page, row=0, rows=len(info.churn.features))  # newest window, most drifted feature
     feature = page.current_url.split("/features/")[1].split("?")[0]
     assert feature in info.drifting_features
     assert f"window={LAST_WINDOW}" in page.current_url.replace("%3A", ":")
