@@ -19,7 +19,8 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from flask import Response
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from dashboard import auth, queries
 from dashboard.context import Context, ReportRenderer
@@ -78,6 +79,7 @@ def create_app(
         ]
     )
     _register_report_route(app, ctx)
+    _register_probes(app, ctx)
     _register_callbacks(app, ctx)
     return app
 
@@ -133,6 +135,26 @@ def _register_report_route(app: dash.Dash, ctx: Context) -> None:
         return Response(body, 200, mimetype="text/html")
 
     app.server.add_url_rule(report_page.REPORT_ROUTE, "driftscope_report", report)
+
+
+def _register_probes(app: dash.Dash, ctx: Context) -> None:
+    """``/healthz`` (the process answers) and ``/readyz`` (the store answers), like the API's; the only
+    routes open without login (see :data:`dashboard.auth.PROBE_PATHS`)."""
+
+    def healthz() -> Response:
+        return Response('{"status": "ok"}', 200, mimetype="application/json")
+
+    def readyz() -> Response:
+        try:
+            with ctx.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except DBAPIError:
+            log.warning("dashboard readiness: store unreachable", exc_info=True)
+            return Response('{"status": "unavailable"}', 503, mimetype="application/json")
+        return Response('{"status": "ready"}', 200, mimetype="application/json")
+
+    app.server.add_url_rule("/healthz", "driftscope_healthz", healthz)
+    app.server.add_url_rule("/readyz", "driftscope_readyz", readyz)
 
 
 def _with_params(search: str | None, **changes: str | None) -> str:

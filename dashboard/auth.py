@@ -4,6 +4,8 @@ trusted reverse proxy's user header.
 The check is a Flask ``before_request`` hook on the server Dash runs on, so it guards every route the
 server has — pages, Dash's ``/_dash-layout``, ``/_dash-dependencies``, ``/_dash-update-component``,
 component suites, ``/assets`` and the report route — including routes added after :func:`install`.
+The one exception is :data:`PROBE_PATHS`: an orchestrator's liveness/readiness probe cannot log in, and
+those two answer a status word and nothing from the store.
 
 Hashes look like ``pbkdf2_sha256$600000$<salt>$<hash>`` (salt and hash base64), as printed by
 ``driftscope dashboard hash-password``.
@@ -24,6 +26,7 @@ from monitor.config import DashboardSettings
 ALGORITHM = "pbkdf2_sha256"
 ITERATIONS = 600_000  # OWASP's 2023 recommendation for PBKDF2-HMAC-SHA256
 REALM = "Driftscope"
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 def hash_password(password: str, *, iterations: int = ITERATIONS, salt: bytes | None = None) -> str:
@@ -79,6 +82,8 @@ def install(server: Flask, settings: DashboardSettings) -> None:
         users = {name: user.password_hash for name, user in settings.users.items()}
 
         def basic() -> Response | None:
+            if request.path in PROBE_PATHS:
+                return None
             credentials = request.authorization
             if credentials is not None and credentials.type == "basic":
                 username, password = credentials.username or "", credentials.password or ""
@@ -99,6 +104,8 @@ def install(server: Flask, settings: DashboardSettings) -> None:
     header = settings.proxy_user_header
 
     def proxy() -> Response | None:
+        if request.path in PROBE_PATHS:
+            return None
         user = (request.headers.get(header) or "").strip()
         if user:
             g.driftscope_user = user

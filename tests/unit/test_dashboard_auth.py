@@ -12,10 +12,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, select
 
 from dashboard import create_app
-from dashboard.auth import hash_password, verify_password
+from dashboard.auth import PROBE_PATHS, hash_password, verify_password
 from monitor.config import Config
+from monitor.db import make_engine
 from monitor.models import Alert
 from tests.seed import seed_store
+from tests.servers import free_port
 
 PASSWORD = "correct horse battery staple"
 # Cheap hashes keep the test fast; the iteration count is part of the hash, so verification still runs it.
@@ -62,7 +64,13 @@ def test_every_route_refuses_anonymous_requests(client_for, auth: str) -> None:
     # Dash's own endpoints must be among them, or this test would prove little.
     for expected in ("/_dash-layout", "/_dash-dependencies", "/_dash-update-component", "/_report/x/x", "/assets/x"):
         assert expected in urls
+    assert {"/healthz", "/readyz"} <= set(urls)
     for url in urls:
+        if url in PROBE_PATHS:
+            # Probes cannot log in; they answer a status word and nothing from the store.
+            response = client.get(url)
+            assert response.status_code == 200 and set(response.get_json()) == {"status"}, url
+            continue
         for method in METHODS:
             response = client.open(url, method=method)
             assert response.status_code == 401, f"{method} {url} answered {response.status_code} without credentials"
@@ -148,3 +156,11 @@ def test_actions_are_signed_by_the_logged_in_user(sqlite_engine: Engine) -> None
         row = conn.execute(select(Alert.acknowledged_by, Alert.ack_comment).where(Alert.id == alert_id)).one()
     assert tuple(row) == ("carol", "on it")
     assert client.post("/_dash-update-component", json=body).status_code == 401
+
+
+def test_readiness_says_when_the_store_is_unreachable(sqlite_engine: Engine) -> None:
+    client = create_app(config("basic"), sqlite_engine).server.test_client()
+    assert client.get("/readyz").get_json() == {"status": "ready"}
+    closed_port = make_engine(f"postgresql+psycopg://driftscope@127.0.0.1:{free_port()}/none")
+    response = create_app(config("basic"), closed_port).server.test_client().get("/readyz")
+    assert response.status_code == 503 and response.get_json() == {"status": "unavailable"}
