@@ -237,13 +237,11 @@ class Score(Base):
     __tablename__ = "score"
     __table_args__ = (
         Index("ix_score_run_id", "run_id"),
-        # Covering on Postgres (migration 0005): the dashboard aggregates these columns with index-only scans.
+        # Covering (migration 0005): the dashboard aggregates these columns from the index alone.
         Index(
             "ix_score_model_id_kind_window_start",
-            "model_id",
-            "kind",
-            "window_start",
-            postgresql_include=["feature", "method", "value", "threshold", "breached", "status"],
+            *("model_id", "kind", "window_start"),
+            *("feature", "method", "value", "threshold", "breached", "status"),
         ),
         # The volume scores alone (one per window), for the dashboard's volume panel.
         Index(
