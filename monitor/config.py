@@ -17,7 +17,7 @@ import re
 import types
 import typing
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -82,7 +82,13 @@ def _at_least_a_millisecond(value: timedelta) -> timedelta:
     return value
 
 
+def _as_utc(moment: datetime) -> datetime:
+    """A time without an offset is UTC, like every time Driftscope stores."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+UtcTime = Annotated[datetime, AfterValidator(_as_utc)]
 Step = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_at_least_a_millisecond)]
 WindowCount = Annotated[int, BeforeValidator(_parse_windows), Field(ge=1)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)]
@@ -177,7 +183,7 @@ class ModelConfig(Frozen):
 class ReferenceSpec(Frozen):
     """Exactly one of: a fixed time range, an uploaded dataset, or the previous N windows."""
 
-    range: tuple[datetime, datetime] | None = None
+    range: tuple[UtcTime, UtcTime] | None = None
     dataset: str | None = None
     previous_windows: int | None = Field(None, ge=1)
 
@@ -220,7 +226,7 @@ class MonitorConfig(Frozen):
     model: Name
     window: Duration = timedelta(hours=1)
     lateness: Duration = Field(timedelta(minutes=5), description="How long after a window closes it is computed.")
-    start: datetime | None = Field(None, description="First window to compute; default: the first prediction.")
+    start: UtcTime | None = Field(None, description="First window to compute; default: the first prediction.")
     reference: ReferenceSpec
     drift: DriftSettings = DriftSettings()
     quality: QualitySettings = QualitySettings()

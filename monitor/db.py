@@ -57,6 +57,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Table statistics let the planner pick the partial indexes (e.g. claimable runs); cheap when fresh.
+    cursor.execute("PRAGMA optimize")
     cursor.close()
 
 
