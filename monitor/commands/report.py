@@ -11,14 +11,14 @@ import typer
 from monitor.cli import ConfigOption, open_store, out_console, user_errors
 from monitor.config import load_config
 from monitor.db import check_migrated
-from monitor.drilldown import ReportError, window_report_html
+from monitor.errors import DriftscopeError
 
 
 def _moment(value: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise ReportError(f"--window: expected an ISO time like 2026-03-02T10:00Z, got {value!r}") from exc
+        raise DriftscopeError(f"--window: expected an ISO time like 2026-03-02T10:00Z, got {value!r}") from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -32,6 +32,8 @@ def report(
     config: ConfigOption = None,
 ) -> None:
     """Write Evidently's HTML report (drift, and performance when labelled) of one window against its reference."""
+    from monitor.drilldown import window_report_html  # Evidently takes seconds to import: only when needed
+
     settings = load_config(config)
     engine = open_store(settings)
     check_migrated(engine)
