@@ -132,6 +132,8 @@ def test_model_page_heatmap_click_opens_feature_window(
     wait_for_graph(page, "model-timeline")
     wait_for_text(page, "#kpi-health", "CRITICAL")
     wait_for_text(page, "#kpi-verdict", "Data")
+    loaded = page.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and [url for url in loaded if not url.startswith(base_url)] == []  # nothing from the internet
     screenshot("model")
 
     click_heatmap_cell(page, row=0, rows=len(info.churn.features))  # newest window, most drifted feature
