@@ -71,6 +71,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--singles", type=int, default=2000)
+    parser.add_argument(
+        "--switch-interval", type=float, help="sys.setswitchinterval for the SDK part (default: Python's 5 ms)"
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-push-"))
@@ -152,6 +155,8 @@ def main() -> None:
             f"p99 {percentile(latencies, 99):.2f} ms ({args.singles} sequential)"
         )
 
+        if args.switch_interval:
+            sys.setswitchinterval(args.switch_interval)
         sdk = Client(url, key, batch_size=1000, flush_interval=0.2)
         calls = []
         features = record(0, rng)["features"]
@@ -164,7 +169,8 @@ def main() -> None:
         print(
             f"sdk log_prediction: p50 {percentile(calls, 50) * 1000:.1f} us, "
             f"p99 {percentile(calls, 99) * 1000:.1f} us, p99.9 {percentile(calls, 99.9) * 1000:.1f} us, "
-            f"max {max(calls) * 1000:.3f} ms (100,000 calls, API up; sent {sdk.sent}, dropped {sdk.dropped})"
+            f"max {max(calls) * 1000:.3f} ms (100,000 calls, API up; sent {sdk.sent}, dropped {sdk.dropped}; "
+            f"switch interval {sys.getswitchinterval() * 1000:g} ms)"
         )
     finally:
         server.terminate()

@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
-from elasticsearch import ApiError, Elasticsearch, TransportError
+from elasticsearch import ApiError, Elasticsearch, OrjsonSerializer, TransportError
 from elasticsearch import ConnectionError as EsConnectionError
 from prometheus_client import Counter
 from sqlalchemy import Engine
@@ -64,6 +64,8 @@ Kind = Literal["prediction", "label"]
 T = TypeVar("T")
 
 PIT_KEEP_ALIVE = "2m"
+# What a page needs from a search response; the rest (_score, _index of every hit, ...) is not sent.
+PAGE_FIELDS = ["hits.hits._id", "hits.hits._index", "hits.hits._source", "hits.hits.sort", "_shards"]
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 Progress = Callable[[int, int | None], None]  # (documents read so far, total or None)
 
@@ -129,6 +131,8 @@ class ElasticsearchCollector:
                 verify_certs=source.verify_certs,
                 request_timeout=source.timeout.total_seconds(),
                 max_retries=0,  # retries are ours: with backoff and a log line
+                # Decoding pages is the collector's biggest CPU cost after validation; orjson halves it.
+                serializers={"application/json": OrjsonSerializer()},
             )
         return self._client
 
@@ -273,6 +277,7 @@ class ElasticsearchCollector:
                     source_includes=includes,
                     query=self._query(cursor, lower, upper),
                     track_total_hits=False,
+                    filter_path=PAGE_FIELDS,
                 ),
             )
 
@@ -280,7 +285,7 @@ class ElasticsearchCollector:
             upcoming = prefetch.submit(fetch, None)
             while True:
                 response = upcoming.result()
-                hits = response["hits"]["hits"]
+                hits = response.get("hits", {}).get("hits", [])  # filter_path drops an empty list
                 failed = int(response.get("_shards", {}).get("failed", 0) or 0)
                 if not hits and not failed:
                     return stored, rejected, True

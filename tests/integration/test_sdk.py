@@ -91,7 +91,7 @@ def test_invalid_records_and_permanent_errors_are_counted_not_retried(sqlite_eng
         client.log_prediction("churn", "weird", object(), 1)  # type: ignore[arg-type]  # never raises
         assert client.flush(timeout=30)
         client.close()
-    assert (client.sent, client.rejected, client.failed) == (2, 1, 1)
+    assert (client.sent, client.rejected, client.failed) == (2, 1, 2)  # failed: the 404 and the object()
     assert stored(sqlite_engine) == ["ok"]
 
 
