@@ -37,8 +37,5 @@ class Score:
     details: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def insufficient(
-        cls, kind: ScoreKind, method: str, reason: str, feature: str | None = None
-    ) -> Score:
-        return cls(kind=kind, method=method, value=None, feature=feature, status="insufficient_data",
-                   reason=reason)
+    def insufficient(cls, kind: ScoreKind, method: str, reason: str, feature: str | None = None) -> Score:
+        return cls(kind=kind, method=method, value=None, feature=feature, status="insufficient_data", reason=reason)
