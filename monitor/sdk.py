@@ -133,7 +133,7 @@ class Client:
                 record["score"] = score
             self._append("prediction", model, _dumps(record))
         except Exception:  # the serving path must never fail because of monitoring
-            self.failed += 1
+            self._count_failed(1)
             log.exception("driftscope: could not queue a prediction for %s", model)
 
     def log_label(self, model: str, id: str | int, label: Any, timestamp: datetime | float | str | None = None) -> None:
@@ -141,8 +141,12 @@ class Client:
         try:
             self._append("label", model, _dumps({"id": id, "label": label, "timestamp": _timestamp(timestamp)}))
         except Exception:
-            self.failed += 1
+            self._count_failed(1)
             log.exception("driftscope: could not queue a label for %s", model)
+
+    def _count_failed(self, count: int) -> None:
+        with self._lock:  # written by the caller's threads and the sender
+            self.failed += count
 
     def _append(self, kind: Kind, model: str, record: bytes) -> None:
         with self._lock:
@@ -208,12 +212,12 @@ class Client:
                 self.sent += len(records)
                 return
             except _Permanent as exc:
-                self.failed += len(records)
+                self._count_failed(len(records))
                 log.error("driftscope: %d %s records for %s refused: %s", len(records), kind, model, exc)
                 return
             except Exception as exc:  # transient: connection refused, timeout, 5xx, Elasticsearch down
                 if self._closing and time.monotonic() > self._deadline:
-                    self.failed += len(records)
+                    self._count_failed(len(records))
                     log.error("driftscope: gave up on %d %s records at exit: %s", len(records), kind, exc)
                     return
                 log.warning("driftscope: sending %s records failed (%s), retrying in %.1fs", kind, exc, delay)
@@ -284,5 +288,5 @@ class Client:
         self._thread.join(timeout + self.timeout)
         atexit.unregister(self.close)
         if self._buffer:
-            self.failed += len(self._buffer)
+            self._count_failed(len(self._buffer))
             log.error("driftscope: %d records were not sent before exit", len(self._buffer))
