@@ -331,7 +331,7 @@ class WorkerSettings(Frozen):
 
 
 class Config(Frozen):
-    store: str = DEFAULT_STORE_URL
+    store: str = Field(DEFAULT_STORE_URL, repr=False)  # may carry a password
     sources: dict[Name, Source] = {}
     models: dict[Name, ModelConfig] = {}
     monitors: dict[Name, MonitorConfig] = {}

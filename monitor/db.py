@@ -37,14 +37,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url`` with the settings each backend needs for concurrent use."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise StoreError(f"store: not a database URL: {url!r}") from exc
+    except ArgumentError:
+        # The URL may carry a password: never echo it.
+        raise StoreError("store: not a database URL (expected e.g. postgresql+psycopg://user@host/db)") from None
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's own transaction handling defers BEGIN; emit it ourselves so that
-        # SELECT-then-write sequences are serialised (BEGIN IMMEDIATE when writing).
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        # pysqlite's own transaction handling defers BEGIN; emit it ourselves. Write transactions
+        # (see transaction()) take the write lock at BEGIN IMMEDIATE, so one that reads first can
+        # never fail with "database is locked" because another writer committed in between.
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **kwargs)
@@ -62,14 +64,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_WRITE_OPTION = "driftscope_write"
+
+
+def _sqlite_begin(connection: Any) -> None:
+    immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
-    """A session whose work commits on success and rolls back on any error."""
-    with session_factory(engine).begin() as session:
+    """A write session: commits on success, rolls back on any error; on SQLite it holds the write lock."""
+    with session_factory(engine.execution_options(**{_WRITE_OPTION: True})).begin() as session:
         yield session
 
 

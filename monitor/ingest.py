@@ -216,11 +216,18 @@ def _number(value: Any, where: str) -> float | int:
     return value
 
 
+def _check_text(value: str, where: str, limit: int = MAX_STRING_LENGTH) -> str:
+    if len(value) > limit:
+        raise _Invalid(where, f"string of {len(value)} characters is longer than {limit}")
+    if "\x00" in value:
+        # Postgres text and jsonb cannot hold NUL: accepting it would fail the whole batch there.
+        raise _Invalid(where, "string contains a NUL (\\u0000) character")
+    return value
+
+
 def _category(value: Any, where: str) -> str:
     if isinstance(value, str):
-        if len(value) > MAX_STRING_LENGTH:
-            raise _Invalid(where, f"string of {len(value)} characters is longer than {MAX_STRING_LENGTH}")
-        return value
+        return _check_text(value, where)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -235,8 +242,7 @@ def _class_value(value: Any, where: str, model: ModelConfig) -> Any:
     if isinstance(value, bool) or (isinstance(value, float) and math.isfinite(value) and value.is_integer()):
         value = int(value)
     if isinstance(value, str):
-        if len(value) > MAX_STRING_LENGTH:
-            raise _Invalid(where, f"string of {len(value)} characters is longer than {MAX_STRING_LENGTH}")
+        _check_text(value, where)
     elif not isinstance(value, int):
         raise _Invalid(where, f"expected a class (string or integer), got {_show(value)}")
     if model.classes is not None and str(value) not in model.classes:
@@ -261,7 +267,7 @@ def _record_id(value: Any, where: str) -> str:
     value = str(value)
     if not value or len(value) > MAX_ID_LENGTH:
         raise _Invalid(where, f"id must be 1 to {MAX_ID_LENGTH} characters, got {len(value)}")
-    return value
+    return _check_text(value, where, MAX_ID_LENGTH)
 
 
 def _timestamp(value: Any, where: str) -> datetime:
@@ -307,7 +313,7 @@ def _features(record: Mapping[str, Any], model: ModelConfig, fields: FieldMap) -
                 values[name] = value
             else:
                 values[name] = _number(value, prefix + name)
-        elif type(value) is str and len(value) <= MAX_STRING_LENGTH:
+        elif type(value) is str and len(value) <= MAX_STRING_LENGTH and "\x00" not in value:
             values[name] = value
         else:
             values[name] = _category(value, prefix + name)
@@ -605,6 +611,11 @@ def _payload(record: Any) -> str:
     return dumped[:MAX_PAYLOAD_CHARS]
 
 
+def _storable(text: str) -> str:
+    """Rejections quote what was sent, NULs included; Postgres text cannot hold NUL, so escape it."""
+    return text.replace("\x00", "\\u0000")
+
+
 def write_rejections(
     session: Session, model: str, source: str, records: Sequence[Any], rejections: Sequence[Rejection]
 ) -> None:
@@ -614,9 +625,9 @@ def write_rejections(
         {
             "model": model,
             "source": source,
-            "record_ref": (r.record_ref or "")[:300] or None,
-            "field": r.field[:300] or None,
-            "reason": r.message,
+            "record_ref": _storable(r.record_ref or "")[:300] or None,
+            "field": _storable(r.field)[:300] or None,
+            "reason": _storable(r.message),
             "payload": _payload(records[r.index]),
             "received_at": utcnow(),
         }

@@ -10,28 +10,36 @@ from sqlalchemy.dialects import postgresql, sqlite
 from monitor.config import Config
 from monitor.db import transaction
 from monitor.errors import StoreError
-from monitor.models import Model
+from monitor.models import Model, utcnow
 
 
 def sync_models(engine: Engine, config: Config) -> dict[str, int]:
     """Create or update one ``model`` row per configured model; returns name → id.
 
+    An upsert, so processes starting together on an empty store (API and workers) never collide.
     Models removed from the config keep their rows (and history); they are simply no longer
     monitored.
     """
     with transaction(engine) as session:
-        existing = {m.name: m for m in session.scalars(select(Model))}
-        for name, spec in config.models.items():
-            schema = dict(spec.features)
-            row = existing.get(name)
-            if row is None:
-                row = Model(name=name, task=spec.task, feature_schema=schema)
-                session.add(row)
-                existing[name] = row
-            elif row.task != spec.task or row.feature_schema != schema:
-                row.task, row.feature_schema = spec.task, schema
-        session.flush()
-        return {name: row.id for name, row in existing.items()}
+        if config.models:
+            insert = upsert_insert(session.get_bind().dialect.name)
+            rows = [
+                {"name": name, "task": spec.task, "feature_schema": dict(spec.features), "created_at": utcnow(),
+                 "updated_at": utcnow()}
+                for name, spec in config.models.items()
+            ]  # fmt: skip
+            statement = insert(Model).values(rows)
+            session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[Model.name],
+                    set_={
+                        "task": statement.excluded.task,
+                        "feature_schema": statement.excluded.feature_schema,
+                        "updated_at": statement.excluded.updated_at,
+                    },
+                )
+            )
+        return {name: id_ for id_, name in session.execute(select(Model.id, Model.name))}
 
 
 def model_ids(engine: Engine) -> dict[str, int]:

@@ -207,6 +207,28 @@ def test_non_finite_numbers_are_rejected(store_engine: Engine) -> None:
 
 
 @pytest.mark.integration
+def test_nul_characters_are_rejected_on_both_stores(store_engine: Engine) -> None:
+    """Postgres text/jsonb cannot hold NUL: one such record must not fail its batch there."""
+    from monitor.ingest import ingest_predictions
+
+    records = [
+        canonical(1),
+        canonical(2, features={"tenure": 2, "plan": "pro\x00", "monthly_charges": 1.0}),
+        canonical(3, id="r\x003"),
+        canonical(4, prediction="1\x00"),
+    ]
+    result = ingest_predictions(store_engine, make_config(), "churn", records, "test", shape="canonical")
+    assert result.accepted == 1
+    assert [r.message for r in result.rejected] == [
+        "[1].features.plan: string contains a NUL (\\u0000) character",
+        "[2].id: string contains a NUL (\\u0000) character",
+        "[3].prediction: string contains a NUL (\\u0000) character",
+    ]
+    assert count(store_engine, Prediction) == 1
+    assert count(store_engine, RejectedRecord) == 3
+
+
+@pytest.mark.integration
 def test_invalid_json_array_body_is_400_and_recorded(api) -> None:
     client, _, engine = api
     response = client.post(
