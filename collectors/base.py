@@ -7,7 +7,7 @@ the rows it covers, so a crash at any point neither loses nor doubles anything o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 
@@ -28,6 +28,11 @@ class Collector(Protocol):
     @property
     def name(self) -> str:
         """Stable checkpoint key, e.g. ``elasticsearch:churn``."""
+        ...
+
+    @property
+    def interval(self) -> timedelta:
+        """How often the worker calls :meth:`collect` (the source's ``interval``)."""
         ...
 
     def collect(self, until: datetime | None = None) -> CollectResult:

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from elasticsearch import ApiError, Elasticsearch, OrjsonSerializer, TransportError
@@ -113,6 +113,10 @@ class ElasticsearchCollector:
         self.clock, self.max_attempts, self.backoff = clock, max_attempts, backoff
         self._client = client
         self._pit_supported = True
+
+    @property
+    def interval(self) -> timedelta:
+        return self.source.interval
 
     @property
     def name(self) -> str:

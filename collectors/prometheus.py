@@ -215,6 +215,10 @@ class PrometheusCollector:
         self.where = metric_path(model, metric)
 
     @property
+    def interval(self) -> timedelta:
+        return self.source.interval
+
+    @property
     def name(self) -> str:
         return f"prometheus:{self.model}:{self.metric}"
 

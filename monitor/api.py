@@ -5,7 +5,8 @@ line, ``Content-Type: application/x-ndjson``) where even a line that is not JSON
 own. The response lists the rejected records by index and field; the good ones are committed before
 the 2xx is sent. ``Idempotency-Key`` makes a retried batch return the first answer without writing.
 
-Every route needs ``Authorization: Bearer <key>`` except ``/healthz``, ``/readyz`` and the OpenAPI
+Every route needs ``Authorization: Bearer <key>`` except ``/healthz``, ``/readyz``, ``/metrics`` (for
+Prometheus; aggregate numbers only, see docs/operations.md to restrict it) and the OpenAPI
 docs. A failed authentication is a 401 that says nothing about why; repeated failures from one
 client get 429 for a while.
 """

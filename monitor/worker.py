@@ -40,7 +40,6 @@ from sqlalchemy import Engine
 from alerts.engine import evaluate as evaluate_alerts
 from alerts.outbox import deliver_due
 from collectors import build_collectors
-from collectors.base import Collector
 from monitor.config import Config
 from monitor.errors import DriftscopeError
 from monitor.metrics import MetricsServer, start_metrics_server
@@ -109,7 +108,7 @@ class Worker:
         # Collectors store rows of configured models: their model rows must exist before the first collect.
         sync_models(self.engine, self.config)
         for collector in build_collectors(self.config, self.engine):
-            self._add_job(f"collect:{collector.name}", collector.collect, _interval(collector), now)
+            self._add_job(f"collect:{collector.name}", collector.collect, collector.interval.total_seconds(), now)
         self._add_job("monitors", self._monitors, tick, now)
         if self.config.alerts.rules or self.config.alerts.channels:
             self._add_job("alerts", self._alerts, tick, now)
@@ -188,8 +187,3 @@ class Worker:
     def _alerts(self) -> None:
         evaluate_alerts(self.engine, self.config, self.clock())
         deliver_due(self.engine, self.config, self.clock())
-
-
-def _interval(collector: Collector) -> float:
-    # Both collector kinds keep their source config; the Collector protocol does not declare it yet.
-    return collector.source.interval.total_seconds()  # type: ignore[attr-defined]
