@@ -86,7 +86,8 @@ def test_history_shows_the_past_episode_and_live_drift_fires_an_alert(tmp_path):
 
 @pytest.mark.integration
 def test_driftscope_demo_runs_stops_cleanly_and_restarts_where_it_stopped(tmp_path):
-    port, api_port = free_port(), free_port()
+    port = free_port()
+    api_port = next(p for p in iter(free_port, None) if p != port)
     store = f"sqlite:///{tmp_path / 'demo.db'}"
     command = [
         sys.executable, "-m", "monitor", "demo", "--store", store, "--port", str(port),
@@ -102,12 +103,17 @@ def test_driftscope_demo_runs_stops_cleanly_and_restarts_where_it_stopped(tmp_pa
         except Exception:  # the demo has not created the store yet
             return 0
 
+    def answers(url: str) -> bool:
+        try:
+            return httpx.get(url, timeout=10).status_code == 200
+        except httpx.TransportError:  # not listening yet
+            return False
+
     def run_demo_until(condition) -> str:
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             wait_for(condition, timeout=120, what="the demo to compute its windows")
-            page = httpx.get(f"http://127.0.0.1:{port}/models/{MODEL}", timeout=10)
-            assert page.status_code == 200
+            wait_for(lambda: answers(f"http://127.0.0.1:{port}/models/{MODEL}"), timeout=60, what="the dashboard")
             assert httpx.get(f"http://127.0.0.1:{api_port}/healthz", timeout=10).status_code == 200
         finally:
             process.send_signal(signal.SIGINT)
