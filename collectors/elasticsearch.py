@@ -371,7 +371,9 @@ class ElasticsearchCollector:
         documents indexed before an ingest pipeline existed have no ingest time at all.
         """
         timestamp = self.model.fields.timestamp
-        key = f"{self.name}:backfill:{_millis(start)}-{_millis(end)}"
+        # Keyed by the start only: a rerun (without --to, so with a later end) resumes where the
+        # last one stopped and reads on to the new end instead of starting over.
+        key = f"{self.name}:backfill:{_millis(start)}"
         position = read_checkpoint(self.engine, key) or {}
         lower = int(position.get("watermark", _millis(start)))
         upper = _millis(end)

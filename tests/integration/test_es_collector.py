@@ -209,6 +209,10 @@ def test_label_index_and_backfill(es_client: Elasticsearch, make_es_index, sqlit
     assert seen[-1] == (20, 20) and len(seen) == 3  # pages of 7
     assert sorted(stored_ids(sqlite_engine), key=lambda s: int(s[1:])) == [f"r{i}" for i in range(10, 30)]
     assert prediction_collector.backfill(T0 + timedelta(minutes=10), T0 + timedelta(minutes=30)).stored == 0  # done
+    # A rerun with a later end (as `collect --from` without --to) reads on from where the first stopped.
+    later = prediction_collector.backfill(T0 + timedelta(minutes=10), T0 + timedelta(minutes=40))
+    assert (later.stored, later.caught_up) == (10, True)
+    assert len(stored_ids(sqlite_engine)) == 30
     collectors[1].collect(until=T0 + timedelta(hours=2))  # labels: r5 and r500 wait, r50 has no prediction yet either
     with sqlite_engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(PendingLabel)) == 3
