@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
@@ -41,6 +41,7 @@ from monitor.config import Config, MetricQuery, PrometheusSource
 from monitor.db import transaction
 from monitor.errors import SourceError, StoreError
 from monitor.models import Checkpoint, MetricPoint, MetricSeries, Model
+from monitor.store import upsert_insert
 
 log = logging.getLogger(__name__)
 
@@ -342,8 +343,7 @@ class PrometheusCollector:
 
 
 def _insert_for(session: Session) -> Any:
-    """The dialect's INSERT, which has ``on_conflict_do_*`` (SQLite and Postgres spell it the same)."""
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    return upsert_insert(session.get_bind().dialect.name)
 
 
 # One statement per chunk: psycopg would otherwise send one INSERT per row (executemany), or parse

@@ -37,8 +37,6 @@ from typing import Any, Literal
 
 import orjson
 from sqlalchemy import Engine, bindparam, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -47,7 +45,7 @@ from monitor.db import transaction
 from monitor.errors import DriftscopeError
 from monitor.metrics import RECORDS_INGESTED
 from monitor.models import Checkpoint, IdempotentRequest, Model, RejectedRecord, UtcDateTime, utcnow
-from monitor.store import sync_models
+from monitor.store import sync_models, upsert_insert
 
 log = logging.getLogger(__name__)
 
@@ -638,8 +636,7 @@ def write_rejections(
 
 def write_checkpoint(session: Session, collector: str, position: Mapping[str, Any]) -> None:
     """Upsert a collector's position in the caller's transaction (the one that stores its rows)."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = upsert_insert(session.get_bind().dialect.name)
     statement = insert(Checkpoint).values(collector=collector, position=dict(position), updated_at=utcnow())
     statement = statement.on_conflict_do_update(
         index_elements=["collector"],
