@@ -25,7 +25,7 @@ from alerts.message import explain, group_payload
 from alerts.observe import Scope, Series, observe
 from alerts.rules import CompiledRule, compile_rules
 from alerts.state import SilenceView, Step, decide, inhibited, silenced
-from monitor.config import Config
+from monitor.config import Config, parse_time
 from monitor.db import transaction
 from monitor.models import Alert, Notification, Silence
 
@@ -59,7 +59,7 @@ def _route(rule: CompiledRule) -> dict[str, Any]:
 
 def _since(alert: Alert) -> datetime | None:
     text = (alert.annotations or {}).get("since")
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    return parse_time(text) if text else None
 
 
 def _apply(

@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.expression import literal
 
+from monitor.config import parse_time
 from monitor.models import Alert, MetricPoint, MetricSeries, Model, Run, Score, Silence, UtcDateTime
 
 # Drift scores of these "features" describe the model's output, not its inputs.
@@ -90,7 +91,7 @@ class AlertRow:
         since = self.annotations.get("since")
         if isinstance(since, str):
             with suppress(ValueError):
-                return datetime.fromisoformat(since.replace("Z", "+00:00"))
+                return parse_time(since)
         return self.fired_at or self.started_at
 
     @property

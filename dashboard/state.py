@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, quote, urlencode
 
+from monitor.config import parse_time as parse_iso
+
 # Presets of the time-range picker: label → length. "all" is resolved against the data.
 RANGE_PRESETS: dict[str, timedelta | None] = {
     "24h": timedelta(days=1),
@@ -34,10 +36,9 @@ def parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        value = datetime.fromisoformat(text.strip())
+        return parse_iso(text)
     except ValueError:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def format_time(value: datetime) -> str:

@@ -82,13 +82,18 @@ def _at_least_a_millisecond(value: timedelta) -> timedelta:
     return value
 
 
-def _as_utc(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
     """A time without an offset is UTC, like every time Driftscope stores."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time (``Z``, an offset, or none for UTC) as an aware UTC datetime; ValueError if not one."""
+    return as_utc(datetime.fromisoformat(text.strip()))
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-UtcTime = Annotated[datetime, AfterValidator(_as_utc)]
+UtcTime = Annotated[datetime, AfterValidator(as_utc)]
 Step = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_at_least_a_millisecond)]
 WindowCount = Annotated[int, BeforeValidator(_parse_windows), Field(ge=1)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)]

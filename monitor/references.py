@@ -34,13 +34,13 @@ import pyarrow.parquet as pq
 from pyarrow import ArrowException
 from sqlalchemy import Engine, func, select
 
-from monitor.config import Config, ModelConfig, MonitorConfig
+from monitor.config import Config, ModelConfig, MonitorConfig, as_utc
 from monitor.db import transaction
 from monitor.errors import DriftscopeError
 from monitor.evaluation import Baseline, classification_classes, fit_baseline
 from monitor.models import Prediction, Reference, utcnow
 from monitor.store import sync_models, upsert_insert
-from monitor.windows import Batch, as_utc, load_window, score_matrix
+from monitor.windows import Batch, load_window, score_matrix
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ import pandas as pd
 from sqlalchemy import Engine, and_, bindparam, case, delete, func, insert, or_, select, text, update
 
 from detectors.types import Score
-from monitor.config import Config
+from monitor.config import Config, as_utc
 from monitor.db import transaction
 from monitor.evaluation import ALL_PARTS, LABEL, LABEL_PARTS, Evaluation, evaluate, score_dict
 from monitor.metrics import observe_run
@@ -52,7 +52,7 @@ from monitor.models import CLAIMABLE, Prediction, Run, utcnow
 from monitor.models import Score as ScoreRow
 from monitor.references import InsufficientReference, References
 from monitor.store import sync_models, upsert_insert
-from monitor.windows import as_utc, due_windows, load_window, window_floor, window_origin
+from monitor.windows import due_windows, load_window, window_floor, window_origin
 
 log = logging.getLogger(__name__)
 

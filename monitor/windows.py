@@ -29,14 +29,10 @@ import numpy as np
 import orjson
 from sqlalchemy import BigInteger, Connection, String, Text, cast, func, select, type_coerce
 
+from monitor.config import as_utc
 from monitor.models import Prediction
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """A config time as UTC: YAML dates without an offset (``2026-01-01``) are read as UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def window_origin(start: datetime | None) -> datetime:

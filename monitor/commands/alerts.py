@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 
 from monitor.actions import acknowledge, active_silences, create_silence, expire_silence
 from monitor.cli import ConfigOption, open_store, out_console, user_errors
-from monitor.config import Config, load_config, parse_duration
+from monitor.config import Config, load_config, parse_duration, parse_time
 from monitor.db import check_migrated
 from monitor.errors import DriftscopeError
 from monitor.models import Alert, Notification
@@ -47,12 +47,11 @@ def _when(moment: datetime | None) -> str:
 
 def _parse_time(text: str, option: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_time(text)
     except ValueError:
         raise typer.BadParameter(
             f"expected an ISO time like 2026-03-02T08:00Z, got {text!r}", param_hint=option
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @alerts_app.command("list")

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from monitor.cli import ConfigOption, open_store, out_console, user_errors
-from monitor.config import load_config
+from monitor.config import load_config, parse_time
 from monitor.db import check_migrated
 from monitor.errors import DriftscopeError
 
 
 def _moment(value: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(value)
+        return parse_time(value)
     except ValueError as exc:
         raise DriftscopeError(f"--window: expected an ISO time like 2026-03-02T10:00Z, got {value!r}") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @user_errors
