@@ -6,6 +6,7 @@ message naming the package to install.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import uuid
@@ -35,6 +36,16 @@ def _start(start: Callable[[], T]) -> T:
 def unique_name(prefix: str) -> str:
     """A lowercase name no other test uses (valid as an index or database name)."""
     return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logging() -> Iterator[None]:
+    """CLI tests run ``configure_logging``, which replaces the root handlers; put pytest's back after each test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 # ------------------------------------------------------------------------------------------- Postgres
