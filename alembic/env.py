@@ -1,11 +1,11 @@
-"""Alembic environment: runs with the engine Driftscope passes in (see monitor.db)."""
+"""Alembic environment: runs with the engine Driftscope passes in (see monitor.store.engine)."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from monitor.models import Base
+from monitor.store.tables import Base
 
 target_metadata = Base.metadata
 

@@ -6,7 +6,7 @@ The worker calls two functions on a schedule; both take ``now`` so tests run on 
   writes the due notifications to the outbox, in one transaction;
 - :func:`deliver_due` delivers due outbox rows with retries and returns how many it delivered.
 
-Human actions (acknowledge, silence) live in :mod:`monitor.actions` so the dashboard can use them.
+Human actions (acknowledge, silence) live in :mod:`monitor.store.actions` so the dashboard can use them.
 """
 
 from alerts.engine import evaluate

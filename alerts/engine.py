@@ -26,8 +26,8 @@ from alerts.observe import Scope, Series, observe
 from alerts.rules import CompiledRule, compile_rules
 from alerts.state import SilenceView, Step, decide, inhibited, silenced
 from monitor.config import Config, parse_time
-from monitor.db import transaction
-from monitor.models import Alert, Notification, Silence
+from monitor.store.engine import transaction
+from monitor.store.tables import Alert, Notification, Silence
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from alerts.observe import Series
 from alerts.rules import CompiledRule, Observation
 from monitor.config import Config, ReferenceSpec
-from monitor.models import Alert, Score
+from monitor.store.tables import Alert, Score
 
 TOP_FEATURES = 5
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from alerts.rules import CompiledRule, Observation, Selector
 from monitor.config import Config
-from monitor.models import MetricPoint, MetricSeries, Model, Prediction, Run, Score
+from monitor.store.tables import MetricPoint, MetricSeries, Model, Prediction, Run, Score
 
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_WINDOW = timedelta(hours=1)

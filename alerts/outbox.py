@@ -35,8 +35,8 @@ from alerts.engine import lock
 from alerts.message import probe_payload
 from alerts.registry import notifier_for
 from monitor.config import Config
-from monitor.db import transaction
-from monitor.models import Notification
+from monitor.store.engine import transaction
+from monitor.store.tables import Notification
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from sqlalchemy import insert, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import alerts
-from monitor.db import make_engine, transaction, upgrade
-from monitor.models import Run, Score
+from monitor.store.engine import make_engine, transaction, upgrade
+from monitor.store.tables import Run, Score
 from tests.alert_support import HOUR, MONITOR, T0, make_config, setup_models
 
 

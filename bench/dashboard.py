@@ -45,8 +45,8 @@ from dashboard.context import Context  # noqa: E402
 from dashboard.pages import model as model_page  # noqa: E402
 from dashboard.state import PageQuery  # noqa: E402
 from monitor.config import Config  # noqa: E402
-from monitor.db import make_engine, upgrade  # noqa: E402
-from monitor.models import Score  # noqa: E402
+from monitor.store.engine import make_engine, upgrade  # noqa: E402
+from monitor.store.tables import Score  # noqa: E402
 from tests import servers  # noqa: E402
 from tests.seed import MODEL, seed_store  # noqa: E402
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from collectors.elasticsearch import ElasticsearchCollector  # noqa: E402
 from monitor.config import parse_config  # noqa: E402
-from monitor.db import make_engine, upgrade  # noqa: E402
+from monitor.store.engine import make_engine, upgrade  # noqa: E402
 from tests.servers import start_elasticsearch, start_postgres  # noqa: E402
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

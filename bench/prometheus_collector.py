@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from collectors.prometheus import PrometheusCollector, plan_chunks, to_ms  # noqa: E402
 from monitor.config import MetricQuery, PrometheusSource, parse_config  # noqa: E402
-from monitor.db import make_engine, upgrade  # noqa: E402
-from monitor.store import sync_models  # noqa: E402
+from monitor.store.engine import make_engine, upgrade  # noqa: E402
+from monitor.store.queries import sync_models  # noqa: E402
 from tests.servers import start_postgres, start_prometheus  # noqa: E402
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

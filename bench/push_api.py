@@ -29,9 +29,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from monitor.auth import create_api_key  # noqa: E402
-from monitor.db import make_engine, upgrade  # noqa: E402
 from monitor.sdk import Client  # noqa: E402
+from monitor.store.api_keys import create_api_key  # noqa: E402
+from monitor.store.engine import make_engine, upgrade  # noqa: E402
 from tests.servers import free_port, http_ok, start_postgres, wait_for  # noqa: E402
 
 MODELS = {
@@ -96,7 +96,7 @@ def main() -> None:
             "-m",
             "uvicorn",
             "--factory",
-            "monitor.commands.api:app_from_environment",
+            "monitor.cli.api:app_from_environment",
             "--port",
             str(port),
             "--log-level",

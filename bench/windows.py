@@ -1,4 +1,4 @@
-"""Loading one window from the store: ``monitor.windows.load_window`` against a plain ORM load.
+"""Loading one window from the store: ``monitor.runs.windows.load_window`` against a plain ORM load.
 
 The scheduler reads every window with one query and turns the JSON columns into NumPy arrays.
 This compares it, on the same rows in the same run, with the obvious way: ORM objects
@@ -22,10 +22,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from monitor.config import parse_config
-from monitor.db import make_engine, upgrade
-from monitor.models import Prediction
-from monitor.store import sync_models
-from monitor.windows import load_window
+from monitor.runs.windows import load_window
+from monitor.store.engine import make_engine, upgrade
+from monitor.store.queries import sync_models
+from monitor.store.tables import Prediction
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -40,17 +40,16 @@ from sqlalchemy import Engine
 
 from collectors.base import CollectResult
 from monitor.config import Config, ElasticsearchSource, ModelConfig
-from monitor.db import transaction
 from monitor.errors import SourceError
 from monitor.ingest import (
     IngestResult,
     UnknownModelError,
     ingest_labels,
     ingest_predictions,
-    read_checkpoint,
-    write_checkpoint,
 )
-from monitor.models import utcnow
+from monitor.ingest.writer import read_checkpoint, write_checkpoint
+from monitor.store.engine import transaction
+from monitor.store.tables import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -36,12 +36,12 @@ from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
 from collectors.base import CollectResult
-from monitor import metrics
 from monitor.config import Config, MetricQuery, PrometheusSource
-from monitor.db import transaction
 from monitor.errors import SourceError, StoreError
-from monitor.models import Checkpoint, MetricPoint, MetricSeries, Model
-from monitor.store import upsert_insert
+from monitor.metrics import process as metrics
+from monitor.store.engine import transaction
+from monitor.store.queries import upsert_insert
+from monitor.store.tables import Checkpoint, MetricPoint, MetricSeries, Model
 
 log = logging.getLogger(__name__)
 

@@ -31,10 +31,10 @@ from dashboard.pages import overview as overview_page
 from dashboard.pages import report as report_page
 from dashboard.state import PageQuery, format_time, parse_time, query_string
 from dashboard.theme import empty_state
-from monitor import actions
 from monitor.config import Config
 from monitor.errors import DriftscopeError
-from monitor.models import Alert
+from monitor.store import actions
+from monitor.store.tables import Alert
 
 log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent / "assets"

@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.expression import literal
 
 from monitor.config import parse_time
-from monitor.models import Alert, MetricPoint, MetricSeries, Model, Run, Score, Silence, UtcDateTime
+from monitor.store.tables import Alert, MetricPoint, MetricSeries, Model, Run, Score, Silence, UtcDateTime
 
 # Drift scores of these "features" describe the model's output, not its inputs.
 OUTPUT_COLUMNS = ("prediction", "score", "label")

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from monitor.config import Config, parse_config
-from monitor.db import transaction
-from monitor.models import MetricPoint, MetricSeries, Run, Score
-from monitor.store import sync_models
+from monitor.store.engine import transaction
+from monitor.store.queries import sync_models
+from monitor.store.tables import MetricPoint, MetricSeries, Run, Score
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine
 
-from monitor.db import make_engine, upgrade
+from monitor.store.engine import make_engine, upgrade
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine, insert
 
-from monitor.models import Alert, MetricPoint, MetricSeries, Model, Run, Score
+from monitor.store.tables import Alert, MetricPoint, MetricSeries, Model, Run, Score
 
 SEED_START = datetime(2026, 11, 18, tzinfo=UTC)
 WINDOW = timedelta(hours=1)

@@ -19,7 +19,7 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-# Must stay identical to monitor.models.CLAIMABLE (the claim query repeats it so both backends use the index).
+# Must stay identical to monitor.store.tables.CLAIMABLE (the claim query repeats it so both backends use the index).
 CLAIMABLE = "status IN ('pending', 'running', 'failed') OR stale_since IS NOT NULL"
 
 

@@ -21,8 +21,8 @@ from werkzeug.serving import make_server
 
 from dashboard import create_app
 from monitor.config import Config
-from monitor.db import make_engine, upgrade
-from monitor.models import Alert, Silence
+from monitor.store.engine import make_engine, upgrade
+from monitor.store.tables import Alert, Silence
 from tests.seed import MONITOR, SeedInfo, seed_store
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +32,7 @@ REFRESH_S = 1
 
 
 def report_html(monitor: str, window_start: datetime) -> str:
-    # The real renderer (Evidently, in monitor/commands/dashboard.py) is covered by its own test; here the
+    # The real renderer (Evidently, in monitor/cli/dashboard.py) is covered by its own test; here the
     # page only has to embed whatever the injected callable returns for that monitor and window.
     return f"<!DOCTYPE html><html><body><h1 id='title'>{monitor} {window_start:%Y-%m-%d %H:%M}</h1></body></html>"
 

@@ -13,8 +13,8 @@ from alerts import deliver_due, evaluate
 from alerts.email import message_id
 from alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from monitor.config import Config
-from monitor.db import transaction
-from monitor.models import Notification
+from monitor.store.engine import transaction
+from monitor.store.tables import Notification
 from tests import servers
 from tests.alert_support import HOUR, T0, add_window, make_config, setup_models
 

@@ -11,11 +11,11 @@ from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from alerts import deliver_due, evaluate
-from monitor.actions import ActionError, acknowledge, create_silence
-from monitor.commands import alerts as alerts_commands
+from monitor.cli import alerts as alerts_commands
 from monitor.config import load_config
-from monitor.db import transaction
-from monitor.models import Alert, Silence
+from monitor.store.actions import ActionError, acknowledge, create_silence
+from monitor.store.engine import transaction
+from monitor.store.tables import Alert, Silence
 from tests.alert_support import HOUR, T0, add_window, setup_models
 
 
@@ -90,7 +90,7 @@ def test_actions_reject_bad_input_naming_the_field(sqlite_engine: Engine) -> Non
 
 
 def test_config_validate_reports_bad_rule_expressions(tmp_path: Path) -> None:
-    from monitor.cli import app
+    from monitor.cli.main import app
 
     path = tmp_path / "bad.yaml"
     rules = [{"name": "ok", "when": "drift.share_drifted > 0.3"}, {"name": "typo", "when": "drfit.share > 1"}]

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import Engine, select
 
 from alerts import deliver_due, evaluate
-from monitor.actions import acknowledge, create_silence, expire_silence
-from monitor.db import transaction
-from monitor.models import Alert, Notification, Prediction
+from monitor.store.actions import acknowledge, create_silence, expire_silence
+from monitor.store.engine import transaction
+from monitor.store.tables import Alert, Notification, Prediction
 from tests.alert_support import HOUR, T0, add_metric_points, add_window, make_config, setup_models
 
 S = timedelta(seconds=1)

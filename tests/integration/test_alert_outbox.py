@@ -20,8 +20,8 @@ from sqlalchemy import Engine, func, select
 from alerts import RetryPolicy, deliver_due, evaluate
 from alerts.email import message_id
 from monitor.config import parse_config
-from monitor.db import make_engine, transaction, upgrade
-from monitor.models import Notification
+from monitor.store.engine import make_engine, transaction, upgrade
+from monitor.store.tables import Notification
 from tests import servers
 from tests.alert_support import HOUR, T0, add_window, make_config, setup_models
 
@@ -93,7 +93,7 @@ import json, os, signal, sys, time
 from datetime import UTC, datetime
 from alerts import RetryPolicy, deliver_due
 from monitor.config import parse_config
-from monitor.db import make_engine
+from monitor.store.engine import make_engine
 
 config = parse_config(json.loads(sys.argv[1]), env={})
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # killed workers are reaped by the kernel

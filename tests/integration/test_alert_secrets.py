@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 from alerts import deliver_due, evaluate
 from alerts.base import DeliveryError
 from alerts.outbox import send_test
-from monitor.commands import alerts as alerts_commands
+from monitor.cli import alerts as alerts_commands
 from monitor.config import load_config
-from monitor.db import transaction
-from monitor.models import Alert, Notification
+from monitor.store.engine import transaction
+from monitor.store.tables import Alert, Notification
 from tests import servers
 from tests.alert_support import HOUR, T0, add_window, setup_models
 

@@ -16,11 +16,11 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy import Engine, func, select
 
-from monitor.api import create_app
-from monitor.auth import create_api_key, revoke_api_key
+from monitor.api.app import create_app
 from monitor.config import Config, parse_config
-from monitor.db import make_engine
-from monitor.models import PendingLabel, Prediction, RejectedRecord
+from monitor.store.api_keys import create_api_key, revoke_api_key
+from monitor.store.engine import make_engine
+from monitor.store.tables import PendingLabel, Prediction, RejectedRecord
 
 MODELS = {
     "churn": {

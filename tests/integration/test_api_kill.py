@@ -15,8 +15,8 @@ import pytest
 import yaml
 from sqlalchemy import Engine, select
 
-from monitor.auth import create_api_key
-from monitor.models import Prediction
+from monitor.store.api_keys import create_api_key
+from monitor.store.tables import Prediction
 from tests.integration.test_api import MODELS, canonical
 from tests.servers import free_port, http_ok, wait_for
 
@@ -35,7 +35,7 @@ def test_every_acknowledged_record_survives_a_sigkill(
         "-m",
         "uvicorn",
         "--factory",
-        "monitor.commands.api:app_from_environment",
+        "monitor.cli.api:app_from_environment",
         "--host",
         "127.0.0.1",
         "--port",

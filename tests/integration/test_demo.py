@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import func, select
 
 from alerts.engine import evaluate
-from monitor.db import make_engine, upgrade
-from monitor.demo import MODEL, MONITOR, LoanTraffic, Simulator, Timeline, demo_config, load_timeline
-from monitor.models import Alert, Prediction, Run, Score
-from monitor.scheduler import Scheduler
-from monitor.store import sync_models
+from monitor.demo.traffic import MODEL, MONITOR, LoanTraffic, Simulator, Timeline, demo_config, load_timeline
+from monitor.runs.scheduler import Scheduler
+from monitor.store.engine import make_engine, upgrade
+from monitor.store.queries import sync_models
+from monitor.store.tables import Alert, Prediction, Run, Score
 from tests.servers import free_port, wait_for
 
 

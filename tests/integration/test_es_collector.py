@@ -21,8 +21,8 @@ from collectors import build_collectors
 from collectors.elasticsearch import ElasticsearchCollector
 from monitor.config import Config, parse_config
 from monitor.errors import SourceError
-from monitor.ingest import read_checkpoint
-from monitor.models import PendingLabel, Prediction, RejectedRecord
+from monitor.ingest.writer import read_checkpoint
+from monitor.store.tables import PendingLabel, Prediction, RejectedRecord
 from tests.servers import free_port
 
 pytestmark = pytest.mark.integration

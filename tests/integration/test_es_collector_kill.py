@@ -20,7 +20,7 @@ import yaml
 from elasticsearch import Elasticsearch, helpers
 from sqlalchemy import Engine, func, select
 
-from monitor.models import Prediction, RejectedRecord
+from monitor.store.tables import Prediction, RejectedRecord
 from tests.integration.test_es_collector import MAPPINGS, doc
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 KILLS = 10
 TOTAL = 20_000
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
-COMMAND = "import sys; from monitor.commands.collect import collect_app; collect_app(sys.argv[1:])"
+COMMAND = "import sys; from monitor.cli.collect import collect_app; collect_app(sys.argv[1:])"
 
 
 def rows(engine: Engine) -> int:

@@ -24,10 +24,10 @@ from collectors.prometheus import PrometheusCollector, RetryPolicy, to_ms
 from detectors.drift import ColumnPolicy, drift_scores
 from detectors.profile import profile_reference
 from monitor.config import MetricQuery, PrometheusSource, parse_config
-from monitor.db import transaction
-from monitor.metrics import start_metrics_server
-from monitor.models import MetricPoint, MetricSeries, Run, Score
-from monitor.store import sync_models
+from monitor.metrics.exporter import start_metrics_server
+from monitor.store.engine import transaction
+from monitor.store.queries import sync_models
+from monitor.store.tables import MetricPoint, MetricSeries, Run, Score
 from tests import servers
 from tests.conftest import _start, unique_name
 
@@ -404,7 +404,7 @@ def test_config_validate_check_sources_names_the_bad_query(
 ) -> None:
     from typer.testing import CliRunner
 
-    from monitor.cli import app
+    from monitor.cli.main import app
 
     metrics = {"ok": ("prom", "vector(1)"), "broken": ("prom", "rate(x[5m]"), "far": ("down", "up")}
     path = write_config(tmp_path, prometheus_server.url, metrics)
@@ -424,8 +424,8 @@ def test_collect_prometheus_backfills_from_the_command_line(
 ) -> None:
     from typer.testing import CliRunner
 
-    from monitor.commands.collect import collect_app
-    from monitor.db import make_engine, upgrade
+    from monitor.cli.collect import collect_app
+    from monitor.store.engine import make_engine, upgrade
 
     path = write_config(tmp_path, prometheus_server.url, {"answer": ("prom", "vector(42)")})
     engine = make_engine(f"sqlite:///{tmp_path / 'driftscope.db'}")

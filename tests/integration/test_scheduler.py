@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import Engine, func, insert, select, update
 
 from monitor.config import Config, parse_config
-from monitor.models import Prediction, Reference, Run, Score
-from monitor.references import upload_dataset
-from monitor.scheduler import Scheduler
-from monitor.store import sync_models
+from monitor.runs.references import upload_dataset
+from monitor.runs.scheduler import Scheduler
+from monitor.store.queries import sync_models
+from monitor.store.tables import Prediction, Reference, Run, Score
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -136,7 +136,7 @@ def test_scores_of_a_window(store_engine: Engine) -> None:
 def test_catch_up_after_downtime_is_oldest_first(store_engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
     config = make_config()
     add_predictions(store_engine, config, range(8), rows=30)
-    with caplog.at_level(logging.INFO, logger="monitor.scheduler"):
+    with caplog.at_level(logging.INFO, logger="monitor.runs.scheduler"):
         assert Scheduler(config, store_engine, clock=clock_at(T0 + 30 * HOUR + timedelta(minutes=5))).tick() == 30
     order = [r.window_start for r in caplog.records if r.getMessage() == "run finished"]
     assert order == sorted(order) and len(order) == 30
@@ -246,7 +246,7 @@ def test_reference_profiled_once_and_reprofiled_when_config_changes(
 ) -> None:
     config = make_config()
     add_predictions(store_engine, config, range(4))
-    with caplog.at_level(logging.INFO, logger="monitor.references"):
+    with caplog.at_level(logging.INFO, logger="monitor.runs.references"):
         Scheduler(config, store_engine, clock=clock_at(T0 + 3 * HOUR)).tick()
         Scheduler(config, store_engine, clock=clock_at(T0 + 5 * HOUR)).tick()  # a second worker
         assert [r.getMessage() for r in caplog.records].count("reference profiled") == 1

@@ -14,11 +14,11 @@ import yaml
 from sqlalchemy import Engine, insert, select
 from typer.testing import CliRunner
 
-from monitor.cli import _register_commands, app
+from monitor.cli.main import _register_commands, app
 from monitor.config import load_config
-from monitor.models import Prediction, Reference
-from monitor.scheduler import Scheduler
-from monitor.store import sync_models
+from monitor.runs.scheduler import Scheduler
+from monitor.store.queries import sync_models
+from monitor.store.tables import Prediction, Reference
 from tests.integration.test_scheduler import HOUR, T0, add_predictions, clock_at, runs
 
 

@@ -14,11 +14,11 @@ from elasticsearch import Elasticsearch
 from sqlalchemy import Engine, select
 
 from collectors.elasticsearch import ElasticsearchCollector
-from monitor.api import create_app
-from monitor.auth import create_api_key
+from monitor.api.app import create_app
 from monitor.config import parse_config
-from monitor.models import Prediction
 from monitor.sdk import Client
+from monitor.store.api_keys import create_api_key
+from monitor.store.tables import Prediction
 from tests.integration.test_api import make_config, serving
 from tests.servers import free_port
 

@@ -33,9 +33,9 @@ import pytest
 import yaml
 from sqlalchemy import Engine, func, select
 
-from monitor.auth import create_api_key
-from monitor.db import make_engine
-from monitor.models import MetricPoint, MetricSeries, Model, Prediction, Run, Score
+from monitor.store.api_keys import create_api_key
+from monitor.store.engine import make_engine
+from monitor.store.tables import MetricPoint, MetricSeries, Model, Prediction, Run, Score
 from tests import servers
 from tests.conftest import unique_name
 

@@ -15,10 +15,10 @@ import pytest
 import yaml
 from sqlalchemy import Engine, func, insert, select
 
+from monitor.cli.worker import Worker
 from monitor.config import load_config, parse_config
-from monitor.models import Prediction, Run
-from monitor.store import sync_models
-from monitor.worker import Worker
+from monitor.store.queries import sync_models
+from monitor.store.tables import Prediction, Run
 
 WINDOWS = 200
 ROWS_PER_WINDOW = 5
@@ -218,7 +218,7 @@ def test_worker_schedules_each_collector_on_its_source_interval(
         }
     )
     worker = Worker(config, sqlite_engine)
-    with caplog.at_level("WARNING", logger="monitor.worker"):
+    with caplog.at_level("WARNING", logger="monitor.cli.worker"):
         worker.start()
         try:
             jobs = {job.id: job.trigger.interval for job in worker._jobs.get_jobs()}

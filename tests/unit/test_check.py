@@ -11,8 +11,8 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from monitor.commands import check as check_command
-from monitor.commands.check import infer_model
+from monitor.cli import check as check_command
+from monitor.cli.check import infer_model
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nannyml"
 

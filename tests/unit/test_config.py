@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from monitor.cli import app
+from monitor.cli.main import app
 from monitor.config import ConfigError, load_config, parse_config, parse_duration
 
 ROOT = Path(__file__).resolve().parents[2]

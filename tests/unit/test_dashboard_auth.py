@@ -14,8 +14,8 @@ from sqlalchemy import Engine, select
 from dashboard import create_app
 from dashboard.auth import PROBE_PATHS, hash_password, verify_password
 from monitor.config import Config
-from monitor.db import make_engine
-from monitor.models import Alert
+from monitor.store.engine import make_engine
+from monitor.store.tables import Alert
 from tests.seed import seed_store
 from tests.servers import free_port
 

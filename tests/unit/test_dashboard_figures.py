@@ -16,7 +16,7 @@ from dashboard.pages import model as model_page
 from dashboard.state import PageQuery, TimeRange, bucket_for, feature_url, model_url, parse_time, report_url
 from dashboard.theme import duration_text
 from monitor.config import Config
-from monitor.db import make_engine, upgrade
+from monitor.store.engine import make_engine, upgrade
 from tests.seed import SeedInfo, seed_store
 
 T0 = datetime(2026, 11, 18, tzinfo=UTC)

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import Engine, insert, select
 
 from dashboard import queries
-from monitor.db import make_engine, upgrade
-from monitor.models import MetricPoint, MetricSeries, Model, Run, Score
+from monitor.store.engine import make_engine, upgrade
+from monitor.store.tables import MetricPoint, MetricSeries, Model, Run, Score
 from tests.conftest import unique_name
 from tests.seed import SeedInfo, seed_store
 

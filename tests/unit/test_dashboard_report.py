@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import Engine, insert
 
 from dashboard import create_app
-from monitor.commands.dashboard import report_renderer
+from monitor.cli.dashboard import report_renderer
 from monitor.config import Config
-from monitor.models import Prediction
-from monitor.store import sync_models
+from monitor.store.queries import sync_models
+from monitor.store.tables import Prediction
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 WINDOW = T0 + timedelta(days=2)

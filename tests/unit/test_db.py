@@ -7,10 +7,10 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from monitor import db
 from monitor.config import parse_config
-from monitor.models import Model
-from monitor.store import sync_models
+from monitor.store import engine as db
+from monitor.store.queries import sync_models
+from monitor.store.tables import Model
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 def driftscope_app() -> typer.Typer:
     """The ``driftscope`` app with every area's subcommands, as the console script builds it."""
-    from monitor import cli
+    from monitor.cli import main as cli
 
     cli._register_commands()
     return cli.app
@@ -517,8 +517,8 @@ def test_kubernetes_config_loads_with_the_secret_and_names_real_settings() -> No
 
 
 def test_kubernetes_ports_and_probes_match_the_config_and_the_apps(tmp_path: Path) -> None:
-    from monitor.api import create_app
-    from monitor.db import make_engine
+    from monitor.api.app import create_app
+    from monitor.store.engine import make_engine
 
     specs = pod_specs()
     (container,) = specs["driftscope-api"]["containers"]
@@ -559,7 +559,7 @@ def dashboard_unauthenticated_paths(config: Config, tmp_path: Path) -> set[str]:
     """Paths of the dashboard that answer 200 to a probe without credentials, with login switched on."""
     from dashboard.app import create_app
     from dashboard.auth import hash_password
-    from monitor.db import make_engine, upgrade
+    from monitor.store.engine import make_engine, upgrade
 
     engine = make_engine(f"sqlite:///{tmp_path}/dashboard.db")
     upgrade(engine)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from monitor.config import load_config
-from monitor.demo import MODEL, LoanTraffic
-from monitor.demo_service import Timeline, label_document, log_document
-from monitor.ingest import validate_labels, validate_predictions
+from monitor.demo.service import Timeline, label_document, log_document
+from monitor.demo.traffic import MODEL, LoanTraffic
+from monitor.ingest.records import validate_labels, validate_predictions
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

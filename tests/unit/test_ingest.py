@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from monitor.config import parse_config
-from monitor.ingest import (
+from monitor.ingest.records import (
     UnparsableRecord,
     parse_timestamp,
     resolve_path,

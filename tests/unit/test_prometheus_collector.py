@@ -21,8 +21,8 @@ from sqlalchemy import Engine, func, select
 from collectors.prometheus import PrometheusCollector, RetryPolicy, check_queries, plan_chunks, to_ms
 from monitor.config import ConfigError, MetricQuery, PrometheusSource, parse_config
 from monitor.errors import SourceError
-from monitor.models import Checkpoint, MetricPoint, MetricSeries
-from monitor.store import sync_models
+from monitor.store.queries import sync_models
+from monitor.store.tables import Checkpoint, MetricPoint, MetricSeries
 
 URL = "http://prometheus.test:9090"
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

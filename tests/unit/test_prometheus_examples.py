@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from sqlalchemy import Engine
 
-from monitor.metrics import build_registry
+from monitor.metrics.exporter import build_registry
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "prometheus"
 METRIC = re.compile(r"\bdriftscope_[a-z_]+\b")

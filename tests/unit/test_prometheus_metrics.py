@@ -17,16 +17,16 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from monitor.config import parse_config
-from monitor.db import make_engine, transaction
-from monitor.metrics import (
-    CollectorStatusCollector,
+from monitor.metrics.exporter import (
     StoreCollector,
     metrics_asgi_app,
     start_metrics_server,
     use_multiprocess_dir,
 )
-from monitor.models import Alert, Notification, Run, Score
-from monitor.store import sync_models
+from monitor.metrics.process import CollectorStatusCollector
+from monitor.store.engine import make_engine, transaction
+from monitor.store.queries import sync_models
+from monitor.store.tables import Alert, Notification, Run, Score
 
 W1 = datetime(2026, 2, 1, 10, tzinfo=UTC)
 W2 = W1 + timedelta(hours=1)
@@ -182,14 +182,14 @@ def test_worker_metrics_server_on_its_own_port(sqlite_engine: Engine) -> None:
 
 MULTIPROCESS_CHILD = """
 import sys
-from monitor.metrics import RECORDS_INGESTED
+from monitor.metrics.process import RECORDS_INGESTED
 RECORDS_INGESTED.labels("churn", "api", "prediction", "accepted").inc(int(sys.argv[1]))
 """
 
 MULTIPROCESS_SCRAPE = """
 import sys
-from monitor.db import make_engine
-from monitor.metrics import build_registry
+from monitor.store.engine import make_engine
+from monitor.metrics.exporter import build_registry
 registry = build_registry(make_engine(sys.argv[1]))
 labels = {"model": "churn", "source": "api", "kind": "prediction", "outcome": "accepted"}
 print(registry.get_sample_value("driftscope_records_ingested_total", labels))

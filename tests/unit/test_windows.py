@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from monitor.config import ModelConfig, MonitorConfig
-from monitor.evaluation import Baseline, _policy, evaluate, fit_baseline, to_float
-from monitor.windows import Batch, batch_from_rows, due_windows, score_matrix, window_floor
+from monitor.runs.evaluation import Baseline, _policy, evaluate, fit_baseline, to_float
+from monitor.runs.windows import Batch, batch_from_rows, due_windows, score_matrix, window_floor
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -184,6 +184,6 @@ def test_class_labels_match_by_their_string_form() -> None:
 def test_module_examples_run() -> None:
     import doctest
 
-    import monitor.windows
+    import monitor.runs.windows
 
-    assert doctest.testmod(monitor.windows).failed == 0
+    assert doctest.testmod(monitor.runs.windows).failed == 0

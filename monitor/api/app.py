@@ -1,0 +1,237 @@
+"""The HTTP ingestion API (FastAPI): ``POST /v1/models/{model}/predictions`` and ``.../labels``.
+
+A body is a JSON array of canonical records (see :mod:`monitor.ingest`), or NDJSON (one record per
+line, ``Content-Type: application/x-ndjson``) where even a line that is not JSON is rejected on its
+own. The response lists the rejected records by index and field; the good ones are committed before
+the 2xx is sent. ``Idempotency-Key`` makes a retried batch return the first answer without writing.
+
+Every route needs ``Authorization: Bearer <key>`` except ``/healthz``, ``/readyz``, ``/metrics`` (for
+Prometheus; aggregate numbers only, see docs/operations.md to restrict it) and the OpenAPI
+docs. A failed authentication is a 401 that says nothing about why; repeated failures from one
+client get 429 for a while.
+"""
+
+import hashlib
+import logging
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from monitor.config import Config
+from monitor.ingest import IngestResult, UnknownModelError, UnparsableRecord, ingest_labels, ingest_predictions
+from monitor.metrics.exporter import metrics_asgi_app
+from monitor.store.api_keys import FailureLimiter, KeyInfo, verify_api_key
+
+log = logging.getLogger(__name__)
+
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
+SDK_USER_AGENT = "driftscope-sdk"
+
+
+class CanonicalPrediction(BaseModel):
+    """One prediction record (for the docs; bodies are validated by monitor.ingest)."""
+
+    id: str | int = Field(description="Unique per model; a repeated id is stored once.")
+    timestamp: str | float = Field(description="ISO-8601 (no offset means UTC) or epoch seconds/milliseconds.")
+    features: dict[str, float | str | None] = Field(description="Every configured feature; missing means null.")
+    prediction: str | int | float
+    score: float | dict[str, float] | None = None
+    label: str | int | float | None = None
+
+
+class CanonicalLabel(BaseModel):
+    id: str | int
+    label: str | int | float
+    timestamp: str | float | None = Field(None, description="When the truth became known; default: now.")
+
+
+class RejectionOut(BaseModel):
+    index: int
+    field: str
+    reason: str
+    record_ref: str | None
+    message: str = Field(examples=['[3].features.tenure: expected number, got "abc"'])
+
+
+class IngestResponse(BaseModel):
+    accepted: int
+    rejected: list[RejectionOut]
+    replayed: bool = False
+
+
+def _body_doc(record: type[BaseModel]) -> dict[str, Any]:
+    schema = record.model_json_schema()
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": schema}},
+                "application/x-ndjson": {"schema": schema},
+            },
+        }
+    }
+
+
+def _split_body(body: bytes, content_type: str) -> list[Any]:
+    """Records of a JSON array or NDJSON body; raises ValueError when a JSON body is not an array."""
+    if content_type.split(";")[0].strip().lower() in NDJSON_TYPES:
+        records: list[Any] = []
+        for line in body.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                records.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raw = line[:2000].decode("utf-8", errors="replace")
+                records.append(UnparsableRecord(f"not valid JSON: {exc}", raw))
+        return records
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"body is not valid JSON (UTF-8): {exc}") from None
+    if not isinstance(parsed, list):
+        raise ValueError(f"expected a JSON array of records, got a JSON {type(parsed).__name__}")
+    return parsed
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    too_large = HTTPException(413, f"request body larger than {limit} bytes")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(config: Config, engine: Engine) -> FastAPI:
+    """The API over ``engine`` for the models in ``config``; opens nothing until a request needs it."""
+    app = FastAPI(
+        title="Driftscope ingestion API",
+        version="1",
+        description="Push prediction logs and late labels. Every route but health checks needs a Bearer API key.",
+    )
+    limiter = FailureLimiter()
+    unauthorized = HTTPException(401, "invalid or missing API key", headers={"WWW-Authenticate": "Bearer"})
+
+    def authenticate(request: Request, authorization: Annotated[str | None, Header()] = None) -> KeyInfo:
+        client = request.client.host if request.client else "unknown"
+        wait = limiter.retry_after(client)
+        if wait is not None:
+            raise HTTPException(429, "too many failed authentications", headers={"Retry-After": str(int(wait) + 1)})
+        scheme, _, key = (authorization or "").partition(" ")
+        info = verify_api_key(engine, key.strip()) if scheme.lower() == "bearer" and key else None
+        if info is None:
+            limiter.record_failure(client)
+            raise unauthorized
+        return info
+
+    Key = Annotated[KeyInfo, Depends(authenticate)]
+
+    @app.exception_handler(DBAPIError)
+    async def store_unavailable(_request: Request, exc: DBAPIError) -> JSONResponse:
+        # Nothing was committed; a retry (the SDK does) is safe. The detail never carries the URL.
+        log.error("store error during a request: %s", exc.orig.__class__.__name__ if exc.orig else exc)
+        return JSONResponse({"detail": "store unavailable, retry later"}, status_code=503, headers={"Retry-After": "1"})
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "store unreachable"}})
+    def readyz() -> Response:
+        """The store answers a query."""
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except DBAPIError:
+            return JSONResponse({"status": "unavailable", "detail": "store unreachable"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def ingest(
+        kind: Literal["prediction", "label"],
+        model: str,
+        request: Request,
+        key: KeyInfo,
+        idempotency_key: str | None,
+    ) -> IngestResponse:
+        if model not in config.models:
+            raise HTTPException(404, {"message": f"unknown model {model!r}", "known_models": sorted(config.models)})
+        if not key.allows(model):
+            raise HTTPException(403, f"this API key may not write to model {model!r}")
+        body = await _read_body(request, config.api.max_body_bytes)
+        source = "sdk" if request.headers.get("user-agent", "").startswith(SDK_USER_AGENT) else "api"
+        write = ingest_predictions if kind == "prediction" else ingest_labels
+        stored_key = None
+        if idempotency_key:
+            # Scoped to the key, model and route, so two clients never collide on their own keys.
+            digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
+            stored_key = f"{key.id}:{kind}:{model}:{digest}"
+        try:
+            records = _split_body(body, request.headers.get("content-type", "application/json"))
+        except ValueError as exc:
+            raw = body[:2000].decode("utf-8", errors="replace")
+            await run_in_threadpool(write, engine, config, model, [UnparsableRecord(str(exc), raw)], source)
+            raise HTTPException(400, str(exc)) from None
+        try:
+            result: IngestResult = await run_in_threadpool(
+                write, engine, config, model, records, source, shape="canonical", idempotency_key=stored_key
+            )
+        except UnknownModelError as exc:  # the config changed under us; same answer as above
+            raise HTTPException(404, {"message": str(exc), "known_models": exc.known}) from None
+        return IngestResponse(**result.to_dict(), replayed=result.replayed)
+
+    responses: dict[int | str, dict[str, Any]] = {
+        401: {"description": "missing or invalid API key"},
+        403: {"description": "the key is not allowed for this model"},
+        404: {"description": "unknown model; the body lists the known ones"},
+        413: {"description": "body larger than api.max_body_bytes"},
+        429: {"description": "too many failed authentications"},
+    }
+
+    @app.post(
+        "/v1/models/{model}/predictions",
+        response_model=IngestResponse,
+        tags=["ingest"],
+        responses=responses,
+        openapi_extra=_body_doc(CanonicalPrediction),
+    )
+    async def post_predictions(
+        model: str,
+        request: Request,
+        key: Key,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> IngestResponse:
+        """Store prediction records; invalid ones are rejected one by one and listed in the answer."""
+        return await ingest("prediction", model, request, key, idempotency_key)
+
+    @app.post(
+        "/v1/models/{model}/labels",
+        response_model=IngestResponse,
+        tags=["ingest"],
+        responses=responses,
+        openapi_extra=_body_doc(CanonicalLabel),
+    )
+    async def post_labels(
+        model: str,
+        request: Request,
+        key: Key,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> IngestResponse:
+        """Store labels (ground truth); a label for an unseen id waits for its prediction."""
+        return await ingest("label", model, request, key, idempotency_key)
+
+    app.add_route("/metrics", metrics_asgi_app(engine), include_in_schema=False)
+    return app

@@ -1,0 +1,178 @@
+"""The ``driftscope`` command line.
+
+This is an entry point: it may wire collectors, detectors and alerts together, which the
+monitor core never does. Each area adds its commands in its own module (``monitor/cli/``)
+through ``register(app)``, listed once in :data:`COMMAND_MODULES`.
+
+User mistakes (a bad config, an unreachable store) print one clear message and exit 2;
+only bugs show a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from collections.abc import Callable
+from functools import cache, wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy import Engine
+
+from monitor.config import Config, ConfigError, load_config
+from monitor.errors import DriftscopeError
+from monitor.logs import LogFormat, configure_logging
+from monitor.store.engine import current_revision, downgrade, head_revision, make_engine, upgrade
+
+log = logging.getLogger(__name__)
+err_console = Console(stderr=True)
+out_console = Console()
+
+app = typer.Typer(
+    name="driftscope",
+    help="Driftscope: watch ML models in production — ingest predictions, score drift, alert, show it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+config_app = typer.Typer(help="Check a driftscope.yaml.", no_args_is_help=True)
+db_app = typer.Typer(help="Create and migrate the store (Alembic).", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="DRIFTSCOPE_CONFIG",
+        help="driftscope.yaml (default: built-in defaults, store sqlite:///driftscope.db).",
+        show_default=False,
+    ),
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(func: F) -> F:
+    """Turn Driftscope's own errors into a message and exit code 2 instead of a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            err_console.print(f"[red]error:[/red] invalid configuration ({exc.source}):", highlight=False)
+            for path, message in exc.errors:
+                err_console.print(f"  {path}: {message}", highlight=False, markup=False)
+            raise typer.Exit(2) from None
+        except DriftscopeError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def open_store(config: Config) -> Engine:
+    return make_engine(config.store)
+
+
+@app.callback()
+def main_options(
+    log_level: Annotated[
+        str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.", envvar="DRIFTSCOPE_LOG_LEVEL")
+    ] = "INFO",
+    log_format: Annotated[
+        str, typer.Option(help="console (key=value) or json (one object per line).", envvar="DRIFTSCOPE_LOG_FORMAT")
+    ] = "console",
+) -> None:
+    if log_format not in ("console", "json"):
+        raise typer.BadParameter("expected console or json", param_hint="--log-format")
+    fmt: LogFormat = "json" if log_format == "json" else "console"
+    configure_logging(log_level, fmt)
+
+
+@config_app.command("validate")
+@user_errors
+def config_validate(
+    file: Annotated[Path, typer.Argument(help="The driftscope.yaml to check.", show_default=False)],
+    check_sources: Annotated[
+        bool, typer.Option("--check-sources", help="Also dry-run every Prometheus query against its source.")
+    ] = False,
+) -> None:
+    """Exit 0 if FILE is valid; otherwise print every error with its key path and exit 2."""
+    config = load_config(file)
+    from alerts import RuleError, compile_rules  # alert expressions are parsed by alerts/, not by pydantic
+
+    try:
+        compile_rules(config)
+    except RuleError as exc:
+        raise ConfigError(exc.errors, str(file)) from None
+    if check_sources:
+        from collectors.prometheus import check_queries
+
+        if errors := check_queries(config):
+            raise ConfigError(errors, str(file))
+    out_console.print(
+        f"{file}: valid — {len(config.models)} model(s), {len(config.monitors)} monitor(s), "
+        f"{len(config.sources)} source(s), {len(config.alerts.rules)} alert rule(s)",
+        highlight=False,
+    )
+
+
+@db_app.command("upgrade")
+@user_errors
+def db_upgrade(
+    config: ConfigOption = None,
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    engine = open_store(load_config(config))
+    upgrade(engine, revision)
+    out_console.print(f"store at revision {current_revision(engine)}", highlight=False)
+
+
+@db_app.command("downgrade")
+@user_errors
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.", show_default=False)],
+    config: ConfigOption = None,
+) -> None:
+    """Revert migrations down to REVISION."""
+    engine = open_store(load_config(config))
+    downgrade(engine, revision)
+    out_console.print(f"store at revision {current_revision(engine) or 'base (empty)'}", highlight=False)
+
+
+@db_app.command("current")
+@user_errors
+def db_current(config: ConfigOption = None) -> None:
+    """Print the store's revision and whether it is up to date."""
+    engine = open_store(load_config(config))
+    current, head = current_revision(engine), head_revision()
+    state = "up to date" if current == head else f"behind (newest is {head}): run `driftscope db upgrade`"
+    out_console.print(f"{current or 'none (empty store)'} — {state}", highlight=False)
+
+
+# Area modules that add commands with ``register(app)``; each is a module under monitor/cli/.
+COMMAND_MODULES: tuple[str, ...] = (
+    "alerts", "api", "collect", "dashboard", "demo_service", "worker", "check", "report", "reference", "run",
+)  # fmt: skip
+
+
+@cache  # once per process: main() and tests that drive the full app both call it
+def _register_commands() -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"monitor.cli.{name}").register(app)
+
+
+def main() -> None:
+    _register_commands()
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,172 @@
+"""``driftscope up`` (api + worker + dashboard in one process) and ``driftscope demo`` (``up`` plus traffic).
+
+One process for one machine: the worker's jobs run in background threads, the API in a uvicorn
+server thread, the dashboard in the foreground. Ctrl-C or SIGTERM stops the dashboard, then the
+API, then the worker (which finishes and writes the window it is computing).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy import Engine
+
+from monitor.api.app import create_app as create_api
+from monitor.cli.dashboard import build_app as build_dashboard
+from monitor.cli.main import ConfigOption, open_store, out_console, user_errors
+from monitor.cli.worker import Worker
+from monitor.config import Config, load_config, parse_duration
+from monitor.demo.traffic import LIVE_DRIFT_AFTER, MODEL, Simulator, demo_config, load_timeline
+from monitor.store.engine import check_migrated, make_engine, upgrade
+from monitor.store.queries import sync_models
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def api_server(config: Config, engine: Engine, port: int) -> Iterator[str]:
+    """The ingestion API on a uvicorn server thread, for as long as the block runs."""
+    server = uvicorn.Server(
+        uvicorn.Config(create_api(config, engine), host=config.api.host, port=port, log_config=None, access_log=False)
+    )
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
+    try:
+        yield f"http://{config.api.host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextmanager
+def running_worker(config: Config, engine: Engine) -> Iterator[Worker]:
+    worker = Worker(config, engine)
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.shutdown()
+
+
+def serve_dashboard_until_stopped(config: Config, engine: Engine, port: int) -> None:
+    """Serve the dashboard in the foreground until Ctrl-C or SIGTERM."""
+    from werkzeug.serving import make_server
+
+    server = make_server(config.dashboard.host, port, build_dashboard(config, engine).server, threaded=True)
+
+    def stop(_signum: int, _frame: Any) -> None:
+        # shutdown() waits for serve_forever to return, so it must not run on the serving thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.server_close()
+        out_console.print("stopping…", highlight=False)
+
+
+def run_all(config: Config, engine: Engine, api_port: int, dashboard_port: int) -> None:
+    sync_models(engine, config)
+    with running_worker(config, engine), api_server(config, engine, api_port) as api_url:
+        out_console.print(
+            f"[bold]dashboard[/bold] http://{config.dashboard.host}:{dashboard_port}   "
+            f"[bold]api[/bold] {api_url}/docs   (Ctrl-C stops)",
+            highlight=False,
+        )
+        serve_dashboard_until_stopped(config, engine, dashboard_port)
+
+
+@user_errors
+def up(
+    config: ConfigOption = None,
+    api_port: Annotated[int | None, typer.Option(help="Default: api.port from the config.")] = None,
+    dashboard_port: Annotated[int | None, typer.Option(help="Default: dashboard.port from the config.")] = None,
+) -> None:
+    """Run the API, the worker and the dashboard in one process (one machine; see `api`, `worker`, `dashboard`)."""
+    settings = load_config(config)
+    engine = open_store(settings)
+    check_migrated(engine)
+    run_all(settings, engine, api_port or settings.api.port, dashboard_port or settings.dashboard.port)
+
+
+@user_errors
+def demo(
+    store: Annotated[
+        str, typer.Option(help="Where the demo keeps its data; run again to continue where it stopped.")
+    ] = "sqlite:///driftscope-demo.db",
+    port: Annotated[int, typer.Option(help="Dashboard port.")] = 8050,
+    api_port: Annotated[int, typer.Option(help="Ingestion API port.")] = 8000,
+    reset: Annotated[bool, typer.Option(help="Start over: delete the demo's SQLite file first.")] = False,
+    history: Annotated[
+        str, typer.Option(help="How much past traffic to write on a first start, e.g. 3h or 30m.")
+    ] = "3h",
+) -> None:
+    """A live demo on an embedded store: a simulated loan model whose traffic starts drifting after 30 seconds.
+
+    Needs nothing else installed. Open the dashboard, watch the drift appear, see the alerts fire on
+    the console; Ctrl-C stops it and running it again continues from the stored state.
+    """
+    if reset and store.startswith("sqlite:///"):
+        for suffix in ("", "-wal", "-shm"):
+            Path(store.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+    engine = make_engine(store)
+    upgrade(engine)
+    try:
+        history_span = parse_duration(history)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--history") from None
+    timeline = load_timeline(engine, datetime.now(UTC), history_span)
+    config = demo_config(store, timeline, port)
+    sync_models(engine, config)
+    simulator = Simulator(engine, config, timeline)
+    catch_up(simulator)
+    simulator.start()
+    drift_in = (timeline.started_at + LIVE_DRIFT_AFTER - datetime.now(UTC)).total_seconds()
+    if drift_in > 0:
+        out_console.print(f"live traffic starts drifting in {drift_in:.0f} s", highlight=False)
+    try:
+        run_all(config, engine, api_port, port)
+    finally:
+        simulator.stop()
+
+
+def catch_up(simulator: Simulator) -> None:
+    """Write the traffic the demo has not written yet (its history on a first run) with a progress bar."""
+    start, now = simulator.written_until(), datetime.now(UTC)
+    if now <= start:
+        return
+    with Progress(
+        TextColumn("demo traffic for [bold]" + MODEL + "[/bold]"),
+        BarColumn(),
+        TextColumn("{task.fields[predictions]:>7,} predictions"),
+        TimeRemainingColumn(),
+        console=out_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("history", total=(now - start).total_seconds(), predictions=0)
+        written = simulator.write_until(
+            now,
+            on_slice=lambda end, count: progress.update(
+                task, completed=(end - start).total_seconds(), predictions=count
+            ),
+        )
+    log.info("demo traffic caught up", extra={"model": MODEL, "predictions": written})
+
+
+def register(app: typer.Typer) -> None:
+    app.command("up")(up)
+    app.command("demo")(demo)

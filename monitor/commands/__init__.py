@@ -1,1 +1,0 @@
-"""CLI commands by area; each module exposes ``register(app)`` (see monitor.cli)."""

@@ -1,0 +1,353 @@
+"""Validation of incoming records (pure): the two record shapes, the per-field checks, and the
+:class:`Rejection` that names the record and field of every problem."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+
+from monitor.config import FieldMap, ModelConfig
+from monitor.store.tables import utcnow
+
+log = logging.getLogger(__name__)
+
+Shape = Literal["native", "canonical"]
+
+# The canonical shape, expressed as a field map so both shapes share one validator.
+CANONICAL_FIELDS = FieldMap(
+    id="id", timestamp="timestamp", prediction="prediction", score="score", label="label", features="features"
+)
+CANONICAL_KEYS = frozenset({"id", "timestamp", "features", "prediction", "score", "label"})
+CANONICAL_LABEL_KEYS = frozenset({"id", "timestamp", "label"})
+
+MAX_ID_LENGTH = 200  # prediction.prediction_id is VARCHAR(200)
+MAX_STRING_LENGTH = 1024  # categories and class names; a 10 MB string is a bug upstream, not a category
+MAX_PAYLOAD_CHARS = 2000  # how much of a rejected record is kept for debugging
+CHUNK = 2000  # records per statement: bounds statement size, not round trips per row
+# Epoch numbers at or above this are milliseconds (1e11 seconds is the year 5138).
+EPOCH_MILLIS_FROM = 1e11
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why record ``index`` of a batch was not stored; ``field`` is the offending path ("" = the whole record)."""
+
+    index: int
+    field: str
+    reason: str
+    record_ref: str | None = None
+
+    @property
+    def message(self) -> str:
+        return f"[{self.index}].{self.field}: {self.reason}" if self.field else f"[{self.index}]: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "field": self.field,
+            "reason": self.reason,
+            "record_ref": self.record_ref,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UnparsableRecord:
+    """A batch element that was not even valid JSON (e.g. one NDJSON line); it is rejected with ``reason``."""
+
+    reason: str
+    raw: str
+
+
+@dataclass(slots=True)
+class ValidPrediction:
+    id: str
+    ts: datetime
+    features: dict[str, Any]
+    prediction: Any
+    score: Any
+    label: Any
+
+
+@dataclass(slots=True)
+class ValidLabel:
+    id: str
+    label: Any
+    ts: datetime
+
+
+class _Invalid(Exception):
+    def __init__(self, field: str, reason: str) -> None:
+        self.field, self.reason = field, reason
+
+
+# --- validation (pure) --------------------------------------------------------------------------
+
+_MISSING: Any = object()
+
+
+def resolve_path(record: Mapping[str, Any], path: str) -> Any:
+    """The value at dotted ``path``: a flat key containing dots, or nested objects; ``_MISSING`` if absent."""
+    if path in record:
+        return record[path]
+    node: Any = record
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _show(value: Any) -> str:
+    """A short, JSON-looking rendering of a bad value for an error message."""
+    if isinstance(value, str) and len(value) > 40:
+        return orjson.dumps(value[:40]).decode()[:-1] + f'…" ({len(value)} characters)'
+    try:
+        shown = orjson.dumps(value).decode()
+    except TypeError:
+        shown = repr(value)
+    except orjson.JSONEncodeError:
+        shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:60] + "…"
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, list | tuple):
+        return "array"
+    return type(value).__name__
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """ISO-8601 text (no offset means UTC) or epoch seconds / milliseconds → aware UTC datetime."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"expected an ISO-8601 time or epoch seconds/milliseconds, got {_show(value)}")
+    try:
+        if isinstance(value, int | float):
+            if not math.isfinite(value):
+                raise ValueError(f"expected a finite epoch time, got {value}")
+            seconds = value / 1000 if abs(value) >= EPOCH_MILLIS_FROM else value
+            return datetime.fromtimestamp(seconds, UTC)
+        if isinstance(value, str) and len(value) <= 64:
+            parsed = datetime.fromisoformat(value)
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    raise ValueError(f"expected an ISO-8601 time or epoch seconds/milliseconds, got {_show(value)}")
+
+
+def _number(value: Any, where: str) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(where, f"expected number, got {_show(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Invalid(where, f"expected a finite number, got {value}")
+    return value
+
+
+def _check_text(value: str, where: str, limit: int = MAX_STRING_LENGTH) -> str:
+    if len(value) > limit:
+        raise _Invalid(where, f"string of {len(value)} characters is longer than {limit}")
+    if "\x00" in value:
+        # Postgres text and jsonb cannot hold NUL: accepting it would fail the whole batch there.
+        raise _Invalid(where, "string contains a NUL (\\u0000) character")
+    return value
+
+
+def _category(value: Any, where: str) -> str:
+    if isinstance(value, str):
+        return _check_text(value, where)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    raise _Invalid(where, f"expected string, got {_show(value)}")
+
+
+def _class_value(value: Any, where: str, model: ModelConfig) -> Any:
+    """A class label (prediction or ground truth) for a classifier; a finite number for a regressor."""
+    if model.task == "regression":
+        return _number(value, where)
+    if isinstance(value, bool) or (isinstance(value, float) and math.isfinite(value) and value.is_integer()):
+        value = int(value)
+    if isinstance(value, str):
+        _check_text(value, where)
+    elif not isinstance(value, int):
+        raise _Invalid(where, f"expected a class (string or integer), got {_show(value)}")
+    if model.classes is not None and str(value) not in model.classes:
+        raise _Invalid(where, f"{_show(value)} is not one of the classes {model.classes}")
+    return value
+
+
+def _score(value: Any, where: str, model: ModelConfig) -> Any:
+    if model.task == "multiclass" and isinstance(value, Mapping):
+        return {_category(k, where): _number(v, f"{where}.{k}") for k, v in value.items()}
+    number = _number(value, where)
+    if model.task == "binary" and not 0 <= number <= 1:
+        raise _Invalid(where, f"expected a probability in [0, 1], got {_show(value)}")
+    return number
+
+
+def _record_id(value: Any, where: str) -> str:
+    if value is _MISSING or value is None:
+        raise _Invalid(where, "required field is missing")
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise _Invalid(where, f"expected string or integer id, got {_show(value)}")
+    value = str(value)
+    if not value or len(value) > MAX_ID_LENGTH:
+        raise _Invalid(where, f"id must be 1 to {MAX_ID_LENGTH} characters, got {len(value)}")
+    return _check_text(value, where, MAX_ID_LENGTH)
+
+
+def _timestamp(value: Any, where: str) -> datetime:
+    if value is _MISSING:
+        raise _Invalid(where, "required field is missing")
+    try:
+        return parse_timestamp(value)
+    except ValueError as exc:
+        raise _Invalid(where, str(exc)) from None
+
+
+def _check_keys(record: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    for key in record:
+        if key not in allowed:
+            raise _Invalid(str(key), f"unknown field (expected {', '.join(sorted(allowed))})")
+
+
+def _features(record: Mapping[str, Any], model: ModelConfig, fields: FieldMap) -> dict[str, Any]:
+    if fields.features is None:
+        source: Mapping[str, Any] = record
+        prefix = ""
+    else:
+        found = resolve_path(record, fields.features)
+        if found is _MISSING or found is None:
+            raise _Invalid(fields.features, "required field is missing")
+        if not isinstance(found, Mapping):
+            raise _Invalid(fields.features, f"expected object, got {_type_name(found)}")
+        for name in found:
+            if name not in model.features:
+                known = ", ".join(model.features)
+                raise _Invalid(f"{fields.features}.{name}", f"unknown feature (known: {known})")
+        source, prefix = found, f"{fields.features}."
+    values: dict[str, Any] = {}
+    for name, kind in model.features.items():
+        value = source.get(name)
+        # Missing and null are the same thing for a feature: data quality counts them.
+        if value is None:
+            values[name] = None
+        elif kind == "numeric":
+            # Fast path for the common case (this loop runs for every feature of every record);
+            # anything unusual goes through the checks that explain what is wrong.
+            if type(value) is int or (type(value) is float and math.isfinite(value)):
+                values[name] = value
+            else:
+                values[name] = _number(value, prefix + name)
+        elif type(value) is str and len(value) <= MAX_STRING_LENGTH and "\x00" not in value:
+            values[name] = value
+        else:
+            values[name] = _category(value, prefix + name)
+    return values
+
+
+def _as_mapping(record: Any) -> Mapping[str, Any]:
+    if isinstance(record, UnparsableRecord):
+        raise _Invalid("", record.reason)
+    if not isinstance(record, Mapping):
+        raise _Invalid("", f"expected a JSON object, got {_type_name(record)}")
+    return record
+
+
+def _validate_prediction(record: Any, model: ModelConfig, fields: FieldMap, canonical: bool) -> ValidPrediction:
+    record = _as_mapping(record)
+    if canonical:
+        _check_keys(record, CANONICAL_KEYS)
+    id_ = _record_id(resolve_path(record, fields.id), fields.id)
+    ts = _timestamp(resolve_path(record, fields.timestamp), fields.timestamp)
+    features = _features(record, model, fields)
+    raw_prediction = resolve_path(record, fields.prediction)
+    if raw_prediction is _MISSING or raw_prediction is None:
+        raise _Invalid(fields.prediction, "required field is missing")
+    prediction = _class_value(raw_prediction, fields.prediction, model)
+    score = label = None
+    if fields.score is not None and (raw := resolve_path(record, fields.score)) not in (_MISSING, None):
+        score = _score(raw, fields.score, model)
+    if fields.label is not None and (raw := resolve_path(record, fields.label)) not in (_MISSING, None):
+        label = _class_value(raw, fields.label, model)
+    return ValidPrediction(id_, ts, features, prediction, score, label)
+
+
+def _validate_label(record: Any, model: ModelConfig, fields: FieldMap, canonical: bool, now: datetime) -> ValidLabel:
+    record = _as_mapping(record)
+    if canonical:
+        _check_keys(record, CANONICAL_LABEL_KEYS)
+    if fields.label is None:
+        raise _Invalid("", "the model's config maps no label field (models.<name>.fields.label)")
+    id_ = _record_id(resolve_path(record, fields.id), fields.id)
+    raw = resolve_path(record, fields.label)
+    if raw is _MISSING or raw is None:
+        raise _Invalid(fields.label, "required field is missing")
+    label = _class_value(raw, fields.label, model)
+    raw_ts = resolve_path(record, fields.timestamp)
+    ts = now if raw_ts is _MISSING or raw_ts is None else _timestamp(raw_ts, fields.timestamp)
+    return ValidLabel(id_, label, ts)
+
+
+def _reference(record: Any, index: int, fields: FieldMap, ref: str | None) -> str:
+    if ref is not None:
+        return ref
+    if isinstance(record, Mapping):
+        value = resolve_path(record, fields.id)
+        if isinstance(value, str | int) and not isinstance(value, bool) and len(str(value)) <= 200:
+            return f"id={value}"
+    return f"index={index}"
+
+
+def validate_predictions(
+    model: ModelConfig, records: Sequence[Any], shape: Shape = "native", refs: Sequence[str] | None = None
+) -> tuple[list[ValidPrediction], list[Rejection]]:
+    """Split ``records`` into valid predictions and rejections (pure: no I/O)."""
+    fields = CANONICAL_FIELDS if shape == "canonical" else model.fields
+    good: list[ValidPrediction] = []
+    bad: list[Rejection] = []
+    for index, record in enumerate(records):
+        try:
+            good.append(_validate_prediction(record, model, fields, shape == "canonical"))
+        except _Invalid as exc:
+            ref = _reference(record, index, fields, refs[index] if refs else None)
+            bad.append(Rejection(index, exc.field, exc.reason, ref))
+    return good, bad
+
+
+def validate_labels(
+    model: ModelConfig,
+    records: Sequence[Any],
+    shape: Shape = "native",
+    refs: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> tuple[list[ValidLabel], list[Rejection]]:
+    """Split label ``records`` into valid labels and rejections (pure: no I/O)."""
+    fields = CANONICAL_FIELDS if shape == "canonical" else model.fields
+    now = now or utcnow()
+    good: list[ValidLabel] = []
+    bad: list[Rejection] = []
+    for index, record in enumerate(records):
+        try:
+            good.append(_validate_label(record, model, fields, shape == "canonical", now))
+        except _Invalid as exc:
+            ref = _reference(record, index, fields, refs[index] if refs else None)
+            bad.append(Rejection(index, exc.field, exc.reason, ref))
+    return good, bad

@@ -1,0 +1,446 @@
+"""From a window's columns to its scores: the one place that wires the detectors together.
+
+The scheduler (a window from the store) and ``driftscope check`` (two files) both go through
+:func:`fit_baseline` (profile the reference once) and :func:`evaluate` (score one window), so
+both give the same numbers for the same data.
+
+Scores are computed in families (drift, quality, performance, ...). A family that raises becomes
+one ``status="error"`` score with the reason and the other families go on: one failing detector
+never fails the run.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from detectors.drift import ColumnPolicy, column_drift, drift_scores
+from detectors.estimation import CBPEModel, estimated_performance_scores, fit_cbpe
+from detectors.multivariate import MultivariateReference, fit_multivariate, multivariate_scores
+from detectors.performance import Band, bands_from_dict, bands_to_dict, fit_performance_bands, label_scores
+from detectors.performance import performance_scores as realized_performance_scores
+from detectors.profile import ReferenceProfile, profile_reference
+from detectors.quality import QualityReference, QualityThresholds, quality_scores
+from detectors.stattests import get_stattest
+from detectors.types import ColumnKind, Score, ScoreKind
+from monitor.config import ModelConfig, MonitorConfig
+from monitor.runs.windows import Batch
+
+log = logging.getLogger(__name__)
+
+_FORMAT_VERSION = 1
+# Columns beside the features whose drift is scored too.
+PREDICTION, SCORE, LABEL = "prediction", "score", "label"
+
+Part = Literal["features", "labels"]
+ALL_PARTS: frozenset[Part] = frozenset({"features", "labels"})
+# What a late label changes (performance, label coverage/lag, label drift): recomputed when labels
+# arrive for an already computed window.
+LABEL_PARTS: frozenset[Part] = frozenset({"labels"})
+
+
+# ------------------------------------------------------------------------------------ conversions
+
+
+def plain(details: Any) -> Any:
+    """Detector details as plain JSON values (NumPy scalars and arrays included; NaN → null)."""
+    return orjson.loads(orjson.dumps(details, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS, default=str))
+
+
+def score_dict(score: Score) -> dict[str, Any]:
+    """A :class:`Score` as plain JSON (for ``driftscope check --format json`` and the store)."""
+    return {
+        "kind": score.kind,
+        "feature": score.feature,
+        "method": score.method,
+        "value": None if score.value is None else float(score.value),
+        "threshold": None if score.threshold is None else float(score.threshold),
+        "breached": None if score.breached is None else bool(score.breached),
+        "status": score.status,
+        "reason": score.reason,
+        "details": plain(dict(score.details)),
+    }
+
+
+def to_float(values: np.ndarray) -> np.ndarray:
+    """Raw JSON values → float64; ``None`` and anything non-numeric become NaN."""
+    if values.dtype.kind in "fiub":
+        return values.astype(np.float64)
+    try:
+        return np.array(values.tolist(), dtype=np.float64)  # None → NaN, fast for clean columns
+    except (TypeError, ValueError):
+        return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+
+
+def classification_classes(model: ModelConfig, reference_labels: np.ndarray | None = None) -> tuple[str, ...] | None:
+    """Class order for the performance detectors, as strings: ``(negative, positive)`` for binary.
+
+    Labels are matched by their string form, as ingestion checks them against ``classes``
+    (a stored ``1`` and a configured ``"1"`` are the same class). Without configured classes a
+    binary model uses 0/1 — or, with a ``positive_class``, the other label seen in the reference;
+    a multiclass model uses the reference's labels in sorted order.
+    """
+    if model.task == "regression":
+        return None
+    seen = [] if reference_labels is None else sorted({str(v) for v in reference_labels if v is not None})
+    if model.task == "multiclass":
+        return tuple(model.classes) if model.classes is not None else (tuple(seen) or None)
+    if model.classes is not None:
+        positive = model.positive_class or model.classes[-1]
+        negative = [c for c in model.classes if c != positive]
+        return (negative[0] if negative else "", positive)
+    if model.positive_class is not None:
+        negative = [c for c in seen if c != model.positive_class]
+        if len(negative) == 1:
+            return (negative[0], model.positive_class)
+    return None
+
+
+def as_classes(values: np.ndarray | None) -> np.ndarray | None:
+    """Class labels by their string form (``None`` stays missing)."""
+    if values is None:
+        return None
+    out = np.empty(len(values), dtype=object)
+    out[:] = [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values]
+    return out
+
+
+def _binary01(values: np.ndarray, classes: Sequence[str] | None) -> np.ndarray:
+    """Binary labels → 1.0 / 0.0 (NaN where missing), positive = ``classes[1]`` or 1."""
+    positive = "1" if classes is None else str(classes[1])
+    out = np.full(len(values), np.nan)
+    labels = as_classes(values)
+    present = labels != None  # noqa: E711  (element-wise on an object array)
+    out[present] = labels[present] == positive
+    return out
+
+
+def _performance_labels(
+    batch: Batch, y_pred: np.ndarray | None, classes: Sequence[str] | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Labels and predictions as the performance detectors take them: by class string when classes are known."""
+    if classes is None:
+        return batch.label, y_pred
+    return as_classes(batch.label), as_classes(y_pred)
+
+
+def _present(values: np.ndarray | None) -> bool:
+    if values is None or len(values) == 0:
+        return False
+    if values.dtype == object:
+        return any(v is not None for v in values)
+    return bool(np.isfinite(values).any())
+
+
+def extra_kind(model: ModelConfig) -> ColumnKind:
+    """Kind of the prediction and label columns for drift."""
+    return "numeric" if model.task == "regression" else "categorical"
+
+
+def drift_columns(model: ModelConfig, batch: Batch) -> dict[str, tuple[ColumnKind, np.ndarray]]:
+    """Every column whose drift is scored, with its kind and its values ready for the drift detector."""
+    out: dict[str, tuple[ColumnKind, np.ndarray]] = {}
+    for name, kind in model.features.items():
+        values = batch.features[name]
+        out[name] = (kind, to_float(values) if kind == "numeric" else values)
+    kind = extra_kind(model)
+    for name, values in ((PREDICTION, batch.prediction), (LABEL, batch.label)):
+        if values is not None:
+            out[name] = (kind, to_float(values) if kind == "numeric" else values)
+    if batch.score is not None and batch.score.ndim == 1:
+        out[SCORE] = ("numeric", batch.score)
+    return out
+
+
+# --------------------------------------------------------------------------------------- baseline
+
+
+@dataclass(frozen=True, eq=False)
+class Baseline:
+    """A reference reduced to what every detector needs; cached in the store as bytes."""
+
+    n_rows: int
+    drift: ReferenceProfile
+    quality: QualityReference
+    bands: Mapping[str, Band] = field(default_factory=dict)
+    cbpe: CBPEModel | None = None
+    classes: tuple[Any, ...] | None = None
+    notes: Mapping[str, str] = field(default_factory=dict)
+    multivariate: MultivariateReference | None = None
+
+    def to_bytes(self) -> bytes:
+        meta = {
+            "version": _FORMAT_VERSION,
+            "n_rows": self.n_rows,
+            "quality": self.quality.to_dict(),
+            "bands": bands_to_dict(self.bands),
+            "cbpe": None if self.cbpe is None else self.cbpe.to_dict(),
+            "classes": None if self.classes is None else list(self.classes),
+            "notes": dict(self.notes),
+        }
+        buf = io.BytesIO()
+        arrays = {"drift": np.frombuffer(self.drift.to_bytes(), dtype=np.uint8)}
+        if self.multivariate is not None:
+            arrays["multivariate"] = np.frombuffer(self.multivariate.to_bytes(), dtype=np.uint8)
+        np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Baseline:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            meta = json.loads(str(npz["meta"]))
+            drift = ReferenceProfile.from_bytes(npz["drift"].tobytes())
+            multivariate = (
+                MultivariateReference.from_bytes(npz["multivariate"].tobytes()) if "multivariate" in npz else None
+            )
+        if meta.get("version") != _FORMAT_VERSION:
+            raise ValueError(f"baseline format version {meta.get('version')!r}, expected {_FORMAT_VERSION}")
+        return cls(
+            n_rows=meta["n_rows"],
+            drift=drift,
+            quality=QualityReference.from_dict(meta["quality"]),
+            bands=bands_from_dict(meta["bands"]),
+            cbpe=None if meta["cbpe"] is None else CBPEModel.from_dict(meta["cbpe"]),
+            classes=None if meta["classes"] is None else tuple(meta["classes"]),
+            notes=meta["notes"],
+            multivariate=multivariate,
+        )
+
+
+def _chunk_size(n_rows: int, reference_seconds: float | None, window_seconds: float | None, min_rows: int) -> int:
+    """Rows per reference chunk for alert bands: a window's worth of reference rows (at least two chunks)."""
+    if reference_seconds and window_seconds:
+        per_window = round(n_rows * window_seconds / reference_seconds)
+    else:
+        per_window = n_rows // 10
+    return max(min(per_window, n_rows // 2), min_rows, 1)
+
+
+def fit_baseline(
+    model: ModelConfig,
+    monitor: MonitorConfig,
+    reference: Batch,
+    *,
+    reference_seconds: float | None,
+    chunk_rows: int | None = None,
+) -> Baseline:
+    """Profile a reference once: drift profile, quality reference, performance bands, CBPE.
+
+    Alert bands come from reference chunks of ``chunk_rows`` rows (default: as many rows as the
+    reference holds per monitor window).
+    """
+    columns = drift_columns(model, reference)
+    present = {name: kc for name, kc in columns.items() if name in model.features or _present(kc[1])}
+    drift = profile_reference({n: v for n, (_, v) in present.items()}, {n: k for n, (k, _) in present.items()})
+    quality = QualityReference.fit(reference.features, dict(model.features), reference_seconds=reference_seconds)
+    classes = classification_classes(model, reference.label)
+    notes: dict[str, str] = {}
+    bands: dict[str, Band] = {}
+    cbpe = None
+    if chunk_rows is None:
+        chunk = _chunk_size(reference.n, reference_seconds, monitor.window.total_seconds(), monitor.min_rows)
+    else:
+        chunk = max(min(chunk_rows, reference.n // 2), 1)
+    y_pred = reference.prediction if _present(reference.prediction) else None
+    y_score = reference.score if _present(reference.score) else None
+    if monitor.performance and _present(reference.label):
+        try:
+            y_true, y_pred_classes = _performance_labels(reference, y_pred, classes)
+            bands = fit_performance_bands(
+                model.task,
+                y_true,
+                y_pred_classes,
+                y_score,
+                chunk_size=chunk,
+                classes=classes,
+                metrics=monitor.performance,
+            )
+        except ValueError as exc:
+            notes["performance"] = f"no performance bands: {exc}"
+    if monitor.estimated_performance:
+        if reference.label is None or y_score is None:
+            notes["estimated_performance"] = "reference has no labels or scores: CBPE cannot be fitted"
+        else:
+            try:
+                labels01 = _binary01(reference.label, classes)
+                preds01 = None if y_pred is None else _binary01(y_pred, classes)
+                keep = np.isfinite(labels01) & (
+                    np.ones(len(labels01), bool) if preds01 is None else np.isfinite(preds01)
+                )
+                cbpe = fit_cbpe(
+                    y_score[keep], labels01[keep], None if preds01 is None else preds01[keep], chunk_size=chunk
+                )
+            except ValueError as exc:
+                notes["estimated_performance"] = f"CBPE cannot be fitted: {exc}"
+    multivariate = None
+    if monitor.drift.multivariate:
+        try:
+            features = {name: columns[name] for name in model.features}
+            multivariate = fit_multivariate({n: v for n, (_, v) in features.items()}, dict(model.features))
+        except ValueError as exc:  # ProfileError: too few reference rows
+            notes["multivariate"] = str(exc)
+    return Baseline(reference.n, drift, quality, bands, cbpe, classes, notes, multivariate)
+
+
+# ------------------------------------------------------------------------------------- evaluation
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    status: Literal["succeeded", "insufficient_data"]
+    scores: list[Score]
+    reason: str | None = None
+
+
+def _family(kind: ScoreKind, method: str, compute: Callable[[], list[Score]]) -> list[Score]:
+    """Run one detector family; if it raises, one error score says why and the run goes on."""
+    try:
+        return compute()
+    except Exception as exc:
+        log.warning("detector %s/%s failed: %s", kind, method, exc, exc_info=True)
+        return [Score(kind=kind, method=method, value=None, status="error", reason=f"{type(exc).__name__}: {exc}")]
+
+
+def _policy(name: str, kind: ColumnKind, monitor: MonitorConfig) -> ColumnPolicy:
+    settings = monitor.drift
+    override = settings.columns.get(name)
+    threshold = None if settings.threshold == "auto" else float(settings.threshold)
+    if override is not None:
+        return ColumnPolicy(
+            name, kind, override.method, override.threshold if override.threshold is not None else threshold
+        )
+    # A dataset-wide method applies to the column kinds it supports; the others keep auto.
+    method = settings.method
+    if method != "auto" and kind not in get_stattest(method).kinds:
+        method, threshold = "auto", None
+    return ColumnPolicy(name, kind, method, threshold)
+
+
+def _drift(
+    model: ModelConfig, monitor: MonitorConfig, baseline: Baseline, window: Batch, parts: Collection[Part]
+) -> list[Score]:
+    columns = drift_columns(model, window)
+    out: list[Score] = []
+    if "features" in parts:
+        policies = []
+        for name, kind in model.features.items():
+            try:
+                policies.append(_policy(name, kind, monitor))
+            except ValueError as exc:
+                out.append(
+                    Score("drift", monitor.drift.columns[name].method, None, name, status="error", reason=str(exc))
+                )
+        current = {name: columns[name][1] for name in model.features}
+        out += drift_scores(baseline.drift, current, policies, monitor.drift.drift_share)
+    extras = ([PREDICTION, SCORE] if "features" in parts else []) + ([LABEL] if "labels" in parts else [])
+    for name in extras:
+        if name in baseline.drift and name in columns:
+            out += _family(
+                "drift",
+                "auto",
+                lambda n=name: [
+                    column_drift(baseline.drift[n], columns[n][1], _policy(n, baseline.drift[n].kind, monitor))
+                ],
+            )
+    return out
+
+
+def _multivariate(model: ModelConfig, baseline: Baseline, window: Batch) -> list[Score]:
+    if baseline.multivariate is None:
+        reason = baseline.notes.get("multivariate", "no multivariate reference fitted")
+        return [Score.insufficient("drift", m, reason) for m in ("pca_reconstruction_error", "domain_classifier_auc")]
+    columns = drift_columns(model, window)
+    return list(multivariate_scores(baseline.multivariate, {name: columns[name][1] for name in model.features}))
+
+
+def _quality(monitor: MonitorConfig, baseline: Baseline, window: Batch, window_seconds: float | None) -> list[Score]:
+    settings = monitor.quality
+    thresholds = QualityThresholds(
+        missing_share_increase=settings.missing_share,
+        out_of_range_share=settings.out_of_range_share,
+        unseen_category_share=settings.unseen_share,
+    )
+    return quality_scores(
+        baseline.quality, window.features, ids=window.ids, window_seconds=window_seconds, thresholds=thresholds
+    )
+
+
+def _performance(model: ModelConfig, monitor: MonitorConfig, baseline: Baseline, window: Batch) -> list[Score]:
+    y_pred = window.prediction if _present(window.prediction) else None
+    y_score = window.score if _present(window.score) else None
+    if model.task == "multiclass" and y_score is not None and y_score.ndim != 2:
+        y_score = None
+    y_true, y_pred = _performance_labels(window, y_pred, baseline.classes)
+    return realized_performance_scores(
+        model.task,
+        y_true,
+        y_pred,
+        y_score,
+        classes=baseline.classes,
+        bands=baseline.bands,
+        metrics=monitor.performance,
+        min_rows=monitor.min_rows,
+    )
+
+
+def _estimated(model: ModelConfig, baseline: Baseline, window: Batch) -> list[Score]:
+    if baseline.cbpe is None:
+        reason = baseline.notes.get("estimated_performance", "no CBPE model fitted on the reference")
+        return [Score.insufficient("estimated_performance", "cbpe", reason)]
+    if window.score is None:
+        return [Score.insufficient("estimated_performance", "cbpe", "window has no scores")]
+    preds = None if not _present(window.prediction) else _binary01(window.prediction, baseline.classes)
+    if preds is not None and not np.isfinite(preds).all():
+        preds = None  # a missing decision: derive all decisions from the scores instead
+    return estimated_performance_scores(baseline.cbpe, window.score, preds)
+
+
+def evaluate(
+    model: ModelConfig,
+    monitor: MonitorConfig,
+    baseline: Baseline,
+    window: Batch,
+    *,
+    window_seconds: float | None,
+    parts: Collection[Part] = ALL_PARTS,
+) -> Evaluation:
+    """Every configured score of one window; ``parts`` limits it to the features or the label part."""
+    quality_on = monitor.quality.enabled and "features" in parts
+    if baseline.n_rows < monitor.min_rows:
+        return Evaluation(
+            "insufficient_data", [], f"reference has {baseline.n_rows} rows (min_rows {monitor.min_rows})"
+        )
+    if window.n < monitor.min_rows:
+        reason = f"window has {window.n} rows (min_rows {monitor.min_rows})"
+        # The row count itself still matters: a window that went quiet is what a volume alert is for.
+        volume = (
+            [
+                s
+                for s in _family("quality", "volume", lambda: _quality(monitor, baseline, window, window_seconds))
+                if s.method == "volume"
+            ]
+            if quality_on
+            else []
+        )
+        return Evaluation("insufficient_data", volume, reason)
+    scores = _family("drift", "drift", lambda: _drift(model, monitor, baseline, window, parts))
+    if "features" in parts and monitor.drift.multivariate:
+        scores += _family("drift", "multivariate", lambda: _multivariate(model, baseline, window))
+    if quality_on:
+        scores += _family("quality", "quality", lambda: _quality(monitor, baseline, window, window_seconds))
+    if "features" in parts and monitor.estimated_performance:
+        scores += _family("estimated_performance", "cbpe", lambda: _estimated(model, baseline, window))
+    if "labels" in parts and (monitor.performance or window.label_count):
+        if monitor.performance:
+            scores += _family("performance", "performance", lambda: _performance(model, monitor, baseline, window))
+        if window.ts is not None and window.label_ts is not None:  # files (driftscope check) have no label times
+            scores += _family("labels", "labels", lambda: label_scores(window.ts, window.label_ts))
+    return Evaluation("succeeded", scores)

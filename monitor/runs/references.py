@@ -1,0 +1,371 @@
+"""References: the data a monitor compares each window with, profiled once and cached in the store.
+
+A monitor's reference is one of (``monitors.<m>.reference`` in the config):
+
+- ``range: [start, end]`` — the model's own predictions in that time range;
+- ``dataset: NAME`` — a file uploaded with ``driftscope reference upload --model M FILE``
+  (CSV or Parquet; kept in ``reference.dataset`` as Parquet under the file's name);
+- ``previous_windows: N`` — the N windows before the window being computed.
+
+Fixed references (range, dataset) are reduced once to a :class:`~monitor.runs.evaluation.Baseline`
+(sorted samples, histograms, category counts, bands, calibration) and its bytes cached in the
+``reference`` row ``monitor:<name>`` with a ``profile_key``: a hash of everything the profile
+depends on (the reference spec, the model's schema, the monitor's settings and a fingerprint of
+the data: row and label counts of a range, the content hash of a dataset). A config change or
+new data in the range changes the key, and the next window re-profiles. Rolling references
+(previous_windows) differ for every window, so they are profiled in memory and not cached.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from pyarrow import ArrowException
+from sqlalchemy import Engine, func, select
+
+from monitor.config import Config, ModelConfig, MonitorConfig, as_utc
+from monitor.errors import DriftscopeError
+from monitor.runs.evaluation import Baseline, classification_classes, fit_baseline
+from monitor.runs.windows import Batch, load_window, score_matrix
+from monitor.store.engine import transaction
+from monitor.store.queries import sync_models, upsert_insert
+from monitor.store.tables import Prediction, Reference, utcnow
+
+log = logging.getLogger(__name__)
+
+_PROFILE_VERSION = 1
+Progress = Callable[[int, int | None], None]
+
+
+class ReferenceError(DriftscopeError):
+    """A reference that cannot be read or built; the message names the monitor or file."""
+
+
+class InsufficientReference(DriftscopeError):
+    """The reference has too few rows; the run gets status ``insufficient_data`` with this reason."""
+
+
+# ------------------------------------------------------------------------------------------ files
+
+
+class _CountingReader(io.RawIOBase):
+    """A file that reports how many bytes were read, for a progress bar over big files."""
+
+    def __init__(self, raw: BinaryIO, progress: Progress, total: int) -> None:
+        self._raw, self._progress, self._total, self._done = raw, progress, total, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        self._done += n or 0
+        self._progress(self._done, self._total)
+        return n or 0
+
+
+def read_table(path: Path, progress: Progress | None = None) -> pd.DataFrame:
+    """A CSV (optionally .gz) or Parquet file as a frame; any failure is a :class:`ReferenceError` naming it."""
+    path = Path(path)
+    suffixes = [s.lower() for s in path.suffixes]
+    try:
+        if suffixes and suffixes[-1] in (".parquet", ".pq"):
+            parquet = pq.ParquetFile(path)
+            total, done, parts = parquet.metadata.num_rows, 0, []
+            for i in range(parquet.num_row_groups):
+                part = parquet.read_row_group(i)
+                parts.append(part.to_pandas())
+                done += part.num_rows
+                if progress:
+                    progress(done, total)
+            frame = pd.concat(parts, ignore_index=True) if parts else parquet.schema_arrow.empty_table().to_pandas()
+        elif ".csv" in suffixes:
+            with path.open("rb") as raw:
+                source: BinaryIO = raw
+                if progress:
+                    source = io.BufferedReader(_CountingReader(raw, progress, path.stat().st_size))
+                if suffixes[-1] == ".gz":
+                    source = gzip.GzipFile(fileobj=source)  # type: ignore[assignment]
+                frame = pd.read_csv(source)
+        else:
+            raise ReferenceError(f"{path}: unknown file type (expected .csv, .csv.gz or .parquet)")
+    except ReferenceError:
+        raise
+    except FileNotFoundError as exc:
+        raise ReferenceError(f"{path}: no such file") from exc
+    except Exception as exc:  # pyarrow, pandas and gzip raise many unrelated types for a bad file
+        raise ReferenceError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from exc
+    return frame
+
+
+def _column(frame: pd.DataFrame, *candidates: str | None) -> str | None:
+    for name in candidates:
+        if name is None:
+            continue
+        for option in (name, name.rsplit(".", 1)[-1]):
+            if option in frame.columns:
+                return option
+    return None
+
+
+def _objects(series: pd.Series) -> np.ndarray:
+    values = series.to_numpy(dtype=object)
+    values[pd.isna(values)] = None
+    return values
+
+
+def frame_to_batch(frame: pd.DataFrame, model: ModelConfig, *, source: str, classes: Any = None) -> Batch:
+    """A file's rows as a :class:`Batch` by the model's schema.
+
+    Columns are found by the model's ``fields`` (their last path segment, e.g. ``output.label``
+    → ``label``) or the canonical names ``id``, ``timestamp``, ``prediction``, ``score``,
+    ``label``. Multiclass per-class scores are columns ``<score>_<class>``.
+    """
+    missing = [name for name in model.features if name not in frame.columns]
+    if missing:
+        raise ReferenceError(f"{source}: feature columns {missing} missing (columns: {list(frame.columns)})")
+    fields = model.fields
+    id_col = _column(frame, fields.id, "id")
+    ts_col = _column(frame, fields.timestamp, "timestamp")
+    pred_col = _column(frame, fields.prediction, "prediction")
+    label_col = _column(frame, fields.label, "label")
+    score_base = fields.score.rsplit(".", 1)[-1] if fields.score else "score"
+    score = None
+    if model.task == "multiclass" and classes is not None:
+        per_class = [f"{score_base}_{c}" for c in classes]
+        if all(c in frame.columns for c in per_class):
+            score = frame[per_class].to_numpy(dtype=np.float64)
+    else:
+        score_col = _column(frame, fields.score, "score")
+        if score_col is not None:
+            score = score_matrix(frame[score_col].tolist(), None)
+    ts = None
+    if ts_col is not None:
+        try:
+            ts = pd.to_datetime(frame[ts_col], utc=True).dt.tz_convert(None).to_numpy().astype("datetime64[us]")
+        except (ValueError, TypeError) as exc:
+            raise ReferenceError(f"{source}: column {ts_col!r} does not hold timestamps ({exc})") from exc
+    return Batch(
+        n=len(frame),
+        features={name: frame[name].to_numpy(dtype=object) for name in model.features},
+        ids=None if id_col is None else frame[id_col].to_numpy(dtype=object),
+        ts=ts,
+        prediction=None if pred_col is None else _objects(frame[pred_col]),
+        score=score,
+        label=None if label_col is None else _objects(frame[label_col]),
+    )
+
+
+def _seconds_spanned(ts: np.ndarray | None) -> float | None:
+    if ts is None or len(ts) < 2 or np.isnat(ts).all():
+        return None
+    span = (np.nanmax(ts) - np.nanmin(ts)) / np.timedelta64(1, "s")
+    return float(span) if span > 0 else None
+
+
+def upload_dataset(
+    engine: Engine, config: Config, model: str, path: Path, *, name: str | None = None, progress: Progress | None = None
+) -> tuple[str, int]:
+    """Store a CSV/Parquet file as the reference dataset ``name`` (default: the file name) of ``model``.
+
+    The file is checked against the model's schema first. Returns ``(name, rows)``.
+    """
+    spec = config.models.get(model)
+    if spec is None:
+        raise ReferenceError(f"unknown model {model!r} (known: {', '.join(sorted(config.models)) or 'none'})")
+    frame = read_table(path, progress)
+    frame_to_batch(frame, spec, source=str(path))  # validates the columns before anything is stored
+    buffer = io.BytesIO()
+    try:
+        frame.to_parquet(buffer, index=False)
+    except (ValueError, TypeError, ArrowException) as exc:  # e.g. a column mixing numbers and text
+        raise ReferenceError(f"{path}: cannot store as Parquet ({exc})") from exc
+    data = buffer.getvalue()
+    name = name or Path(path).name
+    model_id = sync_models(engine, config)[model]
+    values = {
+        "model_id": model_id,
+        "name": name,
+        "kind": "dataset",
+        "spec": {"dataset": name, "file": str(path)},
+        "dataset": data,
+        "row_count": len(frame),
+        "profile_key": hashlib.sha256(data).hexdigest(),
+        "created_at": utcnow(),
+    }
+    with transaction(engine) as session:
+        insert = upsert_insert(session.get_bind().dialect.name)
+        stmt = insert(Reference).values(**values)
+        session.execute(
+            stmt.on_conflict_do_update(index_elements=["model_id", "name"], set_={k: stmt.excluded[k] for k in values})
+        )
+    log.info("reference dataset uploaded", extra={"model": model, "reference": name, "rows": len(frame)})
+    return name, len(frame)
+
+
+# ------------------------------------------------------------------------------------- baselines
+
+
+class References:
+    """Baselines of every monitor of a config, cached in memory and in the store."""
+
+    def __init__(self, config: Config, engine: Engine, model_ids: dict[str, int]) -> None:
+        self._config, self._engine, self._model_ids = config, engine, model_ids
+        self._memory: dict[str, tuple[str, Baseline]] = {}
+        self._fingerprints: dict[str, Any] = {}
+
+    def refresh(self) -> None:
+        """Look at the reference data again on the next use (the scheduler calls it once per tick).
+
+        Fingerprinting a range reference counts its rows; doing that once per tick rather than
+        once per window keeps a catch-up of many windows from re-reading the reference each time.
+        """
+        self._fingerprints.clear()
+
+    def baseline(self, monitor_name: str, window_start: datetime) -> Baseline:
+        """The baseline for one window of a monitor; profiles and caches it when its key changed."""
+        monitor = self._config.monitors[monitor_name]
+        model = self._config.models[monitor.model]
+        if monitor.reference.previous_windows is not None:
+            batch, seconds = self.reference_batch(monitor_name, window_start)
+            return self._fit(monitor_name, model, monitor, batch, seconds)
+        key = self._profile_key(monitor_name, monitor, model)
+        cached = self._memory.get(monitor_name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        row_name = f"monitor:{monitor_name}"
+        with self._engine.connect() as connection:
+            stored = connection.execute(
+                select(Reference.profile).where(
+                    Reference.model_id == self._model_ids[monitor.model],
+                    Reference.name == row_name,
+                    Reference.profile_key == key,
+                )
+            ).scalar_one_or_none()
+        if stored is not None:
+            baseline = Baseline.from_bytes(stored)
+        else:
+            batch, seconds = self.reference_batch(monitor_name, window_start)
+            baseline = self._fit(monitor_name, model, monitor, batch, seconds)
+            self._store(monitor_name, monitor, row_name, key, baseline)
+        self._memory[monitor_name] = (key, baseline)
+        return baseline
+
+    def reference_batch(self, monitor_name: str, window_start: datetime) -> tuple[Batch, float | None]:
+        """The reference rows of a monitor (for a window) and the seconds they span, if known."""
+        monitor = self._config.monitors[monitor_name]
+        model = self._config.models[monitor.model]
+        model_id = self._model_ids[monitor.model]
+        spec = monitor.reference
+        classes = model.classes if model.task == "multiclass" else None
+        if spec.range is not None or spec.previous_windows is not None:
+            if spec.range is not None:
+                start, end = as_utc(spec.range[0]), as_utc(spec.range[1])
+            else:
+                end = window_start
+                start = window_start - monitor.window * spec.previous_windows
+            with self._engine.connect() as connection:
+                batch = load_window(connection, model_id, model.features, start, end, score_classes=classes)
+                if model.task == "multiclass" and classes is None and batch.label_count:
+                    # Per-class scores are read in class order; without configured classes that
+                    # order is learned from the reference's labels, so read it once more with it.
+                    learned = classification_classes(model, batch.label)
+                    batch = load_window(connection, model_id, model.features, start, end, score_classes=learned)
+            return batch, (end - start).total_seconds()
+        with self._engine.connect() as connection:
+            data = connection.execute(
+                select(Reference.dataset).where(Reference.model_id == model_id, Reference.name == spec.dataset)
+            ).scalar_one_or_none()
+        if data is None:
+            raise ReferenceError(
+                f"monitor {monitor_name!r}: reference dataset {spec.dataset!r} not uploaded for model "
+                f"{monitor.model!r}; run `driftscope reference upload --model {monitor.model} {spec.dataset}`"
+            )
+        frame = pd.read_parquet(io.BytesIO(data))
+        source = f"reference dataset {spec.dataset!r}"
+        batch = frame_to_batch(frame, model, source=source, classes=classes)
+        if model.task == "multiclass" and classes is None and batch.label_count:
+            batch = frame_to_batch(frame, model, source=source, classes=classification_classes(model, batch.label))
+        return batch, _seconds_spanned(batch.ts)
+
+    def _fit(
+        self, monitor_name: str, model: ModelConfig, monitor: MonitorConfig, batch: Batch, seconds: float | None
+    ) -> Baseline:
+        if batch.n < monitor.min_rows:
+            raise InsufficientReference(f"reference has {batch.n} rows (min_rows {monitor.min_rows})")
+        baseline = fit_baseline(model, monitor, batch, reference_seconds=seconds)
+        for part, note in baseline.notes.items():
+            log.warning("reference of %s: %s", monitor_name, note, extra={"monitor": monitor_name, "part": part})
+        return baseline
+
+    def _profile_key(self, monitor_name: str, monitor: MonitorConfig, model: ModelConfig) -> str:
+        if monitor_name not in self._fingerprints:
+            self._fingerprints[monitor_name] = self._fingerprint(monitor)
+        payload = {
+            "version": _PROFILE_VERSION,
+            "reference": monitor.reference.model_dump(mode="json"),
+            "model": model.model_dump(mode="json", include={"task", "features", "fields", "classes", "positive_class"}),
+            "monitor": monitor.model_dump(
+                mode="json",
+                include={
+                    "window": True,
+                    "min_rows": True,
+                    "performance": True,
+                    "estimated_performance": True,
+                    "drift": {"multivariate"},
+                },
+            ),
+            "data": self._fingerprints[monitor_name],
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+    def _fingerprint(self, monitor: MonitorConfig) -> Any:
+        """What identifies the reference's data: row/label counts of a range, the content hash of a dataset."""
+        model_id = self._model_ids[monitor.model]
+        spec = monitor.reference
+        with self._engine.connect() as connection:
+            if spec.range is not None:
+                p = Prediction
+                rows, labels, last_label = connection.execute(
+                    select(func.count(), func.count(p.label_ts), func.max(p.label_ts)).where(
+                        p.model_id == model_id, p.ts >= as_utc(spec.range[0]), p.ts < as_utc(spec.range[1])
+                    )
+                ).one()
+                return [rows, labels, str(last_label)]
+            return connection.execute(
+                select(Reference.profile_key).where(Reference.model_id == model_id, Reference.name == spec.dataset)
+            ).scalar_one_or_none()
+
+    def _store(self, monitor_name: str, monitor: MonitorConfig, row_name: str, key: str, baseline: Baseline) -> None:
+        spec = monitor.reference
+        values = {
+            "model_id": self._model_ids[monitor.model],
+            "name": row_name,
+            "kind": "range" if spec.range is not None else "dataset",
+            "spec": spec.model_dump(mode="json", exclude_none=True),
+            "row_count": baseline.n_rows,
+            "profile": baseline.to_bytes(),
+            "profile_key": key,
+            "profiled_at": utcnow(),
+        }
+        # Two workers may profile the same reference at once; both write the same bytes.
+        with transaction(self._engine) as session:
+            insert = upsert_insert(session.get_bind().dialect.name)
+            stmt = insert(Reference).values(**values)
+            session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["model_id", "name"], set_={k: stmt.excluded[k] for k in values}
+                )
+            )
+        log.info("reference profiled", extra={"monitor": monitor_name, "rows": baseline.n_rows})

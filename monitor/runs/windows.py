@@ -1,0 +1,193 @@
+"""Tumbling windows and the rows that fall into them.
+
+Windows of one monitor are ``[origin + k·size, origin + (k+1)·size)``: the origin is the
+monitor's ``start`` when configured, else the Unix epoch, so hourly windows start on the hour
+and a restart never shifts them. A window is *due* once its end plus the allowed lateness has
+passed.
+
+:func:`load_window` reads one window with one SQL query (ordered by the ``(model_id, ts)``
+index) and turns the JSON columns into NumPy arrays by the model's schema: this is the hot
+path of every run, so JSON is fetched as text and parsed with orjson instead of row objects.
+
+>>> from datetime import UTC, datetime, timedelta
+>>> window_floor(datetime(2026, 1, 1, 10, 42, tzinfo=UTC), timedelta(hours=1))
+datetime.datetime(2026, 1, 1, 10, 0, tzinfo=datetime.timezone.utc)
+>>> [w.hour for w in due_windows(datetime(2026, 1, 1, 8, tzinfo=UTC), timedelta(hours=1),
+...                              timedelta(minutes=5), datetime(2026, 1, 1, 11, 4, tzinfo=UTC))]
+[8, 9]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+import orjson
+from sqlalchemy import BigInteger, Connection, String, Text, cast, func, select, type_coerce
+
+from monitor.config import as_utc
+from monitor.store.tables import Prediction
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def window_origin(start: datetime | None) -> datetime:
+    """Where a monitor's windows are aligned: its ``start``, else the Unix epoch."""
+    return EPOCH if start is None else as_utc(start)
+
+
+def window_floor(ts: datetime, size: timedelta, origin: datetime = EPOCH) -> datetime:
+    """Start of the window holding ``ts``."""
+    return origin + ((ts - origin) // size) * size
+
+
+def due_windows(first: datetime, size: timedelta, lateness: timedelta, now: datetime) -> list[datetime]:
+    """Starts of the windows from ``first`` on whose end plus ``lateness`` is at or before ``now``."""
+    count = (now - lateness - first) // size
+    return [first + k * size for k in range(max(count, 0))]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Batch:
+    """Columns of one window (or one reference): NumPy arrays of equal length ``n``.
+
+    ``features`` hold the raw JSON values as object arrays (``None`` where absent), so data
+    quality can see type errors; detectors convert what they need. ``score`` is float64
+    (``(n,)``, or ``(n, k)`` in ``classes`` order for multiclass), NaN where missing.
+    ``ts``/``label_ts`` are ``datetime64[us]`` in UTC (NaT where missing).
+    """
+
+    n: int
+    features: Mapping[str, np.ndarray]
+    ids: np.ndarray | None = None
+    ts: np.ndarray | None = None
+    prediction: np.ndarray | None = None
+    score: np.ndarray | None = None
+    label: np.ndarray | None = None
+    label_ts: np.ndarray | None = None
+
+    @property
+    def label_count(self) -> int:
+        if self.label is None:
+            return 0
+        return int(np.count_nonzero(self.label != None))  # noqa: E711  (element-wise on an object array)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def score_matrix(values: Sequence[Any], classes: Sequence[Any] | None) -> np.ndarray:
+    """Scores as float64: ``(n,)`` for one number per row, ``(n, k)`` for per-class scores.
+
+    A per-class score is a ``{class: probability}`` object or a list in ``classes`` order;
+    anything missing or malformed becomes NaN (the detectors drop non-finite scores).
+    """
+    if classes is None:
+        return np.array(
+            [v if isinstance(v, int | float) and not isinstance(v, bool) else None for v in values], dtype=np.float64
+        )
+    keys = [str(c) for c in classes]
+    out = np.full((len(values), len(keys)), np.nan)
+    for i, v in enumerate(values):
+        if isinstance(v, dict):
+            out[i] = [v.get(k, np.nan) if isinstance(v.get(k), int | float) else np.nan for k in keys]
+        elif isinstance(v, list) and len(v) == len(keys):
+            out[i] = [x if isinstance(x, int | float) else np.nan for x in v]
+    return out
+
+
+def _epoch_us(column: Any, dialect: str) -> Any:
+    """A timestamp column as something NumPy parses in bulk: ISO text (SQLite) or epoch microseconds (Postgres).
+
+    Reading it through the ORM type would build one timezone-aware ``datetime`` per row, the
+    slowest part of loading a window.
+    """
+    if dialect == "sqlite":
+        return type_coerce(column, String)  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' (naive UTC)
+    return cast(func.extract("epoch", column) * 1_000_000, BigInteger)
+
+
+def _datetime64(values: Sequence[Any]) -> np.ndarray:
+    if values and isinstance(next((v for v in values if v is not None), None), int):
+        return np.array([np.iinfo(np.int64).min if v is None else v for v in values], dtype=np.int64).view(
+            "datetime64[us]"
+        )
+    return np.array(values, dtype="datetime64[us]")
+
+
+def load_window(
+    connection: Connection,
+    model_id: int,
+    schema: Mapping[str, str],
+    start: datetime,
+    end: datetime,
+    *,
+    score_classes: Sequence[Any] | None = None,
+) -> Batch:
+    """All predictions of one model with ``start <= ts < end``, as a :class:`Batch`.
+
+    ``score_classes`` is the class order of per-class scores (multiclass); ``None`` reads one
+    number per row.
+    """
+    p = Prediction
+    dialect = connection.dialect.name
+    rows = connection.execute(
+        select(
+            p.prediction_id,
+            _epoch_us(p.ts, dialect),
+            cast(p.features, Text),
+            cast(p.prediction, Text),
+            cast(p.score, Text),
+            cast(p.label, Text),
+            _epoch_us(p.label_ts, dialect),
+        )
+        .where(p.model_id == model_id, p.ts >= start, p.ts < end)
+        .order_by(p.ts, p.id)
+    ).all()
+    return batch_from_rows(rows, schema, score_classes=score_classes)
+
+
+def batch_from_rows(
+    rows: Sequence[Sequence[Any]], schema: Mapping[str, str], *, score_classes: Sequence[Any] | None = None
+) -> Batch:
+    """Rows of ``(prediction_id, ts, features JSON, prediction JSON, score JSON, label JSON, label_ts)``.
+
+    Timestamps are ISO strings, epoch microseconds or ``None``.
+    """
+    n = len(rows)
+    ids, ts, features, predictions, scores, labels, label_ts = zip(*rows, strict=True) if n else ([],) * 7
+    return Batch(
+        n=n,
+        features=_feature_columns([_loads(f) or {} for f in features], list(schema)),
+        ids=_object_array(list(ids)),
+        ts=_datetime64(ts),
+        prediction=_object_array([_loads(v) for v in predictions]),
+        score=score_matrix([_loads(v) for v in scores], score_classes),
+        label=_object_array([_loads(v) for v in labels]),
+        label_ts=_datetime64(label_ts),
+    )
+
+
+def _feature_columns(dicts: list[dict[str, Any]], names: list[str]) -> dict[str, np.ndarray]:
+    if not names:
+        return {}
+    try:
+        # Ingestion stores every feature key (null when absent): one C-level lookup per row.
+        get = itemgetter(*names)
+        table = [get(d) for d in dicts] if len(names) > 1 else [(get(d),) for d in dicts]
+    except KeyError:
+        table = [tuple(d.get(name) for name in names) for d in dicts]
+    columns = list(zip(*table, strict=True)) if table else [() for _ in names]
+    return {name: _object_array(list(values)) for name, values in zip(names, columns, strict=True)}
+
+
+def _object_array(values: list[Any]) -> np.ndarray:
+    # np.array(list_of_lists, dtype=object) would build a 2-D array; fill a 1-D one instead.
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out

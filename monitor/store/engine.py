@@ -1,0 +1,116 @@
+"""Engines, sessions and migrations for the store.
+
+Nothing here runs at import and constructors open nothing: :func:`make_engine` is lazy like
+every SQLAlchemy engine, and the schema is created only by :func:`upgrade` (Alembic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.errors import StoreError
+
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # monitor/
+
+
+def migrations_dir() -> Path:
+    """``monitor/_alembic`` in an installed wheel, ``./alembic`` in a source checkout."""
+    for candidate in (_PACKAGE_DIR / "_alembic", _PACKAGE_DIR.parent / "alembic"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise StoreError("migrations not found: expected monitor/_alembic or alembic/ beside the package")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url`` with the settings each backend needs for concurrent use."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        # The URL may carry a password: never echo it.
+        raise StoreError("store: not a database URL (expected e.g. postgresql+psycopg://user@host/db)") from None
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(parsed, connect_args={"timeout": 30}, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # pysqlite's own transaction handling defers BEGIN; emit it ourselves. Write transactions
+        # (see transaction()) take the write lock at BEGIN IMMEDIATE, so one that reads first can
+        # never fail with "database is locked" because another writer committed in between.
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(parsed, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # let the "begin" listener own transactions
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers (dashboard) never block the writer
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    # Table statistics let the planner pick the partial indexes (e.g. claimable runs); cheap when fresh.
+    cursor.execute("PRAGMA optimize")
+    cursor.close()
+
+
+_WRITE_OPTION = "driftscope_write"
+
+
+def _sqlite_begin(connection: Any) -> None:
+    immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """A write session: commits on success, rolls back on any error; on SQLite it holds the write lock."""
+    with session_factory(engine.execution_options(**{_WRITE_OPTION: True})).begin() as session:
+        yield session
+
+
+def _alembic_config(engine: Engine) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    command.upgrade(_alembic_config(engine), revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    command.downgrade(_alembic_config(engine), revision)
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_alembic_config(create_engine("sqlite://"))).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def check_migrated(engine: Engine) -> None:
+    """Fail with a clear message when the store is behind the code's migrations."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise StoreError(
+            f"store at revision {current or 'none (empty)'}, code expects {head}: run `driftscope db upgrade`"
+        )
