@@ -16,7 +16,7 @@ from detectors.types import Score
 from tests.unit.evidently_reference import evidently_drift
 
 TOL = 1e-9
-DATA = Path("/work/shared/data/nannyml")
+DATA = Path(__file__).resolve().parents[1] / "data" / "nannyml"  # NannyML sample, see its README
 
 
 def _frames(n: int, m: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

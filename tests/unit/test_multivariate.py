@@ -12,7 +12,7 @@ from sklearn.preprocessing import StandardScaler
 
 from detectors.multivariate import MultivariateReference, fit_multivariate, multivariate_scores
 
-DATA = Path("/work/shared/data/nannyml")
+DATA = Path(__file__).resolve().parents[1] / "data" / "nannyml"  # NannyML sample, see its README
 FEATURES = {
     "distance_from_office": "numeric",
     "salary_range": "categorical",
