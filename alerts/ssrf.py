@@ -22,6 +22,8 @@ ALLOWED_SCHEMES = ("http", "https")
 ALLOWED_PORTS = (80, 443, 8080, 8443)
 METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
+# The one setting that lifts the address and port checks; every refusal it can lift names it.
+ALLOW_PRIVATE_HINT = "set allow_private: true on the channel (alerts.channels.<name>)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,24 +68,29 @@ def check_target(url: str, *, allow_private: bool, what: str = "webhook") -> Tar
     try:
         parts = urlsplit(url)
     except ValueError:
-        raise DeliveryError(f"{what}: not a valid URL", transient=False) from None
+        raise DeliveryError(f"{what}: not a valid URL; correct the channel's url", transient=False) from None
     if parts.scheme not in ALLOWED_SCHEMES:
-        raise DeliveryError(f"{what}: scheme {parts.scheme!r} not allowed (http, https)", transient=False)
+        raise DeliveryError(
+            f"{what}: scheme {parts.scheme!r} not allowed (http, https; no setting allows others)", transient=False
+        )
     if not parts.hostname:
-        raise DeliveryError(f"{what}: the URL has no host", transient=False)
+        raise DeliveryError(f"{what}: the URL has no host; correct the channel's url", transient=False)
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        raise DeliveryError(f"{what}: invalid port", transient=False) from None
+        raise DeliveryError(f"{what}: invalid port; correct the channel's url", transient=False) from None
     if not allow_private and port not in ALLOWED_PORTS:
-        raise DeliveryError(f"{what}: port {port} not allowed ({', '.join(map(str, ALLOWED_PORTS))})", transient=False)
+        allowed = ", ".join(map(str, ALLOWED_PORTS))
+        raise DeliveryError(
+            f"{what}: port {port} not allowed ({allowed}); {ALLOW_PRIVATE_HINT} (it allows any port)", transient=False
+        )
     addresses = _resolve(parts.hostname, port)
     if not allow_private:
         for text in addresses:
             reason = _refused(ipaddress.ip_address(text.split("%")[0]))
             if reason:
                 raise DeliveryError(
-                    f"{what}: target resolves to {reason}; set allow_private: true to allow it", transient=False
+                    f"{what}: target resolves to {reason}; {ALLOW_PRIVATE_HINT} to allow it", transient=False
                 )
     chosen = addresses[0]
     netloc_host = f"[{chosen}]" if ":" in chosen else chosen

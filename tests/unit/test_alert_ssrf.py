@@ -37,6 +37,15 @@ def test_refused_targets(url: str, reason: str) -> None:
         check_target(url, allow_private=False)
     assert caught.value.transient is False
     assert url not in str(caught.value)  # a webhook URL is a secret: never repeated in errors
+    # Every refusal says how to get past it: the setting that allows it, or that none does.
+    fix = "no setting allows" if "scheme" in reason else "set allow_private: true on the channel"
+    assert fix in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["http://[::1/x", "http:///x", "http://93.184.215.14:99999/x"])
+def test_malformed_urls_point_at_the_url_key(url: str) -> None:
+    with pytest.raises(DeliveryError, match="correct the channel's url"):
+        check_target(url, allow_private=True)
 
 
 def test_public_targets_are_pinned_to_the_checked_address() -> None:
