@@ -160,7 +160,8 @@ def test_webhook_to_a_private_address_is_refused_without_allow_private(
     assert deliver_due(sqlite_engine, config, T0 + 2 * HOUR) == 0
     (notification,) = _notifications(sqlite_engine)
     assert notification.status == "failed"
-    assert notification.last_error == f"webhook: port {http_receiver.port} not allowed (80, 443, 8080, 8443)"
+    assert notification.last_error.startswith(f"webhook: port {http_receiver.port} not allowed (80, 443, 8080, 8443)")
+    assert "set allow_private: true on the channel" in notification.last_error
     assert http_receiver.requests == []
 
 

@@ -103,7 +103,7 @@ def test_canary_secrets_appear_nowhere(
     assert statuses["slack"] == ("failed", "slack webhook: HTTP 404 (rejected; not retried)")
     assert statuses["hook"][0] == "failed" and "not allowed" in statuses["hook"][1]
     assert statuses["hook2"][0] == "pending" and "connection failed" in statuses["hook2"][1]
-    assert statuses["badurl"] == ("failed", "webhook: not a valid URL")
+    assert statuses["badurl"] == ("failed", "webhook: not a valid URL; correct the channel's url")
     assert statuses["mail"][0] == "failed" and "STARTTLS/AUTH" in statuses["mail"][1]
 
     # The same channels through `send_test` and the CLI.
