@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from monitor.cli.main import ConfigOption, err_console, open_store, out_console, user_errors
 from monitor.config import load_config
@@ -32,7 +32,8 @@ def upload(
     check_migrated(engine)
     columns = [TextColumn("reading {task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn()]
     if file.suffix.lower() in (".parquet", ".pq"):
-        columns[2] = TextColumn("{task.completed:,.0f} of {task.total:,.0f} rows")
+        # Parquet reports rows, and its total is unknown until the footer is read: "?" until then.
+        columns[2] = MofNCompleteColumn(" of ")
     with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task(file.name, total=None)
         stored, rows = upload_dataset(
