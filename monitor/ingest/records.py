@@ -202,9 +202,17 @@ def _score(value: Any, where: str, model: ModelConfig) -> Any:
     return number
 
 
-def _record_id(value: Any, where: str) -> str:
-    if value is _MISSING or value is None:
+def _required(value: Any, where: str) -> Any:
+    """``value`` if present; a sender must learn whether it left the key out or sent null for it."""
+    if value is _MISSING:
         raise _Invalid(where, "required field is missing")
+    if value is None:
+        raise _Invalid(where, "required field is null")
+    return value
+
+
+def _record_id(value: Any, where: str) -> str:
+    value = _required(value, where)
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise _Invalid(where, f"expected string or integer id, got {_show(value)}")
     value = str(value)
@@ -214,8 +222,7 @@ def _record_id(value: Any, where: str) -> str:
 
 
 def _timestamp(value: Any, where: str) -> datetime:
-    if value is _MISSING:
-        raise _Invalid(where, "required field is missing")
+    value = _required(value, where)
     try:
         return parse_timestamp(value)
     except ValueError as exc:
@@ -233,9 +240,7 @@ def _features(record: Mapping[str, Any], model: ModelConfig, fields: FieldMap) -
         source: Mapping[str, Any] = record
         prefix = ""
     else:
-        found = resolve_path(record, fields.features)
-        if found is _MISSING or found is None:
-            raise _Invalid(fields.features, "required field is missing")
+        found = _required(resolve_path(record, fields.features), fields.features)
         if not isinstance(found, Mapping):
             raise _Invalid(fields.features, f"expected object, got {_type_name(found)}")
         for name in found:
@@ -278,9 +283,7 @@ def _validate_prediction(record: Any, model: ModelConfig, fields: FieldMap, cano
     id_ = _record_id(resolve_path(record, fields.id), fields.id)
     ts = _timestamp(resolve_path(record, fields.timestamp), fields.timestamp)
     features = _features(record, model, fields)
-    raw_prediction = resolve_path(record, fields.prediction)
-    if raw_prediction is _MISSING or raw_prediction is None:
-        raise _Invalid(fields.prediction, "required field is missing")
+    raw_prediction = _required(resolve_path(record, fields.prediction), fields.prediction)
     prediction = _class_value(raw_prediction, fields.prediction, model)
     score = label = None
     if fields.score is not None and (raw := resolve_path(record, fields.score)) not in (_MISSING, None):
@@ -297,10 +300,7 @@ def _validate_label(record: Any, model: ModelConfig, fields: FieldMap, canonical
     if fields.label is None:
         raise _Invalid("", "the model's config maps no label field (models.<name>.fields.label)")
     id_ = _record_id(resolve_path(record, fields.id), fields.id)
-    raw = resolve_path(record, fields.label)
-    if raw is _MISSING or raw is None:
-        raise _Invalid(fields.label, "required field is missing")
-    label = _class_value(raw, fields.label, model)
+    label = _class_value(_required(resolve_path(record, fields.label), fields.label), fields.label, model)
     raw_ts = resolve_path(record, fields.timestamp)
     ts = now if raw_ts is _MISSING or raw_ts is None else _timestamp(raw_ts, fields.timestamp)
     return ValidLabel(id_, label, ts)

@@ -170,7 +170,7 @@ def test_bad_records_are_rejected_one_by_one(api) -> None:
     assert messages[7] == "[7].features.plan: string of 10000000 characters is longer than 1024"
     assert messages[8].startswith("[8].features.colour: unknown feature (known: tenure, plan, monthly_charges)")
     assert messages[9] == '[9].timestamp: expected an ISO-8601 time or epoch seconds/milliseconds, got "yesterday"'
-    assert messages[10] == "[10].prediction: required field is missing"
+    assert messages[10] == "[10].prediction: required field is null"
     assert messages[11] == "[11].score: expected a probability in [0, 1], got 1.5"
     assert messages[12] == "[12]: expected a JSON object, got string"
     assert messages[13].startswith("[13]: not valid JSON")

@@ -84,18 +84,22 @@ def test_full_buffer_drops_the_oldest_and_counts_them(sqlite_engine: Engine) -> 
     assert ids[-100:] == [f"r{i}" for i in range(150, 250)]
 
 
-def test_invalid_records_and_permanent_errors_are_counted_not_retried(sqlite_engine: Engine) -> None:
+def test_invalid_records_and_permanent_errors_are_counted_not_retried(
+    sqlite_engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
     key, _ = create_api_key(sqlite_engine, "svc-sdk")
-    with serving(create_app(make_config(), sqlite_engine)) as url:
+    with serving(create_app(make_config(), sqlite_engine)) as url, caplog.at_level(logging.WARNING, "monitor.sdk"):
         client = Client(url, key, flush_interval=0.05)
         client.log_prediction("churn", "ok", features(1), 1)
         client.log_prediction("churn", "bad", {"tenure": "x"}, 1)
         client.log_prediction("no-such-model", "x", features(1), 1)
         client.log_prediction("churn", "weird", object(), 1)  # type: ignore[arg-type]  # never raises
+        client.log_label("churn", "ok", None)
         assert client.flush(timeout=30)
         client.close()
-    assert (client.sent, client.rejected, client.failed) == (2, 1, 2)  # failed: the 404 and the object()
+    assert (client.sent, client.rejected, client.failed) == (3, 2, 2)  # failed: the 404 and the object()
     assert stored(sqlite_engine) == ["ok"]
+    assert "[0].label: required field is null" in caplog.text  # null, not "missing": the key was sent
 
 
 def test_records_are_flushed_at_interpreter_exit(sqlite_engine: Engine, tmp_path: Path) -> None:

@@ -110,7 +110,7 @@ def test_each_bad_record_names_its_index_and_field() -> None:
     good, bad = validate_predictions(CHURN, records)
     assert len(good) == 1
     assert [r.message for r in bad] == [
-        "[1].request_id: required field is missing",
+        "[1].request_id: required field is null",
         "[2].request_id: id must be 1 to 200 characters, got 201",
         '[3].input.tenure: expected number, got "abc"',
         "[4].input.tenure: expected a finite number, got nan",
@@ -124,6 +124,20 @@ def test_each_bad_record_names_its_index_and_field() -> None:
         "[12]: expected a JSON object, got number",
     ]
     assert bad[1].record_ref == "index=2" and bad[2].record_ref == "id=r1"
+
+
+def test_a_missing_key_and_an_explicit_null_are_told_apart() -> None:
+    base = {"id": "r1", "timestamp": 0, "features": {"x": 1}, "prediction": 1.0}
+    records = []
+    for key in ("id", "timestamp", "features", "prediction"):
+        records += [{k: v for k, v in base.items() if k != key}, {**base, key: None}]
+    _, bad = validate_predictions(PRICE, records, shape="canonical")
+    reasons = [(r.field, r.reason) for r in bad]
+    assert reasons == [
+        (key, f"required field is {state}")
+        for key in ("id", "timestamp", "features", "prediction")
+        for state in ("missing", "null")
+    ]
 
 
 def test_missing_features_are_null_not_errors() -> None:
@@ -153,9 +167,11 @@ def test_labels() -> None:
         {"request_id": "r1", "outcome": 1.0},
         {"request_id": "r2"},
         {"request_id": "r3", "outcome": 0, "@timestamp": 0},
+        {"request_id": "r4", "outcome": None},  # what log_label(id, None) sends
     ]
     good, bad = validate_labels(CHURN, records, now=now)
     assert [(g.id, g.label, g.ts) for g in good] == [("r1", 1, now), ("r3", 0, datetime(1970, 1, 1, tzinfo=UTC))]
     assert bad[0].message == "[1].outcome: required field is missing"
+    assert bad[1].message == "[3].outcome: required field is null"
     _, bad = validate_labels(SPECIES, [{"id": 1, "label": "a"}], shape="native")
     assert bad[0].message == "[0]: the model's config maps no label field (models.<name>.fields.label)"
