@@ -28,8 +28,18 @@ from monitor.logs import LogFormat, configure_logging
 from monitor.store.engine import current_revision, downgrade, head_revision, make_engine, upgrade
 
 log = logging.getLogger(__name__)
-err_console = Console(stderr=True)
-out_console = Console()
+
+
+def _console(*, stderr: bool) -> Console:
+    console = Console(stderr=stderr)
+    # Off a terminal rich assumes 80 columns and breaks lines mid-word; logs and CI output
+    # read better with each message on one line, wrapped (if at all) by whatever shows it.
+    console.soft_wrap = not console.is_terminal
+    return console
+
+
+err_console = _console(stderr=True)
+out_console = _console(stderr=False)
 
 app = typer.Typer(
     name="driftscope",

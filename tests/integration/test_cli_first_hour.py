@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +78,24 @@ def test_reference_upload_reads_every_supported_format(
     )
     assert result.exit_code == 0, result.output
     assert f"reference dataset 'churn_train{suffix}' of model 'churn': 500 rows stored" in result.stdout
+
+
+def driftscope_process(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``driftscope ARGS`` as a separate process with stdout and stderr on pipes, as under CI or a log shipper."""
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_errors_on_a_pipe_are_not_wrapped(config_path: Path, tmp_path: Path) -> None:
+    missing = tmp_path / ("a_training_file_whose_name_is_longer_than_any_terminal_is_wide_" * 2 + ".csv")
+    result = driftscope_process(
+        "reference", "upload", "--model", "churn", str(missing), "-c", str(config_path), cwd=tmp_path
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"error: {missing}: no such file\n" in result.stderr
