@@ -42,6 +42,8 @@ from monitor.ingest.records import (
     Rejection,
     Shape,
     UnparsableRecord,
+    ValidLabel,
+    ValidPrediction,
     validate_labels,
     validate_predictions,
 )
@@ -120,12 +122,13 @@ def _ingest(
     if model is None:
         raise UnknownModelError(model_name, list(config.models))
     mid = model_id(engine, config, model_name)
-    good: list[Any]
+    predictions: list[ValidPrediction] = []
+    labels: list[ValidLabel] = []
     if kind == "prediction":
-        good, bad = validate_predictions(model, records, shape, refs)
+        predictions, bad = validate_predictions(model, records, shape, refs)
     else:
-        good, bad = validate_labels(model, records, shape, refs)
-    result = IngestResult(len(good), tuple(bad))
+        labels, bad = validate_labels(model, records, shape, refs)
+    result = IngestResult(len(predictions) + len(labels), tuple(bad))
     try:
         with transaction(engine) as session:
             if idempotency_key is not None:
@@ -135,10 +138,9 @@ def _ingest(
                 # Inserted first, so a concurrent retry of the same batch waits here, then fails on the key.
                 session.add(IdempotentRequest(key=idempotency_key, response=result.to_dict()))
                 session.flush()
-            if kind == "prediction":
-                write_predictions(session, mid, good, source)
-            else:
-                write_labels(session, mid, good, source)
+            # One of the two lists is empty, and its writer returns at once.
+            write_predictions(session, mid, predictions, source)
+            write_labels(session, mid, labels, source)
             write_rejections(session, model_name, source, records, bad)
             if checkpoint is not None:
                 write_checkpoint(session, *checkpoint)
@@ -214,20 +216,3 @@ def ingest_labels(
     """
     return _ingest("label", engine, config, model_name, records, source, shape, refs, idempotency_key, checkpoint)
 
-
-__all__ = [
-    "CANONICAL_FIELDS",
-    "IngestResult",
-    "Rejection",
-    "Shape",
-    "UnknownModelError",
-    "UnparsableRecord",
-    "ingest_labels",
-    "ingest_predictions",
-    "model_id",
-    "parse_timestamp",
-    "read_checkpoint",
-    "validate_labels",
-    "validate_predictions",
-    "write_checkpoint",
-]
