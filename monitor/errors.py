@@ -2,7 +2,8 @@
 
 DriftscopeError
 ├── ConfigError        (monitor.config) a configuration that cannot be used
-├── StoreError         the store is unreachable or not migrated
+├── StoreError         the store is not migrated or cannot be used
+│   └── StoreUnreachable   no connection to the store (down, refused, wrong credentials)
 └── SourceError        a collector's source failed (``transient`` tells whether a retry may help)
 """
 
@@ -15,6 +16,10 @@ class DriftscopeError(Exception):
 
 class StoreError(DriftscopeError):
     pass
+
+
+class StoreUnreachable(StoreError):
+    """The store could not be connected to; the message names it (without its password) and why."""
 
 
 class SourceError(DriftscopeError):

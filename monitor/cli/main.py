@@ -4,8 +4,8 @@ This is an entry point: it may wire collectors, detectors and alerts together, w
 monitor core never does. Each area adds its commands in its own module (``monitor/cli/``)
 through ``register(app)``, listed once in :data:`COMMAND_MODULES`.
 
-User mistakes (a bad config, an unreachable store) print one clear message and exit 2;
-only bugs show a traceback.
+User mistakes (a bad config, a store not migrated) print one clear message and exit 2, a
+store that cannot be reached one line and exit 1; only bugs show a traceback.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy import Engine
 
 from monitor.config import Config, ConfigError, load_config
-from monitor.errors import DriftscopeError
+from monitor.errors import DriftscopeError, StoreUnreachable
 from monitor.logs import LogFormat, configure_logging
-from monitor.store.engine import current_revision, downgrade, head_revision, make_engine, upgrade
+from monitor.store.engine import current_revision, downgrade, head_revision, make_engine, ping, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +82,18 @@ def user_errors(func: F) -> F:
                 err_console.print(f"  {path}: {message}", highlight=False, markup=False)
             raise typer.Exit(2) from None
         except DriftscopeError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
-            raise typer.Exit(2) from None
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+            # A store that is down is no mistake in the command: exit 1, as for any failed run.
+            raise typer.Exit(1 if isinstance(exc, StoreUnreachable) else 2) from None
 
     return wrapper  # type: ignore[return-value]
 
 
 def open_store(config: Config) -> Engine:
-    return make_engine(config.store)
+    """The store of ``config``, connected to once: every command that uses the store opens it here."""
+    engine = make_engine(config.store)
+    ping(engine)
+    return engine
 
 
 @app.callback()

@@ -17,10 +17,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.errors import StoreError
+from monitor.errors import StoreError, StoreUnreachable
 
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]  # monitor/
 
@@ -50,6 +50,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **kwargs)
+
+
+def safe_url(engine: Engine) -> str:
+    """The engine's URL as a user may see it: the password masked."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def ping(engine: Engine) -> None:
+    """Connect once, so that a store that is down fails here with one line rather than deep in a command."""
+    try:
+        with engine.connect():
+            pass
+    except DBAPIError as exc:
+        # The driver's own first line says why (refused, unknown host, authentication failed);
+        # SQLAlchemy's wrapper around it adds the statement and a link, not useful to a user.
+        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+        raise StoreUnreachable(f"cannot reach the store {safe_url(engine)}: {reason}") from exc
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

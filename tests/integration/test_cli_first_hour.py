@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,21 @@ def test_errors_on_a_pipe_are_not_wrapped(config_path: Path, tmp_path: Path) -> 
     )
     assert result.returncode == 2, result.stderr
     assert f"error: {missing}: no such file\n" in result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["db", "current"], ["worker"], ["alerts", "list"]])
+def test_an_unreachable_store_is_one_line_without_the_password(tmp_path: Path, command: list[str]) -> None:
+    port = free_port()  # closed: nothing listens on it
+    store = f"postgresql+psycopg://user:secret@127.0.0.1:{port}/db"
+    result = driftscope_process(*command, cwd=tmp_path, env={"DRIFTSCOPE_STORE": store})
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"127.0.0.1:{port}" in errors[0] and "refused" in errors[0].lower(), errors[0]
+    assert "secret" not in result.stderr + result.stdout
