@@ -35,6 +35,7 @@ from alerts.engine import lock
 from alerts.message import probe_payload
 from alerts.registry import notifier_for
 from monitor.config import Config
+from monitor.retry import Backoff
 from monitor.store.engine import transaction
 from monitor.store.tables import Notification
 
@@ -44,18 +45,17 @@ CLAIM_LOCK = int.from_bytes(hashlib.sha256(b"driftscope.alerts.claim").digest()[
 UNDELIVERED = ("pending", "sending")
 
 
+# Retries are scheduled in the store across ticks, so only the delay comes from monitor.retry;
+# RetryPolicy.max_age, not a number of attempts, decides when a transient failure becomes final.
+DELIVERY_BACKOFF = Backoff(attempts=None, base=30.0, cap=1800.0)
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    base: timedelta = timedelta(seconds=30)
-    cap: timedelta = timedelta(minutes=30)
+    backoff: Backoff = DELIVERY_BACKOFF
     max_age: timedelta = timedelta(hours=24)  # transient failures are retried this long, then final
     batch: int = 100  # rows sent per call
     scan: int = 2000  # undelivered rows looked at per claim
-
-    def backoff(self, attempt: int, rng: random.Random) -> timedelta:
-        """Exponential backoff with "equal jitter": between half and all of ``base * 2**(attempt-1)``, capped."""
-        delay = min(self.cap, self.base * 2 ** max(attempt - 1, 0))
-        return delay * (0.5 + 0.5 * rng.random())
 
 
 DEFAULT_POLICY = RetryPolicy()
@@ -141,8 +141,7 @@ def deliver_due(
             continue
         age = now - row.created_at
         if error.transient and age < policy.max_age:
-            wait = timedelta(seconds=error.retry_after) if error.retry_after is not None else None
-            wait = wait or policy.backoff(row.attempts + 1, rng)
+            wait = timedelta(seconds=policy.backoff.delay(row.attempts + 1, rng, retry_after=error.retry_after))
             _finish(engine, row.id, status="pending", next_attempt_at=now + wait, last_error=error.reason)
             stalled.add(row.channel)
             log.warning(

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -34,7 +33,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from elasticsearch import ApiError, Elasticsearch, OrjsonSerializer, TransportError
-from elasticsearch import ConnectionError as EsConnectionError
 from prometheus_client import Counter
 from sqlalchemy import Engine
 
@@ -48,6 +46,7 @@ from monitor.ingest import (
     ingest_predictions,
 )
 from monitor.ingest.writer import read_checkpoint, write_checkpoint
+from monitor.retry import Backoff, call, is_transient_status
 from monitor.store.engine import transaction
 from monitor.store.tables import utcnow
 
@@ -65,7 +64,6 @@ T = TypeVar("T")
 PIT_KEEP_ALIVE = "2m"
 # What a page needs from a search response; the rest (_score, _index of every hit, ...) is not sent.
 PAGE_FIELDS = ["hits.hits._id", "hits.hits._index", "hits.hits._source", "hits.hits.sort", "_shards"]
-TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 Progress = Callable[[int, int | None], None]  # (documents read so far, total or None)
 
 
@@ -93,8 +91,7 @@ class ElasticsearchCollector:
         kind: Kind = "prediction",
         client: Elasticsearch | None = None,
         clock: Callable[[], datetime] = utcnow,
-        max_attempts: int = 6,
-        backoff: float = 0.5,
+        retry: Backoff = Backoff(attempts=6),
     ) -> None:
         model = config.models.get(model_name)
         if model is None:
@@ -109,7 +106,7 @@ class ElasticsearchCollector:
         self.source: ElasticsearchSource = source
         self.index = source.index if kind == "prediction" else str(model.label_index)
         self.cursor_field = source.ingest_time_field or model.fields.timestamp
-        self.clock, self.max_attempts, self.backoff = clock, max_attempts, backoff
+        self.clock, self.retry = clock, retry
         self._client = client
         self._pit_supported = True
 
@@ -167,33 +164,35 @@ class ElasticsearchCollector:
 
     # --- calls with retries --------------------------------------------------------------------
 
-    def _call(self, what: str, call: Callable[[], T]) -> T:
-        delay = self.backoff
-        for attempt in range(1, self.max_attempts + 1):
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        def attempt() -> T:
             try:
-                return call()
-            except (EsConnectionError, TransportError, ApiError) as exc:
-                status = getattr(exc, "status_code", None) if isinstance(exc, ApiError) else None
-                transient = status is None or status in TRANSIENT_STATUS
-                if not transient:
-                    raise SourceError(f"elasticsearch {what} on {self.index!r} failed: {exc}", transient=False) from exc
-                if attempt == self.max_attempts:
-                    raise SourceError(
-                        f"elasticsearch at {self.source.url} unavailable for {what} after {attempt} attempts: {exc}",
-                        transient=True,
-                    ) from exc
-                log.warning(
-                    "elasticsearch %s failed (attempt %d/%d), retrying in %.1fs: %s",
-                    what,
-                    attempt,
-                    self.max_attempts,
-                    delay,
-                    exc.__class__.__name__,
-                    extra={"collector": self.name},
-                )
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
-        raise AssertionError("unreachable")
+                return fn()
+            except (TransportError, ApiError) as exc:  # TransportError: connection refused, timeout, TLS
+                transient = not isinstance(exc, ApiError) or is_transient_status(exc.status_code)
+                raise SourceError(f"elasticsearch {what} on {self.index!r} failed: {exc}", transient=transient) from exc
+
+        def warn(number: int, wait: float, exc: BaseException) -> None:
+            log.warning(
+                "elasticsearch %s failed (attempt %d/%s), retrying in %.1fs: %s",
+                what,
+                number,
+                self.retry.attempts,
+                wait,
+                type(exc.__cause__).__name__,
+                extra={"collector": self.name},
+            )
+
+        try:
+            return call(attempt, self.retry, on_retry=warn)
+        except SourceError as exc:
+            if not exc.transient:
+                raise
+            raise SourceError(
+                f"elasticsearch at {self.source.url} unavailable for {what} after {self.retry.attempts} attempts: "
+                f"{exc.__cause__}",
+                transient=True,
+            ) from exc.__cause__
 
     @contextmanager
     def _snapshot(self) -> Iterator[dict[str, Any]]:
@@ -220,7 +219,7 @@ class ElasticsearchCollector:
             yield {"pit": {"id": pit_id, "keep_alive": PIT_KEEP_ALIVE}} if pit_id else {"index": self.index}
         finally:
             if pit_id:
-                with contextlib.suppress(EsConnectionError, TransportError, ApiError):
+                with contextlib.suppress(TransportError, ApiError):
                     self.client.close_point_in_time(id=pit_id)  # else it expires after keep_alive
 
     def _count(self, snapshot: Mapping[str, Any], cursor: str, lower: int | None, upper: int) -> int:

@@ -12,7 +12,7 @@ moves to the chunk's end in the same commit, so a crash or a Prometheus outage b
 neither loses nor doubles a point; the next call resumes at the first missing step.
 
 HTTP failures are translated here into :class:`~monitor.errors.SourceError`: connection errors,
-timeouts, 429 and 5xx are ``transient`` and retried with exponential backoff; Prometheus's own
+timeouts, 408, 429 and 5xx are ``transient`` and retried (:mod:`monitor.retry`); Prometheus's own
 query errors (400 ``bad_data``, 422 ``execution``) are not, and carry the query's config path.
 NaN samples (e.g. ``histogram_quantile`` over no data) are not stored: a gap in the chart.
 """
@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import math
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,12 +32,12 @@ import httpx
 from sqlalchemy import Engine, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
 from collectors.base import CollectResult
 from monitor.config import Config, MetricQuery, PrometheusSource
 from monitor.errors import SourceError, StoreError
 from monitor.metrics import process as metrics
+from monitor.retry import Backoff, call, is_transient_status
 from monitor.store.engine import transaction
 from monitor.store.queries import upsert_insert
 from monitor.store.tables import Checkpoint, MetricPoint, MetricSeries, Model
@@ -47,15 +46,6 @@ log = logging.getLogger(__name__)
 
 Labels = dict[str, str]
 Progress = Callable[[int, int], None]  # (points evaluated so far, points in the whole range)
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff with jitter for transient failures; ``attempts`` counts the first try."""
-
-    attempts: int = 5
-    initial: float = 0.5
-    maximum: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,16 +162,12 @@ class PrometheusAPI:
             return body["data"]
         # Prometheus answers 400 bad_data / 422 execution for the query's own fault, 503 while
         # starting or shutting down, 5xx for server trouble; a proxy in front may add 429/502/504.
-        transient = response.status_code == 429 or response.status_code >= 500
+        transient = is_transient_status(response.status_code)
         if isinstance(body, dict) and "error" in body:
             reason = f"{body.get('errorType', 'error')}: {body['error']}"
         else:
             reason = f"HTTP {response.status_code}: {response.text[:200]}"
         raise SourceError(f"{where}: Prometheus rejected the query ({reason})", transient=transient)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, SourceError) and exc.transient
 
 
 # --- the collector ------------------------------------------------------------------------------
@@ -199,7 +185,7 @@ class PrometheusCollector:
         source: PrometheusSource,
         *,
         client: httpx.Client | None = None,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: Backoff = Backoff(),
         initial_lookback: timedelta = timedelta(hours=1),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -289,19 +275,17 @@ class PrometheusCollector:
         return result
 
     def _query_with_retry(self, start_ms: int, end_ms: int) -> list[Series]:
-        retrying = Retrying(
-            retry=retry_if_exception(_is_transient),
-            stop=stop_after_attempt(self.retry.attempts),
-            wait=wait_exponential(multiplier=self.retry.initial, max=self.retry.maximum)
-            + wait_random(0, self.retry.initial),
-            before_sleep=lambda state: log.warning(
+        def warn(attempt: int, wait: float, exc: BaseException) -> None:
+            log.warning(
                 "prometheus unavailable, retrying",
-                extra={"query": self.where, "attempt": state.attempt_number, "error": str(state.outcome.exception())},
-            ),
-            sleep=time.sleep,
-            reraise=True,
+                extra={"query": self.where, "attempt": attempt, "retry_in_s": wait, "error": str(exc)},
+            )
+
+        return call(
+            lambda: self.api.query_range(self.query, start_ms, end_ms, self.step_ms, self.where),
+            self.retry,
+            on_retry=warn,
         )
-        return retrying(self.api.query_range, self.query, start_ms, end_ms, self.step_ms, self.where)
 
     def _model_id(self) -> int:
         with self.engine.connect() as connection:

@@ -6,10 +6,11 @@
 ``log_prediction`` / ``log_label`` only append to an in-memory buffer (a few microseconds; they never
 block on the network and never raise). A background thread sends the buffer in batches to the push
 API, each batch with its own ``Idempotency-Key`` so a retry after a lost response is stored once, and
-retries transient failures (connection errors, 408/429/5xx) with exponential backoff for as long
-as it takes. The buffer is bounded: when the API is down long enough to fill it, the *oldest*
-records are dropped and counted in :attr:`Client.dropped` (logged at most once a minute). The
-buffer is flushed at interpreter exit.
+retries transient failures (connection errors, timeouts, 408/429/5xx) with exponential backoff for as
+long as it takes (:mod:`monitor.retry`, the one module of the project this one imports); anything
+else is counted in :attr:`Client.failed` and logged. The buffer is bounded: when the API is down long
+enough to fill it, the *oldest* records are dropped and counted in :attr:`Client.dropped` (logged at
+most once a minute). The buffer is flushed at interpreter exit.
 
 With ``elasticsearch=`` (an ``elasticsearch.Elasticsearch`` client) and ``index=``, records are also
 (or, without ``url``, only) written to Elasticsearch in the canonical shape, with the prediction id
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import random
 import threading
 import time
 import uuid
@@ -34,17 +34,22 @@ from typing import Any, Literal
 import httpx
 import orjson
 
+from monitor.retry import Backoff, call, is_transient, is_transient_status
+
 log = logging.getLogger(__name__)
 
 USER_AGENT = "driftscope-sdk/1"
-RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 DROP_LOG_INTERVAL = 60.0
 
 Kind = Literal["prediction", "label"]
 
 
-class _Permanent(Exception):
-    """A batch the destination refused for good (4xx): retrying would not help."""
+class _SendError(Exception):
+    """A batch did not reach a destination; ``transient`` tells whether a retry may help."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 def _dumps(record: dict[str, Any]) -> bytes:
@@ -83,12 +88,8 @@ class Client:
         if elasticsearch is not None and index is None:
             raise ValueError("the Elasticsearch sink needs index= (and label_index= for labels)")
         self.url, self.api_key = url, api_key
-        self.batch_size, self.flush_interval, self.timeout, self.max_backoff = (
-            batch_size,
-            flush_interval,
-            timeout,
-            max_backoff,
-        )
+        self.batch_size, self.flush_interval, self.timeout = batch_size, flush_interval, timeout
+        self.retry = Backoff(attempts=None, base=0.1, cap=max_backoff)  # until delivered, or close() gives up
         self.elasticsearch, self.index, self.label_index = elasticsearch, index, label_index
         # Records wait as JSON bytes, not dicts: bytes are invisible to the garbage collector, so a
         # full buffer does not make the serving process's GC pauses longer (dicts made them ~40 ms).
@@ -202,39 +203,41 @@ class Client:
     def _deliver(self, http: httpx.Client, kind: Kind, model: str, records: list[bytes]) -> None:
         """Send one batch until it is acknowledged, refused for good, or close() runs out of time."""
         idempotency_key = uuid.uuid4().hex  # the same key on every retry of this batch
-        delay = 0.1
-        while True:
-            try:
-                if self.url is not None:
-                    self._post(http, kind, model, records, idempotency_key)
-                if self.elasticsearch is not None:
-                    self._index(kind, records)
-                self.sent += len(records)
-                return
-            except _Permanent as exc:
-                self._count_failed(len(records))
+
+        def send() -> None:
+            if self.url is not None:
+                self._post(http, kind, model, records, idempotency_key)
+            if self.elasticsearch is not None:
+                self._index(kind, records)
+
+        def warn(_attempt: int, wait: float, exc: BaseException) -> None:
+            log.warning("driftscope: sending %s records failed (%s), retrying in %.1fs", kind, exc, wait)
+
+        try:
+            call(send, self.retry, stop=lambda: self._closing and time.monotonic() > self._deadline, on_retry=warn)
+        except Exception as exc:
+            self._count_failed(len(records))
+            if is_transient(exc):
+                log.error("driftscope: gave up on %d %s records at exit: %s", len(records), kind, exc)
+            else:
                 log.error("driftscope: %d %s records for %s refused: %s", len(records), kind, model, exc)
-                return
-            except Exception as exc:  # transient: connection refused, timeout, 5xx, Elasticsearch down
-                if self._closing and time.monotonic() > self._deadline:
-                    self._count_failed(len(records))
-                    log.error("driftscope: gave up on %d %s records at exit: %s", len(records), kind, exc)
-                    return
-                log.warning("driftscope: sending %s records failed (%s), retrying in %.1fs", kind, exc, delay)
-                time.sleep(delay * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, self.max_backoff)
+            return
+        self.sent += len(records)
 
     def _post(self, http: httpx.Client, kind: Kind, model: str, records: list[bytes], idempotency_key: str) -> None:
         path = "predictions" if kind == "prediction" else "labels"
-        response = http.post(
-            f"{self.url}/v1/models/{model}/{path}",
-            content=b"[" + b",".join(records) + b"]",
-            headers={"Idempotency-Key": idempotency_key},
-        )
-        if response.status_code in RETRY_STATUS:
-            raise RuntimeError(f"HTTP {response.status_code}")
+        try:
+            response = http.post(
+                f"{self.url}/v1/models/{model}/{path}",
+                content=b"[" + b",".join(records) + b"]",
+                headers={"Idempotency-Key": idempotency_key},
+            )
+        except httpx.TransportError as exc:  # connection refused or reset, timeout
+            raise _SendError(f"{type(exc).__name__}: {exc}", transient=True) from exc
         if response.status_code >= 400:
-            raise _Permanent(f"HTTP {response.status_code}: {response.text[:300]}")
+            transient = is_transient_status(response.status_code)
+            detail = "" if transient else f": {response.text[:300]}"
+            raise _SendError(f"HTTP {response.status_code}{detail}", transient=transient)
         rejected = response.json().get("rejected", [])
         if rejected:
             self.rejected += len(rejected)
@@ -247,17 +250,21 @@ class Client:
             )
 
     def _index(self, kind: Kind, records: list[bytes]) -> None:
-        from elasticsearch import helpers
+        from elasticsearch import ApiError, TransportError, helpers
 
         index = self.index if kind == "prediction" else self.label_index
         if index is None:
-            raise _Permanent("no label_index configured for the Elasticsearch sink")
+            raise _SendError("no label_index configured for the Elasticsearch sink", transient=False)
         documents = [orjson.loads(r) for r in records]
         actions = ({"_index": index, "_id": str(d["id"]), "_source": d} for d in documents)
         try:
             helpers.bulk(self.elasticsearch, actions, refresh=False)
         except helpers.BulkIndexError as exc:
-            raise _Permanent(f"{len(exc.errors)} documents refused by Elasticsearch") from exc
+            raise _SendError(f"{len(exc.errors)} documents refused by Elasticsearch", transient=False) from exc
+        except ApiError as exc:
+            raise _SendError(f"Elasticsearch: {exc}", transient=is_transient_status(exc.status_code)) from exc
+        except TransportError as exc:  # connection refused, timeout
+            raise _SendError(f"Elasticsearch unreachable: {exc}", transient=True) from exc
 
     def _log_drops(self) -> None:
         now = time.monotonic()

@@ -9,11 +9,10 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from tenacity import Retrying, before_sleep_log, retry_if_exception_type, wait_exponential
 
 from monitor.cli.main import user_errors
 from monitor.config import parse_duration
-from monitor.errors import SourceError
+from monitor.retry import Backoff, call
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +79,13 @@ def demo_service(
 
     signal.signal(signal.SIGTERM, stop)
     # Elasticsearch may still be starting: retry the backfill until it answers.
-    for attempt in Retrying(
-        retry=retry_if_exception_type(SourceError),
-        wait=wait_exponential(multiplier=1, max=30),
-        before_sleep=before_sleep_log(log, logging.WARNING),
-        reraise=True,
-    ):
-        with attempt:
-            backfilled = service.backfill(_duration(history))
+    backfilled = call(
+        lambda: service.backfill(_duration(history)),
+        Backoff(attempts=None, base=1.0, cap=30.0),
+        on_retry=lambda attempt, wait, exc: log.warning(
+            "elasticsearch not ready, retrying", extra={"attempt": attempt, "retry_in_s": wait, "error": str(exc)}
+        ),
+    )
     # /metrics answers only once the history is in Elasticsearch: it is the compose healthcheck that the
     # one-shot backfill (`driftscope collect elasticsearch`) waits for.
     if metrics_port:

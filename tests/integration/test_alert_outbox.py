@@ -176,11 +176,11 @@ def test_workers_killed_mid_delivery_lose_nothing(postgres_url: str, http_receiv
     sys.stderr.write(f"\nkills={kills} notifications={total} held-by-dead-workers={stuck} duplicates={duplicates}\n")
 
 
-def test_backoff_doubles_up_to_the_cap_with_jitter() -> None:
-    policy = RetryPolicy(base=timedelta(seconds=30), cap=timedelta(minutes=30))
+def test_backoff_doubles_from_30s_up_to_30min_with_jitter() -> None:
+    policy = RetryPolicy().backoff
     rng = random.Random(3)
     for attempt, full in [(1, 30), (2, 60), (3, 120), (6, 960), (7, 1800), (20, 1800)]:
-        delays = [policy.backoff(attempt, rng).total_seconds() for _ in range(200)]
+        delays = [policy.delay(attempt, rng) for _ in range(200)]
         assert full / 2 <= min(delays) and max(delays) <= full
         assert max(delays) - min(delays) > full / 4  # jittered, not constant
 

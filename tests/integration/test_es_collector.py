@@ -22,6 +22,7 @@ from collectors.elasticsearch import ElasticsearchCollector
 from monitor.config import Config, parse_config
 from monitor.errors import SourceError
 from monitor.ingest.writer import read_checkpoint
+from monitor.retry import Backoff
 from monitor.store.tables import PendingLabel, Prediction, RejectedRecord
 from tests.servers import free_port
 
@@ -231,7 +232,7 @@ def test_unreachable_elasticsearch_is_retried_then_a_transient_error(
     sqlite_engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = es_config(f"http://127.0.0.1:{free_port()}", "predictions")
-    collector = ElasticsearchCollector(sqlite_engine, config, "churn", max_attempts=3, backoff=0.01)
+    collector = ElasticsearchCollector(sqlite_engine, config, "churn", retry=Backoff(attempts=3, base=0.01))
     with caplog.at_level(logging.WARNING), pytest.raises(SourceError, match=r"unavailable .* after 3 attempts") as info:
         collector.collect()
     assert info.value.transient

@@ -20,11 +20,12 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, select
 
-from collectors.prometheus import PrometheusCollector, RetryPolicy, to_ms
+from collectors.prometheus import PrometheusCollector, to_ms
 from detectors.drift import ColumnPolicy, drift_scores
 from detectors.profile import profile_reference
 from monitor.config import MetricQuery, PrometheusSource, parse_config
 from monitor.metrics.exporter import start_metrics_server
+from monitor.retry import Backoff
 from monitor.store.engine import transaction
 from monitor.store.queries import sync_models
 from monitor.store.tables import MetricPoint, MetricSeries, Run, Score
@@ -330,7 +331,7 @@ def test_outage_mid_collection_leaves_no_gap_and_no_duplicate(
             url,
             expr,
             requests.client(),
-            retry=RetryPolicy(attempts=60, initial=0.1, maximum=0.5),
+            retry=Backoff(attempts=60, base=0.1, cap=0.5),
             initial_lookback=timedelta(seconds=30),
         )
         until = datetime.fromtimestamp(samples[-1][0] / 1000, UTC)

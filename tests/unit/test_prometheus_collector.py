@@ -18,15 +18,16 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
-from collectors.prometheus import PrometheusCollector, RetryPolicy, check_queries, plan_chunks, to_ms
+from collectors.prometheus import PrometheusCollector, check_queries, plan_chunks, to_ms
 from monitor.config import ConfigError, MetricQuery, PrometheusSource, parse_config
 from monitor.errors import SourceError
+from monitor.retry import Backoff
 from monitor.store.queries import sync_models
 from monitor.store.tables import Checkpoint, MetricPoint, MetricSeries
 
 URL = "http://prometheus.test:9090"
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-NO_WAIT = RetryPolicy(attempts=3, initial=0, maximum=0)
+NO_WAIT = Backoff(attempts=3, base=0)
 
 
 @pytest.mark.parametrize(
