@@ -66,6 +66,18 @@ def _timestamp(value: datetime | float | str | None) -> str | float:
     return value
 
 
+def _rejections(response: httpx.Response) -> list[dict[str, Any]] | None:
+    """The records an ingest answer lists as rejected: a 200 (some were) or a 422 (all were); else None."""
+    if response.status_code not in (200, 422):
+        return None
+    try:
+        body = response.json()
+    except ValueError:  # a 422 from something in between (a proxy) is not an ingest answer
+        return None
+    rejected = body.get("rejected") if isinstance(body, dict) else None
+    return rejected if isinstance(rejected, list) else None
+
+
 class Client:
     """Buffered, batching, retrying client of the push API (and/or an Elasticsearch index)."""
 
@@ -234,11 +246,13 @@ class Client:
             )
         except httpx.TransportError as exc:  # connection refused or reset, timeout
             raise _SendError(f"{type(exc).__name__}: {exc}", transient=True) from exc
-        if response.status_code >= 400:
+        # A 422 that lists rejections means every record was invalid: counted as rejected, like the invalid
+        # records of a 200; resending would be rejected again.
+        rejected = _rejections(response)
+        if response.status_code >= 400 and rejected is None:
             transient = is_transient_status(response.status_code)
             detail = "" if transient else f": {response.text[:300]}"
             raise _SendError(f"HTTP {response.status_code}{detail}", transient=transient)
-        rejected = response.json().get("rejected", [])
         if rejected:
             self.rejected += len(rejected)
             log.warning(

@@ -2,8 +2,10 @@
 
 A body is a JSON array of canonical records (see :mod:`monitor.ingest`), or NDJSON (one record per
 line, ``Content-Type: application/x-ndjson``) where even a line that is not JSON is rejected on its
-own. The response lists the rejected records by index and field; the good ones are committed before
-the 2xx is sent. ``Idempotency-Key`` makes a retried batch return the first answer without writing.
+own. The response lists the rejected records by index, each with all its problems; the good ones are
+committed before the 200 is sent. A batch in which every record was rejected answers 422 with the same
+body: nothing was stored, and a retry would be rejected again. ``Idempotency-Key`` makes a retried
+batch return the first answer without writing.
 
 Every route needs ``Authorization: Bearer <key>`` except ``/healthz``, ``/readyz``, ``/metrics`` (for
 Prometheus; aggregate numbers only, see docs/operations.md to restrict it) and the OpenAPI
@@ -51,12 +53,21 @@ class CanonicalLabel(BaseModel):
     timestamp: str | float | None = Field(None, description="When the truth became known; default: now.")
 
 
-class RejectionOut(BaseModel):
-    index: int
-    field: str
+class ProblemOut(BaseModel):
+    field: str = Field(description='The offending path ("" = the whole record).')
     reason: str
+
+
+class RejectionOut(BaseModel):
+    index: int = Field(description="Position of the record in the batch (NDJSON: non-empty line).")
+    field: str = Field(description="The first problem's field (see problems for all).")
+    reason: str = Field(description="The first problem's reason.")
     record_ref: str | None
-    message: str = Field(examples=['[3].features.tenure: expected number, got "abc"'])
+    message: str = Field(
+        description="Every problem, '; '-separated.",
+        examples=['[3].features.tenure: expected number, got "abc"; [3].prediction: required field is null'],
+    )
+    problems: list[ProblemOut] = Field(description="Every problem of the record, in check order.")
 
 
 class IngestResponse(BaseModel):
@@ -164,6 +175,7 @@ def create_app(config: Config, engine: Engine) -> FastAPI:
         kind: Literal["prediction", "label"],
         model: str,
         request: Request,
+        response: Response,
         key: KeyInfo,
         idempotency_key: str | None,
     ) -> IngestResponse:
@@ -191,6 +203,9 @@ def create_app(config: Config, engine: Engine) -> FastAPI:
             )
         except UnknownModelError as exc:  # the config changed under us; same answer as above
             raise HTTPException(404, {"message": str(exc), "known_models": exc.known}) from None
+        if result.all_rejected:
+            # A 200 would let a client that only checks the status lose the whole batch without noticing.
+            response.status_code = 422
         return IngestResponse(**result.to_dict(), replayed=result.replayed)
 
     responses: dict[int | str, dict[str, Any]] = {
@@ -198,6 +213,11 @@ def create_app(config: Config, engine: Engine) -> FastAPI:
         403: {"description": "the key is not allowed for this model"},
         404: {"description": "unknown model; the body lists the known ones"},
         413: {"description": "body larger than api.max_body_bytes"},
+        422: {
+            "model": IngestResponse,
+            "description": "every record of the batch was rejected (nothing stored; the body lists why, as for"
+            " 200); also a malformed Idempotency-Key header, then with FastAPI's `detail` body",
+        },
         429: {"description": "too many failed authentications"},
     }
 
@@ -211,11 +231,12 @@ def create_app(config: Config, engine: Engine) -> FastAPI:
     async def post_predictions(
         model: str,
         request: Request,
+        response: Response,
         key: Key,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> IngestResponse:
         """Store prediction records; invalid ones are rejected one by one and listed in the answer."""
-        return await ingest("prediction", model, request, key, idempotency_key)
+        return await ingest("prediction", model, request, response, key, idempotency_key)
 
     @app.post(
         "/v1/models/{model}/labels",
@@ -227,11 +248,12 @@ def create_app(config: Config, engine: Engine) -> FastAPI:
     async def post_labels(
         model: str,
         request: Request,
+        response: Response,
         key: Key,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> IngestResponse:
         """Store labels (ground truth); a label for an unseen id waits for its prediction."""
-        return await ingest("label", model, request, key, idempotency_key)
+        return await ingest("label", model, request, response, key, idempotency_key)
 
     app.add_route("/metrics", metrics_asgi_app(engine), include_in_schema=False)
     return app

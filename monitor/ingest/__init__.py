@@ -15,10 +15,12 @@ Records come in one of two shapes:
   Unknown top-level keys and unknown features are errors in this shape.
 
 Each record is checked against the model's schema; a bad one becomes a :class:`Rejection` naming its
-index and field (``[3].features.tenure: expected number, got "abc"``), is stored in ``rejected_record``
-and never rejects its batch-mates. Good records are written with one statement per batch: the batch
-travels as a single JSON parameter expanded by the database (``jsonb_to_recordset`` on Postgres,
-``json_each`` on SQLite), so there is no per-row round trip and no per-row statement compilation.
+index and every problem found in it, each with its field
+(``[3].features.tenure: expected number, got "abc"; [3].prediction: required field is null``), is stored
+in ``rejected_record`` (one row per record) and never rejects its batch-mates. Good records are written
+with one statement per batch: the batch travels as a single JSON parameter expanded by the database
+(``jsonb_to_recordset`` on Postgres, ``json_each`` on SQLite), so there is no per-row round trip and no
+per-row statement compilation.
 
 Writes are idempotent on (model, prediction id): the first version of a prediction is kept, and a
 later record only adds or changes its label. Labels for predictions not seen yet wait in
@@ -80,13 +82,17 @@ class IngestResult:
     rejected: tuple[Rejection, ...] = ()
     replayed: bool = False  # the Idempotency-Key was seen before: nothing was written this time
 
+    @property
+    def all_rejected(self) -> bool:
+        """Records were sent and none was accepted: the sender has a bug to fix, not a batch to retry."""
+        return self.accepted == 0 and bool(self.rejected)
+
     def to_dict(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "rejected": [r.to_dict() for r in self.rejected]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], replayed: bool = False) -> IngestResult:
-        rejected = tuple(Rejection(r["index"], r["field"], r["reason"], r.get("record_ref")) for r in data["rejected"])
-        return cls(data["accepted"], rejected, replayed)
+        return cls(data["accepted"], tuple(Rejection.from_dict(r) for r in data["rejected"]), replayed)
 
 
 # --- entry points -------------------------------------------------------------------------------
@@ -215,4 +221,3 @@ def ingest_labels(
     Options as in :func:`ingest_predictions`.
     """
     return _ingest("label", engine, config, model_name, records, source, shape, refs, idempotency_key, checkpoint)
-

@@ -1,11 +1,11 @@
 """Validation of incoming records (pure): the two record shapes, the per-field checks, and the
-:class:`Rejection` that names the record and field of every problem."""
+:class:`Rejection` that names the record and lists every problem of it, each with its field."""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -35,26 +35,50 @@ EPOCH_MILLIS_FROM = 1e11
 
 
 @dataclass(frozen=True, slots=True)
-class Rejection:
-    """Why record ``index`` of a batch was not stored; ``field`` is the offending path ("" = the whole record)."""
+class Problem:
+    """One thing wrong with a record; ``field`` is the offending path ("" = the whole record)."""
 
-    index: int
     field: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why record ``index`` of a batch was not stored: all its problems (at least one), in check order."""
+
+    index: int
+    problems: tuple[Problem, ...]
     record_ref: str | None = None
 
     @property
+    def fields(self) -> str:
+        """The offending paths, comma-separated (``rejected_record.field``)."""
+        return ", ".join(p.field for p in self.problems if p.field)
+
+    @property
     def message(self) -> str:
-        return f"[{self.index}].{self.field}: {self.reason}" if self.field else f"[{self.index}]: {self.reason}"
+        """``[3].features.age: unknown feature …; [3].prediction: required field is null``."""
+        return "; ".join(
+            f"[{self.index}].{p.field}: {p.reason}" if p.field else f"[{self.index}]: {p.reason}" for p in self.problems
+        )
 
     def to_dict(self) -> dict[str, Any]:
+        first = self.problems[0]
         return {
             "index": self.index,
-            "field": self.field,
-            "reason": self.reason,
+            # The first problem, as answered before ``problems`` existed (clients may read these two).
+            "field": first.field,
+            "reason": first.reason,
             "record_ref": self.record_ref,
             "message": self.message,
+            "problems": [{"field": p.field, "reason": p.reason} for p in self.problems],
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Rejection:
+        # An answer stored for an Idempotency-Key before ``problems`` existed holds the first problem only.
+        problems = data.get("problems") or [data]
+        return cls(data["index"], tuple(Problem(p["field"], p["reason"]) for p in problems), data.get("record_ref"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +109,23 @@ class ValidLabel:
 class _Invalid(Exception):
     def __init__(self, field: str, reason: str) -> None:
         self.field, self.reason = field, reason
+
+
+class _Checks:
+    """Runs every check of one record and keeps each failure, so its rejection lists them all."""
+
+    __slots__ = ("problems",)
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def run(self, check: Callable[..., Any], *args: Any) -> Any:
+        """``check(*args)``, or None when it failed (the record is then rejected, so None is never stored)."""
+        try:
+            return check(*args)
+        except _Invalid as exc:
+            self.problems.append(Problem(exc.field, exc.reason))
+            return None
 
 
 # --- validation (pure) --------------------------------------------------------------------------
@@ -229,24 +270,32 @@ def _timestamp(value: Any, where: str) -> datetime:
         raise _Invalid(where, str(exc)) from None
 
 
-def _check_keys(record: Mapping[str, Any], allowed: frozenset[str]) -> None:
-    for key in record:
-        if key not in allowed:
-            raise _Invalid(str(key), f"unknown field (expected {', '.join(sorted(allowed))})")
+def _unknown_keys(record: Mapping[str, Any], allowed: frozenset[str]) -> list[Problem]:
+    expected = f"unknown field (expected {', '.join(sorted(allowed))})"
+    return [Problem(str(key), expected) for key in record if key not in allowed]
 
 
-def _features(record: Mapping[str, Any], model: ModelConfig, fields: FieldMap) -> dict[str, Any]:
+def _object(value: Any, where: str) -> Mapping[str, Any]:
+    value = _required(value, where)
+    if not isinstance(value, Mapping):
+        raise _Invalid(where, f"expected object, got {_type_name(value)}")
+    return value
+
+
+def _features(record: Mapping[str, Any], model: ModelConfig, fields: FieldMap, checks: _Checks) -> dict[str, Any]:
     if fields.features is None:
         source: Mapping[str, Any] = record
         prefix = ""
     else:
-        found = _required(resolve_path(record, fields.features), fields.features)
-        if not isinstance(found, Mapping):
-            raise _Invalid(fields.features, f"expected object, got {_type_name(found)}")
-        for name in found:
-            if name not in model.features:
-                known = ", ".join(model.features)
-                raise _Invalid(f"{fields.features}.{name}", f"unknown feature (known: {known})")
+        found = checks.run(_object, resolve_path(record, fields.features), fields.features)
+        if found is None:
+            return {}
+        known = ", ".join(model.features)
+        checks.problems += [
+            Problem(f"{fields.features}.{name}", f"unknown feature (known: {known})")
+            for name in found
+            if name not in model.features
+        ]
         source, prefix = found, f"{fields.features}."
     values: dict[str, Any] = {}
     for name, kind in model.features.items():
@@ -260,50 +309,61 @@ def _features(record: Mapping[str, Any], model: ModelConfig, fields: FieldMap) -
             if type(value) is int or (type(value) is float and math.isfinite(value)):
                 values[name] = value
             else:
-                values[name] = _number(value, prefix + name)
+                values[name] = checks.run(_number, value, prefix + name)
         elif type(value) is str and len(value) <= MAX_STRING_LENGTH and "\x00" not in value:
             values[name] = value
         else:
-            values[name] = _category(value, prefix + name)
+            values[name] = checks.run(_category, value, prefix + name)
     return values
 
 
-def _as_mapping(record: Any) -> Mapping[str, Any]:
+def _not_an_object(record: Any) -> Problem | None:
     if isinstance(record, UnparsableRecord):
-        raise _Invalid("", record.reason)
+        return Problem("", record.reason)
     if not isinstance(record, Mapping):
-        raise _Invalid("", f"expected a JSON object, got {_type_name(record)}")
-    return record
+        return Problem("", f"expected a JSON object, got {_type_name(record)}")
+    return None
 
 
-def _validate_prediction(record: Any, model: ModelConfig, fields: FieldMap, canonical: bool) -> ValidPrediction:
-    record = _as_mapping(record)
+def _required_class(value: Any, where: str, model: ModelConfig) -> Any:
+    return _class_value(_required(value, where), where, model)
+
+
+def _validate_prediction(
+    record: Any, model: ModelConfig, fields: FieldMap, canonical: bool
+) -> ValidPrediction | list[Problem]:
+    if (problem := _not_an_object(record)) is not None:
+        return [problem]
+    checks = _Checks()
     if canonical:
-        _check_keys(record, CANONICAL_KEYS)
-    id_ = _record_id(resolve_path(record, fields.id), fields.id)
-    ts = _timestamp(resolve_path(record, fields.timestamp), fields.timestamp)
-    features = _features(record, model, fields)
-    raw_prediction = _required(resolve_path(record, fields.prediction), fields.prediction)
-    prediction = _class_value(raw_prediction, fields.prediction, model)
+        checks.problems += _unknown_keys(record, CANONICAL_KEYS)
+    id_ = checks.run(_record_id, resolve_path(record, fields.id), fields.id)
+    ts = checks.run(_timestamp, resolve_path(record, fields.timestamp), fields.timestamp)
+    features = _features(record, model, fields, checks)
+    prediction = checks.run(_required_class, resolve_path(record, fields.prediction), fields.prediction, model)
     score = label = None
     if fields.score is not None and (raw := resolve_path(record, fields.score)) not in (_MISSING, None):
-        score = _score(raw, fields.score, model)
+        score = checks.run(_score, raw, fields.score, model)
     if fields.label is not None and (raw := resolve_path(record, fields.label)) not in (_MISSING, None):
-        label = _class_value(raw, fields.label, model)
-    return ValidPrediction(id_, ts, features, prediction, score, label)
+        label = checks.run(_class_value, raw, fields.label, model)
+    return checks.problems or ValidPrediction(id_, ts, features, prediction, score, label)
 
 
-def _validate_label(record: Any, model: ModelConfig, fields: FieldMap, canonical: bool, now: datetime) -> ValidLabel:
-    record = _as_mapping(record)
+def _validate_label(
+    record: Any, model: ModelConfig, fields: FieldMap, canonical: bool, now: datetime
+) -> ValidLabel | list[Problem]:
+    if (problem := _not_an_object(record)) is not None:
+        return [problem]
+    if fields.label is None:  # the config is wrong, not the record: its other problems would only distract
+        return [Problem("", "the model's config maps no label field (models.<name>.fields.label)")]
+    checks = _Checks()
     if canonical:
-        _check_keys(record, CANONICAL_LABEL_KEYS)
-    if fields.label is None:
-        raise _Invalid("", "the model's config maps no label field (models.<name>.fields.label)")
-    id_ = _record_id(resolve_path(record, fields.id), fields.id)
-    label = _class_value(_required(resolve_path(record, fields.label), fields.label), fields.label, model)
+        checks.problems += _unknown_keys(record, CANONICAL_LABEL_KEYS)
+    id_ = checks.run(_record_id, resolve_path(record, fields.id), fields.id)
+    label = checks.run(_required_class, resolve_path(record, fields.label), fields.label, model)
     raw_ts = resolve_path(record, fields.timestamp)
-    ts = now if raw_ts is _MISSING or raw_ts is None else _timestamp(raw_ts, fields.timestamp)
-    return ValidLabel(id_, label, ts)
+    ts = now if raw_ts is _MISSING or raw_ts is None else checks.run(_timestamp, raw_ts, fields.timestamp)
+    return checks.problems or ValidLabel(id_, label, ts)
 
 
 def _reference(record: Any, index: int, fields: FieldMap, ref: str | None) -> str:
@@ -316,20 +376,29 @@ def _reference(record: Any, index: int, fields: FieldMap, ref: str | None) -> st
     return f"index={index}"
 
 
+def _split(
+    records: Sequence[Any], fields: FieldMap, refs: Sequence[str] | None, validate: Callable[[Any], Any]
+) -> tuple[list[Any], list[Rejection]]:
+    good: list[Any] = []
+    bad: list[Rejection] = []
+    for index, record in enumerate(records):
+        result = validate(record)
+        if isinstance(result, list):
+            bad.append(
+                Rejection(index, tuple(result), _reference(record, index, fields, refs[index] if refs else None))
+            )
+        else:
+            good.append(result)
+    return good, bad
+
+
 def validate_predictions(
     model: ModelConfig, records: Sequence[Any], shape: Shape = "native", refs: Sequence[str] | None = None
 ) -> tuple[list[ValidPrediction], list[Rejection]]:
     """Split ``records`` into valid predictions and rejections (pure: no I/O)."""
     fields = CANONICAL_FIELDS if shape == "canonical" else model.fields
-    good: list[ValidPrediction] = []
-    bad: list[Rejection] = []
-    for index, record in enumerate(records):
-        try:
-            good.append(_validate_prediction(record, model, fields, shape == "canonical"))
-        except _Invalid as exc:
-            ref = _reference(record, index, fields, refs[index] if refs else None)
-            bad.append(Rejection(index, exc.field, exc.reason, ref))
-    return good, bad
+    canonical = shape == "canonical"
+    return _split(records, fields, refs, lambda record: _validate_prediction(record, model, fields, canonical))
 
 
 def validate_labels(
@@ -341,13 +410,5 @@ def validate_labels(
 ) -> tuple[list[ValidLabel], list[Rejection]]:
     """Split label ``records`` into valid labels and rejections (pure: no I/O)."""
     fields = CANONICAL_FIELDS if shape == "canonical" else model.fields
-    now = now or utcnow()
-    good: list[ValidLabel] = []
-    bad: list[Rejection] = []
-    for index, record in enumerate(records):
-        try:
-            good.append(_validate_label(record, model, fields, shape == "canonical", now))
-        except _Invalid as exc:
-            ref = _reference(record, index, fields, refs[index] if refs else None)
-            bad.append(Rejection(index, exc.field, exc.reason, ref))
-    return good, bad
+    canonical, at = shape == "canonical", now or utcnow()
+    return _split(records, fields, refs, lambda record: _validate_label(record, model, fields, canonical, at))

@@ -235,8 +235,8 @@ def write_rejections(
             "model": model,
             "source": source,
             "record_ref": _storable(r.record_ref or "")[:300] or None,
-            "field": _storable(r.field)[:300] or None,
-            "reason": _storable(r.message),
+            "field": _storable(r.fields)[:300] or None,
+            "reason": _storable(r.message),  # every problem of the record, each with its field
             "payload": _payload(records[r.index]),
             "received_at": utcnow(),
         }

@@ -186,6 +186,39 @@ def test_bad_records_are_rejected_one_by_one(api) -> None:
 
 
 @pytest.mark.integration
+def test_a_record_is_rejected_with_all_its_problems_and_an_all_rejected_batch_is_422(api) -> None:
+    client, _, engine = api
+    four = canonical(1, timestamp="noon", prediction=None, features={"tenure": "x", "age": 40, "plan": "pro"})
+    response = client.post("/v1/models/churn/predictions", json=[four, canonical(2, id=None)])
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["accepted"] == 0 and [r["index"] for r in body["rejected"]] == [0, 1]
+    first = body["rejected"][0]
+    assert [(p["field"], p["reason"].split(" (")[0]) for p in first["problems"]] == [
+        ("timestamp", 'expected an ISO-8601 time or epoch seconds/milliseconds, got "noon"'),
+        ("features.age", "unknown feature"),
+        ("features.tenure", 'expected number, got "x"'),
+        ("prediction", "required field is null"),
+    ]
+    assert (first["field"], first["record_ref"]) == ("timestamp", "id=r1")
+    assert first["message"].count("[0].") == 4
+    with engine.connect() as connection:
+        stored = connection.execute(select(RejectedRecord).order_by(RejectedRecord.id)).all()
+    assert len(stored) == 2  # one row per record, every problem readable in it
+    assert stored[0].reason == first["message"]
+    assert stored[0].field == "timestamp, features.age, features.tenure, prediction"
+    # The same batch replayed by its Idempotency-Key answers the same status; a partly rejected batch is a 200.
+    headers = {"Idempotency-Key": "all-bad"}
+    assert client.post("/v1/models/churn/labels", json=[{"id": "r1"}], headers=headers).status_code == 422
+    replay = client.post("/v1/models/churn/labels", json=[{"id": "r1", "label": 1}], headers=headers)
+    assert replay.status_code == 422 and replay.json()["replayed"] is True
+    partial = client.post("/v1/models/churn/predictions", json=[canonical(3), canonical(4, id=None)])
+    assert partial.status_code == 200 and partial.json()["accepted"] == 1
+    assert client.post("/v1/models/churn/predictions", json=[]).status_code == 200  # nothing sent, nothing rejected
+    assert count(engine, Prediction) == 1
+
+
+@pytest.mark.integration
 def test_non_finite_numbers_are_rejected(store_engine: Engine) -> None:
     from monitor.ingest import ingest_predictions
 
@@ -360,6 +393,14 @@ def test_health_readiness_and_openapi(api, tmp_path) -> None:
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/v1/models/{model}/predictions"]["post"]["requestBody"]["content"]
     assert set(body) == {"application/json", "application/x-ndjson"}
+    for route in ("predictions", "labels"):
+        answers = spec["paths"][f"/v1/models/{{model}}/{route}"]["post"]["responses"]
+        assert "every record of the batch was rejected" in answers["422"]["description"]
+        assert answers["422"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/IngestResponse"
+        }
+    problems = spec["components"]["schemas"]["RejectionOut"]["properties"]["problems"]
+    assert problems["items"] == {"$ref": "#/components/schemas/ProblemOut"}
     assert client.get("/docs").status_code == 200
     down = create_app(make_config(), make_engine(f"sqlite:///{tmp_path}/no/such/dir.db"))
     with client_for(down) as unready:

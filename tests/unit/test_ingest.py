@@ -8,6 +8,8 @@ import pytest
 
 from monitor.config import parse_config
 from monitor.ingest.records import (
+    Problem,
+    Rejection,
     UnparsableRecord,
     parse_timestamp,
     resolve_path,
@@ -132,12 +134,46 @@ def test_a_missing_key_and_an_explicit_null_are_told_apart() -> None:
     for key in ("id", "timestamp", "features", "prediction"):
         records += [{k: v for k, v in base.items() if k != key}, {**base, key: None}]
     _, bad = validate_predictions(PRICE, records, shape="canonical")
-    reasons = [(r.field, r.reason) for r in bad]
+    reasons = [(p.field, p.reason) for r in bad for p in r.problems]
     assert reasons == [
         (key, f"required field is {state}")
         for key in ("id", "timestamp", "features", "prediction")
         for state in ("missing", "null")
     ]
+
+
+def test_a_rejection_lists_every_problem_of_its_record() -> None:
+    record = {
+        "id": "r1",
+        "timestamp": "noon",
+        "features": {"x": "big", "age": 40},
+        "prediction": None,
+        "score": 1,
+        "colour": "red",
+    }
+    valid = {"id": "r0", "timestamp": 0, "features": {"x": 1}, "prediction": 2.5}
+    good, (rejection,) = validate_predictions(PRICE, [valid, record], shape="canonical")
+    assert len(good) == 1 and rejection.index == 1
+    assert [(p.field, p.reason.split(" (")[0]) for p in rejection.problems] == [
+        ("colour", "unknown field"),
+        ("timestamp", 'expected an ISO-8601 time or epoch seconds/milliseconds, got "noon"'),
+        ("features.age", "unknown feature"),
+        ("features.x", 'expected number, got "big"'),
+        ("prediction", "required field is null"),
+    ]
+    assert rejection.fields == "colour, timestamp, features.age, features.x, prediction"
+    assert rejection.message.startswith("[1].colour: unknown field (expected ")
+    assert rejection.message.endswith(
+        '; [1].features.x: expected number, got "big"; [1].prediction: required field is null'
+    )
+    answer = rejection.to_dict()
+    assert (answer["field"], answer["reason"]) == ("colour", rejection.problems[0].reason)  # the first, as before
+    assert Rejection.from_dict(answer) == rejection
+
+
+def test_a_rejection_stored_before_problems_existed_reads_back() -> None:
+    legacy = {"index": 2, "field": "id", "reason": "required field is missing", "record_ref": "index=2"}
+    assert Rejection.from_dict(legacy) == Rejection(2, (Problem("id", "required field is missing"),), "index=2")
 
 
 def test_missing_features_are_null_not_errors() -> None:
