@@ -39,8 +39,10 @@ HEADER = """\
      Regenerate with `python scripts/gen_config_docs.py`; a test fails when this file is stale. -->
 
 Driftscope reads one YAML file, `driftscope.yaml` (`examples/driftscope.yaml` is an annotated example;
-`deploy/driftscope.yaml` is the docker-compose stack's). Every process takes it with `--config FILE`
-or from the environment:
+`deploy/driftscope.yaml` is the docker-compose stack's). A command takes the first of: `--config FILE`
+(`-c`), `$DRIFTSCOPE_CONFIG`, `./driftscope.yaml` in the working directory, the built-in defaults
+(store `sqlite:///driftscope.db`); every command that opens the store logs which config and store it
+uses (the password masked). The environment:
 
 | variable | meaning |
 |---|---|

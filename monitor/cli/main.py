@@ -14,6 +14,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable
+from contextvars import ContextVar
 from functools import cache, wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -26,7 +27,7 @@ from sqlalchemy import Engine
 from monitor.config import Config, ConfigError, load_config
 from monitor.errors import DriftscopeError, StoreUnreachable
 from monitor.logs import LogFormat, configure_logging
-from monitor.store.engine import current_revision, downgrade, head_revision, make_engine, ping, upgrade
+from monitor.store.engine import current_revision, downgrade, head_revision, make_engine, ping, safe_url, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,28 @@ db_app = typer.Typer(help="Create and migrate the store (Alembic).", no_args_is_
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 
+DEFAULT_CONFIG_FILE = Path("driftscope.yaml")
+# Which config file the running command read, for the line open_store logs; set as its options are parsed.
+_config_source: ContextVar[str] = ContextVar("config_source", default="built-in defaults")
+
+
+def _find_config(value: Path | None) -> Path | None:
+    """-c, else $DRIFTSCOPE_CONFIG (click reads both), else ./driftscope.yaml, else the built-in defaults."""
+    if value is None and DEFAULT_CONFIG_FILE.is_file():
+        value = DEFAULT_CONFIG_FILE
+    _config_source.set("built-in defaults" if value is None else str(value))
+    return value
+
+
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--config",
         "-c",
         envvar="DRIFTSCOPE_CONFIG",
-        help="driftscope.yaml (default: built-in defaults, store sqlite:///driftscope.db).",
+        callback=_find_config,
+        help="driftscope.yaml (default: $DRIFTSCOPE_CONFIG, else ./driftscope.yaml, "
+        "else built-in defaults with store sqlite:///driftscope.db).",
         show_default=False,
     ),
 ]
@@ -92,6 +108,7 @@ def user_errors(func: F) -> F:
 def open_store(config: Config) -> Engine:
     """The store of ``config``, connected to once: every command that uses the store opens it here."""
     engine = make_engine(config.store)
+    log.info("config %s, store %s", _config_source.get(), safe_url(engine))
     ping(engine)
     return engine
 

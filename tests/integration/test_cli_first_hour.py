@@ -118,3 +118,54 @@ def test_an_unreachable_store_is_one_line_without_the_password(tmp_path: Path, c
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
     assert f"127.0.0.1:{port}" in errors[0] and "refused" in errors[0].lower(), errors[0]
     assert "secret" not in result.stderr + result.stdout
+
+
+def store_config(directory: Path, store_file: str) -> Path:
+    """A driftscope.yaml in ``directory`` whose store is the migrated SQLite file ``store_file`` there."""
+    directory.mkdir(exist_ok=True)
+    path = directory / "driftscope.yaml"
+    path.write_text(yaml.safe_dump({"store": f"sqlite:///{directory / store_file}"}))
+    assert driftscope("db", "upgrade", "-c", str(path)).exit_code == 0
+    return path
+
+
+def test_a_command_beside_driftscope_yaml_reads_it_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store_config(tmp_path, "here.db")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DRIFTSCOPE_CONFIG", raising=False)
+    monkeypatch.delenv("DRIFTSCOPE_STORE", raising=False)
+    result = driftscope("alerts", "list")
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "driftscope.db").exists()  # the built-in default store was not created
+    [line] = [line for line in result.stderr.splitlines() if "store" in line]
+    assert "config driftscope.yaml" in line and f"store sqlite:///{tmp_path / 'here.db'}" in line
+
+
+def test_config_precedence_is_option_then_environment_then_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store_config(tmp_path, "cwd.db")
+    from_env = store_config(tmp_path / "env", "env.db")
+    from_option = store_config(tmp_path / "option", "option.db")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DRIFTSCOPE_STORE", raising=False)
+
+    def store_used(*args: str) -> str:
+        result = driftscope("db", "current", *args)
+        assert result.exit_code == 0, result.output
+        [line] = [line for line in result.stderr.splitlines() if "store sqlite" in line]
+        return line.split("store sqlite:///")[1].split()[0]
+
+    monkeypatch.setenv("DRIFTSCOPE_CONFIG", str(from_env))
+    assert store_used("-c", str(from_option)).endswith("option.db")
+    assert store_used().endswith("env.db")
+    monkeypatch.delenv("DRIFTSCOPE_CONFIG")
+    assert store_used().endswith("cwd.db")
+
+
+def test_without_a_config_file_the_line_says_built_in_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DRIFTSCOPE_STORE", f"sqlite:///{tmp_path / 'x.db'}")
+    result = driftscope("db", "current")
+    assert result.exit_code == 0, result.output
+    assert "config built-in defaults" in result.stderr
