@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,24 @@ def test_invalid_records_and_permanent_errors_are_counted_not_retried(
     assert (client.sent, client.rejected, client.failed) == (3, 2, 2)  # failed: the 404 and the object()
     assert stored(sqlite_engine) == ["ok"]
     assert "[0].label: required field is null" in caplog.text  # null, not "missing": the key was sent
+
+
+def test_timestamps_backfill_predictions_and_labels(sqlite_engine: Engine) -> None:
+    """docs/ingestion.md: a naive datetime is UTC, ISO text and epoch milliseconds are read as such."""
+    key, _ = create_api_key(sqlite_engine, "svc-sdk")
+    with serving(create_app(make_config(), sqlite_engine)) as url:
+        client = Client(url, key, flush_interval=0.05)
+        client.log_prediction("churn", "p1", features(1), 1, timestamp=datetime(2025, 6, 1, 12))
+        client.log_prediction("churn", "p2", features(2), 0, timestamp="2025-06-01T14:00:00+02:00")
+        client.log_prediction("churn", "p3", features(3), 1, timestamp=1748779200000)
+        assert client.flush(timeout=30)
+        client.log_label("churn", "p1", 0, timestamp=datetime(2025, 6, 8, tzinfo=UTC))
+        assert client.flush(timeout=30)
+        client.close()
+    with sqlite_engine.connect() as connection:
+        rows = {r.prediction_id: r for r in connection.execute(select(Prediction))}
+    assert {i: r.ts for i, r in rows.items()} == dict.fromkeys(("p1", "p2", "p3"), datetime(2025, 6, 1, 12, tzinfo=UTC))
+    assert (rows["p1"].label, rows["p1"].label_ts) == (0, datetime(2025, 6, 8, tzinfo=UTC))
 
 
 def test_records_are_flushed_at_interpreter_exit(sqlite_engine: Engine, tmp_path: Path) -> None:
