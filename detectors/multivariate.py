@@ -20,8 +20,6 @@ call :func:`multivariate_scores` per window. Randomness is seeded: same data, sa
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -31,8 +29,9 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from detectors.profile import ProfileError, category_counts
-from detectors.types import ColumnKind, Score
+from detectors.npz import pack, unpack
+from detectors.profile import category_counts
+from detectors.types import ColumnKind, ProfileError, Score
 
 PCA_VARIANCE = 0.65
 REFERENCE_CHUNKS = 10
@@ -76,44 +75,36 @@ class MultivariateReference:
         }
         arrays = {f"categories_{i}": c for i, c in enumerate(self.categories)}
         arrays |= {f"frequencies_{i}": f for i, f in enumerate(self.frequencies)}
-        buf = io.BytesIO()
-        np.savez(
-            buf,
-            meta=np.array(json.dumps(meta)),
-            fill=self.fill,
-            scale_mean=self.scale_mean,
-            scale_std=self.scale_std,
-            components=self.components,
-            pca_mean=self.pca_mean,
-            sample=self.sample,
-            **arrays,
-        )
-        return buf.getvalue()
+        arrays |= {
+            "fill": self.fill,
+            "scale_mean": self.scale_mean,
+            "scale_std": self.scale_std,
+            "components": self.components,
+            "pca_mean": self.pca_mean,
+            "sample": self.sample,
+        }
+        return pack(meta, arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> MultivariateReference:
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                meta = json.loads(str(npz["meta"]))
-                n = len(meta["names"])
-                return cls(
-                    names=tuple(meta["names"]),
-                    kinds=tuple(meta["kinds"]),
-                    fill=npz["fill"],
-                    categories=tuple(npz[f"categories_{i}"] for i in range(n)),
-                    frequencies=tuple(npz[f"frequencies_{i}"] for i in range(n)),
-                    scale_mean=npz["scale_mean"],
-                    scale_std=npz["scale_std"],
-                    components=npz["components"],
-                    pca_mean=npz["pca_mean"],
-                    pca_lower=meta["pca_lower"],
-                    pca_upper=meta["pca_upper"],
-                    sample=npz["sample"],
-                    auc_threshold=meta["auc_threshold"],
-                    seed=meta["seed"],
-                )
-        except (OSError, ValueError, KeyError) as exc:
-            raise ProfileError(f"multivariate reference: cannot load ({exc})") from exc
+        meta, arrays = unpack(data, "multivariate reference")
+        n = len(meta["names"])
+        return cls(
+            names=tuple(meta["names"]),
+            kinds=tuple(meta["kinds"]),
+            fill=arrays["fill"],
+            categories=tuple(arrays[f"categories_{i}"] for i in range(n)),
+            frequencies=tuple(arrays[f"frequencies_{i}"] for i in range(n)),
+            scale_mean=arrays["scale_mean"],
+            scale_std=arrays["scale_std"],
+            components=arrays["components"],
+            pca_mean=arrays["pca_mean"],
+            pca_lower=meta["pca_lower"],
+            pca_upper=meta["pca_upper"],
+            sample=arrays["sample"],
+            auc_threshold=meta["auc_threshold"],
+            seed=meta["seed"],
+        )
 
 
 def _encode_column(values: np.ndarray, kind: ColumnKind, categories: np.ndarray, freqs: np.ndarray) -> np.ndarray:

@@ -23,25 +23,20 @@ pickle and keeps category matching independent of the dtype a source happened to
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from detectors.types import ColumnKind
+from detectors.npz import pack, unpack
+from detectors.types import ColumnKind, ProfileError
 
 # Evidently's get_binned_data switches from quantile-free histograms to per-value counts when
 # the reference has at most this many distinct values; the profile keeps those counts ready.
 FEW_UNIQUE_LIMIT = 20
 
 _FORMAT_VERSION = 1
-
-
-class ProfileError(ValueError):
-    """A reference profile could not be built or loaded; the message names the column."""
 
 
 def clean_numeric(values: np.ndarray, column: str) -> tuple[np.ndarray, int]:
@@ -229,37 +224,29 @@ class ReferenceProfile(Mapping[str, ColumnProfile]):
             arrays[f"values_{i}"] = col.values
             arrays[f"categories_{i}"] = col.categories
             arrays[f"counts_{i}"] = col.counts
-        buf = io.BytesIO()
-        np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
-        return buf.getvalue()
+        return pack(meta, arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ReferenceProfile:
         """Load bytes written by :meth:`to_bytes`."""
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                meta = json.loads(str(npz["meta"]))
-                if meta.get("version") != _FORMAT_VERSION:
-                    raise ProfileError(f"reference profile: unsupported format version {meta.get('version')!r}")
-                columns = {}
-                for i, m in enumerate(meta["columns"]):
-                    columns[m["name"]] = ColumnProfile(
-                        name=m["name"],
-                        kind=m["kind"],
-                        n_rows=m["n_rows"],
-                        n_missing=m["n_missing"],
-                        n_unique=m["n_unique"],
-                        integer=m["integer"],
-                        std=m["std"],
-                        values=npz[f"values_{i}"],
-                        categories=npz[f"categories_{i}"],
-                        counts=npz[f"counts_{i}"],
-                    )
-        except (OSError, ValueError, KeyError) as exc:
-            if isinstance(exc, ProfileError):
-                raise
-            raise ProfileError(f"reference profile: cannot load ({exc})") from exc
-        return cls(columns)
+        meta, arrays = unpack(data, "reference profile", version=_FORMAT_VERSION)
+        return cls(
+            {
+                m["name"]: ColumnProfile(
+                    name=m["name"],
+                    kind=m["kind"],
+                    n_rows=m["n_rows"],
+                    n_missing=m["n_missing"],
+                    n_unique=m["n_unique"],
+                    integer=m["integer"],
+                    std=m["std"],
+                    values=arrays[f"values_{i}"],
+                    categories=arrays[f"categories_{i}"],
+                    counts=arrays[f"counts_{i}"],
+                )
+                for i, m in enumerate(meta["columns"])
+            }
+        )
 
 
 def profile_reference(columns: Mapping[str, np.ndarray], kinds: Mapping[str, ColumnKind]) -> ReferenceProfile:

@@ -15,6 +15,10 @@ ScoreKind = Literal["drift", "quality", "performance", "estimated_performance", 
 ScoreStatus = Literal["ok", "insufficient_data", "error"]
 
 
+class ProfileError(ValueError):
+    """A reference profile could not be built or loaded; the message names the column or what was loaded."""
+
+
 @dataclass(frozen=True, slots=True)
 class Score:
     """One number computed for one window (or one reference/current pair).

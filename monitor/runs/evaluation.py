@@ -11,8 +11,6 @@ never fails the run.
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ import pandas as pd
 from detectors.drift import ColumnPolicy, column_drift, drift_scores
 from detectors.estimation import CBPEModel, estimated_performance_scores, fit_cbpe
 from detectors.multivariate import MultivariateReference, fit_multivariate, multivariate_scores
+from detectors.npz import pack, unpack
 from detectors.performance import Band, bands_from_dict, bands_to_dict, fit_performance_bands, label_scores
 from detectors.performance import performance_scores as realized_performance_scores
 from detectors.profile import ReferenceProfile, profile_reference
@@ -186,32 +185,24 @@ class Baseline:
             "classes": None if self.classes is None else list(self.classes),
             "notes": dict(self.notes),
         }
-        buf = io.BytesIO()
         arrays = {"drift": np.frombuffer(self.drift.to_bytes(), dtype=np.uint8)}
         if self.multivariate is not None:
             arrays["multivariate"] = np.frombuffer(self.multivariate.to_bytes(), dtype=np.uint8)
-        np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
-        return buf.getvalue()
+        return pack(meta, arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Baseline:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            meta = json.loads(str(npz["meta"]))
-            drift = ReferenceProfile.from_bytes(npz["drift"].tobytes())
-            multivariate = (
-                MultivariateReference.from_bytes(npz["multivariate"].tobytes()) if "multivariate" in npz else None
-            )
-        if meta.get("version") != _FORMAT_VERSION:
-            raise ValueError(f"baseline format version {meta.get('version')!r}, expected {_FORMAT_VERSION}")
+        meta, arrays = unpack(data, "baseline", version=_FORMAT_VERSION)
+        multivariate = arrays.get("multivariate")
         return cls(
             n_rows=meta["n_rows"],
-            drift=drift,
+            drift=ReferenceProfile.from_bytes(arrays["drift"].tobytes()),
             quality=QualityReference.from_dict(meta["quality"]),
             bands=bands_from_dict(meta["bands"]),
             cbpe=None if meta["cbpe"] is None else CBPEModel.from_dict(meta["cbpe"]),
             classes=None if meta["classes"] is None else tuple(meta["classes"]),
             notes=meta["notes"],
-            multivariate=multivariate,
+            multivariate=None if multivariate is None else MultivariateReference.from_bytes(multivariate.tobytes()),
         )
 
 
