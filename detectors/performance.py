@@ -113,10 +113,23 @@ class _Prepared:
     n_classes: int
     dropped_rows: int
 
+    # The metric functions read these; _available_metrics has refused a metric whose input is absent.
+    @property
+    def pred(self) -> np.ndarray:
+        if self.y_pred is None:
+            raise ValueError("this metric needs y_pred")
+        return self.y_pred
+
+    @property
+    def score(self) -> np.ndarray:
+        if self.y_score is None:
+            raise ValueError("this metric needs y_score")
+        return self.y_score
+
 
 def _is_missing(values: np.ndarray) -> np.ndarray:
     missing = np.asarray(pd.isna(values), dtype=bool)
-    return missing if missing.ndim == 1 else missing.any(axis=1)
+    return missing if missing.ndim == 1 else np.asarray(missing.any(axis=1))
 
 
 def _encode(labels: np.ndarray, classes: Sequence[Any], field: str) -> np.ndarray:
@@ -217,7 +230,7 @@ def _safe_ratio_zero(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 def _binary_confusion(w: np.ndarray, d: _Prepared) -> tuple[np.ndarray, ...]:
     t = d.y_true.astype(bool)
-    p = d.y_pred.astype(bool)
+    p = d.pred.astype(bool)
     tp = w @ (t & p).astype(np.float64)
     fp = w @ (~t & p).astype(np.float64)
     fn = w @ (t & ~p).astype(np.float64)
@@ -228,13 +241,13 @@ def _binary_confusion(w: np.ndarray, d: _Prepared) -> tuple[np.ndarray, ...]:
 def _multiclass_counts(w: np.ndarray, d: _Prepared) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     eye = np.eye(d.n_classes)
     true_hot = eye[d.y_true]
-    pred_hot = eye[d.y_pred]
+    pred_hot = eye[d.pred]
     tp = w @ (true_hot * pred_hot)
     return tp, w @ pred_hot, w @ true_hot
 
 
 def _accuracy(w: np.ndarray, d: _Prepared) -> np.ndarray:
-    correct = (d.y_true == d.y_pred).astype(np.float64)
+    correct = (d.y_true == d.pred).astype(np.float64)
     return _ratio(w @ correct, w.sum(axis=1))
 
 
@@ -288,13 +301,13 @@ def weighted_roc_auc(w: np.ndarray, positive: np.ndarray, score: np.ndarray) -> 
 
 def _roc_auc(w: np.ndarray, d: _Prepared) -> np.ndarray:
     if d.task == "binary":
-        return weighted_roc_auc(w, d.y_true == 1, d.y_score)
-    per_class = [weighted_roc_auc(w, d.y_true == k, d.y_score[:, k]) for k in range(d.n_classes)]
+        return weighted_roc_auc(w, d.y_true == 1, d.score)
+    per_class = [weighted_roc_auc(w, d.y_true == k, d.score[:, k]) for k in range(d.n_classes)]
     return np.mean(per_class, axis=0)
 
 
 def _log_loss(w: np.ndarray, d: _Prepared) -> np.ndarray:
-    s = d.y_score
+    s = d.score
     # probability the model gave to the true class of each row
     p_true = np.where(d.y_true == 1, s, 1.0 - s) if d.task == "binary" else s[np.arange(d.n), d.y_true]
     loss = -np.log(np.clip(p_true, _EPS, 1.0 - _EPS))
@@ -302,15 +315,15 @@ def _log_loss(w: np.ndarray, d: _Prepared) -> np.ndarray:
 
 
 def _mae(w: np.ndarray, d: _Prepared) -> np.ndarray:
-    return _ratio(w @ np.abs(d.y_pred - d.y_true), w.sum(axis=1))
+    return _ratio(w @ np.abs(d.pred - d.y_true), w.sum(axis=1))
 
 
 def _rmse(w: np.ndarray, d: _Prepared) -> np.ndarray:
-    return np.sqrt(_ratio(w @ (d.y_pred - d.y_true) ** 2, w.sum(axis=1)))
+    return np.sqrt(_ratio(w @ (d.pred - d.y_true) ** 2, w.sum(axis=1)))
 
 
 def _mape(w: np.ndarray, d: _Prepared) -> np.ndarray:
-    rel = np.abs(d.y_pred - d.y_true) / np.maximum(np.abs(d.y_true), _EPS)
+    rel = np.abs(d.pred - d.y_true) / np.maximum(np.abs(d.y_true), _EPS)
     return _ratio(w @ rel, w.sum(axis=1))
 
 
@@ -319,7 +332,7 @@ def _r2(w: np.ndarray, d: _Prepared) -> np.ndarray:
     y = d.y_true - d.y_true.mean()
     total = w.sum(axis=1)
     sst = w @ y**2 - _ratio((w @ y) ** 2, total)
-    sse = w @ (d.y_pred - d.y_true) ** 2
+    sse = w @ (d.pred - d.y_true) ** 2
     # A (resampled) constant target has no variance to explain: R² is undefined there.
     sst = np.where(sst > 1e-12 * np.maximum(w @ y**2, _EPS), sst, 0.0)
     return 1.0 - _ratio(sse, sst)
@@ -543,8 +556,8 @@ def fit_performance_bands(
         for name, value in values.items():
             per_metric.setdefault(name, []).append(value)
     bands = {}
-    for name, values in per_metric.items():
-        band = band_from_values(values, name, std_multiplier)
+    for name, chunk_values in per_metric.items():
+        band = band_from_values(chunk_values, name, std_multiplier)
         if band is not None:
             bands[name] = band
     return bands

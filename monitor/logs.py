@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import structlog
+if TYPE_CHECKING:
+    import structlog
 
 LogFormat = Literal["console", "json"]
 
@@ -25,14 +26,14 @@ def _drop_fields(*names: str) -> structlog.types.Processor:
     return drop
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the time of each record, not at set-up.
 
     The CLI configures logging once per command; under a test runner that swaps stderr per
     call, a handler holding the old stream would write to a closed file.
     """
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 
@@ -41,13 +42,29 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def configure_logging(level: str = "INFO", fmt: LogFormat = "console") -> None:
+class _FormatterOnFirstRecord(logging.Formatter):
+    """Imports structlog and builds its formatter when the first record comes: ``--help`` logs nothing."""
+
+    def __init__(self, fmt: LogFormat) -> None:
+        super().__init__()
+        self._format = fmt
+        self._formatter: logging.Formatter | None = None
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self._formatter is None:
+            self._formatter = _structlog_formatter(self._format)
+        return self._formatter.format(record)
+
+
+def _structlog_formatter(fmt: LogFormat) -> logging.Formatter:
+    import structlog
+
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
+    return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
@@ -61,8 +78,11 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "console") -> None:
             renderer,
         ],
     )
+
+
+def configure_logging(level: str = "INFO", fmt: LogFormat = "console") -> None:
     handler = _StderrHandler()
-    handler.setFormatter(formatter)
+    handler.setFormatter(_FormatterOnFirstRecord(fmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -29,7 +30,7 @@ def _store(config_path: Path | None) -> tuple[Config, Engine]:
     return settings, engine
 
 
-def _print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def _print_table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     """A table on a terminal; tab-separated lines when piped, so scripts (and grep) see whole values."""
     if out_console.is_terminal:
         table = Table(*headers)

@@ -42,14 +42,17 @@ def api(
     engine = open_store(settings)
     check_migrated(engine)
     sync_models(engine, settings)
-    bind = {"host": host or settings.api.host, "port": port or settings.api.port, "log_config": None}
+    host = host or settings.api.host
+    port = port or settings.api.port
     if workers == 1:
-        uvicorn.run(create_app(settings, engine), **bind)
+        uvicorn.run(create_app(settings, engine), host=host, port=port, log_config=None)
     else:
         if config is not None:
             os.environ[CONFIG_ENV] = str(config)
         use_multiprocess_dir()  # /metrics adds up the counters of every worker process
-        uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=workers, **bind)
+        uvicorn.run(
+            f"{__name__}:app_from_environment", factory=True, workers=workers, host=host, port=port, log_config=None
+        )
 
 
 @apikey_app.command("create")

@@ -40,9 +40,9 @@ def batch_frame(batch: Batch, model: ModelConfig) -> pd.DataFrame:
         values = batch.features.get(name, np.full(batch.n, None, dtype=object))
         columns[name] = pd.to_numeric(pd.Series(values), errors="coerce") if kind == "numeric" else pd.Series(values)
     frame = pd.DataFrame(columns)
-    for name, values in (("prediction", batch.prediction), ("label", batch.label)):
-        if values is not None:
-            frame[name] = pd.Series(values)
+    for name, column in (("prediction", batch.prediction), ("label", batch.label)):
+        if column is not None:
+            frame[name] = pd.Series(column)
     if batch.score is not None and batch.score.ndim == 1:
         frame["score"] = batch.score
     return frame

@@ -27,7 +27,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -242,7 +242,7 @@ def _alerts_family(firing: dict[str, int]) -> Metric:
     return alerts
 
 
-def _outbox_families(outbox: list[Any]) -> list[Metric]:
+def _outbox_families(outbox: Sequence[tuple[str, str, int]]) -> list[Metric]:
     pending = _gauge(
         "driftscope_notifications_pending", "Notifications waiting for (re)delivery, by channel.", ["channel"]
     )

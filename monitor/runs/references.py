@@ -24,7 +24,7 @@ import io
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from pyarrow import ArrowException
 from sqlalchemy import Engine, func, select
 
-from monitor.config import Config, ModelConfig, MonitorConfig, as_utc
+from monitor.config import Config, ModelConfig, MonitorConfig, ReferenceSpec, as_utc
 from monitor.errors import DriftscopeError
 from monitor.runs.evaluation import Baseline, classification_classes, fit_baseline
 from monitor.runs.windows import Batch, load_window, score_matrix
@@ -167,6 +167,15 @@ def frame_to_batch(frame: pd.DataFrame, model: ModelConfig, *, source: str, clas
     )
 
 
+def _stored_span(spec: ReferenceSpec, window: timedelta, window_start: datetime) -> tuple[datetime, datetime] | None:
+    """The [start, end) of a reference read from the stored predictions; None for an uploaded dataset."""
+    if spec.range is not None:
+        return as_utc(spec.range[0]), as_utc(spec.range[1])
+    if spec.previous_windows is not None:
+        return window_start - window * spec.previous_windows, window_start
+    return None
+
+
 def _seconds_spanned(ts: np.ndarray | None) -> float | None:
     if ts is None or len(ts) < 2 or np.isnat(ts).all():
         return None
@@ -269,12 +278,9 @@ class References:
         model_id = self._model_ids[monitor.model]
         spec = monitor.reference
         classes = model.classes if model.task == "multiclass" else None
-        if spec.range is not None or spec.previous_windows is not None:
-            if spec.range is not None:
-                start, end = as_utc(spec.range[0]), as_utc(spec.range[1])
-            else:
-                end = window_start
-                start = window_start - monitor.window * spec.previous_windows
+        span = _stored_span(spec, monitor.window, window_start)
+        if span is not None:
+            start, end = span
             with self._engine.connect() as connection:
                 batch = load_window(connection, model_id, model.features, start, end, score_classes=classes)
                 if model.task == "multiclass" and classes is None and batch.label_count:

@@ -37,11 +37,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, and_, bindparam, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import CursorResult, Engine, and_, bindparam, case, delete, func, insert, or_, select, text, update
 
 from detectors.types import Score
 from monitor.config import Config, as_utc
@@ -185,7 +185,7 @@ class Scheduler:
                     )
                 ).all()
             # Later ticks only read labels newer than what this one saw.
-            self._label_watermarks[model] = max((r[1] for r in rows), default=watermark)
+            self._label_watermarks[model] = max((r[1] for r in rows if r[1] is not None), default=watermark)
             if not rows:
                 continue
             ts = pd.to_datetime([r[0] for r in rows], utc=True)
@@ -336,11 +336,15 @@ class Scheduler:
         if status != "failed":
             values.update(row_count=rows, label_count=labels)
         with transaction(self.engine) as session:
-            result = session.execute(
-                update(Run)
-                .where(Run.id == claim.run_id, Run.claimed_by == self.worker_id, Run.attempts == claim.attempt)
-                .values(**values)
-                .execution_options(synchronize_session=False)
+            # An UPDATE without RETURNING gives a CursorResult; Session.execute is typed with the wider Result.
+            result = cast(
+                CursorResult[Any],
+                session.execute(
+                    update(Run)
+                    .where(Run.id == claim.run_id, Run.claimed_by == self.worker_id, Run.attempts == claim.attempt)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                ),
             )
             if result.rowcount != 1:
                 log.warning(

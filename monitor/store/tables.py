@@ -8,7 +8,7 @@ same code runs on both (JSON becomes JSONB on Postgres; timestamps are stored in
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -22,6 +22,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -60,6 +61,9 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
+    # Every class here maps a plain Table; DeclarativeBase types __table__ as the wider FromClause,
+    # which insert() and Table-only APIs refuse.
+    __table__: ClassVar[Table]
     metadata = MetaData(
         naming_convention={
             "ix": "ix_%(table_name)s_%(column_0_N_name)s",
