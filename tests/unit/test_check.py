@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from monitor.cli import check as check_command
-from monitor.cli.check import infer_model
+from monitor.runs.gate import infer_model
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "nannyml"  # NannyML sample, see its README
 
@@ -93,6 +93,9 @@ def test_json_has_every_score(files: dict[str, Path]) -> None:
     assert code == 1
     result = json.loads(output)
     assert result["passed"] is False
+    assert list(result) == ["passed", "reference", "current", "model", "tests", "scores"]  # the shape CI scripts read
+    assert result["current"] == {"file": str(files["drifted"]), "rows": result["current"]["rows"]}
+    assert list(result["tests"][0]) == ["name", "passed", *result["scores"][0]]
     assert result["model"] == {
         "task": "binary",
         "inferred": True,
