@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode
 
 from monitor.config import parse_time as parse_iso
 
@@ -109,6 +109,42 @@ class PageQuery:
         if self.start:
             return TimeRange(self.start, self.start + length, preset)
         return TimeRange(last_end - length, last_end, preset)
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where the browser is: the named segments of the path (``<model>`` in ``/models/<model>``) and the
+    query string. A page builds itself from this alone."""
+
+    params: dict[str, str]
+    query: PageQuery
+
+
+def match_path(pattern: str, pathname: str | None) -> dict[str, str] | None:
+    """The ``<name>`` segments of ``pattern`` read from ``pathname`` (percent-decoded), or None when it
+    does not match: ``match_path("/models/<model>", "/models/churn") == {"model": "churn"}``."""
+    want = [p for p in pattern.strip("/").split("/") if p]
+    got = [unquote(p) for p in (pathname or "/").strip("/").split("/") if p]
+    if len(want) != len(got):
+        return None
+    params = {}
+    for expected, actual in zip(want, got, strict=True):
+        if expected.startswith("<") and expected.endswith(">"):
+            params[expected[1:-1]] = actual
+        elif expected != actual:
+            return None
+    return params
+
+
+def with_params(search: str | None, **changes: str | None) -> str:
+    """``search`` with ``changes`` applied (None removes a key)."""
+    params = dict(parse_qsl((search or "").lstrip("?")))
+    for key, value in changes.items():
+        if value is None:
+            params.pop(key, None)
+        else:
+            params[key] = value
+    return query_string(**params)
 
 
 def query_string(**params: str | datetime | None) -> str:

@@ -4,11 +4,21 @@ severity badges that carry a word as well as a colour, and the small building bl
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
+import dash
 import dash_bootstrap_components as dbc
-from dash import dcc, html
+from dash import Input, Output, State, dcc, html, no_update
 
-from dashboard.state import RANGE_PRESETS, TimeRange, format_input_time, query_string
+from dashboard.state import (
+    RANGE_PRESETS,
+    TimeRange,
+    format_input_time,
+    format_time,
+    parse_time,
+    query_string,
+    with_params,
+)
 
 # Okabe & Ito (2008), "Color Universal Design".
 OKABE_ITO = {
@@ -123,6 +133,32 @@ def range_picker(tr: TimeRange, path: str, keep: dict[str, str | datetime | None
         ],
         className="ds-range-picker",
     )
+
+
+def register_range_picker(app: dash.Dash) -> None:
+    """The absolute range of :func:`range_picker` goes into the URL (once per app: every page with a
+    picker uses the same element ids)."""
+
+    @app.callback(
+        Output("url", "search", allow_duplicate=True),
+        Input("range-apply", "n_clicks"),
+        Input("range-from", "n_submit"),
+        Input("range-to", "n_submit"),
+        State("range-from", "value"),
+        State("range-to", "value"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def pick_absolute(
+        _apply: int | None, _from: int | None, _to: int | None, start: str | None, end: str | None, search: str | None
+    ) -> Any:
+        # Inserting the fields "triggers" with None: only a click or Enter applies the range.
+        if not dash.ctx.triggered[0]["value"]:
+            return no_update
+        first, last = parse_time(start), parse_time(end)
+        if first is None or last is None or first >= last:
+            return no_update
+        return with_params(search, range=None, **{"from": format_time(first), "to": format_time(last)})
 
 
 def page_header(

@@ -1,1 +1,11 @@
-"""One module per page; each exposes ``layout(ctx, ...)`` that builds the page server-side."""
+"""The dashboard's pages, one module each (see :mod:`dashboard.pages.base` for the interface).
+
+:data:`PAGES` is the one registry: the router tries each page's path in this order.
+"""
+
+from typing import Any
+
+from dashboard.pages import alerts, feature, model, overview, report
+from dashboard.pages.base import Page
+
+PAGES: tuple[Page[Any], ...] = (overview.PAGE, model.PAGE, feature.PAGE, alerts.PAGE, report.PAGE)

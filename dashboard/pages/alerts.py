@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import dash
 import dash_bootstrap_components as dbc
-from dash import dcc, html
+from dash import ALL, Input, Output, State, dcc, html, no_update
 
-from dashboard import queries
+from dashboard import auth, queries
 from dashboard.context import Context
-from dashboard.queries import AlertRow
-from dashboard.state import PageQuery, alerts_url, model_url
+from dashboard.pages.base import Page
+from dashboard.queries import AlertRow, SilenceRow
+from dashboard.state import Location, PageQuery, alerts_url, model_url, with_params
 from dashboard.theme import SEVERITY_RANK, empty_state, page_header, severity_badge, time_text
+from monitor.errors import DriftscopeError
+from monitor.store import actions
+from monitor.store.tables import Alert
+
+log = logging.getLogger(__name__)
 
 STATE_FILTERS = {
     "open": ("pending", "firing"),
@@ -92,14 +102,26 @@ def _alert_item(alert: AlertRow) -> html.Div:
     )
 
 
-def alerts_body(ctx: Context, state: str, model: str | None) -> html.Div:
-    """Active silences and the alert groups: what an action on this page changes."""
-    return html.Div([_silences(ctx), alert_groups(ctx, state, model)])
+@dataclass(frozen=True)
+class AlertsBody:
+    """What an action on this page changes: the alerts under the filter and the active silences."""
+
+    alerts: list[AlertRow]
+    silences: list[SilenceRow]
 
 
-def alert_groups(ctx: Context, state: str, model: str | None) -> html.Div:
+def _query_body(ctx: Context, state: str, model: str | None) -> AlertsBody:
     with queries.read_only(ctx.engine) as conn:
         rows = queries.alerts(conn, states=STATE_FILTERS.get(state, STATE_FILTERS["open"]), model=model)
+        active = queries.active_silences(conn, ctx.now())
+    return AlertsBody(rows, active)
+
+
+def _render_body(body: AlertsBody) -> html.Div:
+    return html.Div([_silences(body.silences), _alert_groups(body.alerts)])
+
+
+def _alert_groups(rows: list[AlertRow]) -> html.Div:
     if not rows:
         return empty_state(
             "No alerts here",
@@ -140,9 +162,7 @@ def alert_groups(ctx: Context, state: str, model: str | None) -> html.Div:
     return html.Div(cards)
 
 
-def _silences(ctx: Context) -> html.Div | None:
-    with queries.read_only(ctx.engine) as conn:
-        active = queries.active_silences(conn, ctx.now())
+def _silences(active: list[SilenceRow]) -> html.Div | None:
     if not active:
         return None
     items = [
@@ -161,10 +181,10 @@ def _silences(ctx: Context) -> html.Div | None:
     )
 
 
-def action_modal(ctx: Context) -> dbc.Modal:
+def _action_modal(login: bool) -> dbc.Modal:
     author = (
         html.Div("You act as the logged-in user.", className="small text-muted mb-2")
-        if ctx.login
+        if login
         else dbc.Input(id="action-author", placeholder="your name (required)", className="mb-2", persistence=True)
     )
     return dbc.Modal(
@@ -197,17 +217,33 @@ def action_modal(ctx: Context) -> dbc.Modal:
     )
 
 
-def layout(ctx: Context, query: PageQuery) -> html.Div:
-    state = query.state if query.state in STATE_FILTERS else "open"
+@dataclass(frozen=True)
+class AlertsData:
+    models: list[str]  # the models that have alerts, for the filter
+    body: AlertsBody
+    login: bool  # the author of an action is the logged-in user, not a name typed into the dialog
+
+
+def _state_filter(url: PageQuery) -> str:
+    return url.state if url.state in STATE_FILTERS else "open"
+
+
+def query(ctx: Context, location: Location) -> AlertsData:
     with queries.read_only(ctx.engine) as conn:
         models = queries.alert_model_names(conn)
+    body = _query_body(ctx, _state_filter(location.query), location.query.model)
+    return AlertsData(models, body, ctx.login)
+
+
+def render(location: Location, data: AlertsData) -> html.Div:
+    model, state = location.query.model, _state_filter(location.query)
     filters = html.Div(
         [
             html.Div(
                 [
                     dcc.Link(
                         name,
-                        href=alerts_url(name, query.model),
+                        href=alerts_url(name, model),
                         className="btn btn-outline-secondary" + (" active" if name == state else ""),
                     )
                     for name in STATE_FILTERS
@@ -217,8 +253,8 @@ def layout(ctx: Context, query: PageQuery) -> html.Div:
             ),
             dcc.Dropdown(
                 id="alerts-model",
-                options=models,
-                value=query.model,
+                options=data.models,
+                value=model,
                 placeholder="all models",
                 clearable=True,
                 style={"minWidth": "220px"},
@@ -233,8 +269,107 @@ def layout(ctx: Context, query: PageQuery) -> html.Div:
                 "Grouped by rule and model; acknowledging tells the team you are on it, a silence mutes notifications.",
             ),
             filters,
-            html.Div(alerts_body(ctx, state, query.model), id="alerts-list"),
+            html.Div(_render_body(data.body), id="alerts-list"),
             dcc.Store(id="action-target"),
-            action_modal(ctx),
+            _action_modal(data.login),
         ]
     )
+
+
+def register_callbacks(app: dash.Dash, ctx: Context) -> None:
+    @app.callback(
+        Output("url", "search", allow_duplicate=True),
+        Input("alerts-model", "value"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def filter_alerts(model: str | None, search: str | None) -> Any:
+        new = with_params(search, model=model or None)
+        return new if new != (search or "") else no_update
+
+    @app.callback(
+        Output("action-modal", "is_open"),
+        Output("action-target", "data"),
+        Output("action-title", "children"),
+        Output("silence-duration-row", "style"),
+        Output("action-error", "children"),
+        Output("action-comment", "value"),
+        Input({"type": "ack-open", "alert": ALL}, "n_clicks"),
+        Input({"type": "silence-open", "alert": ALL}, "n_clicks"),
+        Input("action-cancel", "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def open_action(
+        ack_clicks: list[int | None], silence_clicks: list[int | None], _cancel: int | None
+    ) -> tuple[Any, ...]:
+        trigger = dash.ctx.triggered_id
+        if trigger == "action-cancel":
+            return False, None, no_update, no_update, "", no_update
+        # A button rendered into the page also "triggers" with n_clicks None: only a real click opens the modal.
+        if not isinstance(trigger, dict) or not dash.ctx.triggered[0]["value"]:
+            return (no_update,) * 6
+        action = "ack" if trigger["type"] == "ack-open" else "silence"
+        title = (
+            f"Acknowledge alert #{trigger['alert']}" if action == "ack" else f"Silence alert #{trigger['alert']}'s rule"
+        )
+        hidden = {"display": "none"} if action == "ack" else {}
+        return True, {"action": action, "alert": trigger["alert"]}, title, hidden, "", ""  # a fresh comment each time
+
+    author_state = [] if ctx.login else [State("action-author", "value")]
+
+    @app.callback(
+        Output("alerts-list", "children"),
+        Output("action-modal", "is_open", allow_duplicate=True),
+        Output("action-error", "children", allow_duplicate=True),
+        Output("action-toast", "children"),
+        Output("action-toast", "is_open"),
+        Input("action-confirm", "n_clicks"),
+        State("action-target", "data"),
+        State("action-comment", "value"),
+        State("silence-duration", "value"),
+        State("url", "search"),
+        *author_state,
+        prevent_initial_call=True,
+    )
+    def confirm_action(
+        _n: int | None,
+        target: dict[str, Any] | None,
+        comment: str | None,
+        duration: str | None,
+        search: str | None,
+        author: str | None = None,
+    ) -> tuple[Any, ...]:
+        if not target:
+            return (no_update,) * 5
+        user = auth.current_user() or (author or "").strip()
+        if not user:
+            return no_update, True, "Enter your name: acknowledgements and silences are signed.", no_update, no_update
+        try:
+            message = _perform(ctx, target, user, (comment or "").strip(), duration or "4h")
+        except DriftscopeError as exc:
+            return no_update, True, str(exc), no_update, no_update
+        url = PageQuery.parse(search)
+        body = _query_body(ctx, _state_filter(url), url.model)
+        return _render_body(body), False, "", message, True
+
+
+def _perform(ctx: Context, target: dict[str, Any], user: str, comment: str, duration: str) -> str:
+    alert_id = int(target["alert"])
+    now = datetime.now(UTC)
+    if target["action"] == "ack":
+        actions.acknowledge(ctx.engine, alert_id, user, comment, now=now)
+        log.info("alert %s acknowledged by %s", alert_id, user)
+        return f"Alert #{alert_id} acknowledged by {user}."
+    with queries.read_only(ctx.engine) as conn:
+        alert = next(iter(queries.alerts(conn, where=(Alert.id == alert_id,), limit=1)), None)
+    if alert is None:
+        raise actions.ActionError(f"silence: alert {alert_id} does not exist")
+    matchers = silence_matchers(alert)
+    ends = now + SILENCE_DURATIONS.get(duration, SILENCE_DURATIONS["4h"])
+    actions.create_silence(ctx.engine, matchers, now, ends, user, comment)
+    log.info("silence %s until %s by %s", matchers, ends.isoformat(), user)
+    return f"Silenced {', '.join(f'{k}={v}' for k, v in matchers.items())} until {ends:%b %d %H:%M} UTC."
+
+
+# Auto-refresh would re-render an open acknowledge/silence dialog away.
+PAGE = Page(path="/alerts", query=query, render=render, register_callbacks=register_callbacks, auto_refresh=False)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import dash
 import dash_bootstrap_components as dbc
-from dash import dcc, html
+import pandas as pd
+from dash import Input, Output, State, dcc, html, no_update
 
 from dashboard import figures, queries
 from dashboard.context import Context
-from dashboard.queries import WindowScore
-from dashboard.state import PageQuery, feature_url, model_url, report_url
+from dashboard.pages.base import Page
+from dashboard.queries import Extent, ModelInfo, WindowScore
+from dashboard.state import Location, TimeRange, feature_url, model_url, report_url, with_params
 from dashboard.theme import empty_state, kpi, page_header, range_picker, time_text
 
 _QUALITY_LABELS = {
@@ -63,24 +70,44 @@ def _quality_kpis(scores: list[WindowScore]) -> list[html.Div]:
     return out
 
 
-def layout(ctx: Context, model_name: str, feature: str, query: PageQuery) -> html.Div:
+@dataclass(frozen=True)
+class FeatureData:
+    model: ModelInfo
+    extent: Extent
+    range: TimeRange
+    drift: pd.DataFrame
+    quality: pd.DataFrame
+    window: datetime | None  # the URL's window, else the worst one in the range
+    scores: list[WindowScore]  # every score of ``window``
+
+
+def query(ctx: Context, location: Location) -> FeatureData | None:
+    """The feature's scores over the range and in one window; None for an unknown model."""
+    feature = location.params["feature"]
     with queries.read_only(ctx.engine) as conn:
-        model = queries.model_by_name(conn, model_name)
+        model = queries.model_by_name(conn, location.params["model"])
         if model is None:
-            return html.Div(
-                [
-                    page_header(feature),
-                    empty_state(
-                        f"Unknown model {model_name!r}", "Go back to ", dcc.Link("the overview", href="/"), "."
-                    ),
-                ]
-            )
+            return None
         extent = queries.model_extent(conn, model.id)
-        tr = query.time_range(extent.first, extent.last, extent.window)
+        tr = location.query.time_range(extent.first, extent.last, extent.window)
         drift = queries.feature_scores(conn, model.id, feature, tr.start, tr.end, ("drift",))
         quality = queries.feature_scores(conn, model.id, feature, tr.start, tr.end, ("quality",))
-        window = query.window or queries.worst_window(conn, model.id, feature, tr.start, tr.end)
+        window = location.query.window or queries.worst_window(conn, model.id, feature, tr.start, tr.end)
         scores = queries.feature_window(conn, model.id, feature, window) if window else []
+    return FeatureData(model, extent, tr, drift, quality, window, scores)
+
+
+def render(location: Location, data: FeatureData | None) -> html.Div:
+    model_name, feature, asked = location.params["model"], location.params["feature"], location.query.window
+    if data is None:
+        return html.Div(
+            [
+                page_header(feature),
+                empty_state(f"Unknown model {model_name!r}", "Go back to ", dcc.Link("the overview", href="/"), "."),
+            ]
+        )
+    model, extent, tr, window, scores = data.model, data.extent, data.range, data.window, data.scores
+    drift, quality = data.drift, data.quality
     kind = model.features.get(feature, "model output" if feature in queries.OUTPUT_COLUMNS else "unknown")
     back = dcc.Link(f"← {model_name}", href=model_url(model_name, tr, window), className="ds-back")
     header = page_header(
@@ -103,9 +130,7 @@ def layout(ctx: Context, model_name: str, feature: str, query: PageQuery) -> htm
         return html.Div(
             [
                 header,
-                html.Div(
-                    range_picker(tr, feature_url(model_name, feature), {"window": query.window}), className="ds-toolbar"
-                ),
+                html.Div(range_picker(tr, feature_url(model_name, feature), {"window": asked}), className="ds-toolbar"),
                 empty_state(
                     f"No scores for {feature!r} in this range",
                     "Pick a wider range, or check that the feature is listed under ",
@@ -145,7 +170,7 @@ def layout(ctx: Context, model_name: str, feature: str, query: PageQuery) -> htm
         [
             header,
             html.Div(
-                [range_picker(tr, feature_url(model_name, feature), {"window": query.window}), nav],
+                [range_picker(tr, feature_url(model_name, feature), {"window": asked}), nav],
                 className="ds-toolbar",
             ),
             html.Div(
@@ -190,3 +215,22 @@ def layout(ctx: Context, model_name: str, feature: str, query: PageQuery) -> htm
             ),
         ]
     )
+
+
+def register_callbacks(app: dash.Dash, ctx: Context) -> None:
+    @app.callback(
+        Output("url", "search", allow_duplicate=True),
+        Input("feature-drift", "clickData"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def pick_window(click: dict[str, Any] | None, search: str | None) -> Any:
+        """A click on a point of the drift chart shows that window."""
+        point = (click or {}).get("points", [{}])[0]
+        window = point.get("customdata")
+        return with_params(search, window=window) if isinstance(window, str) else no_update
+
+
+PAGE = Page(
+    path="/models/<model>/features/<feature>", query=query, render=render, register_callbacks=register_callbacks
+)

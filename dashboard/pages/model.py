@@ -12,17 +12,29 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import dash
 import dash_bootstrap_components as dbc
 import numpy as np
 import pandas as pd
-from dash import dcc, html
+from dash import Input, Output, State, dcc, html, no_update
 from sqlalchemy import Engine
 
 from dashboard import figures, queries
 from dashboard.context import Context
+from dashboard.pages.base import Page
 from dashboard.pages.overview import model_health
 from dashboard.queries import AlertRow, ModelInfo
-from dashboard.state import PageQuery, TimeRange, alerts_url, bucket_for, feature_url, model_url, report_url
+from dashboard.state import (
+    Location,
+    PageQuery,
+    TimeRange,
+    alerts_url,
+    bucket_for,
+    feature_url,
+    model_url,
+    query_string,
+    report_url,
+)
 from dashboard.theme import duration_text, empty_state, kpi, page_header, range_picker, severity_badge, time_text
 
 RECENT_BUCKETS = 3  # "now" on the model page means the last few buckets of the range
@@ -209,13 +221,26 @@ def _kpis(page: ModelPage) -> html.Div:
     )
 
 
-def layout(ctx: Context, name: str, query: PageQuery) -> html.Div:
+@dataclass(frozen=True)
+class ModelData:
+    model: ModelInfo | None
+    known: tuple[str, ...]  # every model's name, read only when ``model`` is unknown
+    page: ModelPage | None  # None while no window was computed
+
+
+def query(ctx: Context, location: Location) -> ModelData:
     with queries.read_only(ctx.engine) as conn:
-        model = queries.model_by_name(conn, name)
+        model = queries.model_by_name(conn, location.params["model"])
         if model is None:
-            known = ", ".join(m.name for m in queries.models(conn)) or "none yet"
-            return html.Div([page_header(name), empty_state(f"Unknown model {name!r}", f"Known models: {known}.")])
-    page = build(ctx.engine, model, query)
+            return ModelData(None, tuple(m.name for m in queries.models(conn)), None)
+    return ModelData(model, (), build(ctx.engine, model, location.query))
+
+
+def render(location: Location, data: ModelData) -> html.Div:
+    name, window, model, page = location.params["model"], location.query.window, data.model, data.page
+    if model is None:
+        known = ", ".join(data.known) or "none yet"
+        return html.Div([page_header(name), empty_state(f"Unknown model {name!r}", f"Known models: {known}.")])
     if page is None:
         return html.Div(
             [
@@ -233,7 +258,7 @@ def layout(ctx: Context, name: str, query: PageQuery) -> html.Div:
             ]
         )
     t = page.timeline
-    selected = query.window or (t.end - t.window)
+    selected = window or (t.end - t.window)
     monitor = page.monitors[0] if page.monitors else None
     links = [
         dcc.Link("Alerts of this model", href=alerts_url(model=name), className="btn btn-sm btn-outline-secondary")
@@ -267,7 +292,7 @@ def layout(ctx: Context, name: str, query: PageQuery) -> html.Div:
                 right=html.Div(links, className="d-flex gap-2"),
             ),
             _kpis(page),
-            html.Div(range_picker(page.range, model_url(name), {"window": query.window}), className="ds-toolbar"),
+            html.Div(range_picker(page.range, model_url(name), {"window": window}), className="ds-toolbar"),
             html.Div(
                 dcc.Graph(
                     id="model-timeline",
@@ -284,3 +309,27 @@ def layout(ctx: Context, name: str, query: PageQuery) -> html.Div:
             ),
         ]
     )
+
+
+def register_callbacks(app: dash.Dash, ctx: Context) -> None:
+    @app.callback(
+        Output("url", "pathname", allow_duplicate=True),
+        Output("url", "search", allow_duplicate=True),
+        Input("model-timeline", "clickData"),
+        State("url", "pathname"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def open_feature(click: dict[str, Any] | None, pathname: str | None, search: str | None) -> tuple[Any, Any]:
+        """A click on a heatmap cell opens that feature at that window, in the same time range."""
+        point = (click or {}).get("points", [{}])[0]
+        window, feature = point.get("customdata"), point.get("y")
+        if not window or not isinstance(window, str) or not isinstance(feature, str) or not pathname:
+            return no_update, no_update
+        params = PageQuery.parse(search)
+        model = pathname.rstrip("/").split("/")[-1]
+        keep = {"range": params.preset, "from": params.start, "to": params.end}
+        return f"/models/{model}/features/{feature}", query_string(**keep, window=window)
+
+
+PAGE = Page(path="/models/<model>", query=query, render=render, register_callbacks=register_callbacks)

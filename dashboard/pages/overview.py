@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import dash
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
-from dash import dcc, html
+from dash import Input, Output, State, dcc, html
 
 from dashboard import queries
 from dashboard.context import Context
+from dashboard.pages.base import Page
 from dashboard.queries import AlertRow
-from dashboard.state import alerts_url, model_url
+from dashboard.state import Location, alerts_url, model_url
 from dashboard.theme import SEVERITY_COLOURS, SEVERITY_RANK, empty_state, kpi, page_header
 
 _PERF_ORDER = ("roc_auc", "f1", "accuracy", "rmse", "mae", "r2")
@@ -57,7 +59,7 @@ def _short_time(value: Any) -> str:
     return value.strftime("%b %d %H:%M") if value is not None else "—"
 
 
-def rows(ctx: Context) -> list[dict[str, Any]]:
+def query(ctx: Context, location: Location) -> list[dict[str, Any]]:
     """One table row per model, worst health first."""
     with queries.read_only(ctx.engine) as conn:
         models = queries.models(conn)
@@ -98,8 +100,7 @@ def rows(ctx: Context) -> list[dict[str, Any]]:
     return out
 
 
-def layout(ctx: Context) -> html.Div:
-    data = rows(ctx)
+def render(location: Location, data: list[dict[str, Any]]) -> html.Div:
     if not data:
         return html.Div(
             [
@@ -176,3 +177,17 @@ def layout(ctx: Context) -> html.Div:
             html.Div([search, table], className="ds-card"),
         ]
     )
+
+
+def register_callbacks(app: dash.Dash, ctx: Context) -> None:
+    @app.callback(
+        Output("overview-table", "dashGridOptions"),
+        Input("overview-search", "value"),
+        State("overview-table", "dashGridOptions"),
+        prevent_initial_call=True,
+    )
+    def search_models(text: str | None, options: dict[str, Any] | None) -> dict[str, Any]:
+        return {**(options or {}), "quickFilterText": text or ""}
+
+
+PAGE = Page(path="/", query=query, render=render, register_callbacks=register_callbacks)

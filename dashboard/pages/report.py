@@ -7,15 +7,21 @@ styles stay isolated from the dashboard's and the dashboard never imports the de
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from html import escape
 from urllib.parse import quote
 
+import dash
 from dash import dcc, html
+from flask import Response
 
 from dashboard import queries
 from dashboard.context import Context
-from dashboard.state import format_time, model_url, parse_time
+from dashboard.pages.base import Page
+from dashboard.state import Location, format_time, model_url, parse_time
 from dashboard.theme import empty_state, page_header, time_text
+from monitor.errors import DriftscopeError
 
 REPORT_ROUTE = "/_report/<monitor>/<window_start>"
 
@@ -24,17 +30,28 @@ def report_src(monitor: str, window_start: datetime) -> str:
     return f"/_report/{quote(monitor, safe='')}/{format_time(window_start)}"
 
 
-def layout(ctx: Context, monitor: str, window_text: str) -> html.Div:
-    window = parse_time(window_text)
+@dataclass(frozen=True)
+class ReportData:
+    model: str | None  # the monitor's model, for the link back
+    available: bool  # this process can render reports
+
+
+def query(ctx: Context, location: Location) -> ReportData:
     with queries.read_only(ctx.engine) as conn:
-        model = queries.model_of_monitor(conn, monitor)
+        model = queries.model_of_monitor(conn, location.params["monitor"])
+    return ReportData(model, ctx.render_report is not None)
+
+
+def render(location: Location, data: ReportData) -> html.Div:
+    monitor, window_text, model = location.params["monitor"], location.params["window"], data.model
+    window = parse_time(window_text)
     links: list[object] = [dcc.Link("All models", href="/", className="btn btn-sm btn-outline-secondary")]
     if model:
         back = dcc.Link(
             f"← {model}", href=model_url(model, window=window), className="btn btn-sm btn-outline-secondary"
         )
         links.insert(0, back)
-    if window and ctx.render_report:
+    if window and data.available:
         raw = html.A(
             "Open in a new tab",
             href=report_src(monitor, window),
@@ -61,7 +78,7 @@ def layout(ctx: Context, monitor: str, window_text: str) -> html.Div:
                 ),
             ]
         )
-    if ctx.render_report is None:
+    if not data.available:
         return html.Div(
             [
                 header,
@@ -81,3 +98,32 @@ def layout(ctx: Context, monitor: str, window_text: str) -> html.Div:
             html.Iframe(src=report_src(monitor, window), id="report-frame", className="ds-report-frame"),
         ]
     )
+
+
+def register_callbacks(app: dash.Dash, ctx: Context) -> None:
+    """Not a Dash callback: the plain Flask route the iframe loads the report from."""
+
+    def report(monitor: str, window_start: str) -> Response:
+        window = parse_time(window_start)
+        if window is None:
+            return Response(f"not a window start: {window_start!r}\n", 404, mimetype="text/plain")
+        if ctx.render_report is None:
+            return Response("reports are not available in this process\n", 404, mimetype="text/plain")
+        try:
+            body = ctx.render_report(monitor, window)
+        except (DriftscopeError, ValueError, LookupError) as exc:
+            text = escape(f"No report for {monitor} at {format_time(window)}: {exc}")
+            return Response(f"<p style='font-family:sans-serif;color:#5F6B7A'>{text}</p>", 404, mimetype="text/html")
+        return Response(body, 200, mimetype="text/html")
+
+    app.server.add_url_rule(REPORT_ROUTE, "driftscope_report", report)
+
+
+# Auto-refresh would reload the embedded report, which is expensive to render.
+PAGE = Page(
+    path="/reports/<monitor>/<window>",
+    query=query,
+    render=render,
+    register_callbacks=register_callbacks,
+    auto_refresh=False,
+)

@@ -1,0 +1,98 @@
+"""The page interface: URL patterns route to their page, and every callback a page registers finds the
+elements it listens to in some rendered page."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import pytest
+from dash.development.base_component import Component
+from sqlalchemy import Engine
+
+from dashboard import create_app
+from dashboard.app import route
+from dashboard.context import Context
+from dashboard.pages import PAGES, alerts, feature, model, overview, report
+from dashboard.state import PageQuery, match_path, with_params
+from monitor.config import Config
+from monitor.store.engine import make_engine, upgrade
+from tests.seed import SeedInfo, seed_store
+
+URLS = (
+    "/",
+    "/models/churn",
+    "/models/churn/features/contract?window=2026-11-24T20:00:00Z",
+    "/alerts",
+    "/reports/churn-hourly/2026-11-24T20:00:00Z",
+)
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, SeedInfo]:
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('pages') / 'store.db'}")
+    upgrade(engine)
+    return engine, seed_store(engine)
+
+
+def test_match_path_reads_named_segments() -> None:
+    assert match_path("/", "/") == {} and match_path("/", None) == {}
+    assert match_path("/models/<model>", "/models/churn/") == {"model": "churn"}
+    assert match_path("/models/<model>/features/<feature>", "/models/a%2Fb/features/monthly%20charges") == {
+        "model": "a/b",
+        "feature": "monthly charges",
+    }
+    assert match_path("/models/<model>", "/models") is None
+    assert match_path("/models/<model>", "/alerts/churn") is None
+    assert match_path("/alerts", "/alerts/extra") is None
+
+
+def test_each_url_routes_to_its_page() -> None:
+    expected = (overview.PAGE, model.PAGE, feature.PAGE, alerts.PAGE, report.PAGE)
+    for url, page in zip(URLS, expected, strict=True):
+        path, _, search = url.partition("?")
+        found = route(path, "?" + search)
+        assert found is not None and found[0] is page, url
+    found = route("/models/churn/features/contract", "?window=2026-11-24T20:00:00Z&range=24h")
+    assert found is not None
+    assert found[1].params == {"model": "churn", "feature": "contract"}
+    assert found[1].query == PageQuery.parse("?window=2026-11-24T20:00:00Z&range=24h")
+    assert route("/nowhere", "") is None
+    assert len({page.path for page in PAGES}) == len(PAGES)
+
+
+def test_with_params_changes_only_the_named_keys() -> None:
+    assert with_params("?range=7d&window=2026-11-24T20:00:00Z", window=None, model="churn") == "?range=7d&model=churn"
+    assert with_params(None, window=None) == ""
+
+
+def _ids(component: Component) -> list[Any]:
+    return [c.id for c in (component, *component._traverse()) if getattr(c, "id", None) is not None]
+
+
+def test_every_callback_listens_to_rendered_elements(seeded: tuple[Engine, SeedInfo]) -> None:
+    """An element id renamed in a page but not in its callback (or the reverse) would leave a control dead."""
+    engine, _ = seeded
+
+    def report_html(monitor: str, window: datetime) -> str:
+        return f"<html>{monitor} {window}</html>"
+
+    app = create_app(Config(), engine, render_report=report_html)
+    ctx = Context(Config(), engine, report_html)
+    rendered = _ids(app.layout)
+    for url in URLS:
+        path, _, search = url.partition("?")
+        found = route(path, "?" + search)
+        assert found is not None
+        rendered += _ids(found[0].layout(ctx, found[1]))
+    plain = {i for i in rendered if isinstance(i, str)}
+    pattern_types = {i["type"] for i in rendered if isinstance(i, dict)}
+    listened = [d["id"] for cb in app.callback_map.values() for d in (*cb["inputs"], *cb["state"])]
+    assert listened
+    for element in listened:
+        if element.startswith("{"):  # a pattern-matching id, serialised
+            assert json.loads(element)["type"] in pattern_types, element
+        else:
+            assert element in plain, element
+
