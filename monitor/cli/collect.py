@@ -24,9 +24,6 @@ from rich.text import Text
 
 from monitor.cli.main import ConfigOption, err_console, open_store, out_console, user_errors
 from monitor.config import load_config
-from monitor.ingest.records import parse_timestamp
-from monitor.store.engine import check_migrated
-from monitor.store.queries import sync_models
 
 collect_app = typer.Typer(help="Read a source into the store now.", no_args_is_help=True)
 
@@ -39,6 +36,8 @@ class _RateColumn(ProgressColumn):
 def _time(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
+    from monitor.ingest.records import parse_timestamp  # the store's tables (SQLAlchemy): not for --help
+
     try:
         return parse_timestamp(int(value) if value.isdigit() else value)
     except ValueError as exc:
@@ -56,6 +55,7 @@ def collect_elasticsearch(
 ) -> None:
     """Collect new prediction logs of MODEL, or backfill [--from, --to) with a progress bar; resumable."""
     from collectors.elasticsearch import ElasticsearchCollector
+    from monitor.store.engine import check_migrated
 
     settings = load_config(config)
     engine = open_store(settings)
@@ -105,6 +105,8 @@ def collect_prometheus(
 ) -> None:
     """Collect MODEL's Prometheus queries from their checkpoints, or backfill [--from, --to] with progress."""
     from collectors.prometheus import build_prometheus_collectors
+    from monitor.store.engine import check_migrated
+    from monitor.store.queries import sync_models
 
     settings = load_config(config)
     if model not in settings.models:

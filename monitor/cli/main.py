@@ -2,7 +2,9 @@
 
 This is an entry point: it may wire collectors, detectors and alerts together, which the
 monitor core never does. Each area adds its commands in its own module (``monitor/cli/``)
-through ``register(app)``, listed once in :data:`COMMAND_MODULES`.
+through ``register(app)``, listed once in :data:`LAZY_COMMANDS` with the line ``driftscope
+--help`` shows for it: a module, and the libraries it needs, is imported only when one of its
+commands runs or shows its own help, so that every command starts fast.
 
 User mistakes (a bad config, a store not migrated) print one clear message and exit 2, a
 store that cannot be reached one line and exit 1; only bugs show a traceback.
@@ -17,17 +19,19 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from functools import cache, wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
 import typer
+import typer.main
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy import Engine
+from typer.core import TyperCommand, TyperGroup
 
 from monitor.config import Config, ConfigError, load_config
 from monitor.errors import DriftscopeError, StoreUnreachable
-from monitor.logs import LogFormat, configure_logging
-from monitor.store.engine import current_revision, downgrade, head_revision, make_engine, ping, safe_url, upgrade
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,80 @@ def _console(*, stderr: bool) -> Console:
 err_console = _console(stderr=True)
 out_console = _console(stderr=False)
 
+# Area module of each command and the line `driftscope --help` lists for it (the first paragraph
+# of the command's own help; tests/unit/test_cli_startup.py holds the two equal).
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "api": ("api", "Serve the ingestion API (POST /v1/models/{model}/predictions and /labels)."),
+    "worker": (
+        "worker",
+        "Run collectors, compute every closed window of every monitor, evaluate alerts; stop on SIGTERM/Ctrl-C.",
+    ),
+    "dashboard": ("dashboard", "The web dashboard (Dash)."),
+    "up": (
+        "run",
+        "Run the API, the worker and the dashboard in one process (one machine; see `api`, `worker`, `dashboard`).",
+    ),
+    "demo": (
+        "run",
+        "A live demo on an embedded store: a simulated loan model whose traffic starts drifting after 30 seconds.",
+    ),
+    "demo-service": (
+        "demo_service",
+        "Run a demo loan-approval model service that logs every prediction to Elasticsearch.",
+    ),
+    "check": (
+        "check",
+        "Gate a deployment: exit 1 if drift or a performance drop fails a test, 0 if all pass, 2 on bad input.",
+    ),
+    "report": (
+        "report",
+        "Write Evidently's HTML report (drift, and performance when labelled) of one window against its reference.",
+    ),
+    "alerts": ("alerts", "List, acknowledge and silence alerts; inspect and test delivery."),
+    "apikey": ("api", "Create, list and revoke API keys for the ingestion API."),
+    "collect": ("collect", "Read a source into the store now."),
+    "reference": ("reference", "Reference datasets that monitors compare windows with."),
+}
+COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(module for module, _ in LAZY_COMMANDS.values()))
+
+
+class _LazyGroup(TyperGroup):
+    """The root group: knows every command by name and help line, imports a command's module on first use."""
+
+    _listing: ClassVar[bool] = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *(name for name in LAZY_COMMANDS if name not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            module, help_line = LAZY_COMMANDS[cmd_name]
+            if self._listing:
+                return TyperCommand(cmd_name, help=help_line)
+            area = typer.Typer()
+            importlib.import_module(f"monitor.cli.{module}").register(area)
+            self.commands.update(typer.main.get_group(area).commands)
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in self.list_commands(ctx):
+            # An unknown name fails in there, with typer's "did you mean" drawn from self.commands:
+            # let it see every command's name.
+            for name, (_, help_line) in LAZY_COMMANDS.items():
+                self.commands.setdefault(name, TyperCommand(name, help=help_line))
+        return super().resolve_command(ctx, args)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        # The command list needs names and help lines only: import no module for it.
+        type(self)._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            type(self)._listing = False
+
+
 app = typer.Typer(
+    cls=_LazyGroup,
     name="driftscope",
     help="Driftscope: watch ML models in production — ingest predictions, score drift, alert, show it.",
     no_args_is_help=True,
@@ -107,6 +184,8 @@ def user_errors(func: F) -> F:
 
 def open_store(config: Config) -> Engine:
     """The store of ``config``, connected to once: every command that uses the store opens it here."""
+    from monitor.store.engine import make_engine, ping, safe_url
+
     engine = make_engine(config.store)
     log.info("config %s, store %s", _config_source.get(), safe_url(engine))
     ping(engine)
@@ -124,8 +203,9 @@ def main_options(
 ) -> None:
     if log_format not in ("console", "json"):
         raise typer.BadParameter("expected console or json", param_hint="--log-format")
-    fmt: LogFormat = "json" if log_format == "json" else "console"
-    configure_logging(log_level, fmt)
+    from monitor.logs import configure_logging
+
+    configure_logging(log_level, "json" if log_format == "json" else "console")
 
 
 @config_app.command("validate")
@@ -163,6 +243,8 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
+    from monitor.store.engine import current_revision, upgrade
+
     engine = open_store(load_config(config))
     upgrade(engine, revision)
     out_console.print(f"store at revision {current_revision(engine)}", highlight=False)
@@ -175,6 +257,8 @@ def db_downgrade(
     config: ConfigOption = None,
 ) -> None:
     """Revert migrations down to REVISION."""
+    from monitor.store.engine import current_revision, downgrade
+
     engine = open_store(load_config(config))
     downgrade(engine, revision)
     out_console.print(f"store at revision {current_revision(engine) or 'base (empty)'}", highlight=False)
@@ -184,26 +268,22 @@ def db_downgrade(
 @user_errors
 def db_current(config: ConfigOption = None) -> None:
     """Print the store's revision and whether it is up to date."""
+    from monitor.store.engine import current_revision, head_revision
+
     engine = open_store(load_config(config))
     current, head = current_revision(engine), head_revision()
     state = "up to date" if current == head else f"behind (newest is {head}): run `driftscope db upgrade`"
     out_console.print(f"{current or 'none (empty store)'} — {state}", highlight=False)
 
 
-# Area modules that add commands with ``register(app)``; each is a module under monitor/cli/.
-COMMAND_MODULES: tuple[str, ...] = (
-    "alerts", "api", "collect", "dashboard", "demo_service", "worker", "check", "report", "reference", "run",
-)  # fmt: skip
-
-
-@cache  # once per process: main() and tests that drive the full app both call it
+@cache  # once per process: tests that walk the whole command tree call it
 def _register_commands() -> None:
+    """Import every area module and add its commands now, rather than on first use."""
     for name in COMMAND_MODULES:
         importlib.import_module(f"monitor.cli.{name}").register(app)
 
 
 def main() -> None:
-    _register_commands()
     try:
         app()
     except KeyboardInterrupt:

@@ -10,8 +10,6 @@ from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progres
 
 from monitor.cli.main import ConfigOption, err_console, open_store, out_console, user_errors
 from monitor.config import load_config
-from monitor.runs.references import upload_dataset
-from monitor.store.engine import check_migrated
 
 reference_app = typer.Typer(help="Reference datasets that monitors compare windows with.", no_args_is_help=True)
 
@@ -27,6 +25,9 @@ def upload(
     config: ConfigOption = None,
 ) -> None:
     """Check FILE against the model's schema and store it in the store (replacing a dataset of the same name)."""
+    from monitor.runs.references import upload_dataset  # pandas and pyarrow: not for --help
+    from monitor.store.engine import check_migrated
+
     settings = load_config(config)
     engine = open_store(settings)
     check_migrated(engine)

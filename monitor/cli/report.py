@@ -11,7 +11,6 @@ import typer
 from monitor.cli.main import ConfigOption, open_store, out_console, user_errors
 from monitor.config import load_config, parse_time
 from monitor.errors import DriftscopeError
-from monitor.store.engine import check_migrated
 
 
 def _moment(value: str) -> datetime:
@@ -32,6 +31,7 @@ def report(
 ) -> None:
     """Write Evidently's HTML report (drift, and performance when labelled) of one window against its reference."""
     from monitor.runs.drilldown import window_report_html  # Evidently takes seconds to import: only when needed
+    from monitor.store.engine import check_migrated
 
     settings = load_config(config)
     engine = open_store(settings)
