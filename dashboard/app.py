@@ -149,7 +149,10 @@ def _register_router(app: dash.Dash, ctx: Context) -> None:
     def show(pathname: str | None, search: str | None, _tick: int | None, seen: str | None) -> tuple[Any, ...]:
         with queries.read_only(ctx.engine) as conn:
             version = queries.data_version(conn)
-            if dash.ctx.triggered_id == "refresh":
+            triggered = dash.ctx.triggered_prop_ids
+            # A navigation that lands while a tick is pending arrives as one call triggered by both (the
+            # tick may be listed first): only a tick alone may skip the render.
+            if "refresh.n_intervals" in triggered and not any(p.startswith("url.") for p in triggered):
                 found = route(pathname, search)
                 if version == seen or (found is not None and not found[0].auto_refresh):
                     raise PreventUpdate

@@ -11,7 +11,7 @@ import pytest
 from dash.development.base_component import Component
 from sqlalchemy import Engine
 
-from dashboard import create_app
+from dashboard import create_app, queries
 from dashboard.app import route
 from dashboard.context import Context
 from dashboard.pages import PAGES, alerts, feature, model, overview, report
@@ -96,3 +96,31 @@ def test_every_callback_listens_to_rendered_elements(seeded: tuple[Engine, SeedI
         else:
             assert element in plain, element
 
+
+def test_navigation_during_a_refresh_tick_renders_the_new_page(seeded: tuple[Engine, SeedInfo]) -> None:
+    """The browser merges a pending auto-refresh tick and a click on a link into one router call; the
+    unchanged data must not swallow the navigation (it did when the tick was listed first)."""
+    engine, _ = seeded
+    client = create_app(Config(), engine).server.test_client()
+    with queries.read_only(engine) as conn:
+        version = queries.data_version(conn)
+
+    def router(path: str, changed: list[str]) -> int:
+        outputs = [("page", "children"), ("nav-firing", "children"), ("nav-user", "children"), ("data-version", "data")]
+        payload = {
+            "output": ".." + "...".join(f"{i}.{p}" for i, p in outputs) + "..",
+            "outputs": [{"id": i, "property": p} for i, p in outputs],
+            "inputs": [
+                {"id": "url", "property": "pathname", "value": path},
+                {"id": "url", "property": "search", "value": ""},
+                {"id": "refresh", "property": "n_intervals", "value": 3},
+            ],
+            "state": [{"id": "data-version", "property": "data", "value": version}],
+            "changedPropIds": changed,
+        }
+        return client.post("/_dash-update-component", json=payload).status_code
+
+    assert router("/models/churn/features/contract", ["refresh.n_intervals", "url.pathname"]) == 200
+    assert router("/reports/churn-hourly/2026-11-24T20:00:00Z", ["refresh.n_intervals", "url.pathname"]) == 200
+    assert router("/models/churn", ["refresh.n_intervals"]) == 204  # a tick alone, nothing new: no render
+    assert router("/alerts", []) == 200  # the first render of a page without auto-refresh
