@@ -11,11 +11,12 @@ types, and :func:`redact` scrubs the channel's secrets from anything that came f
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from pydantic import BaseModel, SecretStr
 
+from alerts.payload import NotificationPayload
 from monitor.errors import DriftscopeError
 
 REDACTED = "[redacted]"
@@ -34,7 +35,7 @@ class DeliveryError(DriftscopeError):
 class Notifier(Protocol):
     """Sends one notification to one channel of its kind."""
 
-    def send(self, channel: Any, payload: Mapping[str, Any], idempotency_key: str) -> None:
+    def send(self, channel: Any, payload: NotificationPayload, idempotency_key: str) -> None:
         """Deliver ``payload``; return on success, raise :class:`DeliveryError` otherwise."""
         ...
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from alerts.grouping import Member, Timing, due_event, group_key
 from alerts.message import explain, group_payload
 from alerts.observe import Scope, Series, observe
+from alerts.payload import to_stored
 from alerts.rules import CompiledRule, compile_rules
 from alerts.state import SilenceView, Step, decide, inhibited, silenced
 from monitor.config import Config, parse_time
@@ -151,7 +152,7 @@ def _queue(
             group_key=key,
             channel=group.channel,
             event=event,
-            payload=payload,
+            payload=to_stored(payload),
             status="pending",
             next_attempt_at=now,
             created_at=now,

@@ -5,8 +5,9 @@ crossed which threshold (value vs threshold), since when, the window and the ref
 for drift the top drifting features ranked by how far past their threshold they are, the estimated
 performance of the same window when the monitor has it, and a deep link to the dashboard page.
 
-The payload stored in the outbox is channel-neutral JSON; each channel module renders it (Block Kit,
-e-mail, Alertmanager alerts...). It never holds a secret: it is built from scores and labels only.
+The payload stored in the outbox is channel-neutral JSON (typed as :class:`alerts.payload.NotificationPayload`);
+each channel module renders it (Block Kit, e-mail, Alertmanager alerts...). It never holds a secret: it is
+built from scores and labels only.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.observe import Series
+from alerts.payload import AlertView, NotificationPayload
 from alerts.rules import CompiledRule, Observation
 from monitor.config import Config, ReferenceSpec
 from monitor.store.tables import Alert, Score
@@ -170,7 +172,7 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
-def alert_view(alert: Alert) -> dict[str, Any]:
+def alert_view(alert: Alert) -> AlertView:
     """One alert inside a notification payload."""
     return {
         "id": alert.id,
@@ -195,7 +197,7 @@ def group_payload(
     firing: Sequence[Alert],
     resolved: Sequence[Alert],
     now: datetime,
-) -> dict[str, Any]:
+) -> NotificationPayload:
     alerts = sorted(firing, key=lambda a: (SEVERITY_ORDER.get(a.severity, 9), a.id)) + sorted(
         resolved, key=lambda a: a.id
     )
@@ -210,9 +212,9 @@ def group_payload(
     }
 
 
-def probe_payload(channel: str, now: datetime) -> dict[str, Any]:
+def probe_payload(channel: str, now: datetime) -> NotificationPayload:
     """A notification that says it is a test, shaped like a real one so every channel renders it."""
-    alert = {
+    alert: AlertView = {
         "id": 0,
         "rule": "driftscope test notification",
         "state": "firing",

@@ -26,13 +26,13 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Engine, select, update
 
 from alerts.base import DeliveryError, redact
 from alerts.engine import lock
 from alerts.message import probe_payload
+from alerts.payload import NotificationPayload, from_stored
 from alerts.registry import notifier_for
 from monitor.config import Config
 from monitor.retry import Backoff
@@ -133,7 +133,12 @@ def deliver_due(
         if row.channel in stalled:
             continue
         fields = {"channel": row.channel, "notification_id": row.id, "event": row.event}
-        error = _send(config, row.channel, row.payload, row.idempotency_key)
+        try:
+            payload = from_stored(row.payload)
+        except ValueError as exc:  # written by another release, or by hand: retrying cannot help
+            error: DeliveryError | None = DeliveryError(str(exc), transient=False)
+        else:
+            error = _send(config, row.channel, payload, row.idempotency_key)
         if error is None:
             _finish(engine, row.id, status="delivered", delivered_at=now, last_error=None)
             delivered += 1
@@ -159,7 +164,7 @@ def deliver_due(
     return delivered
 
 
-def _send(config: Config, name: str, payload: dict[str, Any], key: str) -> DeliveryError | None:
+def _send(config: Config, name: str, payload: NotificationPayload, key: str) -> DeliveryError | None:
     """Send one notification; the failure, with every secret of the channel redacted, or None."""
     channel = config.alerts.channels.get(name)
     if channel is None:

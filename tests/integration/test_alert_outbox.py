@@ -19,6 +19,7 @@ from sqlalchemy import Engine, func, select
 
 from alerts import RetryPolicy, deliver_due, evaluate
 from alerts.email import message_id
+from alerts.message import probe_payload
 from monitor.config import parse_config
 from monitor.store.engine import make_engine, transaction, upgrade
 from monitor.store.tables import Notification
@@ -174,6 +175,19 @@ def test_workers_killed_mid_delivery_lose_nothing(postgres_url: str, http_receiv
     duplicates = sum(n - 1 for n in seen.values())
     assert duplicates <= kills  # at most one per kill: the request in flight when it died
     sys.stderr.write(f"\nkills={kills} notifications={total} held-by-dead-workers={stuck} duplicates={duplicates}\n")
+
+
+def test_an_unreadable_stored_payload_fails_at_once_and_the_channel_goes_on(sqlite_engine: Engine) -> None:
+    config = make_config([], {"ops": {"kind": "console"}})
+    with transaction(sqlite_engine) as session:
+        for key, payload in (("broken", {"event": "firing", "channel": "ops"}), ("fine", probe_payload("ops", T0))):
+            session.add(
+                Notification(idempotency_key=key, channel="ops", event="firing", payload=payload, next_attempt_at=T0)
+            )
+    assert deliver_due(sqlite_engine, config, T0) == 1
+    broken, fine = _rows(sqlite_engine)
+    assert (broken.status, fine.status) == ("failed", "delivered")
+    assert broken.last_error is not None and broken.last_error.startswith("notification payload lacks alerts")
 
 
 def test_backoff_doubles_from_30s_up_to_30min_with_jitter() -> None:
