@@ -42,10 +42,10 @@ from detectors.stattests import (
     histogram_sorted,
 )
 from detectors.types import ColumnKind, Score
+from monitor.methods import AUTO, kind_mismatch
 
 logger = logging.getLogger(__name__)
 
-AUTO = "auto"
 # Evidently's default number of histogram bins for its drift plots; the dashboard gets the same.
 HISTOGRAM_BINS = 10
 # Categorical histograms show the most frequent categories and fold the rest into "(other)".
@@ -57,8 +57,8 @@ MISSING_NOTE = "missing values (NaN, None, ±inf) dropped before testing, as Evi
 
 @dataclass(frozen=True, slots=True)
 class ColumnPolicy:
-    """How one column is tested: ``method`` is a registered key or ``"auto"``;
-    ``threshold=None`` uses the method's default. ``min_samples`` is the fewest non-missing
+    """How one column is tested: ``method`` is a registered key, one of its aliases (kept as the
+    key) or ``"auto"``; ``threshold=None`` uses the method's default. ``min_samples`` is the fewest non-missing
     values either side needs for a score."""
 
     name: str
@@ -71,9 +71,10 @@ class ColumnPolicy:
         if self.kind not in ("numeric", "categorical"):
             raise ValueError(f"column {self.name!r}: kind must be 'numeric' or 'categorical', got {self.kind!r}")
         if self.method != AUTO:
-            test = get_stattest(self.method)  # raises, listing valid keys
-            if self.kind not in test.kinds:
-                raise ValueError(f"column {self.name!r}: method {self.method!r} does not apply to {self.kind} columns")
+            key = get_stattest(self.method).key  # raises, listing valid keys
+            object.__setattr__(self, "method", key)  # frozen: the alias is replaced once, here
+            if mismatch := kind_mismatch(key, self.kind):
+                raise ValueError(f"column {self.name!r}: {mismatch}")
         if self.threshold is not None and not math.isfinite(self.threshold):
             raise ValueError(f"column {self.name!r}: threshold must be a finite number, got {self.threshold!r}")
         if self.min_samples < 1:

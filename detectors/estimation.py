@@ -63,8 +63,8 @@ from detectors.performance import (
     weighted_roc_auc,
 )
 from detectors.types import Score
+from monitor.methods import ESTIMATED_METRICS
 
-ESTIMATED_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1")
 # Width of the confidence band in sampling errors (NannyML's SAMPLING_ERROR_RANGE).
 SAMPLING_ERROR_RANGE = 3.0
 

@@ -38,11 +38,10 @@ import numpy as np
 import pandas as pd
 
 from detectors.types import Score
+from monitor.methods import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 Task = Literal["binary", "multiclass", "regression"]
 
-CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
-REGRESSION_METRICS = ("mae", "rmse", "mape", "r2")
 # Metrics where a larger value is worse: their band is breached from above.
 LOWER_IS_BETTER = frozenset({"log_loss", "mae", "rmse", "mape"})
 # Theoretical range of each metric: reference bands are clipped to it (as NannyML does).

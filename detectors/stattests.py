@@ -1,8 +1,11 @@
 """Drift tests: pure functions over a reference :class:`ColumnProfile` and a window's values.
 
 Every test is registered once, by a stable string key, in one registry (the idea of Evidently's
-``register_stattest``). A test knows its default threshold and how a value breaches it; the
-keys, defaults, comparison directions and formulas follow Evidently 0.7
+``register_stattest``). The keys, the column kinds a user may choose each for and the names
+other tools use for them (aliases: ``chi2``, ``ks_2samp``, ...) are declared in
+:mod:`monitor.methods`, which the configuration validates against; a test here can only be
+registered under a declared key. A test knows its default threshold and how a value breaches
+it; the keys, defaults, comparison directions and formulas follow Evidently 0.7
 (``evidently.legacy.calculations.stattests``) so a score can be compared with Evidently's
 number for number:
 
@@ -15,15 +18,15 @@ psi                 both         0.1        value >= threshold   population stab
 jensenshannon       both         0.1        value >= threshold   Jensen–Shannon distance (base e)
 anderson            numeric      0.1        value < threshold    k-sample Anderson–Darling p
 cramer_von_mises    numeric      0.1        value <= threshold   two-sample Cramér–von Mises p
-chisquare           both         0.05       value < threshold    χ² goodness-of-fit p-value
-z                   both         0.05       value < threshold    two-proportion Z-test p-value
+chisquare           categorical  0.05       value < threshold    χ² goodness-of-fit p-value
+z                   categorical  0.05       value < threshold    two-proportion Z-test p-value
 hellinger           categorical  0.1        value >= threshold   Hellinger distance
 unseen_share        categorical  0.05       value > threshold    share of unseen categories
 ==================  ===========  =========  ===================  ===============================
 
-(``unseen_share`` has no Evidently twin.) ``chisquare``, ``z``, ``psi`` and ``jensenshannon``
-also run on numeric columns, treating distinct values as categories, because Evidently's
-``auto`` picks them for numeric columns with few distinct values.
+(``unseen_share`` has no Evidently twin.) ``chisquare`` and ``z`` also run on numeric columns,
+treating distinct values as categories, because Evidently's ``auto`` picks them for numeric
+columns with few distinct values; as in Evidently, a user cannot configure them for one.
 
 Inputs: ``cur`` is the window's :class:`~detectors.profile.Sample` (missing values dropped;
 see :func:`~detectors.profile.make_sample`). A test that is undefined
@@ -49,6 +52,7 @@ from scipy.spatial import distance
 
 from detectors.profile import FEW_UNIQUE_LIMIT, ColumnProfile, Sample
 from detectors.types import ColumnKind
+from monitor.methods import DRIFT_METHODS, NUMERIC, UnknownMethodError, resolve_drift_method
 
 Comparison = Literal["lt", "le", "gt", "ge"]
 StatTestFunc = Callable[[ColumnProfile, Sample], float]
@@ -63,24 +67,32 @@ class InsufficientDataError(Exception):
     """The test is undefined on this data; the message says why (it becomes a Score's reason)."""
 
 
-class UnknownStatTestError(ValueError):
+class UnknownStatTestError(UnknownMethodError):
     """No test is registered under the key, or it does not apply to the column kind."""
 
 
 @dataclass(frozen=True, slots=True)
 class StatTest:
-    """A registered drift test: its key, the column kinds it accepts, default threshold and direction."""
+    """A registered drift test: its key, default threshold and direction.
+
+    ``numeric_as_categories``: ``auto`` may run it on a numeric column with few distinct values.
+    """
 
     key: str
     func: StatTestFunc
-    kinds: frozenset[ColumnKind]
     default_threshold: float
     comparison: Comparison
     is_p_value: bool
+    numeric_as_categories: bool = False
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        """The column kinds a user may choose this test for (declared in :mod:`monitor.methods`)."""
+        return DRIFT_METHODS[self.key].kinds
 
     def compute(self, ref: ColumnProfile, cur: Sample) -> float:
         """The test's value for a reference profile and the window's cleaned values."""
-        if ref.kind not in self.kinds:
+        if ref.kind not in self.kinds and not (ref.kind == NUMERIC and self.numeric_as_categories):
             raise UnknownStatTestError(f"column {ref.name!r}: method {self.key!r} does not apply to {ref.kind} columns")
         return float(self.func(ref, cur))
 
@@ -99,7 +111,9 @@ _REGISTRY: dict[str, StatTest] = {}
 
 
 def register_stattest(test: StatTest) -> StatTest:
-    """Register ``test`` under ``test.key``; a key can be registered only once."""
+    """Register ``test`` under ``test.key``, a key declared in :mod:`monitor.methods`, only once."""
+    if test.key not in DRIFT_METHODS:
+        raise ValueError(f"stat test {test.key!r} is not declared in monitor.methods.DRIFT_METHODS")
     if test.key in _REGISTRY:
         raise ValueError(f"stat test {test.key!r} is already registered")
     _REGISTRY[test.key] = test
@@ -107,11 +121,13 @@ def register_stattest(test: StatTest) -> StatTest:
 
 
 def get_stattest(key: str) -> StatTest:
-    """The test registered under ``key``; the error lists the valid keys."""
+    """The test registered under ``key`` or one of its aliases; the error lists the valid keys."""
     try:
-        return _REGISTRY[key]
-    except KeyError:
-        raise UnknownStatTestError(f"unknown drift method {key!r}; valid: {sorted(_REGISTRY)}") from None
+        return _REGISTRY[resolve_drift_method(key)]
+    except UnknownMethodError as exc:
+        raise UnknownStatTestError(str(exc)) from None
+    except KeyError:  # "auto" names a choice, not a test
+        raise UnknownStatTestError(f"{key!r} is not a test; valid: {sorted(_REGISTRY)}") from None
 
 
 def stattest_keys(kind: ColumnKind | None = None) -> list[str]:
@@ -303,21 +319,17 @@ def unseen_share(ref: ColumnProfile, cur: Sample) -> float:
     return float(counts[unseen].sum() / cur.n)
 
 
-_BOTH: frozenset[ColumnKind] = frozenset(("numeric", "categorical"))
-_NUMERIC: frozenset[ColumnKind] = frozenset(("numeric",))
-_CATEGORICAL: frozenset[ColumnKind] = frozenset(("categorical",))
-
 for _test in (
-    StatTest("ks", ks_pvalue, _NUMERIC, 0.05, "le", True),
-    StatTest("wasserstein", wasserstein_normed, _NUMERIC, 0.1, "ge", False),
-    StatTest("psi", psi, _BOTH, 0.1, "ge", False),
-    StatTest("jensenshannon", jensenshannon, _BOTH, 0.1, "ge", False),
-    StatTest("anderson", anderson_pvalue, _NUMERIC, 0.1, "lt", True),
-    StatTest("cramer_von_mises", cramer_von_mises_pvalue, _NUMERIC, 0.1, "le", True),
-    StatTest("chisquare", chisquare_pvalue, _BOTH, 0.05, "lt", True),
-    StatTest("z", z_pvalue, _BOTH, 0.05, "lt", True),
-    StatTest("hellinger", hellinger, _CATEGORICAL, 0.1, "ge", False),
-    StatTest("unseen_share", unseen_share, _CATEGORICAL, 0.05, "gt", False),
+    StatTest("ks", ks_pvalue, 0.05, "le", True),
+    StatTest("wasserstein", wasserstein_normed, 0.1, "ge", False),
+    StatTest("psi", psi, 0.1, "ge", False),
+    StatTest("jensenshannon", jensenshannon, 0.1, "ge", False),
+    StatTest("anderson", anderson_pvalue, 0.1, "lt", True),
+    StatTest("cramer_von_mises", cramer_von_mises_pvalue, 0.1, "le", True),
+    StatTest("chisquare", chisquare_pvalue, 0.05, "lt", True, numeric_as_categories=True),
+    StatTest("z", z_pvalue, 0.05, "lt", True, numeric_as_categories=True),
+    StatTest("hellinger", hellinger, 0.1, "ge", False),
+    StatTest("unseen_share", unseen_share, 0.05, "gt", False),
 ):
     register_stattest(_test)
 

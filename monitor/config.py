@@ -28,12 +28,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    FiniteFloat,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from monitor import methods
 from monitor.errors import DriftscopeError
 
 DEFAULT_STORE_URL = "sqlite:///driftscope.db"
@@ -181,6 +184,31 @@ class ModelConfig(Frozen):
             raise ValueError("a model needs at least one feature")
         return value
 
+    @model_validator(mode="after")
+    def _classes_fit_the_task(self) -> ModelConfig:
+        problems: list[tuple[str, str]] = []
+        if self.task == "regression":
+            problems += [(key, "a regression model has no classes") for key in ("classes", "positive_class")
+                         if getattr(self, key) is not None]  # fmt: skip
+        if self.classes is not None:
+            if len(set(self.classes)) != len(self.classes):
+                problems.append(("classes", f"classes must be distinct, got {self.classes}"))
+            if self.task == "binary" and len(self.classes) != 2:
+                problems.append(("classes", f"a binary model has 2 classes, got {len(self.classes)}"))
+            if self.positive_class is not None and self.positive_class not in self.classes:
+                problems.append(("positive_class", f"{self.positive_class!r} is not one of classes {self.classes}"))
+        if problems:
+            raise _Problems(problems)
+        return self
+
+    def column_kind(self, column: str) -> ColumnKind | None:
+        """Kind of a column whose drift is scored: a feature, or ``prediction``/``label``/``score``."""
+        if column in self.features:
+            return self.features[column]
+        if column in ("prediction", "label"):
+            return "numeric" if self.task == "regression" else "categorical"
+        return "numeric" if column == "score" else None
+
 
 # --- monitors -----------------------------------------------------------------------------------
 
@@ -202,16 +230,42 @@ class ReferenceSpec(Frozen):
         return self
 
 
+def _drift_method(name: str) -> str:
+    """An alias becomes our key; an unknown name stays, for MonitorConfig to report beside the
+    kind checks of the other columns (a field error here would hide them)."""
+    try:
+        return methods.resolve_drift_method(name)
+    except methods.UnknownMethodError:
+        return name
+
+
+_METHOD_HELP = (
+    f"auto or one of {', '.join(sorted(methods.DRIFT_METHODS))}; NannyML's, Evidently's and SciPy's names "
+    "for them are accepted and stored as ours (see docs/detectors.md)."
+)
+DriftMethodName = Annotated[str, AfterValidator(_drift_method)]
+
+
+def _drift_method_problem(name: str, kind: str | None) -> str | None:
+    try:
+        key = methods.resolve_drift_method(name)
+    except methods.UnknownMethodError as exc:
+        return str(exc)
+    return None if kind is None else methods.kind_mismatch(key, kind)
+
+
 class ColumnPolicy(Frozen):
     """Per-column override of the drift method and threshold."""
 
-    method: str = "auto"
-    threshold: float | None = None
+    method: DriftMethodName = Field("auto", description=_METHOD_HELP + " It must apply to the column's kind.")
+    threshold: FiniteFloat | None = None
 
 
 class DriftSettings(Frozen):
-    method: str = "auto"
-    threshold: float | Literal["auto"] = "auto"
+    method: DriftMethodName = Field(
+        "auto", description=_METHOD_HELP + " Columns of a kind it does not apply to keep auto."
+    )
+    threshold: FiniteFloat | Literal["auto"] = "auto"
     drift_share: float = Field(0.5, gt=0, le=1, description="Share of drifted columns that makes the dataset drift.")
     columns: dict[Name, ColumnPolicy] = {}
     multivariate: bool = False
@@ -224,9 +278,9 @@ class QualitySettings(Frozen):
     unseen_share: float = Field(0.1, ge=0, le=1)
 
 
-PerformanceMetric = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "mae", "rmse", "mape", "r2"]
-
-
+# Checks that need the monitor's model (a method that applies to the column's kind, metrics of
+# the model's task) read it from the validation context that parse_config passes, so they are
+# reported together with every other error of the file rather than after those are fixed.
 class MonitorConfig(Frozen):
     model: Name
     window: Duration = timedelta(hours=1)
@@ -235,9 +289,91 @@ class MonitorConfig(Frozen):
     reference: ReferenceSpec
     drift: DriftSettings = DriftSettings()
     quality: QualitySettings = QualitySettings()
-    performance: list[PerformanceMetric] = []
-    estimated_performance: bool = False
+    performance: list[str] = Field(
+        [],
+        description=f"Classification: {', '.join(methods.CLASSIFICATION_METRICS)}; "
+        f"regression: {', '.join(methods.REGRESSION_METRICS)}.",
+    )
+    estimated_performance: bool = Field(
+        False,
+        description="Estimate (CBPE, binary models with scores) the metrics of `performance` that can be "
+        f"estimated ({', '.join(methods.ESTIMATED_METRICS)}); all of them when `performance` is empty.",
+    )
     min_rows: int = Field(30, ge=1, description="Fewer rows in a window → status insufficient_data.")
+
+    @property
+    def estimated_metrics(self) -> tuple[str, ...]:
+        """The metrics CBPE estimates for this monitor (none when estimation is off)."""
+        if not self.estimated_performance:
+            return ()
+        if not self.performance:
+            return methods.ESTIMATED_METRICS
+        return tuple(m for m in methods.ESTIMATED_METRICS if m in self.performance)
+
+    @field_validator("drift")
+    @classmethod
+    def _methods_exist_and_apply(cls, drift: DriftSettings, info: ValidationInfo) -> DriftSettings:
+        model = _context_model(info)
+        problems = []
+        if message := _drift_method_problem(drift.method, None):
+            problems.append(("method", message))
+        for column, policy in drift.columns.items():
+            kind = None if model is None else model.column_kind(column)
+            if model is not None and kind is None:
+                problems.append((f"columns.{column}", f"not a column of model {info.data['model']!r} "
+                                 f"(features: {_known(model.features)}; also prediction, label, score)"))  # fmt: skip
+            elif message := _drift_method_problem(policy.method, kind):
+                problems.append((f"columns.{column}.method", message))
+        if problems:
+            raise _Problems(problems)
+        return drift
+
+    @field_validator("performance")
+    @classmethod
+    def _metrics_exist_and_fit_the_task(cls, metrics: list[str], info: ValidationInfo) -> list[str]:
+        model = _context_model(info)
+        allowed = methods.PERFORMANCE_METRICS if model is None else methods.metrics_for(model.task)
+        problems = []
+        for i, m in enumerate(metrics):
+            if m not in methods.PERFORMANCE_METRICS:
+                hint = methods.did_you_mean(m, allowed)
+                problems.append((f"[{i}]", f"unknown metric {m!r}{hint} (valid: {', '.join(allowed)})"))
+            elif m not in allowed and model is not None:
+                problems.append((f"[{i}]", f"{m} does not apply to a {model.task} model (valid: {', '.join(allowed)})"))
+        if model is not None and model.source is not None and model.fields.score is None:
+            problems += [
+                (f"[{i}]", f"{m} needs the model's scores: set models.{info.data['model']}.fields.score")
+                for i, m in enumerate(metrics)
+                if m in methods.SCORE_METRICS
+            ]
+        if problems:
+            raise _Problems(problems)
+        return metrics
+
+    @field_validator("estimated_performance")
+    @classmethod
+    def _estimation_possible(cls, enabled: bool, info: ValidationInfo) -> bool:
+        if not enabled:
+            return enabled
+        model = _context_model(info)
+        problems = []
+        if model is not None and model.task != "binary":
+            problems.append("label-free estimation supports binary models only")
+        if model is not None and model.source is not None and model.fields.score is None:
+            problems.append(f"needs the model's scores: set models.{info.data['model']}.fields.score")
+        performance = info.data.get("performance") or []
+        if performance and not set(performance) & set(methods.ESTIMATED_METRICS):
+            problems.append(f"none of performance ({', '.join(performance)}) can be estimated "
+                            f"(estimable: {', '.join(methods.ESTIMATED_METRICS)})")  # fmt: skip
+        if problems:
+            raise _Problems([("", message) for message in problems])
+        return enabled
+
+
+def _context_model(info: ValidationInfo, name: str | None = None) -> ModelConfig | None:
+    """The monitor's model from the validation context, when :func:`parse_config` gave one."""
+    models = (info.context or {}).get("models") or {}
+    return models.get(name if name is not None else info.data.get("model"))
 
 
 # --- alerts -------------------------------------------------------------------------------------
@@ -316,7 +452,10 @@ class ApiSettings(Frozen):
 
 
 class DashboardUser(Frozen):
-    password_hash: str = Field(description="pbkdf2_sha256$... as printed by `driftscope dashboard hash-password`.")
+    password_hash: str = Field(
+        pattern=r"^pbkdf2_sha256\$[1-9][0-9]*\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$",
+        description="pbkdf2_sha256$... as printed by `driftscope dashboard hash-password`.",
+    )
 
 
 class DashboardSettings(Frozen):
@@ -324,8 +463,20 @@ class DashboardSettings(Frozen):
     port: int = Field(8050, ge=1, le=65535)
     public_url: str = Field("http://127.0.0.1:8050", description="Base of the links in alert messages.")
     auth: Literal["none", "basic", "proxy"] = "none"
-    users: dict[str, DashboardUser] = {}
-    proxy_user_header: str = "X-Forwarded-User"
+    users: dict[str, DashboardUser] = Field(
+        {}, validate_default=True, description="Required (at least one) with auth: basic."
+    )
+    proxy_user_header: str = Field("X-Forwarded-User", min_length=1)
+
+    @field_validator("users")
+    @classmethod
+    def _basic_auth_has_users(cls, users: dict[str, DashboardUser], info: ValidationInfo) -> dict[str, DashboardUser]:
+        if info.data.get("auth") == "basic" and not users:
+            raise ValueError(
+                "auth is basic but no user is defined: add one with a password_hash "
+                "(printed by `driftscope dashboard hash-password`)"
+            )
+        return users
 
 
 class WorkerSettings(Frozen):
@@ -349,11 +500,24 @@ class Config(Frozen):
     def _references_resolve(self) -> Config:
         errors = list(_dangling_references(self))
         if errors:
-            raise _CrossReferenceError(errors)
+            raise _Problems(errors)
         return self
 
 
-class _CrossReferenceError(ValueError):
+def _kinds(union: Any) -> tuple[str, ...]:
+    members = typing.get_args(typing.get_args(union)[0])
+    return tuple(typing.get_args(member.model_fields["kind"].annotation)[0] for member in members)
+
+
+# The ``kind:`` values of sources and channels; the collectors and alerts/registry.py implement
+# exactly these (tests/unit/test_config.py checks both).
+SOURCE_KINDS: tuple[str, ...] = _kinds(Source)
+CHANNEL_KINDS: tuple[str, ...] = _kinds(Channel)
+
+
+class _Problems(ValueError):
+    """Several errors from one validator, each at a key path relative to where the validator runs."""
+
     def __init__(self, errors: list[tuple[str, str]]) -> None:
         self.errors = errors
         super().__init__("; ".join(f"{p}: {m}" for p, m in errors))
@@ -384,22 +548,8 @@ def _dangling_references(config: Config) -> Iterator[tuple[str, str]]:
                     f"source {query.source!r} is {source.kind}, expected prometheus",
                 )
     for name, monitor in config.monitors.items():
-        model = config.models.get(monitor.model)
-        if model is None:
+        if monitor.model not in config.models:
             yield f"monitors.{name}.model", f"unknown model {monitor.model!r} (known: {_known(config.models)})"
-            continue
-        for column in monitor.drift.columns:
-            if column not in model.features and column not in ("prediction", "score", "label"):
-                yield (
-                    f"monitors.{name}.drift.columns.{column}",
-                    f"not a feature of model {monitor.model!r} (features: {_known(model.features)})",
-                )
-        classification_only = {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"}
-        wrong = [m for m in monitor.performance if (m in classification_only) == (model.task == "regression")]
-        if wrong:
-            yield f"monitors.{name}.performance", f"{', '.join(wrong)} do not apply to a {model.task} model"
-        if monitor.estimated_performance and model.task != "binary":
-            yield f"monitors.{name}.estimated_performance", "label-free estimation supports binary models only"
     rule_names = {rule.name for rule in config.alerts.rules}
     for index, rule in enumerate(config.alerts.rules):
         for channel in rule.notify:
@@ -411,9 +561,12 @@ def _dangling_references(config: Config) -> Iterator[tuple[str, str]]:
         for muted in rule.inhibits:
             if muted not in rule_names:
                 yield f"alerts.rules[{index}].inhibits", f"unknown rule {muted!r}"
-        for model in rule.models or ():
-            if model not in config.models:
-                yield f"alerts.rules[{index}].models", f"unknown model {model!r} (known: {_known(config.models)})"
+        for model_name in rule.models or ():
+            if model_name not in config.models:
+                yield (
+                    f"alerts.rules[{index}].models",
+                    f"unknown model {model_name!r} (known: {_known(config.models)})",
+                )
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -447,7 +600,7 @@ def _format_location(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in ("elasticsearch", "prometheus", "slack", "email", "webhook", "alertmanager", "console"):
+        elif part in SOURCE_KINDS or part in CHANNEL_KINDS:
             continue  # pydantic's discriminated-union tag, not a key the user wrote
         elif part.startswith("function-") or part.endswith("]"):
             continue
@@ -460,8 +613,9 @@ def _format_error(error: Mapping[str, Any]) -> str:
     kind, given = error["type"], error.get("input")
     ctx = error.get("ctx") or {}
     if kind == "literal_error":
-        expected = "|".join(re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
-        return f"expected {expected}, got {given!r}"
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        hint = methods.did_you_mean(given, choices) if isinstance(given, str) else ""
+        return f"expected {'|'.join(choices)}, got {given!r}{hint}"
     if kind == "extra_forbidden":
         return "unknown key"
     if kind == "missing":
@@ -509,6 +663,29 @@ def _child_type(annotation: Any, part: int | str) -> Any:
     return None
 
 
+# Pydantic names the member of a union that failed (``threshold.float``); the user wrote ``threshold``.
+_UNION_MEMBER_ERRORS = ("finite_number", "float_parsing", "float_type")
+
+
+def _join(where: str, path: str) -> str:
+    if not where or not path:
+        return where or path
+    return f"{where}{path}" if path.startswith("[") else f"{where}.{path}"
+
+
+def _models_that_validate(data: Mapping[str, Any]) -> dict[str, ModelConfig]:
+    """Each model that is valid on its own: the monitors of a valid model are checked against it
+    even when another part of the file has errors, so every error is reported in one pass."""
+    raw = data.get("models")
+    models: dict[str, ModelConfig] = {}
+    for name, entry in raw.items() if isinstance(raw, dict) else ():
+        try:
+            models[name] = ModelConfig.model_validate(entry)
+        except ValidationError:
+            continue  # the full validation reports it
+    return models
+
+
 def parse_config(data: Any, source: str = "config", env: Mapping[str, str] | None = None) -> Config:
     """Validate already-parsed YAML/JSON data; raises :class:`ConfigError` listing every problem."""
     if data is None:
@@ -518,14 +695,18 @@ def parse_config(data: Any, source: str = "config", env: Mapping[str, str] | Non
     errors: list[tuple[str, str]] = []
     data = _interpolate(data, "", os.environ if env is None else env, errors)
     try:
-        config = Config.model_validate(data)
+        config = Config.model_validate(data, context={"models": _models_that_validate(data)})
     except ValidationError as exc:
         for error in exc.errors():
             cause = (error.get("ctx") or {}).get("error")
-            if isinstance(cause, _CrossReferenceError):
-                errors.extend(cause.errors)
+            if isinstance(cause, _Problems):
+                where = _format_location(error["loc"]) if error["loc"] else ""
+                errors.extend((_join(where, path), message) for path, message in cause.errors)
                 continue
-            path, message = _format_location(error["loc"]), _format_error(error)
+            loc = error["loc"]
+            if error["type"] in _UNION_MEMBER_ERRORS and loc and loc[-1] == "float":
+                loc = loc[:-1]
+            path, message = _format_location(loc), _format_error(error)
             if error["type"] == "extra_forbidden" and (valid := _valid_keys(Config, error["loc"])):
                 message += f" (valid keys: {', '.join(valid)})"
             errors.append((path, message))

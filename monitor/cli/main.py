@@ -211,26 +211,45 @@ def main_options(
 @config_app.command("validate")
 @user_errors
 def config_validate(
-    file: Annotated[Path, typer.Argument(help="The driftscope.yaml to check.", show_default=False)],
+    ctx: typer.Context,
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="The driftscope.yaml to check (or give it with -c/--config).", show_default=False),
+    ] = None,
+    config_file: ConfigOption = None,
     check_sources: Annotated[
         bool, typer.Option("--check-sources", help="Also dry-run every Prometheus query against its source.")
     ] = False,
 ) -> None:
-    """Exit 0 if FILE is valid; otherwise print every error with its key path and exit 2."""
-    config = load_config(file)
+    """Exit 0 if FILE (or -c FILE, or $DRIFTSCOPE_CONFIG) is valid; else print every error with its key path, exit 2."""
+    # FILE wins over $DRIFTSCOPE_CONFIG; FILE and -c naming two different files is a mistake.
+    chosen = file or config_file
+    if (
+        file is not None
+        and config_file is not None
+        and file != config_file
+        # by name: typer vendors its own click, whose ParameterSource is not click's
+        and getattr(ctx.get_parameter_source("config_file"), "name", None) == "COMMANDLINE"
+    ):
+        raise typer.BadParameter(f"two files given: {file} and {config_file}", param_hint="FILE / --config")
+    if chosen is None:
+        raise typer.BadParameter(
+            "give the file to check: FILE, -c FILE, $DRIFTSCOPE_CONFIG or ./driftscope.yaml", param_hint="FILE"
+        )
+    config = load_config(chosen)
     from alerts import RuleError, compile_rules  # alert expressions are parsed by alerts/, not by pydantic
 
     try:
         compile_rules(config)
     except RuleError as exc:
-        raise ConfigError(exc.errors, str(file)) from None
+        raise ConfigError(exc.errors, str(chosen)) from None
     if check_sources:
         from collectors.prometheus import check_queries
 
         if errors := check_queries(config):
-            raise ConfigError(errors, str(file))
+            raise ConfigError(errors, str(chosen))
     out_console.print(
-        f"{file}: valid — {len(config.models)} model(s), {len(config.monitors)} monitor(s), "
+        f"{chosen}: valid — {len(config.models)} model(s), {len(config.monitors)} monitor(s), "
         f"{len(config.sources)} source(s), {len(config.alerts.rules)} alert rule(s)",
         highlight=False,
     )

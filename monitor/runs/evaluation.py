@@ -28,9 +28,9 @@ from detectors.performance import Band, bands_from_dict, bands_to_dict, fit_perf
 from detectors.performance import performance_scores as realized_performance_scores
 from detectors.profile import ReferenceProfile, profile_reference
 from detectors.quality import QualityReference, QualityThresholds, quality_scores
-from detectors.stattests import get_stattest
 from detectors.types import ColumnKind, Score, ScoreKind
 from monitor.config import ModelConfig, MonitorConfig
+from monitor.methods import kind_mismatch
 from monitor.runs.windows import Batch
 
 log = logging.getLogger(__name__)
@@ -139,21 +139,16 @@ def _present(values: np.ndarray | None) -> bool:
     return bool(np.isfinite(values).any())
 
 
-def extra_kind(model: ModelConfig) -> ColumnKind:
-    """Kind of the prediction and label columns for drift."""
-    return "numeric" if model.task == "regression" else "categorical"
-
-
 def drift_columns(model: ModelConfig, batch: Batch) -> dict[str, tuple[ColumnKind, np.ndarray]]:
     """Every column whose drift is scored, with its kind and its values ready for the drift detector."""
     out: dict[str, tuple[ColumnKind, np.ndarray]] = {}
     for name, kind in model.features.items():
         values = batch.features[name]
         out[name] = (kind, to_float(values) if kind == "numeric" else values)
-    kind = extra_kind(model)
-    for name, values in ((PREDICTION, batch.prediction), (LABEL, batch.label)):
-        if values is not None:
-            out[name] = (kind, to_float(values) if kind == "numeric" else values)
+    for extra, extra_values in ((PREDICTION, batch.prediction), (LABEL, batch.label)):
+        extra_kind = model.column_kind(extra)
+        if extra_values is not None and extra_kind is not None:
+            out[extra] = (extra_kind, to_float(extra_values) if extra_kind == "numeric" else extra_values)
     if batch.score is not None and batch.score.ndim == 1:
         out[SCORE] = ("numeric", batch.score)
     return out
@@ -310,7 +305,7 @@ def _policy(name: str, kind: ColumnKind, monitor: MonitorConfig) -> ColumnPolicy
         )
     # A dataset-wide method applies to the column kinds it supports; the others keep auto.
     method = settings.method
-    if method != "auto" and kind not in get_stattest(method).kinds:
+    if kind_mismatch(method, kind):
         method, threshold = "auto", None
     return ColumnPolicy(name, kind, method, threshold)
 
@@ -321,14 +316,8 @@ def _drift(
     columns = drift_columns(model, window)
     out: list[Score] = []
     if "features" in parts:
-        policies = []
-        for name, kind in model.features.items():
-            try:
-                policies.append(_policy(name, kind, monitor))
-            except ValueError as exc:
-                out.append(
-                    Score("drift", monitor.drift.columns[name].method, None, name, status="error", reason=str(exc))
-                )
+        # The config refused, at load, a method that is unknown or does not apply to its column.
+        policies = [_policy(name, kind, monitor) for name, kind in model.features.items()]
         current = {name: columns[name][1] for name in model.features}
         out += drift_scores(baseline.drift, current, policies, monitor.drift.drift_share)
     extras = ([PREDICTION, SCORE] if "features" in parts else []) + ([LABEL] if "labels" in parts else [])
@@ -382,16 +371,17 @@ def _performance(model: ModelConfig, monitor: MonitorConfig, baseline: Baseline,
     )
 
 
-def _estimated(model: ModelConfig, baseline: Baseline, window: Batch) -> list[Score]:
+def _estimated(monitor: MonitorConfig, baseline: Baseline, window: Batch) -> list[Score]:
+    metrics = monitor.estimated_metrics
     if baseline.cbpe is None:
         reason = baseline.notes.get("estimated_performance", "no CBPE model fitted on the reference")
-        return [Score.insufficient("estimated_performance", "cbpe", reason)]
+        return [Score.insufficient("estimated_performance", m, reason) for m in metrics]
     if window.score is None:
-        return [Score.insufficient("estimated_performance", "cbpe", "window has no scores")]
+        return [Score.insufficient("estimated_performance", m, "window has no scores") for m in metrics]
     preds = None if not _present(window.prediction) else _binary01(window.prediction, baseline.classes)
     if preds is not None and not np.isfinite(preds).all():
         preds = None  # a missing decision: derive all decisions from the scores instead
-    return estimated_performance_scores(baseline.cbpe, window.score, preds)
+    return estimated_performance_scores(baseline.cbpe, window.score, preds, metrics=metrics)
 
 
 def evaluate(
@@ -428,7 +418,7 @@ def evaluate(
     if quality_on:
         scores += _family("quality", "quality", lambda: _quality(monitor, baseline, window, window_seconds))
     if "features" in parts and monitor.estimated_performance:
-        scores += _family("estimated_performance", "cbpe", lambda: _estimated(model, baseline, window))
+        scores += _family("estimated_performance", "cbpe", lambda: _estimated(monitor, baseline, window))
     if "labels" in parts and (monitor.performance or window.label_count):
         if monitor.performance:
             scores += _family("performance", "performance", lambda: _performance(model, monitor, baseline, window))

@@ -46,8 +46,10 @@ def test_every_error_is_reported_with_its_key_path():
         "monitors": {"m": {"model": "churn", "window": "1 hour", "reference": {"previous_windows": 3}}},
     }
     errors = errors_of(data)
-    assert errors["models.churn.features.tenure"] == "expected numeric|categorical, got 'nmeric'"
-    assert errors["models.loans.task"] == "expected binary|multiclass|regression, got 'binry'"
+    assert (
+        errors["models.churn.features.tenure"] == "expected numeric|categorical, got 'nmeric'; did you mean 'numeric'?"
+    )
+    assert errors["models.loans.task"] == "expected binary|multiclass|regression, got 'binry'; did you mean 'binary'?"
     assert errors["monitors.m.window"].startswith("expected a duration like 30s")
     assert errors["sources.es.idx"].startswith("unknown key (valid keys: api_key, index,")
 
@@ -70,7 +72,9 @@ def test_metrics_on_a_regression_model_are_checked():
         "models": {"price": {"task": "regression", "features": {"area": "numeric"}}},
         "monitors": {"m": {"model": "price", "reference": {"previous_windows": 3}, "performance": ["roc_auc", "mae"]}},
     }
-    assert errors_of(data) == {"monitors.m.performance": "roc_auc do not apply to a regression model"}
+    assert errors_of(data) == {
+        "monitors.m.performance[0]": "roc_auc does not apply to a regression model (valid: mae, rmse, mape, r2)"
+    }
 
 
 def test_reference_needs_exactly_one_kind():
@@ -127,3 +131,176 @@ def test_cli_validate_exit_codes(tmp_path):
     assert "models.churn.features.tenure: expected numeric|categorical, got 'nmeric'" in bad.output
     missing = runner.invoke(app, ["config", "validate", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def _monitor(**settings):
+    return {**MINIMAL, "monitors": {"churn-hourly": {**MINIMAL["monitors"]["churn-hourly"], **settings}}}
+
+
+def test_drift_methods_are_checked_at_load_all_at_once():
+    data = _monitor(
+        window="1 hour",
+        drift={"columns": {"tenure": {"method": "kss"}, "plan": {"method": "ks"}, "score": {"method": "kl_div"}}},
+        performance=["f11", "mae"],
+    )
+    errors = errors_of(data)
+    assert errors["monitors.churn-hourly.window"].startswith("expected a duration")
+    assert errors["monitors.churn-hourly.drift.columns.tenure.method"].startswith(
+        "unknown drift method 'kss'; did you mean 'ks'? (valid: auto, anderson, chisquare,"
+    )
+    assert errors["monitors.churn-hourly.drift.columns.plan.method"] == (
+        "'ks' does not apply to categorical columns "
+        "(for categorical: auto, chisquare, hellinger, jensenshannon, psi, unseen_share, z)"
+    )
+    assert (
+        "'kl_div' (Evidently's Kullback–Leibler divergence) is not implemented"
+        in (errors["monitors.churn-hourly.drift.columns.score.method"])
+    )
+    assert errors["monitors.churn-hourly.performance[0]"].startswith("unknown metric 'f11'; did you mean 'f1'?")
+    assert errors["monitors.churn-hourly.performance[1]"].startswith("mae does not apply to a binary model")
+
+
+@pytest.mark.parametrize(
+    ("column", "method", "key"),
+    [
+        ("plan", "chi2", "chisquare"),  # NannyML
+        ("tenure", "kolmogorov_smirnov", "ks"),  # NannyML
+        ("plan", "jensen_shannon", "jensenshannon"),  # NannyML
+        ("tenure", "ks_2samp", "ks"),  # SciPy
+        ("tenure", "wasserstein_distance", "wasserstein"),  # SciPy
+        ("tenure", "cramervonmises_2samp", "cramer_von_mises"),  # SciPy
+        ("tenure", "anderson_ksamp", "anderson"),  # SciPy
+        ("plan", "chisquare", "chisquare"),  # Evidently and SciPy
+        ("tenure", "KS", "ks"),
+    ],
+)
+def test_other_tools_names_are_aliases_stored_as_our_key(column, method, key):
+    config = parse_config(_monitor(drift={"method": method, "columns": {column: {"method": method}}}), env={})
+    drift = config.monitors["churn-hourly"].drift
+    assert (drift.method, drift.columns[column].method) == (key, key)
+
+
+def test_chi_square_on_a_numeric_column_and_hellinger_on_the_prediction_of_a_regression():
+    data = {
+        "models": {"price": {"task": "regression", "features": {"area": "numeric"}}},
+        "monitors": {
+            "m": {
+                "model": "price",
+                "reference": {"previous_windows": 3},
+                "drift": {"columns": {"area": {"method": "chi2"}, "prediction": {"method": "hellinger"}}},
+            }
+        },
+    }
+    errors = errors_of(data)
+    assert errors["monitors.m.drift.columns.area.method"].startswith("'chisquare' does not apply to numeric columns")
+    assert errors["monitors.m.drift.columns.prediction.method"].startswith("'hellinger' does not apply to numeric")
+
+
+def test_a_dataset_wide_method_only_needs_to_exist():
+    # It applies to the kinds it supports; the other columns keep auto (monitor.runs.evaluation._policy).
+    assert parse_config(_monitor(drift={"method": "ks"}), env={}).monitors["churn-hourly"].drift.method == "ks"
+    assert errors_of(_monitor(drift={"method": "wasserstien"})) == {
+        "monitors.churn-hourly.drift.method": errors_of(_monitor(drift={"method": "wasserstien"}))[
+            "monitors.churn-hourly.drift.method"
+        ]
+    }
+    assert (
+        "did you mean 'wasserstein'"
+        in errors_of(_monitor(drift={"method": "wasserstien"}))["monitors.churn-hourly.drift.method"]
+    )
+
+
+def test_thresholds_must_be_finite():
+    errors = errors_of(_monitor(drift={"threshold": float("nan"), "columns": {"plan": {"threshold": "inf"}}}))
+    assert set(errors) == {
+        "monitors.churn-hourly.drift.threshold",
+        "monitors.churn-hourly.drift.columns.plan.threshold",
+    }
+
+
+def test_model_checks_run_even_when_another_model_is_broken():
+    data = _monitor(drift={"columns": {"plan": {"method": "ks"}}})
+    data["models"] = {**data["models"], "other": {"task": "binry", "features": {"x": "numeric"}}}
+    errors = errors_of(data)
+    assert set(errors) == {"models.other.task", "monitors.churn-hourly.drift.columns.plan.method"}
+
+
+def test_score_metrics_need_a_score_field_on_a_source_backed_model():
+    data = _monitor(performance=["accuracy", "roc_auc"], estimated_performance=True)
+    data["sources"] = {"es": {"kind": "elasticsearch", "url": "http://x", "index": "p"}}
+    data["models"] = {"churn": {**MINIMAL["models"]["churn"], "source": "es"}}
+    errors = errors_of(data)
+    assert errors["monitors.churn-hourly.performance[1]"].startswith("roc_auc needs the model's scores")
+    assert errors["monitors.churn-hourly.estimated_performance"].startswith("needs the model's scores")
+    data["models"]["churn"]["fields"] = {"score": "proba"}
+    assert parse_config(data, env={}).monitors["churn-hourly"].estimated_metrics == ("roc_auc", "accuracy")
+
+
+def test_estimated_metrics_follow_performance():
+    assert parse_config(_monitor(estimated_performance=True), env={}).monitors["churn-hourly"].estimated_metrics == (
+        "roc_auc", "accuracy", "precision", "recall", "f1"
+    )  # fmt: skip
+    assert errors_of(_monitor(performance=["log_loss"], estimated_performance=True)) == {
+        "monitors.churn-hourly.estimated_performance": "none of performance (log_loss) can be estimated "
+        "(estimable: roc_auc, accuracy, precision, recall, f1)"
+    }
+
+
+def test_classes_fit_the_task():
+    data = {
+        "models": {"churn": {**MINIMAL["models"]["churn"], "classes": ["no", "yes", "maybe"], "positive_class": "y"}}
+    }
+    errors = errors_of(data)
+    assert errors["models.churn.classes"] == "a binary model has 2 classes, got 3"
+    assert errors["models.churn.positive_class"] == "'y' is not one of classes ['no', 'yes', 'maybe']"
+
+
+def test_dashboard_settings_that_cannot_work_are_refused():
+    errors = errors_of({"dashboard": {"auth": "basic", "proxy_user_header": ""}})
+    assert set(errors) == {"dashboard.users", "dashboard.proxy_user_header"}
+    bad_hash = errors_of({"dashboard": {"auth": "basic", "users": {"ann": {"password_hash": "hunter2"}}}})
+    assert list(bad_hash) == ["dashboard.users.ann.password_hash"]
+
+
+def test_every_source_and_channel_kind_has_an_implementation():
+    from alerts.registry import NOTIFIERS
+    from monitor.config import CHANNEL_KINDS, SOURCE_KINDS
+
+    assert set(NOTIFIERS) == set(CHANNEL_KINDS)
+    assert SOURCE_KINDS == ("elasticsearch", "prometheus")  # collectors/__init__.py builds one collector per kind
+
+
+def test_cli_validate_takes_the_file_as_argument_or_option(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./driftscope.yaml to fall back on
+    runner = CliRunner()
+    example = str(ROOT / "examples" / "driftscope.yaml")
+    for args in ([example], ["-c", example], ["--config", example]):
+        result = runner.invoke(app, ["config", "validate", *args])
+        assert result.exit_code == 0, (args, result.output)
+    neither = runner.invoke(app, ["config", "validate"], env={"DRIFTSCOPE_CONFIG": None})
+    assert neither.exit_code == 2 and "give the file to check" in neither.output
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(
+        "models:\n  churn: {task: binary, features: {tenure: numeric, plan: categorical}}\n"
+        "monitors:\n  churn-hourly:\n    model: churn\n    reference: {previous_windows: 3}\n"
+        "    drift: {columns: {tenure: {method: kss}, plan: {method: ks}}}\n"
+    )
+    bad = runner.invoke(app, ["config", "validate", "-c", str(typo)])
+    assert bad.exit_code == 2
+    assert "monitors.churn-hourly.drift.columns.tenure.method: unknown drift method 'kss'; did you mean 'ks'?" in (
+        bad.output
+    )
+    assert "monitors.churn-hourly.drift.columns.plan.method: 'ks' does not apply to categorical" in bad.output
+
+
+def test_cli_validate_file_wins_over_the_environment_but_not_over_an_explicit_option(tmp_path):
+    runner = CliRunner()
+    example = str(ROOT / "examples" / "driftscope.yaml")
+    other = tmp_path / "other.yaml"
+    other.write_text("store: sqlite:///x.db\n")
+    from_env = runner.invoke(app, ["config", "validate", example], env={"DRIFTSCOPE_CONFIG": str(other)})
+    assert from_env.exit_code == 0 and from_env.output.startswith(example), from_env.output
+    both = runner.invoke(app, ["config", "validate", example, "-c", str(other)])
+    assert both.exit_code == 2 and "two files given" in both.output
+    from_env_only = runner.invoke(app, ["config", "validate"], env={"DRIFTSCOPE_CONFIG": example})
+    assert from_env_only.exit_code == 0, from_env_only.output

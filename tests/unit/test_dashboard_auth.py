@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 
 from dashboard import create_app
 from dashboard.auth import PROBE_PATHS, hash_password, verify_password
-from monitor.config import Config
+from monitor.config import Config, ConfigError, parse_config
 from monitor.store.engine import make_engine
 from monitor.store.tables import Alert
 from tests.seed import seed_store
@@ -123,9 +123,10 @@ def test_without_login_everything_is_open(client_for) -> None:
     assert client.get("/_dash-layout").status_code == 200
 
 
-def test_basic_auth_needs_users(sqlite_engine: Engine) -> None:
-    with pytest.raises(ValueError, match=r"dashboard\.users is empty"):
-        create_app(Config.model_validate({"dashboard": {"auth": "basic"}}), sqlite_engine)
+def test_basic_auth_needs_users_at_load() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"dashboard": {"auth": "basic"}}, env={})
+    assert [path for path, _ in caught.value.errors] == ["dashboard.users"]
 
 
 def test_actions_are_signed_by_the_logged_in_user(sqlite_engine: Engine) -> None:
