@@ -1,0 +1,1 @@
+"""The HTTP API process: ingestion routes, health probes and ``/metrics`` (FastAPI)."""
