@@ -25,6 +25,10 @@ The grammar, source by source:
 
 The right-hand side is a number or ``threshold`` (the score's own threshold). A selector ending in
 ``breached`` stands alone: the detector already knows the direction (a p-value below, a distance above).
+
+:func:`compile_rules` also checks every score selector against what the monitors in the rule's scope
+(its ``models`` and ``monitors``) compute, and every ``metric.NAME`` against the metrics its models
+define: a misspelt or unconfigured selector would otherwise validate and never fire.
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from monitor.config import AlertRule, Config
-from monitor.errors import DriftscopeError
+from monitor import methods
+from monitor.config import AlertRule, Config, ConfigError, ModelConfig, MonitorConfig
 
 # Selector source → Score.kind (None: not a score source).
 SCORE_KINDS: Mapping[str, str] = {
@@ -67,12 +71,11 @@ _EXPRESSION = re.compile(
 )
 
 
-class RuleError(DriftscopeError):
+class RuleError(ConfigError):
     """An alert rule that cannot be evaluated; ``errors`` holds one ``(key path, message)`` per problem."""
 
     def __init__(self, errors: list[tuple[str, str]]) -> None:
-        self.errors = errors
-        super().__init__("\n".join(f"{path}: {message}" for path, message in errors))
+        super().__init__(errors, "alert rules")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +117,7 @@ class Condition:
     rhs: float | Literal["threshold"] | None = None
 
     def threshold_for(self, observation: Observation) -> float | None:
-        return observation.threshold if self.rhs == "threshold" else self.rhs  # type: ignore[return-value]
+        return observation.threshold if self.rhs == "threshold" else self.rhs
 
     def holds(self, observation: Observation) -> bool | None:
         """True / False, or None when it cannot be decided (no value, no threshold to compare with)."""
@@ -154,7 +157,8 @@ def parse_selector(text: str) -> Selector:
     parts = text.split(".")
     source, rest = parts[0], parts[1:]
     if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r} in {text!r} (known: {', '.join(SOURCES)})")
+        close = methods.did_you_mean(source, SOURCES)
+        raise ValueError(f"unknown source {source!r} in {text!r}{close} (known: {', '.join(SOURCES)})")
     if source == "staleness":
         if rest != ["minutes"]:
             raise ValueError(f"staleness takes staleness.minutes, got {text!r}")
@@ -200,19 +204,183 @@ def parse_condition(text: str) -> Condition:
     return Condition(text.strip(), selector, op, rhs)
 
 
-def _compile(index: int, rule: AlertRule) -> Iterator[tuple[str, str] | CompiledRule]:
-    path = f"alerts.rules[{index}]"
-    when = resolve = None
+# --- what the monitors compute ---------------------------------------------------------------------
+# The score methods monitor.runs.evaluation writes; tests/unit/test_alert_rules.py runs a real evaluation
+# and checks every method it writes is listed here, so the two cannot drift apart.
+
+# What method "auto" may pick per column kind (detectors.stattests.auto_method).
+AUTO_DRIFT_METHODS: Mapping[str, tuple[str, ...]] = {
+    "numeric": ("ks", "wasserstein", "chisquare", "z", "jensenshannon"),
+    "categorical": ("chisquare", "z", "jensenshannon"),
+}
+DATASET_DRIFT_METHODS = ("share_drifted", "count_drifted")
+MULTIVARIATE_METHODS = ("pca_reconstruction_error", "domain_classifier_auc")
+QUALITY_METHODS: Mapping[str, tuple[str, ...]] = {
+    "numeric": ("missing_share", "type_error_share", "out_of_range_share"),
+    "categorical": ("missing_share", "type_error_share", "unseen_category_share"),
+}
+QUALITY_DATASET_METHODS = ("volume", "duplicate_ids")
+LABEL_METHODS = ("coverage", "lag_median_seconds", "lag_p95_seconds")
+# Sources whose scores carry a feature: the only ones SOURCE.value / SOURCE.breached can read.
+PER_FEATURE_SOURCES = ("drift", "quality")
+# Columns beside the features whose drift is scored (monitor.runs.evaluation.drift_columns).
+EXTRA_DRIFT_COLUMNS = ("prediction", "label", "score")
+
+_HOW_TO_COMPUTE: Mapping[str, str] = {
+    "drift": "choose it with drift.method or drift.columns.<column>.method (multivariate: drift.multivariate: true)",
+    "quality": "set quality.enabled: true",
+    "performance": "list it in the monitor's performance",
+    "estimated": "set estimated_performance: true and list it in performance (or leave performance empty)",
+}
+
+
+def _drift_methods(model: ModelConfig, monitor: MonitorConfig) -> set[str]:
+    def chosen(column: str, kind: str) -> tuple[str, ...]:
+        override = monitor.drift.columns.get(column)
+        method = override.method if override is not None else monitor.drift.method
+        if method == methods.AUTO or (override is None and kind not in methods.DRIFT_METHODS[method].kinds):
+            return AUTO_DRIFT_METHODS[kind]  # a dataset-wide method leaves the kinds it does not apply to on auto
+        return (method,)
+
+    found = set(DATASET_DRIFT_METHODS)
+    if monitor.drift.multivariate:
+        found.update(MULTIVARIATE_METHODS)
+    for column in (*model.features, *EXTRA_DRIFT_COLUMNS):
+        if (kind := model.column_kind(column)) is not None:
+            found.update(chosen(column, kind))
+    return found
+
+
+def computed_methods(model: ModelConfig, monitor: MonitorConfig) -> dict[str, set[str]]:
+    """Score methods ``monitor`` may write, by selector source (``drift``, ``quality``, ``performance``...)."""
+    kinds = set(model.features.values())
+    quality = {m for kind in kinds for m in QUALITY_METHODS[kind]} | set(QUALITY_DATASET_METHODS)
+    return {
+        "drift": _drift_methods(model, monitor),
+        "quality": quality if monitor.quality.enabled else set(),
+        "performance": set(monitor.performance),
+        "estimated": set(monitor.estimated_metrics),
+        "labels": set(LABEL_METHODS),
+    }
+
+
+# Every method a monitor could compute, whatever the config, by selector source.
+KNOWN_METHODS: Mapping[str, frozenset[str]] = {
+    "drift": frozenset((*methods.DRIFT_METHODS, *DATASET_DRIFT_METHODS, *MULTIVARIATE_METHODS)),
+    "quality": frozenset((*QUALITY_METHODS["numeric"], *QUALITY_METHODS["categorical"], *QUALITY_DATASET_METHODS)),
+    "performance": frozenset(methods.PERFORMANCE_METRICS),
+    "estimated": frozenset(methods.ESTIMATED_METRICS),
+    "labels": frozenset(LABEL_METHODS),
+}
+
+
+def _is_p_value(method: str) -> bool:
+    from detectors.stattests import get_stattest  # scipy: imported only when a rule reads a p-value
+
+    return method in methods.DRIFT_METHODS and get_stattest(method).is_p_value
+
+
+def _drift_key(name: str) -> str | None:
     try:
-        when = parse_condition(rule.when)
-    except ValueError as exc:
-        yield f"{path}.when", str(exc)
-    if rule.resolve_when is not None:
+        return methods.resolve_drift_method(name)
+    except methods.UnknownMethodError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _RuleScope:
+    """The monitors and models a rule looks at."""
+
+    monitors: Mapping[str, MonitorConfig]
+    models: Mapping[str, ModelConfig]
+    only: tuple[str, ...] | None  # the rule's ``monitors``, if it names some
+
+    @classmethod
+    def of(cls, rule: AlertRule, config: Config) -> _RuleScope:
+        monitors = {
+            name: monitor
+            for name, monitor in config.monitors.items()
+            if (rule.monitors is None or name in rule.monitors)
+            and (rule.models is None or monitor.model in rule.models)
+        }
+        models = {name: model for name, model in config.models.items() if rule.models is None or name in rule.models}
+        return cls(monitors, models, None if rule.monitors is None else tuple(rule.monitors))
+
+    def describe(self) -> str:
+        return f"monitor{'s' if len(self.monitors) > 1 else ''} {', '.join(sorted(self.monitors))}"
+
+
+def _check_selector(selector: Selector, scope: _RuleScope, config: Config) -> str | None:
+    """Why ``selector`` can never match what the rule's monitors write, or None if it can."""
+    if selector.source == "metric":
+        defined = {name for model in scope.models.values() for name in model.metrics}
+        if selector.method in defined:
+            return None
+        where = ", ".join(sorted(scope.models)) or "none"
+        return (
+            f"no model of this rule ({where}) defines metrics.{selector.method}"
+            f"{methods.did_you_mean(str(selector.method), defined)} (defined: {', '.join(sorted(defined)) or 'none'})"
+        )
+    if selector.score_kind is None:
+        return None
+    source, method = selector.source, selector.method
+    if not scope.monitors:
+        models = ", ".join(sorted(scope.models)) or "none"
+        among = "" if scope.only is None else f" among {', '.join(scope.only)}"
+        return f"no monitor{among} watches this rule's models ({models}): nothing computes its scores"
+    if method is None:
+        if source not in PER_FEATURE_SOURCES:
+            example = sorted(KNOWN_METHODS[source])[0]
+            return f"{source} scores are not per feature: name one, e.g. {source}.{example}.{selector.field}"
+        return None
+    computed = {
+        name: computed_methods(config.models[monitor.model], monitor)[source]
+        for name, monitor in scope.monitors.items()
+    }
+    everything = set().union(*computed.values())
+    if method not in everything:
+        computed_by = f"{source} computed by {scope.describe()}: {', '.join(sorted(everything)) or 'none'}"
+        if source == "drift" and (key := _drift_key(method)) not in (None, method):
+            return f"scores of {method} are stored under its key: write {selector.source}.{key}"
+        if method not in KNOWN_METHODS[source]:
+            close = methods.did_you_mean(method, everything | KNOWN_METHODS[source])
+            return f"unknown {source} method {method!r}{close} ({computed_by})"
+        how = _HOW_TO_COMPUTE.get(source, "")
+        return f"not computed ({computed_by}); {how}"
+    if selector.field == "p_value" and not (source == "drift" and _is_p_value(method)):
+        return f"{method} is not a p-value test (its value is a distance or a rate): compare {source}.{method}"
+    if selector.field not in SCORE_FIELDS and (close := methods.did_you_mean(selector.field, SCORE_FIELDS)):
+        return f"unknown field {selector.field!r}{close}"
+    return None
+
+
+def _compile(index: int, rule: AlertRule, config: Config) -> Iterator[tuple[str, str] | CompiledRule]:
+    path = f"alerts.rules[{index}]"
+    scope = _RuleScope.of(rule, config)
+    unknown = [name for name in rule.monitors or () if name not in config.monitors]
+    for name in unknown:
+        yield f"{path}.monitors", f"unknown monitor {name!r}{methods.did_you_mean(name, config.monitors)}"
+    parsed: dict[str, Condition] = {}
+    # A selector's problem is reported once, at the first key that uses it; when none of the rule's monitors
+    # exists, the error on ``monitors`` says why nothing could match.
+    checked: set[Selector] = set()
+    check = not (unknown and not scope.monitors)
+    for key, text in (("when", rule.when), ("resolve_when", rule.resolve_when)):
+        if text is None:
+            continue
         try:
-            resolve = parse_condition(rule.resolve_when)
+            condition = parse_condition(text)
         except ValueError as exc:
-            yield f"{path}.resolve_when", str(exc)
-    if when is None:
+            yield f"{path}.{key}", str(exc)
+            continue
+        if check and condition.selector not in checked:
+            checked.add(condition.selector)
+            if (problem := _check_selector(condition.selector, scope, config)) is not None:
+                yield f"{path}.{key}", f"{condition.selector}: {problem}"
+                continue
+        parsed[key] = condition
+    when, resolve = parsed.get("when"), parsed.get("resolve_when")
+    if when is None or (rule.resolve_when is not None and resolve is None):
         return
     if resolve is not None and resolve.selector != when.selector:
         yield f"{path}.resolve_when", f"must use the same selector as when ({when.selector}), got {resolve.selector}"
@@ -224,11 +392,14 @@ def _compile(index: int, rule: AlertRule) -> Iterator[tuple[str, str] | Compiled
 
 
 def compile_rules(config: Config) -> list[CompiledRule]:
-    """Every rule of the config, parsed; raises :class:`RuleError` listing every bad expression."""
+    """Every rule of the config, parsed and checked against what its monitors compute.
+
+    Raises :class:`RuleError` listing every problem of every rule, each with its key path.
+    """
     compiled: list[CompiledRule] = []
     errors: list[tuple[str, str]] = []
     for index, rule in enumerate(config.alerts.rules):
-        for item in _compile(index, rule):
+        for item in _compile(index, rule, config):
             if isinstance(item, CompiledRule):
                 compiled.append(item)
             else:

@@ -22,10 +22,17 @@ MONITOR = "churn-hourly"
 FEATURES = ("tenure", "plan", "monthly_charges")
 
 
-def make_config(rules: list[dict[str, Any]], channels: dict[str, Any] | None = None, **alerts: Any) -> Config:
+def make_config(
+    rules: list[dict[str, Any]], channels: dict[str, Any] | None = None, *, metrics: tuple[str, ...] = (), **alerts: Any
+) -> Config:
+    """A churn model with one monitor; ``metrics`` names Prometheus metrics of the model (rules on them must)."""
+    model: dict[str, Any] = {"task": "binary", "features": {f: "numeric" for f in FEATURES}}
+    sources = {"prom": {"kind": "prometheus", "url": "http://prometheus.test:9090"}} if metrics else {}
+    model["metrics"] = {name: {"source": "prom", "query": name} for name in metrics}
     return parse_config(
         {
-            "models": {"churn": {"task": "binary", "features": {f: "numeric" for f in FEATURES}}},
+            "sources": sources,
+            "models": {"churn": model},
             "monitors": {MONITOR: {"model": "churn", "reference": {"range": ["2026-01-01", "2026-02-01"]}}},
             "alerts": {"rules": rules, "channels": channels or {}, **alerts},
             "dashboard": {"public_url": "https://driftscope.example.test"},

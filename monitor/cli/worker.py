@@ -40,6 +40,7 @@ from sqlalchemy import Engine
 
 from alerts.engine import evaluate as evaluate_alerts
 from alerts.outbox import deliver_due
+from alerts.rules import compile_rules
 from collectors import build_collectors
 from monitor.cli.main import ConfigOption, open_store, out_console, user_errors
 from monitor.config import Config, load_config
@@ -95,7 +96,11 @@ class Worker:
         return self.scheduler.worker_id
 
     def start(self) -> None:
-        """Start the jobs in background threads (the first tick runs at once) and return."""
+        """Start the jobs in background threads (the first tick runs at once) and return.
+
+        Raises :class:`alerts.RuleError` before starting anything if an alert rule could never fire.
+        """
+        compile_rules(self.config)
         tick = self.config.worker.tick.total_seconds()
         now = datetime.now(UTC)
         self._stop.clear()

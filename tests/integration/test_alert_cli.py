@@ -16,7 +16,7 @@ from monitor.config import load_config
 from monitor.store.actions import ActionError, acknowledge, create_silence
 from monitor.store.engine import transaction
 from monitor.store.tables import Alert, Silence
-from tests.alert_support import HOUR, T0, add_window, setup_models
+from tests.alert_support import HOUR, MONITOR, T0, add_window, setup_models
 
 
 @pytest.fixture
@@ -27,6 +27,7 @@ def cli(sqlite_engine: Engine, tmp_path: Path):  # type: ignore[no-untyped-def]
             {
                 "store": str(sqlite_engine.url),
                 "models": {"churn": {"task": "binary", "features": {"tenure": "numeric"}}},
+                "monitors": {MONITOR: {"model": "churn", "reference": {"previous_windows": 3}}},
                 "alerts": {
                     "rules": [{"name": "drift", "when": "drift.share_drifted > 0.3", "notify": ["nowhere"]}],
                     "channels": {"nowhere": {"kind": "webhook", "url": "http://127.0.0.1:9/hook"}},

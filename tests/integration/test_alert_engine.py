@@ -208,7 +208,7 @@ def test_messages_explain_themselves(store_engine: Engine) -> None:
 
 def test_metric_rules_fire_per_series_with_its_labels(store_engine: Engine) -> None:
     rule = {"name": "slow", "when": "metric.p99_latency > 0.5", "for": 2, "notify": ["console"]}
-    config = make_config([rule], CONSOLE, group_wait="0s")
+    config = make_config([rule], CONSOLE, metrics=("p99_latency",), group_wait="0s")
     model = setup_models(store_engine, config)["churn"]
     add_metric_points(store_engine, model, "p99_latency", [(T0 + i * 60 * S, v) for i, v in enumerate([0.2, 0.7, 0.8])])
     evaluate(store_engine, config, T0 + HOUR)

@@ -24,7 +24,7 @@ from monitor.config import parse_config
 from monitor.store.engine import make_engine, transaction, upgrade
 from monitor.store.tables import Notification
 from tests import servers
-from tests.alert_support import HOUR, T0, add_window, make_config, setup_models
+from tests.alert_support import HOUR, MONITOR, T0, add_window, make_config, setup_models
 
 pytestmark = pytest.mark.integration
 MINUTE = timedelta(minutes=1)
@@ -122,6 +122,7 @@ def test_workers_killed_mid_delivery_lose_nothing(postgres_url: str, http_receiv
     raw = {
         "store": postgres_url,
         "models": {"churn": {"task": "binary", "features": {"tenure": "numeric", "plan": "numeric"}}},
+        "monitors": {MONITOR: {"model": "churn", "reference": {"previous_windows": 3}}},
         "alerts": {
             "rules": [{**FLAPPING, "notify": ["hook"]}],
             "channels": {"hook": channel},
