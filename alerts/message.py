@@ -2,8 +2,10 @@
 
 An alert's explanation (its ``annotations``) is built when it fires and refreshed while it fires: what
 crossed which threshold (value vs threshold), since when, the window and the reference, the sample size,
-for drift the top drifting features ranked by how far past their threshold they are, the estimated
-performance of the same window when the monitor has it, and a deep link to the dashboard page.
+for drift the top drifting features ranked by how far past their threshold they are (the drift of the
+model's outputs — prediction, score, label — listed apart, so they never push a feature out of the top),
+the estimated performance of the same window when the monitor has it, and a deep link to the dashboard page.
+Every alert names its monitor: a model with several monitors gets one alert per monitor.
 
 The payload stored in the outbox is channel-neutral JSON (typed as :class:`alerts.payload.NotificationPayload`);
 each channel module renders it (Block Kit, e-mail, Alertmanager alerts...). It never holds a secret: it is
@@ -12,7 +14,7 @@ built from scores and labels only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -22,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from alerts.observe import Series
 from alerts.payload import AlertView, NotificationPayload
-from alerts.rules import CompiledRule, Observation
+from alerts.rules import EXTRA_DRIFT_COLUMNS, CompiledRule, Observation
 from monitor.config import Config, ReferenceSpec
 from monitor.store.tables import Alert, Score
 
@@ -62,8 +64,8 @@ def _badness(value: float, threshold: float | None, p_value: bool) -> float:
     return value / threshold
 
 
-def top_features(session: Session, run_id: int) -> list[dict[str, Any]]:
-    """The run's per-feature drift scores, most drifted first."""
+def ranked_drift(session: Session, run_id: int) -> list[dict[str, Any]]:
+    """The run's per-column drift scores, most drifted first."""
     rows = session.execute(
         select(Score.feature, Score.method, Score.value, Score.threshold, Score.breached, Score.details).where(
             Score.run_id == run_id,
@@ -91,8 +93,19 @@ def top_features(session: Session, run_id: int) -> list[dict[str, Any]]:
             "n_current": (r.details or {}).get("n_current"),
             "n_reference": (r.details or {}).get("n_reference"),
         }
-        for r in ranked[:TOP_FEATURES]
+        for r in ranked
     ]
+
+
+def split_outputs(
+    ranked: list[dict[str, Any]], features: Collection[str] | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(top features, output drift)``: the model's outputs are scored beside its features, but are no feature."""
+    outputs = {c for c in EXTRA_DRIFT_COLUMNS if c not in (features or ())}
+    return (
+        [r for r in ranked if r["feature"] not in outputs][:TOP_FEATURES],
+        [r for r in ranked if r["feature"] in outputs],
+    )
 
 
 def estimated_performance(session: Session, monitor: str, window_start: datetime) -> list[dict[str, Any]]:
@@ -160,7 +173,10 @@ def explain(
             annotations["n_current"] = details.get("n_current")
             annotations["n_reference"] = details.get("n_reference")
     if rule.selector.source == "drift" and context.get("run_id") is not None:
-        annotations["top_features"] = top_features(session, int(context["run_id"]))
+        model_config = config.models.get(model)
+        annotations["top_features"], annotations["output_drift"] = split_outputs(
+            ranked_drift(session, int(context["run_id"])), model_config.features if model_config else None
+        )
     if monitor is not None and rule.selector.source in ("drift", "quality"):
         annotations["estimated_performance"] = estimated_performance(session, monitor, latest.window_start)
     if rule.selector.source == "staleness":
@@ -260,22 +276,32 @@ def alert_lines(alert: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"since {notes['since']}" + (f", resolved {alert['resolved_at']}" if alert.get("resolved_at") else "")
         )
+    where = [f"monitor {notes['monitor']}"] if notes.get("monitor") else []
     if notes.get("window_start"):
         window = f"window {notes['window_start']} – {notes.get('window_end') or '?'}"
         if notes.get("reference"):
             window += f" vs reference {notes['reference']}"
-        lines.append(window)
+        where.append(window)
+    if where:
+        lines.append(": ".join(where))
     if notes.get("sample_size") is not None:
         sizes = f"{notes['sample_size']} rows in window"
         if notes.get("n_current") is not None:
             sizes += f" ({notes['n_current']} tested vs {notes.get('n_reference')} in reference)"
         lines.append(sizes)
+    if notes.get("top_features"):
+        lines.append("top drifting features:")
     for feature in notes.get("top_features") or ():
         mark = "drifted" if feature["breached"] else "ok"
         lines.append(
             f"  {feature['feature']}: {feature['method']} {_fmt(feature['value'])} "
             f"(threshold {_fmt(feature['threshold'])}, {mark}; n={feature['n_current']} vs {feature['n_reference']})"
         )
+    if outputs := notes.get("output_drift"):
+        drifts = (
+            f"{o['feature']} {o['method']} {_fmt(o['value'])} ({'drifted' if o['breached'] else 'ok'})" for o in outputs
+        )
+        lines.append("model outputs: " + ", ".join(drifts))
     for estimate in notes.get("estimated_performance") or ():
         lines.append(f"estimated {estimate['method']}: {_fmt(estimate['value'])}")
     if alert.get("acknowledged_by"):

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 from alerts.alertmanager import am_alerts
 from alerts.base import REDACTED, redact
 from alerts.email import build_message, message_id
-from alerts.message import probe_payload, render_text, title
+from alerts.message import TOP_FEATURES, probe_payload, render_text, split_outputs, title
 from alerts.slack import MAX_ALERT_SECTIONS, blocks
 from monitor.config import Channel
 
@@ -86,3 +86,72 @@ def test_redact_scrubs_secret_values_and_url_paths() -> None:
 def test_text_rendering_lists_every_alert() -> None:
     text = render_text(_payload(2))
     assert text.count("FIRING (critical)") == 2 and "since 2026-03-02T08:00:00Z" in text
+
+
+def _drift(feature: str, value: float, breached: bool = True) -> dict[str, Any]:
+    return {
+        "feature": feature,
+        "method": "jensenshannon",
+        "value": value,
+        "threshold": 0.1,
+        "breached": breached,
+        "n_current": 300,
+        "n_reference": 900,
+    }
+
+
+def test_model_outputs_never_push_a_feature_out_of_the_top() -> None:
+    ranked = [_drift(c, 0.9) for c in ("prediction", "score", "label")] + [
+        _drift(f"f{i}", 0.5 - i / 100) for i in range(TOP_FEATURES + 1)
+    ]
+    top, outputs = split_outputs(ranked, [f"f{i}" for i in range(TOP_FEATURES + 1)])
+    assert [r["feature"] for r in top] == [f"f{i}" for i in range(TOP_FEATURES)]
+    assert [r["feature"] for r in outputs] == ["prediction", "score", "label"]
+    top, outputs = split_outputs(ranked[1:3], ["score"])  # a feature of the model that happens to be called score
+    assert [r["feature"] for r in top] == ["score"] and [r["feature"] for r in outputs] == ["label"]
+
+
+def _grouped_payload() -> dict[str, Any]:
+    """One group (rule × model) holding the same rule's alerts from the model's two monitors."""
+    payload = _payload(2)
+    for alert, monitor in zip(payload["alerts"], ("churn-5m", "churn-rolling"), strict=True):
+        alert["annotations"] = {
+            **alert["annotations"],
+            "summary": "feature drift: drift.share_drifted on churn = 0.75 > 0.3",
+            "monitor": monitor,
+            "window_start": "2026-03-02T08:00:00Z",
+            "window_end": "2026-03-02T08:05:00Z",
+            "top_features": [_drift(f"f{i}", 0.5 - i / 100) for i in range(TOP_FEATURES)],
+            "output_drift": [_drift("prediction", 0.9), _drift("score", 0.8), _drift("label", 0.05, False)],
+        }
+    return payload
+
+
+def _feature_rows(text: str) -> list[str]:
+    return [line.split(":")[0].strip() for line in text.splitlines() if line.strip().startswith("f")]
+
+
+def test_grouped_message_names_each_monitor_and_lists_features_before_the_outputs() -> None:
+    text = render_text(_grouped_payload())
+    first, second = text.split("\n\n")[1:3]
+    assert "monitor churn-5m: window 2026-03-02T08:00:00Z – 2026-03-02T08:05:00Z" in first
+    assert "monitor churn-rolling: window" in second
+    for block in (first, second):
+        assert _feature_rows(block) == [f"f{i}" for i in range(TOP_FEATURES)]
+        assert block.index("top drifting features:") < block.index("  f4:") < block.index("model outputs:")
+        assert "model outputs: prediction jensenshannon 0.9 (drifted), score jensenshannon 0.8 (drifted), " in block
+        assert "label jensenshannon 0.05 (ok)" in block
+
+
+def test_grouped_message_names_each_monitor_on_slack_and_in_email() -> None:
+    payload = _grouped_payload()
+    sections = [b["text"]["text"] for b in blocks(payload)["attachments"][0]["blocks"] if b["type"] == "section"]
+    assert ["monitor churn-5m" in sections[0], "monitor churn-rolling" in sections[1]] == [True, True]
+    assert all(_feature_rows(s) == [f"f{i}" for i in range(TOP_FEATURES)] for s in sections)
+    channel = TypeAdapter(Channel).validate_python({"kind": "email", "smtp": "smtp://x", "to": ["a@x.test"]})
+    message = build_message(channel, payload, "k" * 64)
+    html = message.get_body(("html",)).get_content()
+    plain = message.get_body(("plain",)).get_content()
+    for body in (html, plain):
+        assert "monitor churn-5m: window" in body and "monitor churn-rolling: window" in body
+        assert body.index("f4:") < body.index("model outputs:")
