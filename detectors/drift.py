@@ -95,8 +95,8 @@ def infer_kind(values: np.ndarray) -> ColumnKind:
 def _histogram(ref: ColumnProfile, cur: Sample) -> dict[str, Any]:
     """Small reference-vs-window histogram (shares) for the dashboard."""
     if ref.kind == "numeric":
-        low = min(ref.values[0], cur.values.min())
-        high = max(ref.values[-1], cur.values.max())
+        low = min(ref.values[0], cur.numeric.min())
+        high = max(ref.values[-1], cur.numeric.max())
         edges = np.linspace(low, high, HISTOGRAM_BINS + 1) if low < high else np.array([low - 0.5, low + 0.5])
         if not np.all(np.isfinite(edges)):
             return {}

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -99,17 +100,24 @@ class Sample:
         self._sorted: np.ndarray | None = None
         self.n = int(values.size) if values is not None else int(counts.sum())  # type: ignore[union-attr]
 
+    @property
+    def numeric(self) -> np.ndarray:
+        """The values of a numeric sample; a categorical one keeps only its counts."""
+        if self.values is None:
+            raise TypeError("a categorical sample has no numeric values")
+        return self.values
+
     def sorted(self) -> np.ndarray:
         """Numeric values in ascending order (sorted once, shared by tests and histograms)."""
         if self._sorted is None:
-            self._sorted = np.sort(self.values)
+            self._sorted = np.sort(self.numeric)
         return self._sorted
 
     def counts(self) -> tuple[np.ndarray, np.ndarray]:
         """Distinct values (sorted) and their counts."""
-        if self._counts is None:
-            self._categories, self._counts = np.unique(self.values, return_counts=True)
-        return self._categories, self._counts  # type: ignore[return-value]
+        if self._categories is None or self._counts is None:
+            self._categories, self._counts = np.unique(self.numeric, return_counts=True)
+        return self._categories, self._counts
 
 
 def make_sample(kind: ColumnKind, values: np.ndarray, column: str) -> Sample:
@@ -207,10 +215,10 @@ class ReferenceProfile(Mapping[str, ColumnProfile]):
 
     def to_bytes(self) -> bytes:
         """Serialize to ``.npz`` bytes (no pickle)."""
-        meta = {"version": _FORMAT_VERSION, "columns": []}
+        columns: list[dict[str, Any]] = []
         arrays: dict[str, np.ndarray] = {}
         for i, col in enumerate(self._columns.values()):
-            meta["columns"].append(
+            columns.append(
                 {
                     "name": col.name,
                     "kind": col.kind,
@@ -224,7 +232,7 @@ class ReferenceProfile(Mapping[str, ColumnProfile]):
             arrays[f"values_{i}"] = col.values
             arrays[f"categories_{i}"] = col.categories
             arrays[f"counts_{i}"] = col.counts
-        return pack(meta, arrays)
+        return pack({"version": _FORMAT_VERSION, "columns": columns}, arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ReferenceProfile:

@@ -191,9 +191,9 @@ def binned_shares(ref: ColumnProfile, cur: Sample, fill_zeroes: bool) -> tuple[n
     """Evidently's ``get_binned_data``: shares per Sturges bin (numeric, > 20 distinct
     reference values) or per category, with zero shares replaced when ``fill_zeroes``."""
     if ref.kind == "numeric" and ref.n_unique > FEW_UNIQUE_LIMIT:
-        edges = sturges_edges(ref, cur.values, cur.integer)
+        edges = sturges_edges(ref, cur.numeric, cur.integer)
         ref_shares = histogram_sorted(ref.values, edges) / ref.values.size
-        cur_shares = np.histogram(cur.values, edges)[0] / cur.n
+        cur_shares = np.histogram(cur.numeric, edges)[0] / cur.n
     else:
         _, ref_counts, cur_counts = aligned_counts(ref, cur)
         ref_shares = ref_counts / ref.n
@@ -210,7 +210,7 @@ def binned_shares(ref: ColumnProfile, cur: Sample, fill_zeroes: bool) -> tuple[n
 
 def ks_pvalue(ref: ColumnProfile, cur: Sample) -> float:
     """Two-sample Kolmogorov–Smirnov p-value (``scipy.stats.ks_2samp``, method auto)."""
-    return stats.ks_2samp(ref.values, cur.values).pvalue
+    return stats.ks_2samp(ref.values, cur.numeric).pvalue
 
 
 def wasserstein_normed(ref: ColumnProfile, cur: Sample) -> float:
@@ -257,18 +257,18 @@ def anderson_pvalue(ref: ColumnProfile, cur: Sample) -> float:
     SciPy caps the p-value to [0.001, 0.25] and warns when it does; the cap is the documented
     behaviour, so the warning is not an error here.
     """
-    if ref.n_unique < 2 and np.all(cur.values == ref.values[0]):
+    if ref.n_unique < 2 and np.all(cur.numeric == ref.values[0]):
         raise InsufficientDataError("Anderson–Darling needs at least two distinct values")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="p-value (capped|floored)", category=UserWarning)
-        return stats.anderson_ksamp([ref.values, cur.values], variant="midrank").pvalue
+        return stats.anderson_ksamp([ref.values, cur.numeric], variant="midrank").pvalue
 
 
 def cramer_von_mises_pvalue(ref: ColumnProfile, cur: Sample) -> float:
     """Two-sample Cramér–von Mises p-value (``scipy.stats.cramervonmises_2samp``)."""
     if ref.values.size < 2 or cur.n < 2:
         raise InsufficientDataError("Cramér–von Mises needs at least two values on each side")
-    return stats.cramervonmises_2samp(ref.values, cur.values).pvalue
+    return stats.cramervonmises_2samp(ref.values, cur.numeric).pvalue
 
 
 def chisquare_pvalue(ref: ColumnProfile, cur: Sample) -> float:
