@@ -301,13 +301,18 @@ def _policy(name: str, kind: ColumnKind, monitor: MonitorConfig) -> ColumnPolicy
     threshold = None if settings.threshold == "auto" else float(settings.threshold)
     if override is not None:
         return ColumnPolicy(
-            name, kind, override.method, override.threshold if override.threshold is not None else threshold
+            name,
+            kind,
+            override.method,
+            override.threshold if override.threshold is not None else threshold,
+            min_samples=monitor.min_rows,
         )
     # A dataset-wide method applies to the column kinds it supports; the others keep auto.
     method = settings.method
     if kind_mismatch(method, kind):
         method, threshold = "auto", None
-    return ColumnPolicy(name, kind, method, threshold)
+    # min_rows holds per column too: a window of 200 rows with 20 labels has 20 values of label drift.
+    return ColumnPolicy(name, kind, method, threshold, min_samples=monitor.min_rows)
 
 
 def _drift(

@@ -187,3 +187,23 @@ def test_module_examples_run() -> None:
     import monitor.runs.windows
 
     assert doctest.testmod(monitor.runs.windows).failed == 0
+
+
+def test_every_drift_score_respects_min_rows_of_non_missing_values() -> None:
+    """Label drift on 20 labels with min_rows 30 was scored (issue 18, item 11): every column's score
+    needs min_rows non-missing values in the window, else it is insufficient_data."""
+    mon = MonitorConfig(model="m", reference={"previous_windows": 1}, min_rows=30)
+    baseline = fit_baseline(MODEL, mon, make_batch(1000), reference_seconds=3600)
+    window = make_batch(100, seed=5)
+    label = window.label.copy()
+    label[20:] = None  # 20 of 100 rows labelled so far
+    x = window.features["x"].copy()
+    x[25:] = None  # 25 non-missing values of feature x
+    window = dataclasses.replace(window, label=label, features={**window.features, "x": x})
+    scores = {(s.kind, s.feature): s for s in evaluate(MODEL, mon, baseline, window, window_seconds=3600).scores}
+    for column, present in (("label", 20), ("x", 25)):
+        score = scores[("drift", column)]
+        assert (score.status, score.value) == ("insufficient_data", None), column
+        assert f"has {present} non-missing values (need 30)" in score.reason
+    assert scores[("drift", "c")].status == "ok"
+    assert scores[("drift", "prediction")].status == "ok"
