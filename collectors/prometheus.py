@@ -26,10 +26,10 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
-from sqlalchemy import Engine, select, text
+from sqlalchemy import CursorResult, Engine, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -312,10 +312,14 @@ class PrometheusCollector:
     def _advance_checkpoint(self, session: Session, start_ms: int, end_ms: int) -> None:
         position = {"ts": from_ms(end_ms).isoformat()}
         # Insert-or-lock, so two workers collecting the same query at once never fail on the key.
-        created = session.execute(
-            _insert_for(session)(Checkpoint.__table__)
-            .values(collector=self.name, position=position)
-            .on_conflict_do_nothing(index_elements=["collector"])
+        # An INSERT without RETURNING gives a CursorResult; Session.execute is typed with the wider Result.
+        created = cast(
+            CursorResult[Any],
+            session.execute(
+                _insert_for(session)(Checkpoint.__table__)
+                .values(collector=self.name, position=position)
+                .on_conflict_do_nothing(index_elements=["collector"])
+            ),
         )
         if created.rowcount == 1:
             return

@@ -29,12 +29,15 @@ import uuid
 from collections import deque
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 import orjson
 
 from monitor.retry import Backoff, call, is_transient, is_transient_status
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +223,7 @@ class Client:
             if self.url is not None:
                 self._post(http, kind, model, records, idempotency_key)
             if self.elasticsearch is not None:
-                self._index(kind, records)
+                self._index(self.elasticsearch, kind, records)
 
         def warn(_attempt: int, wait: float, exc: BaseException) -> None:
             log.warning("driftscope: sending %s records failed (%s), retrying in %.1fs", kind, exc, wait)
@@ -263,7 +266,7 @@ class Client:
                 rejected[0]["message"],
             )
 
-    def _index(self, kind: Kind, records: list[bytes]) -> None:
+    def _index(self, client: Elasticsearch, kind: Kind, records: list[bytes]) -> None:
         from elasticsearch import ApiError, TransportError, helpers
 
         index = self.index if kind == "prediction" else self.label_index
@@ -272,7 +275,7 @@ class Client:
         documents = [orjson.loads(r) for r in records]
         actions = ({"_index": index, "_id": str(d["id"]), "_source": d} for d in documents)
         try:
-            helpers.bulk(self.elasticsearch, actions, refresh=False)
+            helpers.bulk(client, actions, refresh=False)
         except helpers.BulkIndexError as exc:
             raise _SendError(f"{len(exc.errors)} documents refused by Elasticsearch", transient=False) from exc
         except ApiError as exc:
