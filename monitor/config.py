@@ -12,6 +12,7 @@ Unknown keys are errors that list the valid ones: a typo never silently becomes 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import types
@@ -20,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -486,8 +488,62 @@ class WorkerSettings(Frozen):
     claim_ttl: Duration = timedelta(minutes=10)
 
 
+# --- the store ----------------------------------------------------------------------------------
+
+_URL_SCHEME = re.compile(r"^([A-Za-z0-9]+)(?:\+([A-Za-z0-9_]+))?://")
+# The drivers Driftscope works with, and the module each needs; psycopg (3) is installed with it.
+_STORE_DRIVERS = {("postgresql", "psycopg"): "psycopg", ("postgresql", "psycopg2"): "psycopg2",
+                  ("sqlite", "pysqlite"): "sqlite3"}  # fmt: skip
+_STORE_HELP = "postgresql://user@host:5432/db or sqlite:///driftscope.db"
+
+
+def store_url(url: str) -> str:
+    """The SQLAlchemy URL for a store URL as users write it: ``postgres://`` and ``postgresql://``
+    become ``postgresql+psycopg://``; a database or driver that cannot work is a ValueError that
+    gives the spelling to use. Messages never repeat the URL: it may carry a password.
+
+    >>> store_url("postgres://driftscope@db/driftscope")
+    'postgresql+psycopg://driftscope@db/driftscope'
+    """
+    match = _URL_SCHEME.match(url)
+    if match is None:
+        raise ValueError(f"not a database URL (expected e.g. {_STORE_HELP})")
+    backend, driver = match[1].lower(), (match[2] or "").lower()
+    backend = "postgresql" if backend == "postgres" else backend
+    if backend not in ("postgresql", "sqlite"):
+        raise ValueError(
+            f"unsupported database {match[1]!r}: Driftscope stores in PostgreSQL or SQLite ({_STORE_HELP})"
+        )
+    driver = driver or ("psycopg" if backend == "postgresql" else "pysqlite")
+    module = _STORE_DRIVERS.get((backend, driver))
+    right = "sqlite:///..." if backend == "sqlite" else "postgresql+psycopg://... (psycopg 3, comes with Driftscope)"
+    if module is None:
+        raise ValueError(f"unsupported driver {match[0]!r}: write {right}")
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(f"driver {driver} is not installed: write {right}")
+    try:
+        urlsplit(url).port  # noqa: B018  (parsing the port is the check)
+    except ValueError:
+        raise ValueError(f"the port is not a number (expected e.g. {_STORE_HELP})") from None
+    scheme = match[0] if backend == "sqlite" else f"postgresql+{driver}://"
+    return scheme + url[match.end() :]
+
+
+StoreUrl = Annotated[str, AfterValidator(store_url)]
+
+
 class Config(Frozen):
-    store: str = Field(DEFAULT_STORE_URL, repr=False)  # may carry a password
+    store: StoreUrl = Field(
+        DEFAULT_STORE_URL,
+        repr=False,  # may carry a password
+        description="Where Driftscope keeps its data. SQLite, for one machine: `sqlite:///driftscope.db` "
+        "(relative to the working directory) or `sqlite:////var/lib/driftscope/driftscope.db` (absolute: four "
+        "slashes). PostgreSQL: `postgresql://user@host:5432/db`; `postgres://` and `postgresql+psycopg://` "
+        "mean the same (the driver is psycopg 3), other databases and drivers are refused. Keep the password "
+        "out of the file: `postgresql://driftscope:${PGPASSWORD}@db/driftscope` (percent-encode `@`, `:` and "
+        "`/` in it), or leave it out of the URL and the driver reads `$PGPASSWORD` itself. `$DRIFTSCOPE_STORE` "
+        "overrides this key.",
+    )
     sources: dict[Name, Source] = {}
     models: dict[Name, ModelConfig] = {}
     monitors: dict[Name, MonitorConfig] = {}
@@ -738,4 +794,11 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         data = {**data, "store": env[STORE_ENV]}
     elif data is None and env.get(STORE_ENV):
         data = {"store": env[STORE_ENV]}
-    return parse_config(data, source, env)
+    else:
+        return parse_config(data, source, env)
+    try:
+        return parse_config(data, source, env)
+    except ConfigError as exc:
+        # The file's store was replaced: point at where the value came from.
+        errors = [(p, f"{m} (from ${STORE_ENV})" if p == "store" else m) for p, m in exc.errors]
+        raise ConfigError(errors, source) from None

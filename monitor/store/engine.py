@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.config import store_url
 from monitor.errors import StoreError, StoreUnreachable
 
 if TYPE_CHECKING:
@@ -36,12 +37,13 @@ def migrations_dir() -> Path:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url`` with the settings each backend needs for concurrent use."""
+    """An engine for ``url`` (any spelling :func:`~monitor.config.store_url` accepts) with the
+    settings each backend needs for concurrent use."""
+    # The URL may carry a password: never echo it (store_url's messages do not).
     try:
-        parsed = make_url(url)
-    except ArgumentError:
-        # The URL may carry a password: never echo it.
-        raise StoreError("store: not a database URL (expected e.g. postgresql+psycopg://user@host/db)") from None
+        parsed = make_url(store_url(url))
+    except ValueError as exc:
+        raise StoreError(f"store: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import importlib.util
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from monitor.cli.main import app
 from monitor.config import ConfigError, load_config, parse_config, parse_duration
+from monitor.errors import StoreError
+from monitor.store.engine import make_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = {
@@ -304,3 +308,63 @@ def test_cli_validate_file_wins_over_the_environment_but_not_over_an_explicit_op
     assert both.exit_code == 2 and "two files given" in both.output
     from_env_only = runner.invoke(app, ["config", "validate"], env={"DRIFTSCOPE_CONFIG": example})
     assert from_env_only.exit_code == 0, from_env_only.output
+
+
+@pytest.mark.parametrize(
+    ("given", "url"),
+    [
+        ("postgres://driftscope:pw@db:5432/driftscope", "postgresql+psycopg://driftscope:pw@db:5432/driftscope"),
+        ("postgresql://driftscope@db/driftscope", "postgresql+psycopg://driftscope@db/driftscope"),
+        ("postgresql+psycopg://driftscope@db/driftscope", "postgresql+psycopg://driftscope@db/driftscope"),
+        ("sqlite:///driftscope.db", "sqlite:///driftscope.db"),
+        ("sqlite:////var/lib/driftscope.db", "sqlite:////var/lib/driftscope.db"),
+    ],
+)
+def test_store_urls_are_accepted_in_their_common_spellings(given, url):
+    assert parse_config({"store": given}, env={}).store == url
+    assert make_url(url).get_dialect().driver in ("psycopg", "pysqlite")
+
+
+def test_a_postgres_store_gets_an_engine_on_psycopg_without_a_server():
+    engine = make_engine(parse_config({"store": "postgres://u@localhost/db"}, env={}).store)
+    assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
+
+
+def test_a_sqlite_store_url_opens_a_real_engine(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, env={"DRIFTSCOPE_STORE": "sqlite:///relative.db"})
+    with make_engine(config.store).connect() as connection:
+        assert connection.exec_driver_sql("select 1").scalar() == 1
+    assert (tmp_path / "relative.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("mysql://u:hunter2@db/x", "unsupported database 'mysql': Driftscope stores in PostgreSQL or SQLite"),
+        ("postgresql+asyncpg://u:hunter2@db/x", "unsupported driver 'postgresql+asyncpg://': write postgresql+psycopg"),
+        ("postgresql://u:hunter2@db:54x2/x", "the port is not a number"),
+        ("postgresql//u:hunter2@db/x", "not a database URL (expected e.g. postgresql://user@host:5432/db"),
+    ],
+)
+def test_a_store_that_cannot_work_is_refused_at_load_without_its_password(given, message):
+    errors = errors_of({"store": given})
+    assert list(errors) == ["store"] and errors["store"].startswith(message)
+    assert "hunter2" not in errors["store"]
+    with pytest.raises(StoreError) as caught:
+        make_engine(given)
+    assert str(caught.value).startswith(f"store: {message}") and "hunter2" not in str(caught.value)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("psycopg2") is not None, reason="psycopg2 is installed here")
+def test_a_driver_that_is_not_installed_is_refused_with_the_right_spelling():
+    errors = errors_of({"store": "postgresql+psycopg2://u:hunter2@db/x"})
+    assert errors == {"store": "driver psycopg2 is not installed: write postgresql+psycopg://... "
+                               "(psycopg 3, comes with Driftscope)"}  # fmt: skip
+
+
+def test_a_bad_store_from_the_environment_says_where_it_came_from():
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, env={"DRIFTSCOPE_STORE": "mysql://u:hunter2@db/x"})
+    ((path, message),) = caught.value.errors
+    assert path == "store" and message.endswith("(from $DRIFTSCOPE_STORE)") and "hunter2" not in message
