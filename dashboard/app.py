@@ -47,7 +47,7 @@ def create_app(
     app = dash.Dash(
         __name__,
         title="Driftscope",
-        update_title=None,
+        update_title=None,  # type: ignore[arg-type]  # documented ("None or ''"), though annotated str
         assets_folder=str(ASSETS),
         suppress_callback_exceptions=True,  # page components appear only after the router renders them
         serve_locally=True,

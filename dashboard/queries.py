@@ -218,20 +218,20 @@ def overview(conn: Connection) -> pd.DataFrame:
         .group_by(Run.model_id)
         .subquery()
     )
-    result = conn.execute(select(last.c.model_id, last.c.last_window))
-    frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    rows = conn.execute(select(last.c.model_id, last.c.last_window)).all()
+    frame = pd.DataFrame(rows, columns=["model_id", "last_window"])
     if frame.empty:
         return pd.DataFrame(columns=["model_id", "last_window", "volume_24h", "share_drifted"])
     # Interval arithmetic in SQL differs per backend; there are few models, so one small query each.
     frame["volume_24h"] = [
         conn.scalar(
             select(func.coalesce(func.sum(Run.row_count), 0)).where(
-                Run.model_id == int(row.model_id),
-                Run.window_start > row.last_window - timedelta(days=1),
-                Run.window_start <= row.last_window,
+                Run.model_id == model_id,
+                Run.window_start > last_window - timedelta(days=1),
+                Run.window_start <= last_window,
             )
         )
-        for row in frame.itertuples()
+        for model_id, last_window in rows
     ]
     newest = (
         select(
