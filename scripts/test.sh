@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Install what the test suite needs on Debian bookworm (Python >= 3.11), then run the whole suite.
+# Install what the test suite needs on Debian bookworm (Python >= 3.11), type-check, then run the whole suite.
 #   ./scripts/test.sh [pytest args...]
 # System packages come from apt, only those missing (root, or sudo otherwise); Python packages go into
-# .venv. On a machine that has everything it installs nothing and goes straight to pytest.
+# .venv. On a machine that has everything it installs nothing and goes straight to mypy and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,4 +56,6 @@ if [ ! -e "$stamp" ]; then
     touch "$stamp"
 fi
 
+# Type check first (pyproject.toml [tool.mypy]); its cache in .mypy_cache makes a re-run take seconds.
+.venv/bin/mypy
 exec .venv/bin/pytest "$@"
