@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import partial
+from typing import Any, Literal, TypeGuard, overload
 
 import numpy as np
 import orjson
@@ -26,7 +27,7 @@ from detectors.multivariate import MultivariateReference, fit_multivariate, mult
 from detectors.npz import pack, unpack
 from detectors.performance import Band, bands_from_dict, bands_to_dict, fit_performance_bands, label_scores
 from detectors.performance import performance_scores as realized_performance_scores
-from detectors.profile import ReferenceProfile, profile_reference
+from detectors.profile import ColumnProfile, ReferenceProfile, profile_reference
 from detectors.quality import QualityReference, QualityThresholds, quality_scores
 from detectors.types import ColumnKind, Score, ScoreKind
 from monitor.config import ModelConfig, MonitorConfig
@@ -103,6 +104,12 @@ def classification_classes(model: ModelConfig, reference_labels: np.ndarray | No
     return None
 
 
+@overload
+def as_classes(values: np.ndarray) -> np.ndarray: ...
+@overload
+def as_classes(values: None) -> None: ...
+@overload
+def as_classes(values: np.ndarray | None) -> np.ndarray | None: ...
 def as_classes(values: np.ndarray | None) -> np.ndarray | None:
     """Class labels by their string form (``None`` stays missing)."""
     if values is None:
@@ -131,7 +138,7 @@ def _performance_labels(
     return as_classes(batch.label), as_classes(y_pred)
 
 
-def _present(values: np.ndarray | None) -> bool:
+def _present(values: np.ndarray | None) -> TypeGuard[np.ndarray]:
     if values is None or len(values) == 0:
         return False
     if values.dtype == object:
@@ -328,14 +335,13 @@ def _drift(
     extras = ([PREDICTION, SCORE] if "features" in parts else []) + ([LABEL] if "labels" in parts else [])
     for name in extras:
         if name in baseline.drift and name in columns:
-            out += _family(
-                "drift",
-                "auto",
-                lambda n=name: [
-                    column_drift(baseline.drift[n], columns[n][1], _policy(n, baseline.drift[n].kind, monitor))
-                ],
-            )
+            policy = _policy(name, baseline.drift[name].kind, monitor)
+            out += _family("drift", "auto", partial(_one_column, baseline.drift[name], columns[name][1], policy))
     return out
+
+
+def _one_column(profile: ColumnProfile, values: np.ndarray, policy: ColumnPolicy) -> list[Score]:
+    return [column_drift(profile, values, policy)]
 
 
 def _multivariate(model: ModelConfig, baseline: Baseline, window: Batch) -> list[Score]:
@@ -383,7 +389,7 @@ def _estimated(monitor: MonitorConfig, baseline: Baseline, window: Batch) -> lis
         return [Score.insufficient("estimated_performance", m, reason) for m in metrics]
     if window.score is None:
         return [Score.insufficient("estimated_performance", m, "window has no scores") for m in metrics]
-    preds = None if not _present(window.prediction) else _binary01(window.prediction, baseline.classes)
+    preds = _binary01(window.prediction, baseline.classes) if _present(window.prediction) else None
     if preds is not None and not np.isfinite(preds).all():
         preds = None  # a missing decision: derive all decisions from the scores instead
     return estimated_performance_scores(baseline.cbpe, window.score, preds, metrics=metrics)
