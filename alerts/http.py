@@ -1,9 +1,11 @@
-"""One HTTP POST shared by the HTTP channels (Slack, webhook, Alertmanager), with their retry rules.
+"""The one HTTP POST of the HTTP channels (Slack, webhook, Alertmanager), with their retry rules.
 
-Redirects are never followed (a redirect could lead a webhook to an internal address after the SSRF
-check). 2xx is success; 5xx, 408, 429, timeouts and connection errors are transient (429 honours
-``Retry-After``); any other status is final. Response bodies are never read into errors: a target must
-not be able to echo anything back through Driftscope.
+Every request passes the SSRF guard (:func:`alerts.ssrf.check_target`) and goes to the address the
+guard checked (Host header and TLS SNI keep the name): there is no unguarded way out. Redirects are
+never followed (a redirect could lead a webhook to an internal address after the SSRF check). 2xx is
+success; 5xx, 408, 429, timeouts and connection errors are transient (429 honours ``Retry-After``); any
+other status is final. Response bodies are never read into errors: a target must not be able to echo
+anything back through Driftscope.
 
 httpx logs every request URL at INFO; for webhooks the URL is the credential, so its request log lines
 are dropped (:class:`_DropRequestLines`).
@@ -23,6 +25,7 @@ from typing import Any
 import httpx
 
 from alerts.base import DeliveryError
+from alerts.ssrf import check_target
 
 TIMEOUT_S = 10.0
 MAX_RETRY_AFTER_S = 3600.0
@@ -74,19 +77,30 @@ def post(
     url: str,
     content: bytes,
     *,
+    allow_private: bool,
     what: str,
     headers: Mapping[str, str] | None = None,
-    extensions: Mapping[str, Any] | None = None,
     timeout: float = TIMEOUT_S,
 ) -> None:
-    """POST the JSON bytes ``content`` to ``url`` and classify the outcome (see the module docstring)."""
+    """POST the JSON bytes ``content`` to ``url`` once the guard allows it, pinned to the checked address,
+    and classify the outcome (see the module docstring)."""
+    target = check_target(url, allow_private=allow_private, what=what)
     _quiet_httpx()
-    send_headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json", **(headers or {})}
+    send_headers = {
+        "User-Agent": USER_AGENT,
+        "Content-Type": "application/json",
+        **(headers or {}),
+        "Host": target.host_header,
+    }
     try:
         # A client per request: pooled connections must not be shared across targets pinned by address.
         with httpx.Client(follow_redirects=False, timeout=timeout, trust_env=False, verify=_tls_context()) as client:
             request = client.build_request(
-                "POST", url, content=content, headers=send_headers, extensions=dict(extensions or {})
+                "POST",
+                target.url,
+                content=content,
+                headers=send_headers,
+                extensions={"sni_hostname": target.sni_hostname},
             )
             response = client.send(request)
     except httpx.TimeoutException as exc:

@@ -4,6 +4,7 @@ One message per notification: a coloured attachment (severity: red critical, ora
 green resolved) holding a header, one section per alert (what crossed which threshold, value vs
 threshold, since when, window and reference, top drifting features) and a button to the dashboard page.
 Slack cannot deduplicate: a worker killed between Slack's 200 and our commit sends it again once.
+The webhook URL passes the SSRF guard like any other target (:func:`alerts.http.post`).
 """
 
 from __future__ import annotations
@@ -49,4 +50,5 @@ def blocks(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 class SlackNotifier:
     def send(self, channel: SlackChannel, payload: Mapping[str, Any], idempotency_key: str) -> None:
-        post(channel.webhook.get_secret_value(), encode_json(blocks(payload)), what="slack webhook")
+        url = channel.webhook.get_secret_value()
+        post(url, encode_json(blocks(payload)), allow_private=channel.allow_private, what="slack webhook")

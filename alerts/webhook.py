@@ -4,8 +4,7 @@ Headers: ``X-Driftscope-Signature: sha256=<hex>`` (HMAC of ``<timestamp>.<body>`
 channel's secret, as Stripe does), ``X-Driftscope-Timestamp`` (when the notification was created; the
 same on every retry, so the signature is stable and a receiver may refuse stale ones) and
 ``Idempotency-Key`` (the notification's key: a receiver that stores it can drop the one duplicate a
-worker killed mid-delivery may cause). The target passes the SSRF guard
-(:mod:`alerts.ssrf`) before each request.
+worker killed mid-delivery may cause). Sent by :func:`alerts.http.post`, behind the SSRF guard.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from alerts.http import encode_json, post
-from alerts.ssrf import check_target
 from monitor.config import WebhookChannel
 
 SIGNATURE_HEADER = "X-Driftscope-Signature"
@@ -35,10 +33,10 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
 
 class WebhookNotifier:
     def send(self, channel: WebhookChannel, payload: Mapping[str, Any], idempotency_key: str) -> None:
-        target = check_target(channel.url.get_secret_value(), allow_private=channel.allow_private)
         body = encode_json(payload)
         timestamp = str(payload.get("sent_at"))
-        headers = {"Host": target.host_header, "Idempotency-Key": idempotency_key, TIMESTAMP_HEADER: timestamp}
+        headers = {"Idempotency-Key": idempotency_key, TIMESTAMP_HEADER: timestamp}
         if channel.secret is not None:
             headers[SIGNATURE_HEADER] = sign(channel.secret.get_secret_value(), timestamp, body)
-        post(target.url, body, what="webhook", headers=headers, extensions={"sni_hostname": target.sni_hostname})
+        url = channel.url.get_secret_value()
+        post(url, body, allow_private=channel.allow_private, what="webhook", headers=headers)

@@ -401,6 +401,7 @@ class AlertRule(Frozen):
 class SlackChannel(Frozen):
     kind: Literal["slack"]
     webhook: SecretStr
+    allow_private: bool = Field(False, description="Allow loopback/private targets (refused by default: SSRF).")
 
 
 class EmailChannel(Frozen):

@@ -87,7 +87,7 @@ def _check_block_kit(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_slack_receives_a_valid_block_kit_payload(sqlite_engine: Engine, http_receiver: servers.HttpReceiver) -> None:
-    channel = {"kind": "slack", "webhook": f"{http_receiver.url}/services/T000/B000/XXXX"}
+    channel = {"kind": "slack", "webhook": f"{http_receiver.url}/services/T000/B000/XXXX", "allow_private": True}
     config = make_config([{**DRIFT, "severity": "critical", "notify": ["slack"]}], {"slack": channel}, group_wait="0s")
     fire_then_resolve(sqlite_engine, config)
     firing, resolved = http_receiver.requests
@@ -149,24 +149,30 @@ def test_webhook_is_signed_and_carries_its_idempotency_key(
     assert http_receiver.requests[0].json()["alerts"][0]["annotations"]["top_features"][0]["feature"] == "plan"
 
 
-def test_webhook_to_a_private_address_is_refused_without_allow_private(
-    sqlite_engine: Engine, http_receiver: servers.HttpReceiver
+# Every HTTP channel: (the key of its URL, the name its errors start with).
+HTTP_CHANNELS = {"webhook": ("url", "webhook"), "slack": ("webhook", "slack webhook")}
+
+
+@pytest.mark.parametrize("kind", HTTP_CHANNELS)
+def test_a_private_address_is_refused_without_allow_private(
+    sqlite_engine: Engine, http_receiver: servers.HttpReceiver, kind: str
 ) -> None:
-    channels = {"hook": {"kind": "webhook", "url": http_receiver.url}}
-    config = make_config([{**DRIFT, "notify": ["hook"]}], channels, group_wait="0s")
+    key, what = HTTP_CHANNELS[kind]
+    channels = {"out": {"kind": kind, key: f"{http_receiver.url}/services/T000/B000/XXXX"}}
+    config = make_config([{**DRIFT, "notify": ["out"]}], channels, group_wait="0s")
     model = setup_models(sqlite_engine, config)["churn"]
     add_window(sqlite_engine, model, T0, 0.67, FEATURES)
     evaluate(sqlite_engine, config, T0 + HOUR)
     assert deliver_due(sqlite_engine, config, T0 + 2 * HOUR) == 0
     (notification,) = _notifications(sqlite_engine)
     assert notification.status == "failed"
-    assert notification.last_error.startswith(f"webhook: port {http_receiver.port} not allowed (80, 443, 8080, 8443)")
+    assert notification.last_error.startswith(f"{what}: port {http_receiver.port} not allowed (80, 443, 8080, 8443)")
     assert "set allow_private: true on the channel" in notification.last_error
     assert http_receiver.requests == []
 
 
 def test_rate_limits_retries_and_final_failures(sqlite_engine: Engine, http_receiver: servers.HttpReceiver) -> None:
-    channel = {"kind": "slack", "webhook": f"{http_receiver.url}/services/x"}
+    channel = {"kind": "slack", "webhook": f"{http_receiver.url}/services/x", "allow_private": True}
     config = make_config([{**DRIFT, "notify": ["slack"]}], {"slack": channel}, group_wait="0s")
     model = setup_models(sqlite_engine, config)["churn"]
     add_window(sqlite_engine, model, T0, 0.67, FEATURES)

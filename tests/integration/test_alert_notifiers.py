@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
+from alerts import ssrf
 from alerts.base import DeliveryError
 from alerts.message import probe_payload
 from alerts.registry import NOTIFIERS
@@ -41,7 +42,8 @@ def live(
     """(channel spec, count of what its server received) for the kind in ``request.param``."""
     kind = request.param
     if kind == "slack":
-        yield {"kind": "slack", "webhook": f"{http_receiver.url}/services/x"}, lambda: len(http_receiver.requests)
+        spec = {"kind": "slack", "webhook": f"{http_receiver.url}/services/x", "allow_private": True}
+        yield spec, lambda: len(http_receiver.requests)
     elif kind == "webhook":
         spec = {"kind": "webhook", "url": http_receiver.url, "allow_private": True, "secret": "k"}
         yield spec, lambda: len(http_receiver.requests)
@@ -74,7 +76,7 @@ def test_each_notifier_delivers_the_same_payload(live: tuple[dict[str, Any], Cal
 def test_an_unreachable_target_is_a_transient_error(kind: str) -> None:
     port = servers.free_port()  # nothing listens there
     spec = {
-        "slack": {"kind": "slack", "webhook": f"http://127.0.0.1:{port}/services/x"},
+        "slack": {"kind": "slack", "webhook": f"http://127.0.0.1:{port}/services/x", "allow_private": True},
         "webhook": {"kind": "webhook", "url": f"http://127.0.0.1:{port}/", "allow_private": True},
         "email": {"kind": "email", "smtp": f"smtp://127.0.0.1:{port}", "to": ["a@example.test"]},
         "alertmanager": {"kind": "alertmanager", "url": f"http://127.0.0.1:{port}"},
@@ -82,3 +84,25 @@ def test_an_unreachable_target_is_a_transient_error(kind: str) -> None:
     with pytest.raises(DeliveryError) as caught:
         NOTIFIERS[kind].send(_channel(spec), probe_payload("contract", NOW), "contract-key")
     assert caught.value.transient is True and "connection failed" in caught.value.reason
+
+
+# The key of each HTTP channel's URL: they all go out through alerts.http.post, behind one guard.
+HTTP_URL_KEYS = {"slack": "webhook", "webhook": "url"}
+
+
+@pytest.mark.parametrize("kind", HTTP_URL_KEYS)
+def test_every_http_channel_refuses_loopback_unless_allow_private(
+    kind: str, http_receiver: servers.HttpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = {"kind": kind, HTTP_URL_KEYS[kind]: f"{http_receiver.url}/services/T000/B000/XXXX"}
+    payload = probe_payload("contract", NOW)
+    with pytest.raises(DeliveryError, match=f"port {http_receiver.port} not allowed") as caught:
+        NOTIFIERS[kind].send(_channel(spec), payload, "contract-key")
+    assert caught.value.transient is False
+    # With the receiver's port allowed, the address is what the guard refuses.
+    monkeypatch.setattr(ssrf, "ALLOWED_PORTS", (*ssrf.ALLOWED_PORTS, http_receiver.port))
+    with pytest.raises(DeliveryError, match="resolves to a loopback address; set allow_private: true"):
+        NOTIFIERS[kind].send(_channel(spec), payload, "contract-key")
+    assert http_receiver.requests == []
+    NOTIFIERS[kind].send(_channel({**spec, "allow_private": True}), payload, "contract-key")
+    assert len(http_receiver.requests) == 1

@@ -37,7 +37,7 @@ BODY_ECHO = b"CANARYbodyecho3f"  # what a hostile target answers: never repeated
 
 def _config_file(tmp_path: Path, receiver: servers.HttpReceiver, smtp: servers.SmtpServer) -> Path:
     channels = {
-        "slack": {"kind": "slack", "webhook": f"{receiver.url}/services/${{SLACK_URL_TOKEN}}"},
+        "slack": {"kind": "slack", "webhook": f"{receiver.url}/services/${{SLACK_URL_TOKEN}}", "allow_private": True},
         # Loopback on a high port without allow_private: refused by the SSRF guard.
         "hook": {"kind": "webhook", "url": f"{receiver.url}/${{HOOK_TOKEN}}", "secret": "${HMAC_KEY}"},
         # Nothing listens there: connection refused.
