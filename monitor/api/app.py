@@ -9,8 +9,8 @@ batch return the first answer without writing.
 
 Every route needs ``Authorization: Bearer <key>`` except ``/healthz``, ``/readyz``, ``/metrics`` (for
 Prometheus; aggregate numbers only, see docs/operations.md to restrict it) and the OpenAPI
-docs. A failed authentication is a 401 that says nothing about why; repeated failures from one
-client get 429 for a while.
+docs. A failed authentication is a 401 that says nothing about why; repeated failures under one key
+prefix (or with unknown prefixes) get 429 for a while, never a valid key (see FailureLimiter).
 """
 
 import hashlib
@@ -133,20 +133,20 @@ def create_app(config: Config, engine: Engine) -> FastAPI:
         version="1",
         description="Push prediction logs and late labels. Every route but health checks needs a Bearer API key.",
     )
-    limiter = FailureLimiter()
+    limiter = FailureLimiter(engine)
     unauthorized = HTTPException(401, "invalid or missing API key", headers={"WWW-Authenticate": "Bearer"})
 
-    def authenticate(request: Request, authorization: Annotated[str | None, Header()] = None) -> KeyInfo:
-        client = request.client.host if request.client else "unknown"
-        wait = limiter.retry_after(client)
-        if wait is not None:
-            raise HTTPException(429, "too many failed authentications", headers={"Retry-After": str(int(wait) + 1)})
-        scheme, _, key = (authorization or "").partition(" ")
-        info = verify_api_key(engine, key.strip()) if scheme.lower() == "bearer" and key else None
-        if info is None:
-            limiter.record_failure(client)
-            raise unauthorized
-        return info
+    def authenticate(authorization: Annotated[str | None, Header()] = None) -> KeyInfo:
+        scheme, _, presented = (authorization or "").partition(" ")
+        verification = verify_api_key(engine, presented.strip()) if scheme.lower() == "bearer" else None
+        if verification is not None and verification.key is not None:
+            return verification.key  # before the limiter: someone else's failures never refuse a valid key
+        if verification is not None and verification.bucket is not None:
+            wait = limiter.retry_after(verification.bucket)
+            if wait is not None:
+                raise HTTPException(429, "too many failed authentications", headers={"Retry-After": str(int(wait) + 1)})
+            limiter.record_failure(verification.bucket)
+        raise unauthorized
 
     Key = Annotated[KeyInfo, Depends(authenticate)]
 

@@ -2,8 +2,9 @@
 
 A key looks like ``dsk_<prefix>_<secret>``: the prefix finds the row, the SHA-256 of the whole key
 is compared in constant time. The secret is 256 random bits, so a fast hash is enough (a slow
-password hash protects low-entropy passwords, not random keys). Verification failures are rate
-limited per client by :class:`FailureLimiter`, so guessing is not an option either.
+password hash protects low-entropy passwords, not random keys), and guessing one is hopeless.
+:class:`FailureLimiter` bounds what failed attempts cost the store and makes them visible: it counts
+them per presented prefix, in the store so that every API process shares the count.
 """
 
 from __future__ import annotations
@@ -11,20 +12,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
-import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, func, select, update
 
 from monitor.errors import DriftscopeError
 from monitor.store.engine import transaction
-from monitor.store.tables import ApiKey, utcnow
+from monitor.store.tables import ApiKey, AuthFailure, utcnow
 
 KEY_PREFIX = "dsk_"
+# Every presented prefix that no key has shares this bucket, so a spray of made-up prefixes adds at most
+# one bucket's worth of rows (a real prefix is hex, so it never collides with this one).
+UNKNOWN_BUCKET = "unknown"
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # last_used_at is a hint; do not write it on every request
 
 
@@ -83,54 +84,63 @@ def revoke_api_key(engine: Engine, name: str) -> KeyInfo:
         return _info(row)
 
 
-def verify_api_key(engine: Engine, presented: str) -> KeyInfo | None:
-    """The key's info if ``presented`` is a valid, unrevoked key; None otherwise (never says why)."""
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """What a presented key turned out to be."""
+
+    key: KeyInfo | None  # None: not a valid, unrevoked key
+    bucket: str | None  # where a failure counts: the key's prefix, UNKNOWN_BUCKET, or None (no key-shaped value)
+
+
+def verify_api_key(engine: Engine, presented: str) -> Verification:
+    """Check ``presented``; the answer never says why a key failed, only where the failure counts."""
     if not presented.startswith(KEY_PREFIX) or len(presented) > 200:
-        return None
+        return Verification(None, None)
     prefix = presented[len(KEY_PREFIX) :].split("_", 1)[0]
     with engine.connect() as connection:
         row = connection.execute(select(ApiKey).where(ApiKey.prefix == prefix)).first()
     if row is None:
         _hash(presented)  # same work as a hit, so timing does not tell a known prefix from an unknown one
-        return None
+        return Verification(None, UNKNOWN_BUCKET)
     if not hmac.compare_digest(row.key_hash, _hash(presented)) or row.revoked_at is not None:
-        return None
+        return Verification(None, row.prefix)
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         with transaction(engine) as session:
             session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
     models = None if row.models is None else tuple(row.models)
-    return KeyInfo(row.id, row.name, row.prefix, models, row.created_at, row.revoked_at, now)
+    return Verification(KeyInfo(row.id, row.name, row.prefix, models, row.created_at, row.revoked_at, now), row.prefix)
 
 
 class FailureLimiter:
-    """Blocks a client after ``max_failures`` failed authentications within ``window`` seconds.
+    """Refuses a bucket's failures after ``max_failures`` of them within ``window``, counted in the store.
 
-    In-process state: with several API processes each enforces its own limit, which still bounds
-    guessing to a handful of tries per minute per process.
+    A bucket is a key prefix (see :class:`Verification`), not a client address: behind an ingress every
+    client has the same address, and ``X-Forwarded-For`` is whatever the client says. Only failures are
+    limited; the API accepts a valid key before it asks the limiter, so nobody can lock a key's owner out
+    by sending bad secrets under its (not secret) prefix. A bucket at its limit is not written to, and
+    each write deletes the rows past the window, so the table stays at (keys + 1) × ``max_failures`` rows.
+    Concurrent processes may each record one failure past the limit; the bound still holds within that.
     """
 
-    def __init__(self, max_failures: int = 10, window: float = 60.0, max_clients: int = 10_000) -> None:
-        self.max_failures, self.window, self.max_clients = max_failures, window, max_clients
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+    def __init__(self, engine: Engine, max_failures: int = 10, window: timedelta = timedelta(minutes=1)) -> None:
+        self.engine, self.max_failures, self.window = engine, max_failures, window
 
-    def retry_after(self, client: str) -> float | None:
-        """Seconds until ``client`` may try again, or None if it is not blocked."""
-        now = time.monotonic()
-        with self._lock:
-            failures = self._failures.get(client)
-            if failures is None:
-                return None
-            while failures and now - failures[0] > self.window:
-                failures.popleft()
-            if len(failures) < self.max_failures:
-                return None
-            return self.window - (now - failures[0])
+    def retry_after(self, bucket: str) -> float | None:
+        """Seconds until ``bucket`` may fail again, or None if it is not blocked."""
+        now = utcnow()
+        with self.engine.connect() as connection:
+            failures, oldest = connection.execute(
+                select(func.count(), func.min(AuthFailure.failed_at)).where(
+                    AuthFailure.bucket == bucket, AuthFailure.failed_at > now - self.window
+                )
+            ).one()
+        if failures < self.max_failures:
+            return None
+        return max((oldest + self.window - now).total_seconds(), 0.0)
 
-    def record_failure(self, client: str) -> None:
-        with self._lock:
-            if client not in self._failures and len(self._failures) >= self.max_clients:
-                # Forget the stalest client rather than grow without bound under a spray of addresses.
-                del self._failures[next(iter(self._failures))]
-            self._failures.setdefault(client, deque(maxlen=self.max_failures)).append(time.monotonic())
+    def record_failure(self, bucket: str) -> None:
+        now = utcnow()
+        with transaction(self.engine) as session:
+            session.execute(delete(AuthFailure).where(AuthFailure.failed_at <= now - self.window))
+            session.add(AuthFailure(bucket=bucket, failed_at=now))

@@ -352,6 +352,22 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
+class AuthFailure(Base):
+    """A failed API authentication, counted per key prefix by the API's limiter (every process shares it).
+
+    ``bucket`` is the presented key's prefix when a key has it, else one bucket for all unknown
+    prefixes; the limiter stops recording a bucket at its limit and deletes rows older than its window,
+    so the table holds at most (keys + 1) × limit rows.
+    """
+
+    __tablename__ = "auth_failure"
+    __table_args__ = (Index("ix_auth_failure_bucket_failed_at", "bucket", "failed_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(32))
+    failed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class IdempotentRequest(Base):
     """A processed ingestion batch, so a retried request with the same Idempotency-Key is a no-op."""
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -18,9 +21,9 @@ from sqlalchemy import Engine, func, select
 
 from monitor.api.app import create_app
 from monitor.config import Config, parse_config
-from monitor.store.api_keys import create_api_key, revoke_api_key
+from monitor.store.api_keys import UNKNOWN_BUCKET, FailureLimiter, create_api_key, revoke_api_key
 from monitor.store.engine import make_engine
-from monitor.store.tables import PendingLabel, Prediction, RejectedRecord
+from monitor.store.tables import AuthFailure, PendingLabel, Prediction, RejectedRecord
 
 MODELS = {
     "churn": {
@@ -87,6 +90,10 @@ def api(store_engine: Engine) -> Iterator[tuple[httpx.Client, str, Engine]]:
     key, _ = create_api_key(store_engine, "svc-test")
     with client_for(create_app(make_config(max_body_bytes=200_000), store_engine), key) as client:
         yield client, key, store_engine
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 def count(engine: Engine, table: Any, **where: Any) -> int:
@@ -333,16 +340,65 @@ def test_authentication_scope_and_errors(api) -> None:
 
 
 @pytest.mark.integration
-def test_repeated_failures_are_rate_limited(api) -> None:
-    client, key, _ = api
-    statuses = [
-        client.post("/v1/models/churn/predictions", json=[], headers={"Authorization": f"Bearer {key}x"}).status_code
-        for _ in range(12)
+def test_guessing_one_prefix_is_limited_but_never_locks_out_a_valid_key(api) -> None:
+    # Behind an ingress every client has the same address: one client's bad keys must not block the others.
+    client, key, engine = api
+    url = "/v1/models/churn/predictions"
+    other, other_info = create_api_key(engine, "svc-other")
+    prefix = key.split("_")[1]
+    guesses = [client.post(url, json=[], headers=bearer(f"dsk_{prefix}_guess{i}")) for i in range(12)]
+    assert [g.status_code for g in guesses] == [401] * 10 + [429] * 2
+    assert 0 < int(guesses[-1].headers["Retry-After"]) <= 61
+    # The prefix is not secret, so the right secret still gets in: nobody can lock a key's owner out.
+    assert client.post(url, json=[]).status_code == 200
+    assert client.post(url, json=[], headers=bearer(other)).status_code == 200
+    assert client.post(url, json=[], headers=bearer(f"dsk_{other_info.prefix}_guess")).status_code == 401
+
+
+@pytest.mark.integration
+def test_unknown_prefixes_share_one_bucket_whatever_x_forwarded_for_says(api) -> None:
+    client, _, engine = api
+    url = "/v1/models/churn/predictions"
+    spray = [
+        client.post(
+            url, json=[], headers={**bearer(f"dsk_{secrets.token_hex(6)}_x"), "X-Forwarded-For": f"10.0.0.{i}"}
+        ).status_code
+        for i in range(30)
     ]
-    assert statuses == [401] * 10 + [429] * 2
-    # Even the right key waits: the client is blocked, not the key.
-    blocked = client.post("/v1/models/churn/predictions", json=[])
-    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
+    assert spray == [401] * 10 + [429] * 20
+    assert count(engine, AuthFailure) == count(engine, AuthFailure, bucket=UNKNOWN_BUCKET) == 10
+    assert client.post(url, json=[], headers={"X-Forwarded-For": "10.0.0.1"}).status_code == 200
+
+
+@pytest.mark.integration
+def test_failure_count_is_shared_by_api_processes(api) -> None:
+    client, key, engine = api
+    url = "/v1/models/churn/predictions"
+    bad = bearer(f"dsk_{key.split('_')[1]}_guess")
+    # A second app over its own engine on the same store stands for a second API process.
+    second_engine = make_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        with client_for(create_app(make_config(), second_engine)) as second:
+            halves = [client.post(url, json=[], headers=bad).status_code for _ in range(5)]
+            halves += [second.post(url, json=[], headers=bad).status_code for _ in range(5)]
+            assert halves == [401] * 10
+            assert client.post(url, json=[], headers=bad).status_code == 429
+            assert second.post(url, json=[], headers=bad).status_code == 429
+    finally:
+        second_engine.dispose()
+
+
+@pytest.mark.integration
+def test_failures_expire_with_their_window_and_are_deleted(store_engine: Engine) -> None:
+    limiter = FailureLimiter(store_engine, max_failures=2, window=timedelta(seconds=1))
+    limiter.record_failure("abc")
+    limiter.record_failure("abc")
+    assert 0 < limiter.retry_after("abc") <= 1
+    assert limiter.retry_after("def") is None
+    time.sleep(1.1)
+    assert limiter.retry_after("abc") is None
+    limiter.record_failure("def")
+    assert count(store_engine, AuthFailure) == 1
 
 
 @pytest.mark.integration
