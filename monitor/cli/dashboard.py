@@ -12,80 +12,31 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
-import numpy as np
-import pandas as pd
 import typer
 from sqlalchemy import Engine
 from werkzeug.serving import make_server
 
 from monitor.cli.main import ConfigOption, open_store, out_console, user_errors
-from monitor.config import Config, ModelConfig, load_config
+from monitor.config import Config, load_config
 from monitor.errors import DriftscopeError
 from monitor.store.engine import check_migrated
-from monitor.store.queries import model_ids
-
-if TYPE_CHECKING:
-    from monitor.runs.windows import Batch
 
 log = logging.getLogger(__name__)
 REPORT_CACHE_SIZE = 8  # a report embeds Evidently's ~5 MB bundle: keep only the last few
 
 
-def batch_frame(batch: Batch, model: ModelConfig) -> pd.DataFrame:
-    """A window's rows as the frame Evidently reads: typed feature columns, prediction, score, label."""
-    columns: dict[str, Any] = {}
-    for name, kind in model.features.items():
-        values = batch.features.get(name, np.full(batch.n, None, dtype=object))
-        columns[name] = pd.to_numeric(pd.Series(values), errors="coerce") if kind == "numeric" else pd.Series(values)
-    frame = pd.DataFrame(columns)
-    for name, column in (("prediction", batch.prediction), ("label", batch.label)):
-        if column is not None:
-            frame[name] = pd.Series(column)
-    if batch.score is not None and batch.score.ndim == 1:
-        frame["score"] = batch.score
-    return frame
-
-
 def report_renderer(config: Config, engine: Engine) -> Callable[[str, datetime], str]:
-    """``render_report(monitor, window_start) -> html`` for the dashboard's window report page."""
+    """``render_report(monitor, window_start) -> html`` for the dashboard's window report page: the same
+    :func:`monitor.runs.drilldown.window_report_html` as ``driftscope report``."""
     # Imported here, not at the top: every `driftscope` command imports this module, and the detectors
     # (Evidently above all) take seconds to import.
-    from detectors.report import evidently_report_html
-    from monitor.runs.references import References
-    from monitor.runs.windows import load_window
-
-    references = References(config, engine, model_ids(engine))
+    from monitor.runs.drilldown import window_report_html
 
     @lru_cache(maxsize=REPORT_CACHE_SIZE)
     def render(monitor_name: str, window_start: datetime) -> str:
-        monitor = config.monitors.get(monitor_name)
-        if monitor is None:
-            raise LookupError(f"unknown monitor {monitor_name!r} (known: {', '.join(config.monitors) or 'none'})")
-        model = config.models[monitor.model]
-        reference, _ = references.reference_batch(monitor_name, window_start)
-        classes = model.classes if model.task == "multiclass" else None
-        with engine.connect() as connection:
-            window = load_window(
-                connection,
-                model_ids(engine)[monitor.model],
-                model.features,
-                window_start,
-                window_start + monitor.window,
-                score_classes=classes,
-            )
-        binary = model.task == "binary"
-        return evidently_report_html(
-            batch_frame(reference, model),
-            batch_frame(window, model),
-            model.features,
-            model.task,
-            target="label",
-            prediction="prediction",
-            score_columns="score" if binary and window.score is not None else None,
-            pos_label=model.positive_class if model.positive_class is not None else 1,
-        )
+        return window_report_html(config, engine, monitor_name, window_start)[1]
 
     return render
 

@@ -1,8 +1,9 @@
-"""Evidently's HTML report for one window of a monitor against its reference (``driftscope report``, dashboard).
+"""Evidently's HTML report for one window of a monitor against its reference.
 
-The window and its reference are read exactly as the scheduler reads them, turned into two
-frames (features, ``target``, ``prediction`` and the score column(s)) and handed to
-:func:`detectors.report.evidently_report_html`.
+The one path behind ``driftscope report`` and the dashboard's window report page, so both derive the
+classes (and the positive class) the same way. The window and its reference are read exactly as the
+scheduler reads them, turned into two frames (features, ``target``, ``prediction`` and the score
+column(s)) and handed to :func:`detectors.report.evidently_report_html`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from monitor.errors import DriftscopeError
 from monitor.runs.evaluation import classification_classes, to_float
 from monitor.runs.references import References
 from monitor.runs.windows import Batch, load_window, window_floor, window_origin
-from monitor.store.queries import sync_models
+from monitor.store.queries import model_ids
 
 
 class ReportError(DriftscopeError):
@@ -56,22 +57,27 @@ def window_report_html(config: Config, engine: Engine, monitor_name: str, moment
         raise ReportError(f"unknown monitor {monitor_name!r} (known: {', '.join(sorted(config.monitors)) or 'none'})")
     model = config.models[monitor.model]
     start = window_floor(moment, monitor.window, window_origin(monitor.start))
-    model_ids = sync_models(engine, config)
-    references = References(config, engine, model_ids)
-    reference, _ = references.reference_batch(monitor_name, start)
+    # Read, not synced: a report writes nothing, and a model without a row has no window to report.
+    ids = model_ids(engine)
+    if monitor.model not in ids:
+        raise ReportError(f"monitor {monitor_name!r}: model {monitor.model!r} has no data in the store yet")
+    reference, _ = References(config, engine, ids).reference_batch(monitor_name, start)
     classes = classification_classes(model, reference.label)
     with engine.connect() as connection:
         window = load_window(
-            connection, model_ids[monitor.model], model.features, start, start + monitor.window,
+            connection, ids[monitor.model], model.features, start, start + monitor.window,
             score_classes=classes if model.task == "multiclass" else None,
         )  # fmt: skip
-    if model.task == "binary":
+    if model.task == "binary" and window.score is not None and reference.score is not None:
         score_columns: list[str] | str | None = "score"
     elif model.task == "multiclass" and classes is not None:
         score_columns = [str(c) for c in classes]
     else:
         score_columns = None
-    pos_label = "1" if classes is None else str(classes[1]) if model.task == "binary" else None
+    # Labels reach Evidently as strings (see _frame): the positive class must be one too.
+    pos_label = None
+    if model.task == "binary":
+        pos_label = str(classes[1]) if classes is not None else (model.positive_class or "1")
     try:
         html = evidently_report_html(
             _frame(reference, model, score_columns),

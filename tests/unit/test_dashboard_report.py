@@ -1,4 +1,5 @@
-"""The window report the dashboard process wires in: Evidently's HTML for a stored window, served by the app."""
+"""The window report, Evidently's HTML for a stored window: served by the dashboard app and written by
+``driftscope report``, both through :func:`monitor.runs.drilldown.window_report_html`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import Engine, insert
 from dashboard import create_app
 from monitor.cli.dashboard import report_renderer
 from monitor.config import Config
+from monitor.runs.drilldown import ReportError, window_report_html
 from monitor.store.queries import sync_models
 from monitor.store.tables import Prediction
 
@@ -18,10 +20,10 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 WINDOW = T0 + timedelta(days=2)
 
 
-def config() -> Config:
+def config(**model: str) -> Config:
     return Config.model_validate(
         {
-            "models": {"m": {"task": "binary", "features": {"x": "numeric", "plan": "categorical"}}},
+            "models": {"m": {"task": "binary", "features": {"x": "numeric", "plan": "categorical"}, **model}},
             "monitors": {
                 "m-hourly": {"model": "m", "window": "1h", "reference": {"range": [T0, T0 + timedelta(days=1)]}}
             },
@@ -54,6 +56,11 @@ def seed_predictions(engine: Engine, cfg: Config) -> None:
         conn.execute(insert(Prediction), rows)
 
 
+def report_data(html: str) -> str:
+    """The report's own data, before Evidently's inlined JS bundle (which names every metric)."""
+    return html[: html.index("var global = globalThis")]
+
+
 def test_report_of_a_stored_window(sqlite_engine: Engine) -> None:
     cfg = config()
     seed_predictions(sqlite_engine, cfg)
@@ -61,7 +68,7 @@ def test_report_of_a_stored_window(sqlite_engine: Engine) -> None:
     html = render("m-hourly", WINDOW)
     assert html.lstrip().startswith("<!DOCTYPE html>")
     assert '"x"' in html and '"plan"' in html
-    with pytest.raises(LookupError, match="unknown monitor 'nope'"):
+    with pytest.raises(ReportError, match="unknown monitor 'nope'"):
         render("nope", WINDOW)
 
     client = create_app(cfg, sqlite_engine, render_report=render).server.test_client()
@@ -72,3 +79,17 @@ def test_report_of_a_stored_window(sqlite_engine: Engine) -> None:
     assert missing.status_code == 404 and "unknown monitor" in missing.get_data(as_text=True)
     empty = client.get("/_report/m-hourly/2026-12-01T00:00:00Z")  # no predictions in that window
     assert empty.status_code == 404
+
+
+def test_string_positive_class_with_int_labels_in_both_paths(sqlite_engine: Engine) -> None:
+    """``positive_class: "1"`` (YAML quotes it) while the SDK stored labels 1 and 0: the dashboard answered
+    404 "'1'" where ``driftscope report`` rendered; both now read the classes the same way."""
+    cfg = config(positive_class="1")
+    seed_predictions(sqlite_engine, cfg)
+    start, cli_html = window_report_html(cfg, sqlite_engine, "m-hourly", WINDOW + timedelta(minutes=30))
+    assert start == WINDOW and "ROC AUC" in report_data(cli_html)
+
+    client = create_app(cfg, sqlite_engine, render_report=report_renderer(cfg, sqlite_engine)).server.test_client()
+    response = client.get("/_report/m-hourly/" + WINDOW.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert "ROC AUC" in report_data(response.get_data(as_text=True))
