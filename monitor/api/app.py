@@ -178,9 +178,12 @@ def create_app(config: Config, engine: Engine) -> FastAPI:
         response: Response,
         key: KeyInfo,
         idempotency_key: str | None,
+    def unknown_model(message: str, key: KeyInfo) -> HTTPException:
+        # A key learns the names of the models it may write to, no others.
+        known = sorted(m for m in config.models if key.allows(m))
+        return HTTPException(404, {"message": message, "known_models": known})
+
     ) -> IngestResponse:
-        if model not in config.models:
-            raise HTTPException(404, {"message": f"unknown model {model!r}", "known_models": sorted(config.models)})
         if not key.allows(model):
             raise HTTPException(403, f"this API key may not write to model {model!r}")
         body = await _read_body(request, config.api.max_body_bytes)
@@ -189,7 +192,10 @@ def create_app(config: Config, engine: Engine) -> FastAPI:
         stored_key = None
         if idempotency_key:
             # Scoped to the key, model and route, so two clients never collide on their own keys.
+            # Before the model check: a scoped key gets the same answer for a model that does not exist.
             digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
+        if model not in config.models:
+            raise unknown_model(f"unknown model {model!r}", key)
             stored_key = f"{key.id}:{kind}:{model}:{digest}"
         try:
             records = _split_body(body, request.headers.get("content-type", "application/json"))
@@ -202,7 +208,7 @@ def create_app(config: Config, engine: Engine) -> FastAPI:
                 write, engine, config, model, records, source, shape="canonical", idempotency_key=stored_key
             )
         except UnknownModelError as exc:  # the config changed under us; same answer as above
-            raise HTTPException(404, {"message": str(exc), "known_models": exc.known}) from None
+            raise unknown_model(str(exc), key) from None
         if result.all_rejected:
             # A 200 would let a client that only checks the status lose the whole batch without noticing.
             response.status_code = 422

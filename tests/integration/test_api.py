@@ -340,6 +340,21 @@ def test_authentication_scope_and_errors(api) -> None:
 
 
 @pytest.mark.integration
+def test_a_scoped_key_learns_no_model_outside_its_scope(api) -> None:
+    client, _, engine = api
+    scoped, _ = create_api_key(engine, "svc-price", ["price", "retired"])
+    outside = client.post("/v1/models/churn/predictions", json=[], headers=bearer(scoped))
+    unknown = client.post("/v1/models/nope/predictions", json=[], headers=bearer(scoped))
+    assert outside.status_code == unknown.status_code == 403
+    assert outside.json() == {"detail": "this API key may not write to model 'churn'"}
+    assert unknown.json() == {"detail": "this API key may not write to model 'nope'"}
+    # In its scope but no longer configured: the 404 names only the models the key may write to.
+    retired = client.post("/v1/models/retired/labels", json=[], headers=bearer(scoped))
+    assert retired.status_code == 404
+    assert retired.json()["detail"] == {"message": "unknown model 'retired'", "known_models": ["price"]}
+
+
+@pytest.mark.integration
 def test_guessing_one_prefix_is_limited_but_never_locks_out_a_valid_key(api) -> None:
     # Behind an ingress every client has the same address: one client's bad keys must not block the others.
     client, key, engine = api
