@@ -5,8 +5,9 @@ alert's labels), string annotations (summary, description, value, threshold, sin
 link as ``generatorURL``, ``startsAt`` when it fired and ``endsAt``: the resolve time for a resolved alert,
 and for a firing one twice the rule's repeat interval ahead — Driftscope re-sends a firing group every
 repeat interval, which keeps it active; if Driftscope stops, Alertmanager resolves it on its own.
-Alertmanager deduplicates by labels, so a re-sent notification is harmless. The URL passes the SSRF
-guard (:mod:`alerts.ssrf`); ``allow_private`` defaults to true because Alertmanager usually runs inside.
+Alertmanager deduplicates by labels, so a re-sent notification is harmless. The endpoint passes the
+SSRF guard (:func:`alerts.http.post`); an Alertmanager inside the network needs ``allow_private: true``,
+set explicitly like any private target.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from alerts.http import encode_json, post
 from alerts.message import alert_lines, iso
@@ -21,6 +23,13 @@ from monitor.config import AlertmanagerChannel
 
 DEFAULT_REPEAT = timedelta(hours=4)
 TEST_ALERT_LIFETIME = timedelta(minutes=5)
+
+
+def endpoint(base_url: str) -> str:
+    """``/api/v2/alerts`` under the path of ``base_url``; its query and fragment (refused at load) are dropped,
+    so nothing in the base can turn the appended path into a query or fragment."""
+    parts = urlsplit(base_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"{parts.path.rstrip('/')}/api/v2/alerts", "", ""))
 
 
 def _annotation(value: Any) -> str:
@@ -61,5 +70,5 @@ def am_alerts(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 class AlertmanagerNotifier:
     def send(self, channel: AlertmanagerChannel, payload: Mapping[str, Any], idempotency_key: str) -> None:
-        url = f"{channel.url.rstrip('/')}/api/v2/alerts"
-        post(url, encode_json(am_alerts(payload)), allow_private=channel.allow_private, what="alertmanager")
+        body = encode_json(am_alerts(payload))
+        post(endpoint(channel.url), body, allow_private=channel.allow_private, what="alertmanager")

@@ -424,8 +424,18 @@ class WebhookChannel(Frozen):
 
 class AlertmanagerChannel(Frozen):
     kind: Literal["alertmanager"]
-    url: str
-    allow_private: bool = True
+    url: str = Field(description="Alertmanager's base URL; /api/v2/alerts is appended to its path.")
+    allow_private: bool = Field(
+        False, description="Allow loopback/private targets, as an Alertmanager inside the network is (SSRF)."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _a_base_url(cls, url: str) -> str:
+        # A query or fragment would swallow the appended /api/v2/alerts: any path of the host could be POSTed.
+        if "?" in url or "#" in url:
+            raise ValueError("a base URL takes no query or fragment ('?' or '#'): /api/v2/alerts is appended to it")
+        return url
 
 
 class ConsoleChannel(Frozen):

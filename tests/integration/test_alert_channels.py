@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import Engine, select
 
 from alerts import deliver_due, evaluate
+from alerts.alertmanager import AlertmanagerNotifier
 from alerts.email import message_id
+from alerts.message import probe_payload
 from alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from monitor.config import Config
+from monitor.config import AlertmanagerChannel, Config, ConfigError
 from monitor.store.engine import transaction
 from monitor.store.tables import Notification
 from tests import servers
@@ -108,7 +110,8 @@ def test_alertmanager_lists_the_alert_and_its_resolve(
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 3 * HOUR
     test_id = uuid.uuid4().hex
     rule = {**DRIFT, "labels": {"test_id": test_id}, "notify": ["am"]}
-    config = make_config([rule], {"am": {"kind": "alertmanager", "url": alertmanager_server.url}}, group_wait="0s")
+    channel = {"kind": "alertmanager", "url": alertmanager_server.url, "allow_private": True}
+    config = make_config([rule], {"am": channel}, group_wait="0s")
     model = setup_models(sqlite_engine, config)["churn"]
     add_window(sqlite_engine, model, start, 0.67, FEATURES)
     evaluate(sqlite_engine, config, start + HOUR)
@@ -150,7 +153,11 @@ def test_webhook_is_signed_and_carries_its_idempotency_key(
 
 
 # Every HTTP channel: (the key of its URL, the name its errors start with).
-HTTP_CHANNELS = {"webhook": ("url", "webhook"), "slack": ("webhook", "slack webhook")}
+HTTP_CHANNELS = {
+    "webhook": ("url", "webhook"),
+    "slack": ("webhook", "slack webhook"),
+    "alertmanager": ("url", "alertmanager"),
+}
 
 
 @pytest.mark.parametrize("kind", HTTP_CHANNELS)
@@ -169,6 +176,31 @@ def test_a_private_address_is_refused_without_allow_private(
     assert notification.last_error.startswith(f"{what}: port {http_receiver.port} not allowed (80, 443, 8080, 8443)")
     assert "set allow_private: true on the channel" in notification.last_error
     assert http_receiver.requests == []
+
+
+@pytest.mark.parametrize("base", ["/am", "/am/", "/am?", "/am#", "/am?x=1"])
+def test_alertmanager_endpoint_is_the_base_path_joined_with_the_api_path(
+    http_receiver: servers.HttpReceiver, base: str
+) -> None:
+    # The query and fragment are refused at load (below); past validation, they are still dropped.
+    channel = AlertmanagerChannel.model_construct(
+        kind="alertmanager", url=f"{http_receiver.url}{base}", allow_private=True
+    )
+    AlertmanagerNotifier().send(channel, probe_payload("am", T0), "key")
+    assert [r.path for r in http_receiver.requests] == ["/am/api/v2/alerts"]
+
+
+@pytest.mark.parametrize("tail", ["?", "#", "?a=1", "/#x"])
+def test_an_alertmanager_url_with_a_query_or_fragment_is_refused_at_load(tail: str) -> None:
+    channel = {
+        "kind": "alertmanager",
+        "url": f"http://alertmanager.internal:9093/-/reload{tail}",
+        "allow_private": True,
+    }
+    with pytest.raises(ConfigError) as caught:
+        make_config([{**DRIFT, "notify": ["am"]}], {"am": channel})
+    ((path, message),) = caught.value.errors
+    assert path == "alerts.channels.am.url" and "no query or fragment" in message
 
 
 def test_rate_limits_retries_and_final_failures(sqlite_engine: Engine, http_receiver: servers.HttpReceiver) -> None:

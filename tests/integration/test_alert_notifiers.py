@@ -53,7 +53,7 @@ def live(
     elif kind == "alertmanager":
         am = request.getfixturevalue("alertmanager_server")
         count = lambda: len(am.alerts(alertname="driftscope test notification", channel_test=str(NOW)))  # noqa: E731
-        yield {"kind": "alertmanager", "url": am.url}, count
+        yield {"kind": "alertmanager", "url": am.url, "allow_private": True}, count
     else:
         records: list[logging.LogRecord] = []
         handler = logging.Handler()
@@ -79,7 +79,7 @@ def test_an_unreachable_target_is_a_transient_error(kind: str) -> None:
         "slack": {"kind": "slack", "webhook": f"http://127.0.0.1:{port}/services/x", "allow_private": True},
         "webhook": {"kind": "webhook", "url": f"http://127.0.0.1:{port}/", "allow_private": True},
         "email": {"kind": "email", "smtp": f"smtp://127.0.0.1:{port}", "to": ["a@example.test"]},
-        "alertmanager": {"kind": "alertmanager", "url": f"http://127.0.0.1:{port}"},
+        "alertmanager": {"kind": "alertmanager", "url": f"http://127.0.0.1:{port}", "allow_private": True},
     }[kind]
     with pytest.raises(DeliveryError) as caught:
         NOTIFIERS[kind].send(_channel(spec), probe_payload("contract", NOW), "contract-key")
@@ -87,7 +87,7 @@ def test_an_unreachable_target_is_a_transient_error(kind: str) -> None:
 
 
 # The key of each HTTP channel's URL: they all go out through alerts.http.post, behind one guard.
-HTTP_URL_KEYS = {"slack": "webhook", "webhook": "url"}
+HTTP_URL_KEYS = {"slack": "webhook", "webhook": "url", "alertmanager": "url"}
 
 
 @pytest.mark.parametrize("kind", HTTP_URL_KEYS)
