@@ -171,6 +171,11 @@ def create_app(config: Config, engine: Engine) -> FastAPI:
             return JSONResponse({"status": "unavailable", "detail": "store unreachable"}, status_code=503)
         return JSONResponse({"status": "ready"})
 
+    def unknown_model(message: str, key: KeyInfo) -> HTTPException:
+        # A key learns the names of the models it may write to, no others.
+        known = sorted(m for m in config.models if key.allows(m))
+        return HTTPException(404, {"message": message, "known_models": known})
+
     async def ingest(
         kind: Literal["prediction", "label"],
         model: str,
@@ -178,24 +183,19 @@ def create_app(config: Config, engine: Engine) -> FastAPI:
         response: Response,
         key: KeyInfo,
         idempotency_key: str | None,
-    def unknown_model(message: str, key: KeyInfo) -> HTTPException:
-        # A key learns the names of the models it may write to, no others.
-        known = sorted(m for m in config.models if key.allows(m))
-        return HTTPException(404, {"message": message, "known_models": known})
-
     ) -> IngestResponse:
         if not key.allows(model):
+            # Before the model check: a scoped key gets the same answer for a model that does not exist.
             raise HTTPException(403, f"this API key may not write to model {model!r}")
+        if model not in config.models:
+            raise unknown_model(f"unknown model {model!r}", key)
         body = await _read_body(request, config.api.max_body_bytes)
         source = "sdk" if request.headers.get("user-agent", "").startswith(SDK_USER_AGENT) else "api"
         write = ingest_predictions if kind == "prediction" else ingest_labels
         stored_key = None
         if idempotency_key:
             # Scoped to the key, model and route, so two clients never collide on their own keys.
-            # Before the model check: a scoped key gets the same answer for a model that does not exist.
             digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
-        if model not in config.models:
-            raise unknown_model(f"unknown model {model!r}", key)
             stored_key = f"{key.id}:{kind}:{model}:{digest}"
         try:
             records = _split_body(body, request.headers.get("content-type", "application/json"))
