@@ -3,9 +3,12 @@
 A webhook URL comes from configuration, but a configuration can be written by someone who should not
 reach the worker's network. Before each request the target is checked: scheme http/https only, port
 80/443/8080/8443 only, and every address the host resolves to must be public — loopback, private,
-link-local, shared (100.64/10), multicast, reserved, unspecified and cloud metadata addresses are
-refused unless the channel sets ``allow_private`` (which also lifts the port list: an internal
-receiver may listen anywhere). The request is then pinned to the checked address (Host header and TLS
+link-local, shared (100.64/10), multicast, reserved, unspecified, documentation, benchmarking, IETF
+protocol (192.0.0/24), site-local (fec0::/10), 6to4 (2002::/16), Teredo and cloud metadata addresses
+are refused (:data:`REFUSED_NETWORKS`, then anything the standard library holds non-global), an
+IPv4-mapped or NAT64 (64:ff9b::/96) address being judged by the IPv4 address it carries, unless the
+channel sets ``allow_private`` (which also lifts the port list: an internal receiver may listen
+anywhere). The request is then pinned to the checked address (Host header and TLS
 SNI keep the name), so DNS cannot answer differently between check and connect (rebinding).
 """
 
@@ -21,7 +24,44 @@ from alerts.base import DeliveryError
 ALLOWED_SCHEMES = ("http", "https")
 ALLOWED_PORTS = (80, 443, 8080, 8443)
 METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
-SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
+# Ranges refused whatever the Python version says of them (ipaddress' is_global has changed between
+# releases, and holds 2002::/16 and fec0::/10 global): most specific first, each with what it is.
+REFUSED_NETWORKS = [
+    (ipaddress.ip_network(network), what)
+    for network, what in (
+        ("0.0.0.0/32", "an unspecified address"),
+        ("0.0.0.0/8", "a 'this network' address (0/8)"),
+        ("10.0.0.0/8", "a private address"),
+        ("100.64.0.0/10", "a shared address (100.64/10)"),
+        ("127.0.0.0/8", "a loopback address"),
+        ("169.254.0.0/16", "a link-local address"),
+        ("172.16.0.0/12", "a private address"),
+        ("192.0.0.0/24", "an IETF protocol assignment address (192.0.0/24)"),
+        ("192.0.2.0/24", "a documentation address"),
+        ("192.88.99.0/24", "a 6to4 relay anycast address"),
+        ("192.168.0.0/16", "a private address"),
+        ("198.18.0.0/15", "a benchmarking address (198.18/15)"),
+        ("198.51.100.0/24", "a documentation address"),
+        ("203.0.113.0/24", "a documentation address"),
+        ("224.0.0.0/4", "a multicast address"),
+        ("240.0.0.0/4", "a reserved address (240/4)"),
+        ("::/128", "an unspecified address"),
+        ("::1/128", "a loopback address"),
+        ("64:ff9b:1::/48", "a local-use NAT64 address"),
+        ("100::/64", "a discard-only address"),
+        ("2001::/32", "a Teredo address (2001::/32: it tunnels to any IPv4 address)"),
+        ("2001:db8::/32", "a documentation address"),
+        ("2002::/16", "a 6to4 address (2002::/16: it tunnels to any IPv4 address)"),
+        ("3fff::/20", "a documentation address"),
+        ("fc00::/7", "a private (unique local) address"),
+        ("fe80::/10", "a link-local address"),
+        ("fec0::/10", "a site-local address (fec0::/10)"),
+        ("ff00::/8", "a multicast address"),
+    )
+]
+# These carry an IPv4 address that is where the packet really goes: judged as that address.
+IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
 # The one setting that lifts the address and port checks; every refusal it can lift names it.
 ALLOW_PRIVATE_HINT = "set allow_private: true on the channel (alerts.channels.<name>)"
 
@@ -34,21 +74,16 @@ class Target:
 
 
 def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address) and (address in IPV4_MAPPED or address in NAT64):
+        address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     if address in METADATA_ADDRESSES:
         return "a cloud metadata address"
-    for check, what in (  # most specific first: 0.0.0.0 and 169.254/16 are "private" too
-        (address.is_loopback, "loopback"),
-        (address.is_unspecified, "unspecified"),
-        (address.is_link_local, "link-local"),
-        (address.is_multicast, "multicast"),
-        (isinstance(address, ipaddress.IPv4Address) and address in SHARED_ADDRESS_SPACE, "shared (100.64/10)"),
-        (address.is_private, "private"),
-        (address.is_reserved, "reserved"),
-    ):
-        if check:
-            return f"a {what} address"
+    for network, what in REFUSED_NETWORKS:
+        if address in network:
+            return what
+    # Whatever else the standard library knows not to be public (IETF assignments such as 2001::/23).
+    if address.is_reserved or not address.is_global:
+        return "a reserved address"
     return None
 
 

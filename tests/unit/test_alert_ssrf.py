@@ -27,6 +27,37 @@ from alerts.ssrf import check_target
         ("http://0.0.0.0/x", "unspecified"),
         ("http://224.0.0.1/x", "multicast"),
         ("http://localhost/x", "loopback"),
+        # Special ranges, and the addresses that wrap an IPv4 one.
+        ("http://[2002:a9fe:a9fe::1]/x", "6to4"),  # 169.254.169.254 inside
+        ("http://[2002:5db8:d70e::1]/x", "6to4"),  # even wrapping a public address: no reason to go there
+        ("http://[fec0::1]/x", "site-local"),
+        ("http://192.0.0.1/x", "IETF protocol assignment"),
+        ("http://192.0.0.9/x", "IETF protocol assignment"),
+        ("http://192.0.0.170/x", "IETF protocol assignment"),
+        ("http://[::ffff:10.0.0.1]/x", "private"),
+        ("http://[::ffff:169.254.169.254]/x", "cloud metadata"),
+        ("http://[64:ff9b::a9fe:a9fe]/x", "cloud metadata"),
+        ("http://[64:ff9b::a00:1]/x", "private"),
+        ("http://[64:ff9b::7f00:1]/x", "loopback"),
+        ("http://[64:ff9b:1::a00:1]/x", "local-use NAT64"),
+        ("http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/x", "Teredo"),
+        ("http://[::1.2.3.4]/x", "reserved"),  # IPv4-compatible, deprecated
+        ("http://0.1.2.3/x", "this network"),
+        ("http://240.0.0.1/x", "reserved"),
+        ("http://255.255.255.255/x", "reserved"),
+        ("http://198.18.0.1/x", "benchmarking"),
+        ("http://198.19.255.254/x", "benchmarking"),
+        ("http://[2001:2::1]/x", "reserved"),  # IPv6 benchmarking
+        ("http://192.0.2.1/x", "documentation"),
+        ("http://198.51.100.7/x", "documentation"),
+        ("http://203.0.113.9/x", "documentation"),
+        ("http://[2001:db8::1]/x", "documentation"),
+        ("http://[3fff::1]/x", "documentation"),
+        ("http://[fd00::1]/x", "private"),
+        ("http://[fd00:ec2::254]/x", "cloud metadata"),
+        ("http://[100::1]/x", "discard-only"),
+        ("http://[ff02::1]/x", "multicast"),
+        ("http://192.88.99.1/x", "6to4 relay"),
         ("ftp://93.184.215.14/x", "scheme 'ftp' not allowed"),
         ("file:///etc/passwd", "scheme 'file' not allowed"),
         ("http://93.184.215.14:22/x", "port 22 not allowed"),
@@ -40,6 +71,22 @@ def test_refused_targets(url: str, reason: str) -> None:
     # Every refusal says how to get past it: the setting that allows it, or that none does.
     fix = "no setting allows" if "scheme" in reason else "set allow_private: true on the channel"
     assert fix in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://93.184.215.14/x",
+        "http://8.8.8.8/x",
+        "http://192.0.1.1/x",  # next to 192.0.0/24
+        "http://198.20.0.1/x",  # next to 198.18/15
+        "http://[2606:4700:4700::1111]/x",
+        "http://[64:ff9b::5db8:d70e]/x",  # NAT64 of a public address: what DNS64 answers on IPv6-only networks
+        "http://[::ffff:93.184.215.14]/x",
+    ],
+)
+def test_public_addresses_pass(url: str) -> None:
+    check_target(url, allow_private=False)
 
 
 @pytest.mark.parametrize("url", ["http://[::1/x", "http:///x", "http://93.184.215.14:99999/x"])
