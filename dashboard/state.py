@@ -27,6 +27,8 @@ RANGE_PRESETS: dict[str, timedelta | None] = {
 }
 DEFAULT_PRESET = "7d"
 # A chart with more columns than this gets windows merged into buckets (aggregated in SQL).
+# A link to one window (from an alert) shows this many windows each side of it, within the data.
+CONTEXT_WINDOWS = 24
 MAX_COLUMNS = 240
 _BUCKET_STEPS = (1, 2, 3, 4, 6, 8, 12, 24, 48, 72, 168)  # hours
 
@@ -90,8 +92,9 @@ class PageQuery:
         """The range to show given the data's first and last window start.
 
         Explicit ``from``/``to`` win; otherwise a preset ends at the newest data (not at "now", so a model
-        that stopped sending shows its last week, not an empty chart). A ``window`` alone centres the default
-        range on that window, which is what a link from an alert wants.
+        that stopped sending shows its last week, not an empty chart). A ``window`` alone frames that window
+        with :data:`CONTEXT_WINDOWS` windows each side, clipped to the data: what a link from an alert wants,
+        at a scale where the window is a column, not a pixel, even on a deployment minutes old.
         """
         if self.start and self.end and self.start < self.end:
             return TimeRange(self.start, self.end)
@@ -103,9 +106,10 @@ class PageQuery:
         if length is None:
             return TimeRange(first or last_end - timedelta(days=7), last_end, preset)
         if self.window and not self.preset:
-            end = min(self.window + length / 2, last_end) if last else self.window + length / 2
-            end = max(end, self.window + window)
-            return TimeRange(end - length, end, preset)
+            context = CONTEXT_WINDOWS * window
+            start = max(first, self.window - context) if first else self.window - context
+            end = min(last_end, self.window + window + context) if last else self.window + window + context
+            return TimeRange(min(start, self.window), max(end, self.window + window))
         if self.start:
             return TimeRange(self.start, self.start + length, preset)
         return TimeRange(last_end - length, last_end, preset)
