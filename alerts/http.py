@@ -4,8 +4,9 @@ Every request passes the SSRF guard (:func:`alerts.ssrf.check_target`) and goes 
 guard checked (Host header and TLS SNI keep the name): there is no unguarded way out. Redirects are
 never followed (a redirect could lead a webhook to an internal address after the SSRF check). 2xx is
 success; 5xx, 408, 429, timeouts and connection errors are transient (429 honours ``Retry-After``); any
-other status is final. Response bodies are never read into errors: a target must not be able to echo
-anything back through Driftscope.
+other status is final. Every failure is a :class:`DeliveryError` written here from a status code or an
+exception type: never a response body (a target must not be able to echo anything back through
+Driftscope), never third-party text that could quote the URL (for Slack and webhooks it is the secret).
 
 httpx logs every request URL at INFO; for webhooks the URL is the credential, so its request log lines
 are dropped (:class:`_DropRequestLines`).
@@ -103,6 +104,8 @@ def post(
                 extensions={"sni_hostname": target.sni_hostname},
             )
             response = client.send(request)
+    except httpx.InvalidURL:  # e.g. a control character in the path: retrying cannot help
+        raise DeliveryError(f"{what}: not a valid URL; correct the channel's url", transient=False) from None
     except httpx.TimeoutException as exc:
         raise DeliveryError(f"{what}: timed out ({type(exc).__name__})", transient=True) from None
     except httpx.TransportError as exc:

@@ -87,11 +87,13 @@ def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | No
     return None
 
 
-def _resolve(host: str, port: int) -> list[str]:
+def _resolve(host: str, port: int, what: str) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise DeliveryError(f"webhook: host does not resolve ({exc.strerror})", transient=True) from None
+        raise DeliveryError(f"{what}: host does not resolve ({exc.strerror})", transient=True) from None
+    except UnicodeError:  # IDNA: an empty or over-long label; its message would be third-party text
+        raise DeliveryError(f"{what}: not a valid host name; correct the channel's url", transient=False) from None
     return sorted({str(info[4][0]) for info in infos})
 
 
@@ -119,7 +121,7 @@ def check_target(url: str, *, allow_private: bool, what: str = "webhook") -> Tar
         raise DeliveryError(
             f"{what}: port {port} not allowed ({allowed}); {ALLOW_PRIVATE_HINT} (it allows any port)", transient=False
         )
-    addresses = _resolve(parts.hostname, port)
+    addresses = _resolve(parts.hostname, port, what)
     if not allow_private:
         for text in addresses:
             reason = _refused(ipaddress.ip_address(text.split("%")[0]))

@@ -106,3 +106,32 @@ def test_every_http_channel_refuses_loopback_unless_allow_private(
     assert http_receiver.requests == []
     NOTIFIERS[kind].send(_channel({**spec, "allow_private": True}), payload, "contract-key")
     assert len(http_receiver.requests) == 1
+
+
+CANARY = "CANARYpath5e1f"  # the secret part of a URL, which no failure may repeat
+
+
+@pytest.mark.parametrize("kind", HTTP_URL_KEYS)
+def test_no_failure_repeats_the_url(
+    kind: str, http_receiver: servers.HttpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    what = {"slack": "slack webhook"}.get(kind, kind)
+    hook = f"{http_receiver.url}/services/{CANARY}"
+    cases = [  # (url, allow_private, transient, the reason after "<what>: ")
+        (hook, False, False, f"port {http_receiver.port} not allowed"),
+        (f"http://127.0.0.1:{servers.free_port()}/services/{CANARY}", True, True, "connection failed"),
+        (f"{hook}\x00", True, False, "not a valid URL; correct the channel's url"),
+        (f"http://{CANARY * 5}.example/x", True, False, "not a valid host name; correct the channel's url"),
+        (f"http://{CANARY}.invalid/services/{CANARY}", True, True, "host does not resolve"),
+        (hook, True, True, "HTTP 500"),
+    ]
+    http_receiver.script(servers.ScriptedResponse(500, CANARY.encode()))
+    for url, allow_private, transient, reason in cases:
+        spec = {"kind": kind, HTTP_URL_KEYS[kind]: url, "allow_private": allow_private}
+        with pytest.raises(DeliveryError) as caught:
+            NOTIFIERS[kind].send(_channel(spec), probe_payload("contract", NOW), "contract-key")
+        assert caught.value.reason.startswith(f"{what}: {reason}") and caught.value.transient is transient
+        assert CANARY not in f"{caught.value} {caught.value!r} {caught.value.__cause__!r}"
+    assert len(http_receiver.requests) == 1  # the 500
+    assert caplog.records and CANARY not in caplog.text
