@@ -32,6 +32,8 @@ MAX_PAYLOAD_CHARS = 2000  # how much of a rejected record is kept for debugging
 CHUNK = 2000  # records per statement: bounds statement size, not round trips per row
 # Epoch numbers at or above this are milliseconds (1e11 seconds is the year 5138).
 EPOCH_MILLIS_FROM = 1e11
+# Class labels are stored as JSON integers, which the stores and orjson hold in 64 bits.
+INT64_RANGE = range(-(2**63), 2**63)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,12 +225,15 @@ def _class_value(value: Any, where: str, model: ModelConfig) -> Any:
     """A class label (prediction or ground truth) for a classifier; a finite number for a regressor."""
     if model.task == "regression":
         return _number(value, where)
+    sent = value
     if isinstance(value, bool) or (isinstance(value, float) and math.isfinite(value) and value.is_integer()):
         value = int(value)
     if isinstance(value, str):
         _check_text(value, where)
     elif not isinstance(value, int):
         raise _Invalid(where, f"expected a class (string or integer), got {_show(value)}")
+    elif value not in INT64_RANGE:
+        raise _Invalid(where, f"integer class {_show(sent)} is outside the 64-bit range")
     if model.classes is not None and str(value) not in model.classes:
         raise _Invalid(where, f"{_show(value)} is not one of the classes {model.classes}")
     return value
