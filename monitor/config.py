@@ -13,6 +13,7 @@ Unknown keys are errors that list the valid ones: a typo never silently becomes 
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import re
 import types
@@ -62,10 +63,10 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 60480
 
 
 def parse_duration(value: Any) -> timedelta:
-    """``"90s"``, ``"5m"``, ``"1h"``, ``"7d"`` or a number of seconds → ``timedelta``."""
+    """``"90s"``, ``"5m"``, ``"1h"``, ``"7d"`` or a number of seconds → ``timedelta``; never negative."""
     if isinstance(value, timedelta):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf:
         return timedelta(seconds=value)
     if isinstance(value, str) and (match := _DURATION.match(value)):
         return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
@@ -87,6 +88,38 @@ def _at_least_a_millisecond(value: timedelta) -> timedelta:
     return value
 
 
+def _positive(value: timedelta) -> timedelta:
+    # A zero window, interval or timeout would divide by zero, spin, or give up at once.
+    if value <= timedelta(0):
+        raise ValueError(f"expected a duration greater than 0, got {value.total_seconds():g}s")
+    return value
+
+
+def _url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
+    """Why ``url`` cannot be used, or None; the message never repeats it (it may be a secret)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "the port is not a number from 1 to 65535"
+    if parts.scheme.lower() not in schemes:
+        return f"expected a URL starting with {' or '.join(f'{s}://' for s in schemes)}"
+    if not parts.hostname:
+        return "the URL has no host"
+    return "the port is not a number from 1 to 65535" if port == 0 else None
+
+
+def _url(*schemes: str) -> AfterValidator:
+    def check(value: Any) -> Any:
+        secret = isinstance(value, SecretStr)
+        text = value.get_secret_value() if secret else value
+        if problem := _url_problem(text, schemes):
+            raise ValueError(problem if secret else f"{problem}, got {text!r}")
+        return value
+
+    return AfterValidator(check)
+
+
 def as_utc(moment: datetime) -> datetime:
     """A time without an offset is UTC, like every time Driftscope stores."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -98,6 +131,9 @@ def parse_time(text: str) -> datetime:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+PositiveDuration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+HttpUrl = Annotated[str, _url("http", "https")]
+SecretHttpUrl = Annotated[SecretStr, _url("http", "https")]
 UtcTime = Annotated[datetime, AfterValidator(as_utc)]
 Step = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_at_least_a_millisecond)]
 WindowCount = Annotated[int, BeforeValidator(_parse_windows), Field(ge=1)]
@@ -113,7 +149,7 @@ class Frozen(BaseModel):
 
 class ElasticsearchSource(Frozen):
     kind: Literal["elasticsearch"]
-    url: str
+    url: HttpUrl
     index: str
     username: str | None = None
     password: SecretStr | None = None
@@ -125,16 +161,24 @@ class ElasticsearchSource(Frozen):
     overlap: Duration = timedelta(minutes=10)
     safety_lag: Duration = timedelta(seconds=30)
     page_size: int = Field(10_000, ge=1, le=10_000)  # fewer, larger pages: see docs/benchmarks.md
-    interval: Duration = timedelta(minutes=1)
-    timeout: Duration = timedelta(seconds=30)
+    interval: PositiveDuration = timedelta(minutes=1)
+    timeout: PositiveDuration = timedelta(seconds=30)
+
+    @field_validator("url")
+    @classmethod
+    def _port_of_an_http_url(cls, url: str) -> str:
+        # The Elasticsearch client takes no default port for http (only 443 for https).
+        if urlsplit(url).port is None and url.lower().startswith("http:"):
+            raise ValueError(f"give the port of an http URL, e.g. http://localhost:9200, got {url!r}")
+        return url
 
 
 class PrometheusSource(Frozen):
     kind: Literal["prometheus"]
-    url: str
+    url: HttpUrl
     step: Step = timedelta(minutes=1)
-    interval: Duration = timedelta(minutes=1)
-    timeout: Duration = timedelta(seconds=30)
+    interval: PositiveDuration = timedelta(minutes=1)
+    timeout: PositiveDuration = timedelta(seconds=30)
     # Prometheus rejects a query_range with more than 11,000 points per series.
     max_points_per_request: int = Field(10_000, ge=1, le=11_000)
     # Only evaluate up to now - safety_lag: a point whose samples are still being scraped would change later.
@@ -285,7 +329,7 @@ class QualitySettings(Frozen):
 # reported together with every other error of the file rather than after those are fixed.
 class MonitorConfig(Frozen):
     model: Name
-    window: Duration = timedelta(hours=1)
+    window: PositiveDuration = timedelta(hours=1)
     lateness: Duration = Field(timedelta(minutes=5), description="How long after a window closes it is computed.")
     start: UtcTime | None = Field(None, description="First window to compute; default: the first prediction.")
     reference: ReferenceSpec
@@ -394,37 +438,43 @@ class AlertRule(Frozen):
     labels: dict[str, str] = {}
     group_by: list[str] = ["rule", "model"]
     notify: list[Name] = []
-    repeat_interval: Duration = timedelta(hours=4)
+    repeat_interval: PositiveDuration = timedelta(hours=4)
     inhibits: list[str] = Field([], description="Names of rules this one mutes (same model) while it fires.")
 
 
 class SlackChannel(Frozen):
     kind: Literal["slack"]
-    webhook: SecretStr
+    webhook: SecretHttpUrl
     allow_private: bool = Field(False, description="Allow loopback/private targets (refused by default: SSRF).")
 
 
 class EmailChannel(Frozen):
     kind: Literal["email"]
-    smtp: str = Field(description="smtp://host:port or smtps://host:port")
+    smtp: Annotated[str, _url("smtp", "smtps")] = Field(description="smtp://host:port or smtps://host:port")
     to: list[str] = Field(min_length=1)
     sender: str = Field("driftscope@localhost", alias="from")
     starttls: bool = False
     username: str | None = None
     password: SecretStr | None = None
-    timeout: Duration = timedelta(seconds=10)
+    timeout: PositiveDuration = timedelta(seconds=10)
+
+    @model_validator(mode="after")
+    def _one_kind_of_tls(self) -> EmailChannel:
+        if self.starttls and self.smtp.lower().startswith("smtps:"):
+            raise _Problems([("starttls", "smtps:// is TLS from the first byte: use starttls with smtp:// only")])
+        return self
 
 
 class WebhookChannel(Frozen):
     kind: Literal["webhook"]
-    url: SecretStr
+    url: SecretHttpUrl
     secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for the X-Driftscope-Signature header.")
     allow_private: bool = Field(False, description="Allow loopback/private targets (refused by default: SSRF).")
 
 
 class AlertmanagerChannel(Frozen):
     kind: Literal["alertmanager"]
-    url: str = Field(description="Alertmanager's base URL; /api/v2/alerts is appended to its path.")
+    url: HttpUrl = Field(description="Alertmanager's base URL; /api/v2/alerts is appended to its path.")
     allow_private: bool = Field(
         False, description="Allow loopback/private targets, as an Alertmanager inside the network is (SSRF)."
     )
@@ -452,7 +502,7 @@ class AlertsConfig(Frozen):
     rules: list[AlertRule] = []
     channels: dict[Name, Channel] = {}
     group_wait: Duration = timedelta(seconds=30)
-    group_interval: Duration = timedelta(minutes=5)
+    group_interval: PositiveDuration = timedelta(minutes=5)
 
 
 # --- processes ----------------------------------------------------------------------------------
@@ -474,7 +524,7 @@ class DashboardUser(Frozen):
 class DashboardSettings(Frozen):
     host: str = "127.0.0.1"
     port: int = Field(8050, ge=1, le=65535)
-    public_url: str = Field("http://127.0.0.1:8050", description="Base of the links in alert messages.")
+    public_url: HttpUrl = Field("http://127.0.0.1:8050", description="Base of the links in alert messages.")
     auth: Literal["none", "basic", "proxy"] = "none"
     users: dict[str, DashboardUser] = Field(
         {}, validate_default=True, description="Required (at least one) with auth: basic."
@@ -495,8 +545,8 @@ class DashboardSettings(Frozen):
 class WorkerSettings(Frozen):
     metrics_port: int | None = Field(9108, ge=1, le=65535)
     metrics_host: str = Field("127.0.0.1", description="Address /metrics binds to; 0.0.0.0 in a container.")
-    tick: Duration = timedelta(seconds=30)
-    claim_ttl: Duration = timedelta(minutes=10)
+    tick: PositiveDuration = timedelta(seconds=30)
+    claim_ttl: PositiveDuration = timedelta(minutes=10)
 
 
 # --- the store ----------------------------------------------------------------------------------
@@ -505,7 +555,7 @@ _URL_SCHEME = re.compile(r"^([A-Za-z0-9]+)(?:\+([A-Za-z0-9_]+))?://")
 # The drivers Driftscope works with, and the module each needs; psycopg (3) is installed with it.
 _STORE_DRIVERS = {("postgresql", "psycopg"): "psycopg", ("postgresql", "psycopg2"): "psycopg2",
                   ("sqlite", "pysqlite"): "sqlite3"}  # fmt: skip
-_STORE_HELP = "postgresql://user@host:5432/db or sqlite:///driftscope.db"
+_STORE_HELP = "postgresql://host:5432/db or sqlite:///driftscope.db"
 
 
 def store_url(url: str) -> str:
@@ -664,11 +714,11 @@ def _interpolate(node: Any, path: str, env: Mapping[str, str], errors: list[tupl
 
 def _format_location(loc: tuple[int | str, ...]) -> str:
     path = ""
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in SOURCE_KINDS or part in CHANNEL_KINDS:
-            continue  # pydantic's discriminated-union tag, not a key the user wrote
+        elif (i == 2 and loc[:1] == ("sources",)) or (i == 3 and loc[:2] == ("alerts", "channels")):
+            continue  # pydantic's discriminated-union tag (the kind), not a key the user wrote
         elif part.startswith("function-") or part.endswith("]"):
             continue
         else:
@@ -761,6 +811,7 @@ def parse_config(data: Any, source: str = "config", env: Mapping[str, str] | Non
         raise ConfigError([("(top level)", f"expected a mapping of keys, got {type(data).__name__}")], source)
     errors: list[tuple[str, str]] = []
     data = _interpolate(data, "", os.environ if env is None else env, errors)
+    unset = {path for path, _ in errors}
     try:
         config = Config.model_validate(data, context={"models": _models_that_validate(data)})
     except ValidationError as exc:
@@ -774,6 +825,8 @@ def parse_config(data: Any, source: str = "config", env: Mapping[str, str] | Non
             if error["type"] in _UNION_MEMBER_ERRORS and loc and loc[-1] == "float":
                 loc = loc[:-1]
             path, message = _format_location(loc), _format_error(error)
+            if path in unset:
+                continue  # the empty string left by an unset variable: its error says what to fix
             if error["type"] == "extra_forbidden" and (valid := _valid_keys(Config, error["loc"])):
                 message += f" (valid keys: {', '.join(valid)})"
             errors.append((path, message))

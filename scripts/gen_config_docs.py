@@ -57,7 +57,10 @@ Rules that hold everywhere:
   an unset variable without a default is an error naming its key. Keys typed *secret* below never
   appear in logs, error messages, the dashboard or the API.
 - **Unknown keys are errors** that list the valid keys at that place; a typo never becomes a default.
-- **Durations** are written `500ms`, `30s`, `5m`, `1h`, `7d`, `2w` or as a number of seconds.
+- **Durations** are written `500ms`, `30s`, `5m`, `1h`, `7d`, `2w` or as a number of seconds; never negative,
+  and greater than 0 where marked `> 0`.
+- **URLs** are checked at load: `http://` or `https://` with a host (an e-mail channel's `smtp`:
+  `smtp://` or `smtps://`), and a port from 1 to 65535 when one is given.
 - **Names** (of sources, models, monitors, metrics, channels) match `^[A-Za-z0-9_.-]+$`, at most 100 characters.
 - Cross-references are checked at load: a model's `source`, a monitor's `model`, a rule's `notify`
   channels and `inhibits` rules, a monitor's drift `columns` must all exist.
@@ -182,7 +185,8 @@ def _constraints(field: FieldInfo) -> str:
     }
     if _is_name(field.metadata):
         return ""
-    out = []
+    checks = {cfg._positive: "> 0", cfg._at_least_a_millisecond: "≥ 1ms"}
+    out = [checks[m.func] for m in field.metadata if getattr(m, "func", None) in checks]
     for item in field.metadata:
         for kind, template in words.items():
             if isinstance(item, kind):

@@ -48,6 +48,7 @@ class ModelPage:
     timeline: figures.Timeline
     breached: pd.DataFrame
     monitors: tuple[str, ...]
+    open_now: list[AlertRow]  # pending and firing now, whatever the range: the model's health
 
 
 def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | None:
@@ -77,6 +78,7 @@ def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | Non
             performance = queries.performance_series(conn, *args)
             metrics = queries.metric_series(conn, *args)
             alerts = queries.model_alerts(conn, model.name, tr.start, tr.end)
+            open_now = queries.alerts(conn, states=("pending", "firing"), model=model.name)
         timeline = figures.Timeline(
             share=share,
             matrix=matrix.result(),
@@ -91,7 +93,7 @@ def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | Non
             selected=query.window,
         )
     breached = queries.breached_features(timeline.matrix)
-    return ModelPage(model, tr, timeline, breached, extent.monitors)
+    return ModelPage(model, tr, timeline, breached, extent.monitors, open_now=open_now)
 
 
 def _since(alerts: list[AlertRow]) -> datetime | None:
@@ -176,10 +178,11 @@ def _performance_kpi(page: ModelPage) -> html.Div:
 
 
 def _kpis(page: ModelPage) -> html.Div:
-    alerts = list(page.timeline.alerts)
-    health = model_health(alerts, True)
-    firing = [a for a in alerts if a.state == "firing"]
-    since = _since(alerts)
+    # Health is the state now, as in the navbar and the overview: an alert that fired after the end of
+    # the range (or before its start and still firing) counts.
+    health = model_health(page.open_now, True)
+    firing = [a for a in page.open_now if a.state == "firing"]
+    since = _since(page.open_now)
     drifting = _drifting_now(page)
     verdict, why, tone = _verdict(page)
     n_inputs = len([f for f in page.model.features if f not in queries.OUTPUT_COLUMNS]) or len(page.breached)
@@ -201,7 +204,7 @@ def _kpis(page: ModelPage) -> html.Div:
             kpi(
                 "Unhealthy since",
                 time_text(since) if since else "—",
-                ", ".join(sorted({a.rule for a in firing})) or "healthy in this range",
+                ", ".join(sorted({a.rule for a in firing})) or "no alert firing now",
                 tone=health if since else None,
             ),
             kpi(

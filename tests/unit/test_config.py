@@ -42,7 +42,7 @@ def test_example_file_is_valid():
 
 def test_every_error_is_reported_with_its_key_path():
     data = {
-        "sources": {"es": {"kind": "elasticsearch", "url": "http://x", "index": "p", "idx": "typo"}},
+        "sources": {"es": {"kind": "elasticsearch", "url": "http://x:9200", "index": "p", "idx": "typo"}},
         "models": {
             "churn": {"task": "binary", "features": {"tenure": "nmeric"}},
             "loans": {"task": "binry", "features": {"amount": "numeric"}},
@@ -231,7 +231,7 @@ def test_model_checks_run_even_when_another_model_is_broken():
 
 def test_score_metrics_need_a_score_field_on_a_source_backed_model():
     data = _monitor(performance=["accuracy", "roc_auc"], estimated_performance=True)
-    data["sources"] = {"es": {"kind": "elasticsearch", "url": "http://x", "index": "p"}}
+    data["sources"] = {"es": {"kind": "elasticsearch", "url": "http://x:9200", "index": "p"}}
     data["models"] = {"churn": {**MINIMAL["models"]["churn"], "source": "es"}}
     errors = errors_of(data)
     assert errors["monitors.churn-hourly.performance[1]"].startswith("roc_auc needs the model's scores")
@@ -341,10 +341,10 @@ def test_a_sqlite_store_url_opens_a_real_engine(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("given", "message"),
     [
-        ("mysql://u:hunter2@db/x", "unsupported database 'mysql': Driftscope stores in PostgreSQL or SQLite"),
+        ("mysql://u:hunter2@db/x", "unsupported database 'mysql': Driftscope stores in PostgreSQL or SQLite (postgresql://host"),
         ("postgresql+asyncpg://u:hunter2@db/x", "unsupported driver 'postgresql+asyncpg://': write postgresql+psycopg"),
         ("postgresql://u:hunter2@db:54x2/x", "the port is not a number"),
-        ("postgresql//u:hunter2@db/x", "not a database URL (expected e.g. postgresql://user@host:5432/db"),
+        ("postgresql//u:hunter2@db/x", "not a database URL (expected e.g. postgresql://host:5432/db"),
     ],
 )
 def test_a_store_that_cannot_work_is_refused_at_load_without_its_password(given, message):
@@ -368,3 +368,104 @@ def test_a_bad_store_from_the_environment_says_where_it_came_from():
         load_config(None, env={"DRIFTSCOPE_STORE": "mysql://u:hunter2@db/x"})
     ((path, message),) = caught.value.errors
     assert path == "store" and message.endswith("(from $DRIFTSCOPE_STORE)") and "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    ("settings", "key", "message"),
+    [
+        ({"window": "0s"}, "window", "expected a duration greater than 0, got 0s"),
+        ({"window": -3600}, "window", "expected a duration like 30s, 5m, 1h or 7d, got -3600"),
+        ({"lateness": -60}, "lateness", "expected a duration like 30s, 5m, 1h or 7d, got -60"),
+        ({"window": float("inf")}, "window", "expected a duration like 30s, 5m, 1h or 7d, got inf"),
+    ],
+)
+def test_durations_that_cannot_work_are_refused(settings, key, message):
+    assert errors_of(_monitor(**settings)) == {f"monitors.churn-hourly.{key}": message}
+
+
+def test_zero_is_a_valid_lateness_but_not_an_interval():
+    assert parse_config(_monitor(lateness="0s"), env={}).monitors["churn-hourly"].lateness == timedelta(0)
+    rule = {"name": "r", "when": "drift.share_drifted > 0.3", "repeat_interval": "0s"}
+    data = {
+        "worker": {"tick": 0, "claim_ttl": "0m"},
+        "alerts": {"group_interval": "0s", "group_wait": "0s", "rules": [rule]},
+        "sources": {"prom": {"kind": "prometheus", "url": "http://prom:9090", "interval": "0s", "timeout": 0}},
+    }
+    assert set(errors_of(data)) == {
+        "worker.tick",
+        "worker.claim_ttl",
+        "alerts.group_interval",
+        "alerts.rules[0].repeat_interval",
+        "sources.prom.interval",
+        "sources.prom.timeout",
+    }
+
+
+def _channel(**channel):
+    return {"alerts": {"channels": {"ops": channel}}}
+
+
+@pytest.mark.parametrize(
+    ("smtp", "message"),
+    [
+        ("mail.example.com:25", "expected a URL starting with smtp:// or smtps://, got 'mail.example.com:25'"),
+        ("http://mail.example.com", "expected a URL starting with smtp:// or smtps://, got 'http://mail.example.com'"),
+        ("smtp://:25", "the URL has no host, got 'smtp://:25'"),
+        ("smtp://mail.example.com:2x5", "the port is not a number from 1 to 65535, got 'smtp://mail.example.com:2x5'"),
+        (
+            "smtps://mail.example.com:70000",
+            "the port is not a number from 1 to 65535, got 'smtps://mail.example.com:70000'",
+        ),
+    ],
+)
+def test_the_smtp_url_is_checked_at_load(smtp, message):
+    assert errors_of(_channel(kind="email", smtp=smtp, to=["a@b.c"])) == {"alerts.channels.ops.smtp": message}
+
+
+def test_smtp_urls_that_work_and_starttls_only_with_smtp():
+    for smtp in ("smtp://mail.example.com", "smtp://mail.example.com:587", "SMTPS://mail.example.com:465"):
+        parse_config(_channel(kind="email", smtp=smtp, to=["a@b.c"]), env={})
+    assert errors_of(_channel(kind="email", smtp="smtps://mail.example.com", to=["a@b.c"], starttls=True)) == {
+        "alerts.channels.ops.starttls": "smtps:// is TLS from the first byte: use starttls with smtp:// only"
+    }
+
+
+@pytest.mark.parametrize(
+    ("data", "path", "message"),
+    [
+        (
+            {"sources": {"es": {"kind": "elasticsearch", "url": "http://es", "index": "p"}}},
+            "sources.es.url",
+            "give the port of an http URL, e.g. http://localhost:9200, got 'http://es'",
+        ),
+        (
+            {"sources": {"prom": {"kind": "prometheus", "url": "prometheus:9090"}}},
+            "sources.prom.url",
+            "expected a URL starting with http:// or https://, got 'prometheus:9090'",
+        ),
+        (
+            _channel(kind="alertmanager", url="https://"),
+            "alerts.channels.ops.url",
+            "the URL has no host, got 'https://'",
+        ),
+        (
+            {"dashboard": {"public_url": "driftscope.example.com"}},
+            "dashboard.public_url",
+            "expected a URL starting with http:// or https://, got 'driftscope.example.com'",
+        ),
+    ],
+)
+def test_http_urls_are_checked_at_load(data, path, message):
+    assert errors_of(data) == {path: message}
+
+
+def test_https_elasticsearch_needs_no_port_and_secret_urls_are_checked_without_echoing_them():
+    parse_config({"sources": {"es": {"kind": "elasticsearch", "url": "https://es.example.com", "index": "p"}}}, env={})
+    data = {"alerts": {"channels": {
+        "slack": {"kind": "slack", "webhook": "hooks.slack.com/services/T0/B0/hunter2"},
+        "webhook": {"kind": "webhook", "url": "ftp://user:hunter2@example.com/hook"},
+    }}}  # fmt: skip
+    assert errors_of(data) == {
+        "alerts.channels.slack.webhook": "expected a URL starting with http:// or https://",
+        "alerts.channels.webhook.url": "expected a URL starting with http:// or https://",
+    }

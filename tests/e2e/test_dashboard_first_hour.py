@@ -1,0 +1,46 @@
+"""What a new user saw in their first hour (issue 18), in headless Chromium against the seeded store of
+:mod:`tests.e2e.test_dashboard`: the health card against the alerts firing now, the range an alert's
+link opens."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from selenium.webdriver.common.by import By
+from sqlalchemy import Engine
+
+from dashboard.state import CONTEXT_WINDOWS, format_input_time, format_time
+from tests.e2e import test_dashboard as shared
+from tests.e2e.test_dashboard import wait_for_graph, wait_for_text
+from tests.seed import WINDOW, SeedInfo
+
+pytestmark = pytest.mark.e2e
+# The seeded store, the server on it and the browser viewport of the main dashboard tests (a store of
+# this module's own).
+store, base_url, page = shared.store, shared.base_url, shared.page
+
+
+def test_health_is_the_state_now_whatever_the_range(page: Any, base_url: str, store: tuple[Engine, SeedInfo]) -> None:
+    """A range that ends before the alerts fired said "Health OK — no alert firing" while the navbar
+    counted them."""
+    _, info = store
+    start = info.churn.first_window + timedelta(days=1)
+    page.get(f"{base_url}/models/churn?from={format_time(start)}&to={format_time(start + timedelta(days=1))}")
+    wait_for_graph(page, "model-timeline")
+    wait_for_text(page, "#kpi-health", "firing")
+    firing = int(page.find_element(By.ID, "nav-firing").text)
+    health = page.find_element(By.ID, "kpi-health").text
+    assert firing > 0 and "OK" not in health and "no alert firing" not in health, health
+
+
+def test_alert_link_frames_its_window(page: Any, base_url: str, store: tuple[Engine, SeedInfo]) -> None:
+    """``?window=`` alone (an alert's link) opened a week; it shows the window and its neighbours."""
+    _, info = store
+    last = info.churn.last_window
+    page.get(f"{base_url}/models/churn?window={format_time(last)}")
+    wait_for_graph(page, "model-timeline")
+    shown = page.find_element(By.ID, "range-from").get_attribute("value")
+    assert shown == format_input_time(last - CONTEXT_WINDOWS * WINDOW)
+    assert page.find_element(By.ID, "range-to").get_attribute("value") == format_input_time(last + WINDOW)
