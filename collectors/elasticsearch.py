@@ -38,7 +38,7 @@ from sqlalchemy import Engine
 
 from collectors.base import CollectResult
 from monitor.config import Config, ElasticsearchSource, ModelConfig
-from monitor.errors import SourceError
+from monitor.errors import SourceError, redact
 from monitor.ingest import (
     IngestResult,
     UnknownModelError,
@@ -210,7 +210,7 @@ class ElasticsearchCollector:
                     raise
                 log.warning(
                     "point in time refused by %s (%s); falling back to search_after without it",
-                    self.source.url,
+                    redact(self.source.url),  # any handler may format it, not only ours
                     cause.error,
                     extra={"collector": self.name},
                 )

@@ -40,7 +40,7 @@ from pydantic import (
 )
 
 from monitor import methods
-from monitor.errors import DriftscopeError
+from monitor.errors import DriftscopeError, redact
 
 DEFAULT_STORE_URL = "sqlite:///driftscope.db"
 CONFIG_ENV = "DRIFTSCOPE_CONFIG"
@@ -48,10 +48,13 @@ STORE_ENV = "DRIFTSCOPE_STORE"
 
 
 class ConfigError(DriftscopeError):
-    """A configuration that cannot be used; ``errors`` holds one ``(key path, message)`` per problem."""
+    """A configuration that cannot be used; ``errors`` holds one ``(key path, message)`` per problem.
+
+    The messages are :func:`~monitor.errors.redact`-ed: one that quotes a URL never shows its password.
+    """
 
     def __init__(self, errors: list[tuple[str, str]], source: str = "config") -> None:
-        self.errors = errors
+        self.errors = [(path, redact(message)) for path, message in errors]
         self.source = source
         super().__init__("\n".join(f"{path}: {message}" for path, message in errors))
 
@@ -142,6 +145,11 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)]
 
 class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # A URL with user:password@ in it (a source's) must not reach a log line or traceback via repr.
+        for name, value in super().__repr_args__():
+            yield name, redact(value) if isinstance(value, str) else value
 
 
 # --- sources ------------------------------------------------------------------------------------

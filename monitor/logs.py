@@ -3,6 +3,7 @@
 Library code logs through the standard library (``logging.getLogger(__name__)``) and passes
 fields with ``extra={"model": name, ...}``; this module renders them as readable key=value
 lines on a terminal or one JSON object per line (``--log-format json``) for log shippers.
+URLs in values lose their credentials (:func:`monitor.errors.redact`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import logging
 import sys
 from typing import TYPE_CHECKING, Any, Literal
+
+from monitor.errors import redact
 
 if TYPE_CHECKING:
     import structlog
@@ -24,6 +27,10 @@ def _drop_fields(*names: str) -> structlog.types.Processor:
         return event
 
     return drop
+
+
+def _redact(_logger: object, _method: str, event: structlog.types.EventDict) -> structlog.types.EventDict:
+    return {key: redact(value) if isinstance(value, str) else value for key, value in event.items()}
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -75,6 +82,7 @@ def _structlog_formatter(fmt: LogFormat) -> logging.Formatter:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            _redact,
             renderer,
         ],
     )

@@ -62,6 +62,12 @@ def apikey_create(
     models: Annotated[
         str | None, typer.Option("--models", help="Comma-separated models the key may write (default: all).")
     ] = None,
+    scopes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope", help="What the key may do, repeatable: ingest, read, operate, admin (default: ingest)."
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
@@ -74,11 +80,11 @@ def apikey_create(
         raise typer.BadParameter(f"unknown model(s) {', '.join(unknown)} (known: {', '.join(settings.models)})")
     engine = open_store(settings)
     check_migrated(engine)
-    key, info = create_api_key(engine, name, scope)
+    key, info = create_api_key(engine, name, scope, scopes or ("ingest",))
     out_console.print(key, highlight=False, soft_wrap=True)
     typer.echo(
-        f"created key {info.name!r} for {', '.join(info.models) if info.models else 'all models'}; "
-        "it is shown only this once",
+        f"created key {info.name!r} ({', '.join(info.scopes)}) for "
+        f"{', '.join(info.models) if info.models else 'all models'}; it is shown only this once",
         err=True,
     )
 
@@ -90,11 +96,12 @@ def apikey_list(config: ConfigOption = None) -> None:
     from monitor.store.api_keys import list_api_keys
 
     engine = open_store(load_config(config))
-    table = Table("name", "prefix", "models", "created", "last used", "revoked")
+    table = Table("name", "prefix", "scopes", "models", "created", "last used", "revoked")
     for key in list_api_keys(engine):
         table.add_row(
             key.name,
             key.prefix,
+            ", ".join(key.scopes),
             ", ".join(key.models) if key.models else "all",
             f"{key.created_at:%Y-%m-%d %H:%M}",
             f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never",

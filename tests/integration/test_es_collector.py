@@ -322,6 +322,27 @@ def test_falls_back_to_search_after_without_point_in_time(
     assert result.stored == 25 and sorted(stored_ids(sqlite_engine)) == sorted(f"r{i}" for i in range(25))
 
 
+def test_credentials_in_the_url_reach_no_error_and_no_log(
+    es_client: Elasticsearch, make_es_index, faulty_proxy, sqlite_engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "hunter2-es"
+    down = es_config(f"http://admin:{secret}@127.0.0.1:{free_port()}", "predictions")
+    collector = ElasticsearchCollector(sqlite_engine, down, "churn", retry=Backoff(attempts=2, base=0.01))
+    with caplog.at_level(logging.WARNING), pytest.raises(SourceError) as info:
+        collector.collect()
+    assert "http://[redacted]@127.0.0.1:" in str(info.value) and secret not in str(info.value)
+
+    index = make_es_index(MAPPINGS)
+    helpers.bulk(es_client, [doc(i, T0, index) for i in range(3)], refresh=True)
+    faulty_proxy.refuse_pit = True
+    proxied = es_config(faulty_proxy.url.replace("://", f"://admin:{secret}@"), index)
+    collector = ElasticsearchCollector(sqlite_engine, proxied, "churn", clock=lambda: T0 + timedelta(hours=1))
+    with caplog.at_level(logging.WARNING):
+        assert collector.collect().stored == 3
+    assert "falling back to search_after without it" in caplog.text
+    assert secret not in caplog.text and "admin" not in caplog.text
+
+
 def test_backfill_reads_event_time_even_with_an_ingest_time_cursor(
     es_client: Elasticsearch, make_es_index, sqlite_engine: Engine
 ) -> None:

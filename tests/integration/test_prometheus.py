@@ -24,6 +24,8 @@ from collectors.prometheus import PrometheusCollector, to_ms
 from detectors.drift import ColumnPolicy, drift_scores
 from detectors.profile import profile_reference
 from monitor.config import MetricQuery, PrometheusSource, parse_config
+from monitor.errors import SourceError
+from monitor.logs import configure_logging
 from monitor.metrics.exporter import start_metrics_server
 from monitor.retry import Backoff
 from monitor.store.engine import transaction
@@ -418,6 +420,39 @@ def test_config_validate_check_sources_names_the_bad_query(
     assert any(line.startswith("sources.down.url: Prometheus at http://127.0.0.1:") for line in lines)
     assert not any("metrics.ok" in line for line in lines)
     assert CliRunner().invoke(app, ["config", "validate", str(path)]).exit_code == 0  # without the dry run
+
+
+def test_credentials_in_a_source_url_reach_no_error_log_or_command_output(
+    prometheus_server: servers.PrometheusServer, sqlite_engine: Engine, tmp_path: Path, capsys: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from monitor.cli.main import app
+
+    secret = "hunter2-prom"
+    with_secret = prometheus_server.url.replace("://", f"://admin:{secret}@")  # this Prometheus ignores it
+    down = f"http://admin:{secret}@127.0.0.1:{servers.free_port()}"
+    configure_logging("INFO", "console")  # as every command does: httpx logs each request URL at INFO
+    engine = make_engine_with_model(sqlite_engine)
+    with httpx.Client(timeout=5) as client:
+        assert make_collector(engine, with_secret, "vector(1)", client).collect().stored > 0
+        with pytest.raises(SourceError) as info:
+            make_collector(engine, down, "vector(1)", client, retry=Backoff(attempts=2, base=0)).collect()
+    assert "Prometheus at http://[redacted]@127.0.0.1:" in str(info.value) and secret not in str(info.value)
+    logged = capsys.readouterr().err
+    assert "HTTP Request: GET http://[redacted]@127.0.0.1:" in logged and "prometheus unavailable, retrying" in logged
+    assert secret not in logged
+
+    path = write_config(tmp_path, with_secret, {"broken": ("prom", "rate(x[5m]")})
+    config = yaml.safe_load(path.read_text())
+    config["sources"]["down"]["url"] = down
+    config["models"]["churn"]["metrics"]["far"] = {"source": "down", "query": "up"}
+    path.write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(app, ["config", "validate", "--check-sources", str(path)])
+    assert result.exit_code == 2
+    assert "sources.down.url: Prometheus at http://[redacted]@127.0.0.1:" in result.output
+    assert "models.churn.metrics.broken.query: Prometheus rejected the query" in result.output
+    assert secret not in result.output
 
 
 def test_collect_prometheus_backfills_from_the_command_line(
