@@ -159,14 +159,14 @@ def _split_body(body: bytes, content_type: str) -> list[Any]:
             if not line.strip():
                 continue
             try:
-                records.append(orjson.loads(line))
-            except orjson.JSONDecodeError as exc:
+                records.append(parse_json(line))
+            except ValueError as exc:
                 raw = line[:2000].decode("utf-8", errors="replace")
                 records.append(UnparsableRecord(f"not valid JSON: {exc}", raw))
         return records
     try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        parsed = parse_json(body)
+    except ValueError as exc:
         raise ValueError(f"body is not valid JSON (UTF-8): {exc}") from None
     if not isinstance(parsed, list):
         raise ValueError(f"expected a JSON array of records, got a JSON {type(parsed).__name__}")
