@@ -1,19 +1,21 @@
-"""``driftscope api`` (the ingestion API under uvicorn) and ``driftscope apikey create|list|revoke``."""
+"""``driftscope api`` (the ingestion API under uvicorn) and ``driftscope apikey create|list|revoke``.
+
+FastAPI, uvicorn and the store (SQLAlchemy) are imported inside the commands: ``--help`` imports this module.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from fastapi import FastAPI
 from rich.table import Table
 
 from monitor.cli.main import ConfigOption, open_store, out_console, user_errors
 from monitor.config import CONFIG_ENV, load_config
-from monitor.metrics.exporter import use_multiprocess_dir
-from monitor.store.engine import check_migrated
-from monitor.store.queries import sync_models
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 apikey_app = typer.Typer(help="Create, list and revoke API keys for the ingestion API.", no_args_is_help=True)
 
@@ -37,6 +39,9 @@ def api(
     import uvicorn
 
     from monitor.api.app import create_app
+    from monitor.metrics.exporter import use_multiprocess_dir
+    from monitor.store.engine import check_migrated
+    from monitor.store.queries import sync_models
 
     settings = load_config(config)
     engine = open_store(settings)
@@ -72,6 +77,7 @@ def apikey_create(
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
     from monitor.store.api_keys import create_api_key
+    from monitor.store.engine import check_migrated
 
     settings = load_config(config)
     scope = [m.strip() for m in models.split(",") if m.strip()] if models else None
