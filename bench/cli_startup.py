@@ -31,10 +31,6 @@ CASES: list[list[str]] = [
     ["check"],
     ["worker"],
     ["dashboard"],
-    ["api"],
-    ["up"],
-    ["demo"],
-    ["demo-service"],
 ]
 
 
