@@ -31,6 +31,10 @@ CASES: list[list[str]] = [
     ["check"],
     ["worker"],
     ["dashboard"],
+    ["api"],
+    ["up"],
+    ["demo"],
+    ["demo-service"],
 ]
 
 

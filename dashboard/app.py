@@ -52,7 +52,7 @@ def create_app(
         suppress_callback_exceptions=True,  # page components appear only after the router renders them
         serve_locally=True,
     )
-    auth.install(app.server, config.dashboard)
+    auth.install(app.server, config.dashboard, engine)
     app.layout = html.Div(
         [
             dcc.Location(id="url", refresh="callback-nav"),

@@ -9,6 +9,10 @@ those two answer a status word and nothing from the store.
 
 Hashes look like ``pbkdf2_sha256$600000$<salt>$<hash>`` (salt and hash base64), as printed by
 ``driftscope dashboard hash-password``.
+
+Basic login is limited per username tried (:class:`LoginLimiter`), counted in the store like the API's
+failed keys, so every dashboard process shares the count. A username nobody has costs the same
+PBKDF2 run as a real user's wrong password: the answer's timing does not tell which users exist.
 """
 
 from __future__ import annotations
@@ -16,17 +20,25 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import secrets
 import threading
+from collections.abc import Collection, Iterable
 
 from flask import Flask, Response, g, request
+from sqlalchemy import Engine
 
 from monitor.config import DashboardSettings
+from monitor.store.api_keys import FailureLimiter
 
 ALGORITHM = "pbkdf2_sha256"
 ITERATIONS = 600_000  # OWASP's 2023 recommendation for PBKDF2-HMAC-SHA256
 REALM = "Driftscope"
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+MAX_LOGIN_FAILURES = 5  # per username tried, within the API limiter's window (one minute)
+# Failures of made-up usernames recorded per window, all names together: bounds the rows a spray adds.
+UNKNOWN_USERS_CAP = 200
+UNKNOWN_USERS_BUCKET = "login:unknown-users"  # never a login:<hex> bucket, nor an API key prefix
 
 
 def hash_password(password: str, *, iterations: int = ITERATIONS, salt: bytes | None = None) -> str:
@@ -50,6 +62,45 @@ def verify_password(password: str, encoded: str) -> bool:
         return False
 
 
+def dummy_hash(encoded: Iterable[str]) -> str:
+    """A hash no password matches, costing as many rounds as the dearest of ``encoded``: what an unknown
+    username is verified against, so that it takes as long as a real user's wrong password."""
+    iterations = max((int(e.split("$")[1]) for e in encoded), default=ITERATIONS)
+    never = base64.b64encode(secrets.token_bytes(32)).decode()
+    return f"{ALGORITHM}${iterations}${base64.b64encode(secrets.token_bytes(16)).decode()}${never}"
+
+
+def _bucket(username: str) -> str:
+    # auth_failure.bucket holds 32 characters and a username can be anything: a digest fits.
+    return "login:" + hashlib.sha256(username.encode()).hexdigest()[:24]
+
+
+class LoginLimiter:
+    """Refuses a username after :data:`MAX_LOGIN_FAILURES` failed logins within the window, whatever
+    the password (a correct one included: otherwise the lockout would still answer guesses).
+
+    Every username tried gets its own count, real or not, so a lockout does not tell which exist. Made-up
+    names are also counted together, and past :data:`UNKNOWN_USERS_CAP` per window they are no longer
+    recorded: a spray of names cannot grow the table, it only stops locking the names it invents.
+    """
+
+    def __init__(self, engine: Engine, known: Collection[str], max_failures: int = MAX_LOGIN_FAILURES) -> None:
+        self._per_user = FailureLimiter(engine, max_failures)
+        self._unknown = FailureLimiter(engine, UNKNOWN_USERS_CAP)
+        self._known = frozenset(known)
+
+    def retry_after(self, username: str) -> float | None:
+        """Seconds until ``username`` may try again, or None if it is not locked."""
+        return self._per_user.retry_after(_bucket(username))
+
+    def record_failure(self, username: str) -> None:
+        if username not in self._known:
+            if self._unknown.retry_after(UNKNOWN_USERS_BUCKET) is not None:
+                return
+            self._unknown.record_failure(UNKNOWN_USERS_BUCKET)
+        self._per_user.record_failure(_bucket(username))
+
+
 class _VerifiedCache:
     """Remembers credentials that verified, keyed by a digest, so a page's dozens of Dash requests
     do not each pay 600k PBKDF2 rounds. Only successes are cached; a changed hash misses."""
@@ -71,13 +122,16 @@ class _VerifiedCache:
         return True
 
 
-def install(server: Flask, settings: DashboardSettings) -> None:
-    """Guard every route of ``server`` according to ``settings.auth`` (``none`` installs nothing)."""
+def install(server: Flask, settings: DashboardSettings, engine: Engine) -> None:
+    """Guard every route of ``server`` according to ``settings.auth`` (``none`` installs nothing); basic
+    login counts its failures in ``engine``'s store."""
     if settings.auth == "none":
         return
     if settings.auth == "basic":  # the config refuses basic without users at load
         cache = _VerifiedCache()
         users = {name: user.password_hash for name, user in settings.users.items()}
+        nobody = dummy_hash(users.values())
+        limiter = LoginLimiter(engine, users)
 
         def basic() -> Response | None:
             if request.path in PROBE_PATHS:
@@ -85,10 +139,19 @@ def install(server: Flask, settings: DashboardSettings) -> None:
             credentials = request.authorization
             if credentials is not None and credentials.type == "basic":
                 username, password = credentials.username or "", credentials.password or ""
-                encoded = users.get(username)
-                if encoded is not None and cache.check(username, password, encoded):
+                # Asked before the cache too: a locked user's right password must not answer either.
+                wait = limiter.retry_after(username)
+                if wait is not None:
+                    return Response(
+                        "Too many failed logins for this user: try again later.\n",
+                        429,
+                        {"Retry-After": str(math.ceil(wait))},
+                        mimetype="text/plain",
+                    )
+                if cache.check(username, password, users.get(username, nobody)) and username in users:
                     g.driftscope_user = username
                     return None
+                limiter.record_failure(username)
             return Response(
                 "Login required.\n",
                 401,

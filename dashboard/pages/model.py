@@ -39,6 +39,7 @@ from dashboard.theme import duration_text, empty_state, kpi, page_header, range_
 
 RECENT_BUCKETS = 3  # "now" on the model page means the last few buckets of the range
 SERVICE_FACTOR = 1.5  # a service metric this far above its median over the range counts as abnormal
+SHOWN_FEATURES = 5  # drifting features named on the card; the rest are "… and N more" (names in a tooltip)
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,19 @@ def _performance_kpi(page: ModelPage) -> html.Div:
     return kpi(f"Performance ({metric})", headline, " · ".join([*parts[1:], ref]) or None, tone=tone if parts else None)
 
 
+def feature_list(names: list[str], href: Callable[[str], str], shown: int = SHOWN_FEATURES) -> list[object]:
+    """Links to the first ``shown`` of ``names``, then "… and N more" naming the rest in its tooltip: the
+    card's count and the names it gives must agree."""
+    out: list[object] = []
+    for name in names[:shown]:
+        out += [", "] if out else []
+        out.append(dcc.Link(name, href=href(name)))
+    rest = names[shown:]
+    if rest:
+        out.append(html.Span(f" … and {len(rest)} more", title=", ".join(rest), className="ds-more"))
+    return out
+
+
 def _kpis(page: ModelPage) -> html.Div:
     # Health is the state now, as in the navbar and the overview: an alert that fired after the end of
     # the range (or before its start and still firing) counts.
@@ -187,11 +201,9 @@ def _kpis(page: ModelPage) -> html.Div:
     verdict, why, tone = _verdict(page)
     n_inputs = len([f for f in page.model.features if f not in queries.OUTPUT_COLUMNS]) or len(page.breached)
     episode = drift_episode_start(page.timeline.matrix, list(drifting["feature"]))
-    feature_links: list[object] = []
-    for feature in drifting["feature"].head(4):
-        if feature_links:
-            feature_links.append(", ")
-        feature_links.append(dcc.Link(feature, href=feature_url(page.model.name, feature, tr=page.range)))
+    feature_links = feature_list(
+        list(drifting["feature"]), lambda feature: feature_url(page.model.name, feature, tr=page.range)
+    )
     return html.Div(
         [
             kpi(
@@ -216,6 +228,7 @@ def _kpis(page: ModelPage) -> html.Div:
                     else "none in the latest windows"
                 ),
                 tone="warning" if len(drifting) else "ok",
+                id="kpi-drifting",
             ),
             kpi("Data or service?", verdict, why, tone=tone, id="kpi-verdict"),
             _performance_kpi(page),

@@ -7,30 +7,85 @@ committed before the 200 is sent. A batch in which every record was rejected ans
 body: nothing was stored, and a retry would be rejected again. ``Idempotency-Key`` makes a retried
 batch return the first answer without writing.
 
-Every route needs ``Authorization: Bearer <key>`` except ``/healthz``, ``/readyz``, ``/metrics`` (for
-Prometheus; aggregate numbers only, see docs/operations.md to restrict it) and the OpenAPI
-docs. A failed authentication is a 401 that says nothing about why; repeated failures under one key
-prefix (or with unknown prefixes) get 429 for a while, never a valid key (see FailureLimiter).
+Every route declares its access (:func:`route_access`): a :class:`RequireScope` dependency, a key with
+that scope in ``Authorization: Bearer <key>``, or :class:`Public` with the reason it needs none
+(``/healthz``, ``/readyz``, ``/metrics``, the OpenAPI docs). A failed authentication is a 401 that says
+nothing about why; repeated failures under one key prefix (or with unknown prefixes) get 429 for a
+while, never a valid key (see FailureLimiter).
 """
 
 import hashlib
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
+from starlette.routing import BaseRoute
 
 from monitor.config import Config
 from monitor.ingest import IngestResult, UnknownModelError, UnparsableRecord, ingest_labels, ingest_predictions
+from monitor.ingest.records import parse_json
 from monitor.metrics.exporter import metrics_asgi_app
-from monitor.store.api_keys import FailureLimiter, KeyInfo, verify_api_key
+from monitor.store.api_keys import FailureLimiter, KeyInfo, Scope, verify_api_key
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Public:
+    """The dependency of a route that answers without credentials; ``reason`` says why it may."""
+
+    reason: str
+
+    def __call__(self) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class RequireScope:
+    """The dependency of a route that needs a valid key with ``scope``: 401 without one, 403 without the scope."""
+
+    scope: Scope
+    # Part of equality: typing caches Annotated[..., Depends(x)] by equal arguments, so with an equal
+    # RequireScope a second app (another store) would get the first one's authentication.
+    authenticate: Callable[[str | None], KeyInfo] = field(repr=False)
+
+    def __call__(self, authorization: Annotated[str | None, Header()] = None) -> KeyInfo:
+        key = self.authenticate(authorization)
+        if self.scope not in key.scopes:
+            raise HTTPException(403, f"this API key lacks the {self.scope!r} scope")
+        return key
+
+
+Access = Public | RequireScope
+
+# Routes that FastAPI and Starlette add cannot take a dependency: their access is declared here, by path.
+_DOCS = "describes the code (the same in every deployment, no data); clients and API testers read it"
+UNDECLARABLE_ROUTES: dict[str, Access] = {
+    "/metrics": Public(
+        "Prometheus scrapes without credentials; aggregate counts and scores only (docs/operations.md restricts it)"
+    ),
+    "/openapi.json": Public(_DOCS),
+    "/docs": Public(_DOCS),
+    "/docs/oauth2-redirect": Public(_DOCS),
+    "/redoc": Public(_DOCS),
+}
+
+
+def route_access(route: BaseRoute) -> Access | None:
+    """What ``route`` requires of its caller as it declares it; None if it declares nothing (a bug)."""
+    if isinstance(route, APIRoute):
+        declared = [d.call for d in route.dependant.dependencies if isinstance(d.call, Public | RequireScope)]
+        return declared[0] if len(declared) == 1 else None
+    return UNDECLARABLE_ROUTES.get(getattr(route, "path", ""))
+
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
 SDK_USER_AGENT = "driftscope-sdk"
@@ -104,14 +159,14 @@ def _split_body(body: bytes, content_type: str) -> list[Any]:
             if not line.strip():
                 continue
             try:
-                records.append(orjson.loads(line))
-            except orjson.JSONDecodeError as exc:
+                records.append(parse_json(line))
+            except ValueError as exc:
                 raw = line[:2000].decode("utf-8", errors="replace")
                 records.append(UnparsableRecord(f"not valid JSON: {exc}", raw))
         return records
     try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        parsed = parse_json(body)
+    except ValueError as exc:
         raise ValueError(f"body is not valid JSON (UTF-8): {exc}") from None
     if not isinstance(parsed, list):
         raise ValueError(f"expected a JSON array of records, got a JSON {type(parsed).__name__}")
@@ -155,7 +210,7 @@ def create_app(config: Config, engine: Engine) -> FastAPI:
             limiter.record_failure(verification.bucket)
         raise unauthorized
 
-    Key = Annotated[KeyInfo, Depends(authenticate)]
+    IngestKey = Annotated[KeyInfo, Depends(RequireScope("ingest", authenticate))]
 
     @app.exception_handler(DBAPIError)
     async def store_unavailable(_request: Request, exc: DBAPIError) -> JSONResponse:
@@ -163,12 +218,21 @@ def create_app(config: Config, engine: Engine) -> FastAPI:
         log.error("store error during a request: %s", exc.orig.__class__.__name__ if exc.orig else exc)
         return JSONResponse({"detail": "store unavailable, retry later"}, status_code=503, headers={"Retry-After": "1"})
 
-    @app.get("/healthz", tags=["health"])
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        dependencies=[Depends(Public("liveness probes carry no credentials; it answers only that the process is up"))],
+    )
     def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], responses={503: {"description": "store unreachable"}})
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        responses={503: {"description": "store unreachable"}},
+        dependencies=[Depends(Public("readiness probes carry no credentials; it answers only whether the store does"))],
+    )
     def readyz() -> Response:
         """The store answers a query."""
         try:
@@ -249,7 +313,7 @@ def create_app(config: Config, engine: Engine) -> FastAPI:
         model: str,
         request: Request,
         response: Response,
-        key: Key,
+        key: IngestKey,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> IngestResponse:
         """Store prediction records; invalid ones are rejected one by one and listed in the answer."""
@@ -266,7 +330,7 @@ def create_app(config: Config, engine: Engine) -> FastAPI:
         model: str,
         request: Request,
         response: Response,
-        key: Key,
+        key: IngestKey,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> IngestResponse:
         """Store labels (ground truth); a label for an unseen id waits for its prediction."""

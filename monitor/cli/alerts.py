@@ -1,22 +1,24 @@
-"""``driftscope alerts list|ack|silence|silences|expire|failed|test``: alerts from the command line."""
+"""``driftscope alerts list|ack|silence|silences|expire|failed|test``: alerts from the command line.
+
+The store (SQLAlchemy) is imported inside each command: ``driftscope alerts --help`` imports this module.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy import Engine, select
 
 from monitor.cli.main import ConfigOption, open_store, out_console, user_errors
 from monitor.config import Config, load_config, parse_duration, parse_time
 from monitor.errors import DriftscopeError
-from monitor.store.actions import acknowledge, active_silences, create_silence, expire_silence
-from monitor.store.engine import check_migrated
-from monitor.store.tables import Alert, Notification
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 alerts_app = typer.Typer(help="List, acknowledge and silence alerts; inspect and test delivery.", no_args_is_help=True)
 
@@ -24,6 +26,8 @@ STATES = ("pending", "firing", "resolved")
 
 
 def _store(config_path: Path | None) -> tuple[Config, Engine]:
+    from monitor.store.engine import check_migrated
+
     settings = load_config(config_path)
     engine = open_store(settings)
     check_migrated(engine)
@@ -63,6 +67,10 @@ def list_alerts(
     config: ConfigOption = None,
 ) -> None:
     """Alerts, newest first (default: firing ones)."""
+    from sqlalchemy import select
+
+    from monitor.store.tables import Alert
+
     if state != "all" and state not in STATES:
         raise typer.BadParameter(f"expected one of {', '.join(STATES)} or all", param_hint="--state")
     _, engine = _store(config)
@@ -90,6 +98,8 @@ def ack(
     config: ConfigOption = None,
 ) -> None:
     """Acknowledge a firing alert: no more repeat notifications (it still resolves)."""
+    from monitor.store.actions import acknowledge
+
     _, engine = _store(config)
     acknowledge(engine, alert_id, user, comment, now=datetime.now(UTC))
     out_console.print(f"alert {alert_id} acknowledged by {user}", highlight=False)
@@ -109,6 +119,8 @@ def silence(
     config: ConfigOption = None,
 ) -> None:
     """Mute matching alerts for a while; they keep their state but notify no one."""
+    from monitor.store.actions import create_silence
+
     matchers: dict[str, str] = {}
     for item in match:
         key, sep, value = item.partition("=")
@@ -129,6 +141,8 @@ def silence(
 @user_errors
 def silences(config: ConfigOption = None) -> None:
     """Active and upcoming silences."""
+    from monitor.store.actions import active_silences
+
     _, engine = _store(config)
     lines = []
     for s in active_silences(engine, datetime.now(UTC)):
@@ -144,6 +158,8 @@ def expire(
     config: ConfigOption = None,
 ) -> None:
     """End a silence now."""
+    from monitor.store.actions import expire_silence
+
     _, engine = _store(config)
     expire_silence(engine, silence_id, now=datetime.now(UTC))
     out_console.print(f"silence {silence_id} expired", highlight=False)
@@ -153,6 +169,10 @@ def expire(
 @user_errors
 def failed(limit: Annotated[int, typer.Option(min=1)] = 50, config: ConfigOption = None) -> None:
     """Notifications that could not be delivered, with the reason (secrets are never part of it)."""
+    from sqlalchemy import select
+
+    from monitor.store.tables import Notification
+
     _, engine = _store(config)
     query = (
         select(Notification.id, Notification.channel, Notification.event, Notification.attempts)

@@ -1,19 +1,21 @@
-"""``driftscope api`` (the ingestion API under uvicorn) and ``driftscope apikey create|list|revoke``."""
+"""``driftscope api`` (the ingestion API under uvicorn) and ``driftscope apikey create|list|revoke``.
+
+FastAPI, uvicorn and the store (SQLAlchemy) are imported inside the commands: ``--help`` imports this module.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from fastapi import FastAPI
 from rich.table import Table
 
 from monitor.cli.main import ConfigOption, open_store, out_console, user_errors
 from monitor.config import CONFIG_ENV, load_config
-from monitor.metrics.exporter import use_multiprocess_dir
-from monitor.store.engine import check_migrated
-from monitor.store.queries import sync_models
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 apikey_app = typer.Typer(help="Create, list and revoke API keys for the ingestion API.", no_args_is_help=True)
 
@@ -37,6 +39,9 @@ def api(
     import uvicorn
 
     from monitor.api.app import create_app
+    from monitor.metrics.exporter import use_multiprocess_dir
+    from monitor.store.engine import check_migrated
+    from monitor.store.queries import sync_models
 
     settings = load_config(config)
     engine = open_store(settings)
@@ -62,10 +67,17 @@ def apikey_create(
     models: Annotated[
         str | None, typer.Option("--models", help="Comma-separated models the key may write (default: all).")
     ] = None,
+    scopes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope", help="What the key may do, repeatable: ingest, read, operate, admin (default: ingest)."
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
     from monitor.store.api_keys import create_api_key
+    from monitor.store.engine import check_migrated
 
     settings = load_config(config)
     scope = [m.strip() for m in models.split(",") if m.strip()] if models else None
@@ -74,11 +86,11 @@ def apikey_create(
         raise typer.BadParameter(f"unknown model(s) {', '.join(unknown)} (known: {', '.join(settings.models)})")
     engine = open_store(settings)
     check_migrated(engine)
-    key, info = create_api_key(engine, name, scope)
+    key, info = create_api_key(engine, name, scope, scopes or ("ingest",))
     out_console.print(key, highlight=False, soft_wrap=True)
     typer.echo(
-        f"created key {info.name!r} for {', '.join(info.models) if info.models else 'all models'}; "
-        "it is shown only this once",
+        f"created key {info.name!r} ({', '.join(info.scopes)}) for "
+        f"{', '.join(info.models) if info.models else 'all models'}; it is shown only this once",
         err=True,
     )
 
@@ -90,11 +102,12 @@ def apikey_list(config: ConfigOption = None) -> None:
     from monitor.store.api_keys import list_api_keys
 
     engine = open_store(load_config(config))
-    table = Table("name", "prefix", "models", "created", "last used", "revoked")
+    table = Table("name", "prefix", "scopes", "models", "created", "last used", "revoked")
     for key in list_api_keys(engine):
         table.add_row(
             key.name,
             key.prefix,
+            ", ".join(key.scopes),
             ", ".join(key.models) if key.models else "all",
             f"{key.created_at:%Y-%m-%d %H:%M}",
             f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never",

@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from monitor.cli.main import ConfigOption, out_console, user_errors
 from monitor.config import load_config
-from monitor.runs.evaluation import LABEL, PREDICTION, SCORE
-from monitor.runs.gate import CheckResult, run_check
+
+if TYPE_CHECKING:
+    from monitor.runs.gate import CheckResult
 
 
 class OutputFormat(StrEnum):
@@ -35,6 +36,8 @@ def _fmt(value: object) -> str:
 
 
 def _print_text(result: CheckResult) -> None:
+    from monitor.runs.evaluation import LABEL, PREDICTION, SCORE
+
     ref, cur = result.reference, result.current
     out_console.print(
         f"driftscope check: {cur.file} ({cur.rows} rows) against {ref.file} ({ref.rows} rows), "
@@ -80,6 +83,9 @@ def check(
     ignore: Annotated[list[str] | None, typer.Option("--ignore", help="Column to leave out (repeatable).")] = None,
 ) -> None:
     """Gate a deployment: exit 1 if drift or a performance drop fails a test, 0 if all pass, 2 on bad input."""
+    # The detectors (SciPy, scikit-learn) and pandas load here: `check --help` needs none of them.
+    from monitor.runs.gate import run_check
+
     settings = load_config(config) if config is not None else None
     result = run_check(
         reference,

@@ -4,6 +4,9 @@ This entry point is where the dashboard meets the detectors: the dashboard packa
 detector-free, and :func:`build_app` injects a ``render_report(monitor, window_start)`` callable that
 loads the window and its reference from the store and renders Evidently's report with
 :func:`detectors.report.evidently_report_html`.
+
+Every library beyond typer and rich (pandas, SQLAlchemy, Dash, Evidently, werkzeug) is imported
+inside the function that needs it: ``driftscope dashboard --help`` imports this module.
 """
 
 from __future__ import annotations
@@ -12,16 +15,17 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy import Engine
-from werkzeug.serving import make_server
 
 from monitor.cli.main import ConfigOption, open_store, out_console, user_errors
 from monitor.config import Config, load_config
 from monitor.errors import DriftscopeError
-from monitor.store.engine import check_migrated
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
 
 log = logging.getLogger(__name__)
 REPORT_CACHE_SIZE = 8  # a report embeds Evidently's ~5 MB bundle: keep only the last few
@@ -30,8 +34,6 @@ REPORT_CACHE_SIZE = 8  # a report embeds Evidently's ~5 MB bundle: keep only the
 def report_renderer(config: Config, engine: Engine) -> Callable[[str, datetime], str]:
     """``render_report(monitor, window_start) -> html`` for the dashboard's window report page: the same
     :func:`monitor.runs.drilldown.window_report_html` as ``driftscope report``."""
-    # Imported here, not at the top: every `driftscope` command imports this module, and the detectors
-    # (Evidently above all) take seconds to import.
     from monitor.runs.drilldown import window_report_html
 
     @lru_cache(maxsize=REPORT_CACHE_SIZE)
@@ -43,13 +45,15 @@ def report_renderer(config: Config, engine: Engine) -> Callable[[str, datetime],
 
 def build_app(config: Config, engine: Engine) -> Any:
     """The dashboard with Evidently window reports wired in (for ``driftscope dashboard``, ``up`` and ``demo``)."""
-    from dashboard import create_app  # Dash and Plotly load only for the commands that serve it
+    from dashboard import create_app
 
     return create_app(config, engine, render_report=report_renderer(config, engine))
 
 
 def serve(app: Any, host: str, port: int) -> None:
     """Serve ``app`` with werkzeug's threaded WSGI server until interrupted."""
+    from werkzeug.serving import make_server
+
     server = make_server(host, port, app.server, threaded=True)
     log.info("dashboard listening on http://%s:%s", host, port)
     try:
@@ -72,6 +76,8 @@ def register(app: typer.Typer) -> None:
         """Serve the dashboard (login, host and port come from the dashboard: section of the config)."""
         if ctx.invoked_subcommand is not None:
             return
+        from monitor.store.engine import check_migrated
+
         cfg = load_config(config)
         engine = open_store(cfg)
         check_migrated(engine)

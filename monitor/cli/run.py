@@ -3,6 +3,9 @@
 One process for one machine: the worker's jobs run in background threads, the API in a uvicorn
 server thread, the dashboard in the foreground. Ctrl-C or SIGTERM stops the dashboard, then the
 API, then the worker (which finishes and writes the window it is computing).
+
+uvicorn, FastAPI, the worker and the store are imported inside the functions that start them:
+``driftscope up --help`` and ``demo --help`` import this module.
 """
 
 from __future__ import annotations
@@ -14,21 +17,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import uvicorn
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy import Engine
 
-from monitor.api.app import create_app as create_api
 from monitor.cli.dashboard import build_app as build_dashboard
 from monitor.cli.main import ConfigOption, open_store, out_console, user_errors
-from monitor.cli.worker import Worker
 from monitor.config import Config, load_config, parse_duration
-from monitor.demo.traffic import LIVE_DRIFT_AFTER, MODEL, Simulator, demo_config, load_timeline
-from monitor.store.engine import check_migrated, make_engine, upgrade
-from monitor.store.queries import sync_models
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from monitor.cli.worker_process import Worker
+    from monitor.demo.traffic import Simulator
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,10 @@ log = logging.getLogger(__name__)
 @contextmanager
 def api_server(config: Config, engine: Engine, port: int) -> Iterator[str]:
     """The ingestion API on a uvicorn server thread, for as long as the block runs."""
+    import uvicorn
+
+    from monitor.api.app import create_app as create_api
+
     server = uvicorn.Server(
         uvicorn.Config(create_api(config, engine), host=config.api.host, port=port, log_config=None, access_log=False)
     )
@@ -50,6 +56,8 @@ def api_server(config: Config, engine: Engine, port: int) -> Iterator[str]:
 
 @contextmanager
 def running_worker(config: Config, engine: Engine) -> Iterator[Worker]:
+    from monitor.cli.worker_process import Worker
+
     worker = Worker(config, engine)
     worker.start()
     try:
@@ -80,6 +88,8 @@ def serve_dashboard_until_stopped(config: Config, engine: Engine, port: int) -> 
 
 
 def run_all(config: Config, engine: Engine, api_port: int, dashboard_port: int) -> None:
+    from monitor.store.queries import sync_models
+
     sync_models(engine, config)
     with running_worker(config, engine), api_server(config, engine, api_port) as api_url:
         out_console.print(
@@ -97,6 +107,8 @@ def up(
     dashboard_port: Annotated[int | None, typer.Option(help="Default: dashboard.port from the config.")] = None,
 ) -> None:
     """Run the API, the worker and the dashboard in one process (one machine; see `api`, `worker`, `dashboard`)."""
+    from monitor.store.engine import check_migrated
+
     settings = load_config(config)
     engine = open_store(settings)
     check_migrated(engine)
@@ -120,6 +132,10 @@ def demo(
     Needs nothing else installed. Open the dashboard, watch the drift appear, see the alerts fire on
     the console; Ctrl-C stops it and running it again continues from the stored state.
     """
+    from monitor.demo.traffic import LIVE_DRIFT_AFTER, Simulator, demo_config, load_timeline
+    from monitor.store.engine import make_engine, upgrade
+    from monitor.store.queries import sync_models
+
     if reset and store.startswith("sqlite:///"):
         for suffix in ("", "-wal", "-shm"):
             Path(store.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
@@ -146,6 +162,8 @@ def demo(
 
 def catch_up(simulator: Simulator) -> None:
     """Write the traffic the demo has not written yet (its history on a first run) with a progress bar."""
+    from monitor.demo.traffic import MODEL
+
     start, now = simulator.written_until(), datetime.now(UTC)
     if now <= start:
         return

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -174,6 +175,27 @@ def _type_name(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "array"
     return type(value).__name__
+
+
+def parse_json(data: bytes) -> Any:
+    """``data`` parsed as JSON (UTF-8), except that ``NaN`` and ``±Infinity`` literals become floats.
+
+    They are not JSON, but Python's json and pandas write them; read, they are rejected by the field
+    checks, which name the field, and the batch's other records are kept. Raises ValueError (orjson's
+    message) for anything else that is not JSON, including what the stores cannot hold (lone
+    surrogates, integers past 64 bits) and nesting past orjson's depth limit.
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        error = exc
+    # Only bodies orjson refused pay for the slower parser.
+    try:
+        parsed = json.loads(data)
+        orjson.dumps(parsed)
+    except (ValueError, TypeError, RecursionError):
+        raise error from None
+    return parsed
 
 
 def parse_timestamp(value: Any) -> datetime:

@@ -1,4 +1,8 @@
-"""API keys for the ingestion API: created once, stored only as a hash, optionally scoped to models.
+"""API keys for the API: created once, stored only as a hash, with scopes and optionally limited to models.
+
+A key's scopes say what it may do: ``ingest`` (push predictions and labels), ``read`` (the read
+routes), ``operate`` (acknowledge, silence), ``admin`` (API keys, references). Each is granted on its
+own; none implies another.
 
 A key looks like ``dsk_<prefix>_<secret>``: the prefix finds the row, the SHA-256 of the whole key
 is compared in constant time. The secret is 256 random bits, so a fast hash is enough (a slow
@@ -13,16 +17,19 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any, Literal, get_args
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, Row, delete, func, select, update
 
 from monitor.errors import DriftscopeError
 from monitor.store.engine import transaction
 from monitor.store.tables import ApiKey, AuthFailure, utcnow
 
 KEY_PREFIX = "dsk_"
+Scope = Literal["ingest", "read", "operate", "admin"]
+SCOPES: tuple[Scope, ...] = get_args(Scope)
 # Every presented prefix that no key has shares this bucket, so a spray of made-up prefixes adds at most
 # one bucket's worth of rows (a real prefix is hex, so it never collides with this one).
 UNKNOWN_BUCKET = "unknown"
@@ -39,6 +46,7 @@ class KeyInfo:
     name: str
     prefix: str
     models: tuple[str, ...] | None  # None: every model
+    scopes: tuple[str, ...]
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None
@@ -47,23 +55,37 @@ class KeyInfo:
         return self.models is None or model in self.models
 
 
-def _info(row: ApiKey) -> KeyInfo:
+def _info(row: ApiKey | Row[Any]) -> KeyInfo:
     models = None if row.models is None else tuple(row.models)
-    return KeyInfo(row.id, row.name, row.prefix, models, row.created_at, row.revoked_at, row.last_used_at)
+    scopes = tuple(row.scopes)
+    return KeyInfo(row.id, row.name, row.prefix, models, scopes, row.created_at, row.revoked_at, row.last_used_at)
 
 
 def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_api_key(engine: Engine, name: str, models: Sequence[str] | None = None) -> tuple[str, KeyInfo]:
+def create_api_key(
+    engine: Engine, name: str, models: Sequence[str] | None = None, scopes: Sequence[str] = ("ingest",)
+) -> tuple[str, KeyInfo]:
     """Store a new key named ``name`` and return it in clear text: the only time it is ever shown."""
+    if not scopes:
+        raise ApiKeyError(f"a key needs at least one scope ({', '.join(SCOPES)})")
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise ApiKeyError(f"unknown scope(s) {', '.join(unknown)} (scopes: {', '.join(SCOPES)})")
     prefix = secrets.token_hex(6)
     key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     with transaction(engine) as session:
         if session.scalar(select(ApiKey.id).where(ApiKey.name == name)) is not None:
             raise ApiKeyError(f"an API key named {name!r} already exists")
-        row = ApiKey(name=name, prefix=prefix, key_hash=_hash(key), models=list(models) if models else None)
+        row = ApiKey(
+            name=name,
+            prefix=prefix,
+            key_hash=_hash(key),
+            models=list(models) if models else None,
+            scopes=[s for s in SCOPES if s in scopes],
+        )
         session.add(row)
         session.flush()
         return key, _info(row)
@@ -108,8 +130,7 @@ def verify_api_key(engine: Engine, presented: str) -> Verification:
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         with transaction(engine) as session:
             session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
-    models = None if row.models is None else tuple(row.models)
-    return Verification(KeyInfo(row.id, row.name, row.prefix, models, row.created_at, row.revoked_at, now), row.prefix)
+    return Verification(replace(_info(row), last_used_at=now), row.prefix)
 
 
 class FailureLimiter:

@@ -338,7 +338,7 @@ class Notification(Base):
 
 
 class ApiKey(Base):
-    """An ingestion key; only its hash is stored. ``models`` NULL means every model."""
+    """An API key; only its hash is stored. ``models`` NULL means every model; ``scopes`` what it may do."""
 
     __tablename__ = "api_key"
 
@@ -347,6 +347,7 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     key_hash: Mapped[str] = mapped_column(String(128))
     models: Mapped[list[str] | None] = mapped_column(Json, nullable=True)
+    scopes: Mapped[list[str]] = mapped_column(Json)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

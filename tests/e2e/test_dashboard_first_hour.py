@@ -1,24 +1,26 @@
 """What a new user saw in their first hour (issue 18), in headless Chromium against the seeded store of
 :mod:`tests.e2e.test_dashboard`: the health card against the alerts firing now, the range an alert's
-link opens."""
+link opens, the drifting-features card against its own count."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from selenium.webdriver.common.by import By
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from dashboard.state import CONTEXT_WINDOWS, format_input_time, format_time
+from monitor.store.tables import Score
 from tests.e2e import test_dashboard as shared
 from tests.e2e.test_dashboard import wait_for_graph, wait_for_text
 from tests.seed import WINDOW, SeedInfo
 
 pytestmark = pytest.mark.e2e
 # The seeded store, the server on it and the browser viewport of the main dashboard tests (a store of
-# this module's own).
+# this module's own: the drifting-features test rewrites scores).
 store, base_url, page = shared.store, shared.base_url, shared.page
 
 
@@ -44,3 +46,31 @@ def test_alert_link_frames_its_window(page: Any, base_url: str, store: tuple[Eng
     shown = page.find_element(By.ID, "range-from").get_attribute("value")
     assert shown == format_input_time(last - CONTEXT_WINDOWS * WINDOW)
     assert page.find_element(By.ID, "range-to").get_attribute("value") == format_input_time(last + WINDOW)
+
+
+def test_drifting_features_card_names_what_it_counts(page: Any, base_url: str, store: tuple[Engine, SeedInfo]) -> None:
+    """ "Drifting features 6 of 8" listed four names: every counted feature is named, the ones beyond the
+    card's room as "… and N more" with their names in its tooltip."""
+    engine, info = store
+    calm = [f for f in info.churn.features if f not in info.drifting_features]
+    with engine.begin() as conn:  # more drifting inputs than the card has room for
+        conn.execute(
+            update(Score)
+            .where(
+                Score.model_id == info.churn.id,
+                Score.kind == "drift",
+                Score.feature.in_(calm),
+                Score.window_start >= info.churn.last_window - 3 * WINDOW,
+            )
+            .values(value=1e-6, breached=True)
+        )
+    page.get(f"{base_url}/models/churn")
+    wait_for_graph(page, "model-timeline")
+    card = page.find_element(By.ID, "kpi-drifting")
+    counted = int(re.search(r"(\d+) of \d+", card.text).group(1))  # type: ignore[union-attr]
+    assert counted == len(info.churn.features)
+    named = [link.text for link in card.find_elements(By.TAG_NAME, "a")]
+    more = card.find_element(By.CSS_SELECTOR, ".ds-more")
+    hidden = more.get_attribute("title").split(", ")
+    assert f"and {len(hidden)} more" in more.text
+    assert sorted(named + hidden) == sorted(info.churn.features)

@@ -16,12 +16,19 @@ import orjson
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from sqlalchemy import Engine, func, select
 
-from monitor.api.app import create_app
+from monitor.api.app import Public, RequireScope, create_app, route_access
 from monitor.config import Config, parse_config
-from monitor.store.api_keys import UNKNOWN_BUCKET, FailureLimiter, create_api_key, revoke_api_key
+from monitor.store.api_keys import (
+    SCOPES,
+    UNKNOWN_BUCKET,
+    ApiKeyError,
+    FailureLimiter,
+    create_api_key,
+    list_api_keys,
+    revoke_api_key,
+)
 from monitor.store.engine import make_engine
 from monitor.store.tables import AuthFailure, PendingLabel, Prediction, RejectedRecord
 
@@ -159,7 +166,7 @@ def test_bad_records_are_rejected_one_by_one(api) -> None:
         "not an object",
     ]
     lines = [orjson.dumps(r) for r in good + bad]
-    lines += [b'{"id": "r19", "timestamp": 0, "features": {"tenure": NaN}, "prediction": 1}']  # NaN is not JSON
+    lines += [b'{"id": "r19", "timestamp": 0, "features": {"tenure": NaN}, "prediction": 1}']  # not JSON, but read
     lines += [b'{"id": "r20", "timestamp": 0, "features": {"plan": "\xff\xfe"}, "prediction": 1}']  # invalid UTF-8
     lines += [b'{"id": "r21", ']  # truncated
     app = create_app(make_config(max_body_bytes=30_000_000), engine)
@@ -180,7 +187,7 @@ def test_bad_records_are_rejected_one_by_one(api) -> None:
     assert messages[10] == "[10].prediction: required field is null"
     assert messages[11] == "[11].score: expected a probability in [0, 1], got 1.5"
     assert messages[12] == "[12]: expected a JSON object, got string"
-    assert messages[13].startswith("[13]: not valid JSON")
+    assert messages[13] == "[13].features.tenure: expected a finite number, got nan"
     assert messages[14].startswith("[14]: not valid JSON")
     assert messages[15].startswith("[15]: not valid JSON")
     assert sorted(messages) == [3, 4, *range(6, 16)]
@@ -290,7 +297,7 @@ def test_labels_before_and_after_their_predictions(api) -> None:
         "/v1/models/churn/labels",
         json=[{"id": "r1", "label": 1}, {"id": "r3", "label": 0, "timestamp": "2026-03-02T00:00:00Z"}, {"id": "r4"}],
     )
-    assert response.json()["accepted"] == 2
+    assert response.json()["accepted"] == 2, response.text
     assert response.json()["rejected"][0]["message"] == "[2].label: required field is missing"
     assert count(engine, PendingLabel) == 1
     client.post("/v1/models/churn/predictions", json=[canonical(3), canonical(4)])
@@ -429,31 +436,63 @@ def test_body_size_limit(api) -> None:
     assert count(engine, Prediction) == 0
 
 
-def test_every_route_needs_credentials_except_health_and_docs(sqlite_engine: Engine) -> None:
+def test_every_route_declares_its_access_and_the_server_enforces_it(sqlite_engine: Engine) -> None:
     app = create_app(make_config(), sqlite_engine)
-    # /metrics is for Prometheus scrapes (no secrets: counts and scores), like the health checks.
-    public = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
-    checked = []
+    access = {route.path: route_access(route) for route in app.routes}
+    assert [path for path, declared in access.items() if declared is None] == []
+    public = {path for path, declared in access.items() if isinstance(declared, Public)}
+    assert public == {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    assert all(len(declared.reason) > 20 for declared in access.values() if isinstance(declared, Public))
+    scoped = {path: declared.scope for path, declared in access.items() if isinstance(declared, RequireScope)}
+    assert scoped == {"/v1/models/{model}/predictions": "ingest", "/v1/models/{model}/labels": "ingest"}
+    callers: dict[str, str | None] = {"nobody": None}
+    for scope in SCOPES:
+        callers[scope], _ = create_api_key(sqlite_engine, f"svc-{scope}", scopes=[scope])
     with client_for(app) as client:
-        responses = {}
         for route in app.routes:
             path = route.path.replace("{model}", "churn")
             for method in sorted(getattr(route, "methods", None) or ["GET"]):
-                if method != "HEAD":
-                    responses[route.path, method] = client.request(method, path, json=[canonical(1)])
-    for route in app.routes:
-        path = route.path.replace("{model}", "churn")
-        for method in sorted(getattr(route, "methods", None) or ["GET"]):
-            if method == "HEAD":
-                continue
-            response = responses[route.path, method]
-            if route.path in public:
-                assert response.status_code == 200, (method, path)
-            else:
-                assert response.status_code == 401, (method, path, response.status_code)
-                checked.append(path)
-    assert sorted(checked) == ["/v1/models/churn/labels", "/v1/models/churn/predictions"]
-    assert all(isinstance(r, APIRoute) for r in app.routes if r.path in checked)
+                if method == "HEAD":
+                    continue
+                for caller, key in callers.items():
+                    record_id = f"{caller}-{path}"
+                    body = {"id": record_id, "label": 1} if path.endswith("/labels") else canonical(1, id=record_id)
+                    headers = bearer(key) if key else {}
+                    answer = client.request(method, path, json=[body], headers=headers)
+                    if route.path in public:
+                        expected = 200
+                    else:
+                        expected = 401 if key is None else 200 if caller == scoped[route.path] else 403
+                    assert answer.status_code == expected, (method, path, caller, answer.text)
+
+
+def test_key_scopes_are_stored_and_checked(sqlite_engine: Engine) -> None:
+    _, info = create_api_key(sqlite_engine, "svc-ops", scopes=["operate", "ingest", "read"])
+    assert info.scopes == ("ingest", "read", "operate")  # in SCOPES order
+    assert {k.name: k.scopes for k in list_api_keys(sqlite_engine)} == {"svc-ops": ("ingest", "read", "operate")}
+    assert create_api_key(sqlite_engine, "svc-default")[1].scopes == ("ingest",)
+    with pytest.raises(ApiKeyError, match=r"unknown scope\(s\) write \(scopes: ingest, read, operate, admin\)"):
+        create_api_key(sqlite_engine, "svc-bad", scopes=["ingest", "write"])
+    with pytest.raises(ApiKeyError, match="at least one scope"):
+        create_api_key(sqlite_engine, "svc-none", scopes=[])
+
+
+def test_apikey_create_takes_scopes(sqlite_engine: Engine, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from monitor.cli.main import app as cli
+
+    config = tmp_path / "driftscope.yaml"
+    config.write_text(orjson.dumps({"store": str(sqlite_engine.url), "models": MODELS}).decode())
+    created = CliRunner().invoke(
+        cli, ["apikey", "create", "--name", "svc-cli", "--scope", "ingest", "--scope", "read", "-c", str(config)]
+    )
+    assert created.exit_code == 0, created.output
+    assert {k.name: k.scopes for k in list_api_keys(sqlite_engine)} == {"svc-cli": ("ingest", "read")}
+    bad = CliRunner().invoke(cli, ["apikey", "create", "--name", "svc-x", "--scope", "root", "-c", str(config)])
+    assert bad.exit_code == 2 and "unknown scope(s) root" in bad.output
+    listed = CliRunner().invoke(cli, ["apikey", "list", "-c", str(config)], env={"COLUMNS": "200"})
+    assert "ingest, read" in listed.output
 
 
 @pytest.mark.integration

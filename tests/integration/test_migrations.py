@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select, text
 
 from monitor.store import engine as db
-from monitor.store.tables import Base
+from monitor.store.tables import ApiKey, Base
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
@@ -50,6 +52,20 @@ def test_models_match_migrations(empty_store_url):
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
+    engine.dispose()
+
+
+def test_keys_made_before_scopes_keep_ingesting(empty_store_url):
+    engine = db.make_engine(empty_store_url)
+    db.upgrade(engine, "0006")
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO api_key (name, prefix, key_hash, created_at) VALUES ('old', 'abc', 'h', :now)"),
+            {"now": datetime.now(UTC)},
+        )
+    db.upgrade(engine)
+    with engine.connect() as connection:
+        assert connection.scalars(select(ApiKey.scopes)).all() == [["ingest"]]
     engine.dispose()
 
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from sqlalchemy import Engine, func, insert, select
 
-from monitor.cli.worker import Worker
+from monitor.cli.worker_process import Worker
 from monitor.config import load_config, parse_config
 from monitor.store.queries import sync_models
 from monitor.store.tables import Prediction, Run
@@ -218,7 +218,7 @@ def test_worker_schedules_each_collector_on_its_source_interval(
         }
     )
     worker = Worker(config, sqlite_engine)
-    with caplog.at_level("WARNING", logger="monitor.cli.worker"):
+    with caplog.at_level("WARNING", logger="monitor.cli.worker_process"):
         worker.start()
         try:
             jobs = {job.id: job.trigger.interval for job in worker._jobs.get_jobs()}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from alerts.rules import SCORE_KINDS, Observation, RuleError, Selector, compile_rules, computed_methods, parse_condition
-from monitor.cli.worker import Worker
+from monitor.cli.worker_process import Worker
 from monitor.config import Config, ModelConfig, MonitorConfig, parse_config
 from monitor.runs.evaluation import evaluate, fit_baseline
 from monitor.runs.windows import Batch

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, select
 
 from dashboard import create_app
-from dashboard.auth import PROBE_PATHS, hash_password, verify_password
+from dashboard.auth import ITERATIONS, PROBE_PATHS, dummy_hash, hash_password, verify_password
 from monitor.config import Config, ConfigError, parse_config
 from monitor.store.engine import make_engine
 from monitor.store.tables import Alert
@@ -56,6 +56,14 @@ def test_password_hashes() -> None:
     assert hash_password("s3cret") != hash_password("s3cret")  # salted
     with pytest.raises(ValueError, match="empty"):
         hash_password("")
+
+
+def test_the_dummy_hash_is_as_dear_as_the_dearest_user_and_matches_nothing() -> None:
+    """An unknown username is verified against it: it must cost what a real user's hash costs."""
+    encoded = dummy_hash([hash_password("a", iterations=1000), hash_password("b", iterations=3000)])
+    assert encoded.startswith("pbkdf2_sha256$3000$")
+    assert not verify_password("", encoded) and not verify_password("a", encoded)
+    assert dummy_hash([]).startswith(f"pbkdf2_sha256${ITERATIONS}$")
 
 
 @pytest.mark.parametrize("auth", ["basic", "proxy"])

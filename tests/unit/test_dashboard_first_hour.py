@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from dash import dcc, html
+
+from dashboard.pages.model import feature_list
 from dashboard.state import CONTEXT_WINDOWS, PageQuery, bucket_for
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -35,3 +38,15 @@ def test_default_range_frames_a_short_history() -> None:
     """The demo: 3 hours of data are the range, not the right edge of a longer one."""
     tr = PageQuery().time_range(T0, T0 + timedelta(hours=3), FIVE)
     assert (tr.start, tr.end) == (T0, T0 + timedelta(hours=3) + FIVE)
+
+
+def test_drifting_feature_list_names_every_counted_feature() -> None:
+    """ "Drifting features 6 of 8" named four: the links and the "… and N more" tooltip name all six."""
+    names = [f"f{i}" for i in range(8)]
+    for count in range(len(names) + 1):
+        parts = feature_list(names[:count], lambda name: f"/f/{name}", shown=5)
+        links = [p.children for p in parts if isinstance(p, dcc.Link)]
+        more = [p for p in parts if isinstance(p, html.Span)]
+        hidden = more[0].title.split(", ") if more else []
+        assert links + hidden == names[:count]
+        assert len(links) == min(count, 5) and (not more or f"and {len(hidden)} more" in more[0].children)
