@@ -13,6 +13,10 @@ Hashes look like ``pbkdf2_sha256$600000$<salt>$<hash>`` (salt and hash base64), 
 Basic login is limited per username tried (:class:`LoginLimiter`), counted in the store like the API's
 failed keys, so every dashboard process shares the count. A username nobody has costs the same
 PBKDF2 run as a real user's wrong password: the answer's timing does not tell which users exist.
+
+Proxy login believes the user header only from ``dashboard.trusted_proxies`` and, when
+``dashboard.proxy_secret`` is set, only with that secret in :data:`PROXY_SECRET_HEADER` (both when
+both are set); the config refuses proxy login on a non-loopback address with neither.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ import hmac
 import math
 import secrets
 import threading
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from flask import Flask, Response, g, request
 from sqlalchemy import Engine
@@ -34,6 +39,7 @@ from monitor.store.api_keys import FailureLimiter
 ALGORITHM = "pbkdf2_sha256"
 ITERATIONS = 600_000  # OWASP's 2023 recommendation for PBKDF2-HMAC-SHA256
 REALM = "Driftscope"
+PROXY_SECRET_HEADER = "X-Driftscope-Proxy-Secret"
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 MAX_LOGIN_FAILURES = 5  # per username tried, within the API limiter's window (one minute)
 # Failures of made-up usernames recorded per window, all names together: bounds the rows a spray adds.
@@ -163,10 +169,16 @@ def install(server: Flask, settings: DashboardSettings, engine: Engine) -> None:
         return
 
     header = settings.proxy_user_header
+    secret = settings.proxy_secret.get_secret_value().encode() if settings.proxy_secret is not None else None
 
     def proxy() -> Response | None:
         if request.path in PROBE_PATHS:
             return None
+        if not _from_trusted_proxy(settings.trusted_proxies):
+            return Response("Login required: not a trusted proxy.\n", 401, mimetype="text/plain")
+        presented = request.headers.get(PROXY_SECRET_HEADER, "").encode()
+        if secret is not None and not hmac.compare_digest(presented, secret):
+            return Response(f"Login required: no valid {PROXY_SECRET_HEADER}.\n", 401, mimetype="text/plain")
         user = (request.headers.get(header) or "").strip()
         if user:
             g.driftscope_user = user
@@ -174,6 +186,19 @@ def install(server: Flask, settings: DashboardSettings, engine: Engine) -> None:
         return Response(f"Login required: the reverse proxy did not send {header}.\n", 401, mimetype="text/plain")
 
     server.before_request(proxy)
+
+
+def _from_trusted_proxy(trusted: Sequence[IPv4Network | IPv6Network]) -> bool:
+    """True if the peer of this request is one of ``trusted`` (anyone when the list is empty)."""
+    if not trusted:
+        return True
+    try:
+        peer = ip_address(request.remote_addr or "")
+    except ValueError:  # a unix socket has no address
+        return False
+    if isinstance(peer, IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped  # a dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d
+    return any(peer in network for network in trusted)
 
 
 def current_user() -> str | None:

@@ -13,6 +13,7 @@ Unknown keys are errors that list the valid ones: a typo never silently becomes 
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import math
 import os
 import re
@@ -32,6 +33,7 @@ from pydantic import (
     ConfigDict,
     Field,
     FiniteFloat,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -538,6 +540,40 @@ class DashboardSettings(Frozen):
         {}, validate_default=True, description="Required (at least one) with auth: basic."
     )
     proxy_user_header: str = Field("X-Forwarded-User", min_length=1)
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        [],
+        description="With auth: proxy, the addresses (CIDR) whose user header is believed, "
+        "e.g. your ingress controller's pod range; requests from elsewhere are refused.",
+    )
+    proxy_secret: SecretStr | None = Field(
+        None,
+        description="With auth: proxy, a secret the proxy sends in `X-Driftscope-Proxy-Secret`, "
+        "e.g. `${DASHBOARD_PROXY_SECRET}`; requests without it are refused.",
+    )
+
+    @field_validator("proxy_secret")
+    @classmethod
+    def _proxy_secret_is_long(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and len(secret.get_secret_value()) < 16:
+            raise ValueError("give at least 16 characters, e.g. from `openssl rand -hex 32`")
+        return secret
+
+    @model_validator(mode="after")
+    def _proxy_login_is_guarded(self) -> DashboardSettings:
+        problem = self.unguarded_proxy(self.host)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    def unguarded_proxy(self, host: str) -> str | None:
+        """Why proxy login listening on ``host`` would believe anyone's user header, or None."""
+        if self.auth != "proxy" or self.trusted_proxies or self.proxy_secret is not None or _is_loopback(host):
+            return None
+        return (
+            f"auth is proxy and the dashboard listens on {host}, so anyone who reaches it can send "
+            f"{self.proxy_user_header}: set dashboard.trusted_proxies (the proxy's addresses) or "
+            "dashboard.proxy_secret (a secret the proxy sends), or listen on 127.0.0.1"
+        )
 
     @field_validator("users")
     @classmethod
@@ -548,6 +584,15 @@ class DashboardSettings(Frozen):
                 "(printed by `driftscope dashboard hash-password`)"
             )
         return users
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
 
 
 class WorkerSettings(Frozen):

@@ -79,6 +79,9 @@ def register(app: typer.Typer) -> None:
         from monitor.store.engine import check_migrated
 
         cfg = load_config(config)
+        problem = cfg.dashboard.unguarded_proxy(host or cfg.dashboard.host)
+        if problem:  # the config was checked with its own host, not --host's
+            raise DriftscopeError(problem)
         engine = open_store(cfg)
         check_migrated(engine)
         settings = cfg.dashboard

@@ -1,12 +1,15 @@
 """Dashboard login over real HTTP: the dashboard served by werkzeug on a socket, its store in SQLite.
 
 Basic login: a limiter per username tried, and an unknown username verified against a hash as dear
-as a real one.
+as a real one. Proxy login: the user header believed only from a trusted proxy or with the proxy's
+secret, and `driftscope dashboard` refusing to serve proxy login to anyone who can reach it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,11 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from dashboard import auth, create_app
-from dashboard.auth import MAX_LOGIN_FAILURES, UNKNOWN_USERS_BUCKET, hash_password
+from dashboard.auth import MAX_LOGIN_FAILURES, PROXY_SECRET_HEADER, UNKNOWN_USERS_BUCKET, hash_password
 from monitor.config import Config
 from monitor.store.engine import make_engine, upgrade
 from monitor.store.tables import AuthFailure
@@ -112,3 +116,51 @@ def test_a_spray_of_usernames_adds_a_bounded_number_of_rows(tmp_path: Path, monk
             )
         engine.dispose()
     assert per_name == 3 + 1
+
+
+def as_proxy(url: str, source: str = "127.0.0.1", **headers: str) -> int:
+    """The status of a page asked for alice by a proxy connecting from ``source`` (a loopback address)."""
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=source)) as client:
+        return client.get(f"{url}/_dash-layout", headers={"X-Forwarded-User": "alice", **headers}).status_code
+
+
+def test_the_user_header_is_believed_only_from_a_trusted_proxy(tmp_path: Path) -> None:
+    # All of 127.0.0.0/8 is this machine: the test connects from two real, different peer addresses.
+    with served(tmp_path, {"auth": "proxy", "trusted_proxies": ["127.0.0.2/32"]}) as url:
+        assert as_proxy(url, source="127.0.0.1") == 401
+        assert as_proxy(url, source="127.0.0.2") == 200
+
+
+def test_the_user_header_is_believed_only_with_the_proxy_secret(tmp_path: Path) -> None:
+    secret = "s3cret-shared-with-the-proxy"
+    with served(tmp_path, {"auth": "proxy", "proxy_secret": secret}) as url:
+        assert as_proxy(url) == 401
+        assert as_proxy(url, **{PROXY_SECRET_HEADER: secret + "x"}) == 401
+        assert as_proxy(url, **{PROXY_SECRET_HEADER: secret}) == 200
+
+
+def start_dashboard(tmp_path: Path, dashboard: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "driftscope.yaml"
+    config.write_text(yaml.safe_dump({"store": f"sqlite:///{tmp_path / 'store.db'}", "dashboard": dashboard}))
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", "dashboard", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("dashboard", "args"),
+    [
+        ({"auth": "proxy", "host": "0.0.0.0"}, ()),  # refused when the config loads
+        ({"auth": "proxy"}, ("--host", "0.0.0.0")),  # refused when --host overrides the checked address
+    ],
+)
+def test_proxy_login_on_an_open_address_without_a_guard_does_not_start(
+    tmp_path: Path, dashboard: dict[str, Any], args: tuple[str, ...]
+) -> None:
+    result = start_dashboard(tmp_path, dashboard, *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    message = " ".join(result.stderr.split())
+    assert "dashboard.trusted_proxies" in message and "dashboard.proxy_secret" in message

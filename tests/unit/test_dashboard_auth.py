@@ -137,6 +137,35 @@ def test_basic_auth_needs_users_at_load() -> None:
     assert [path for path, _ in caught.value.errors] == ["dashboard.users"]
 
 
+@pytest.mark.parametrize(
+    "dashboard",
+    [
+        {"auth": "proxy"},  # 127.0.0.1: only this machine can send the header
+        {"auth": "proxy", "host": "::1"},
+        {"auth": "proxy", "host": "0.0.0.0", "trusted_proxies": ["10.0.0.0/8"]},
+        {"auth": "proxy", "host": "0.0.0.0", "proxy_secret": "0123456789abcdef"},
+        {"auth": "basic", "host": "0.0.0.0", "users": {"alice": {"password_hash": ALICE}}},
+    ],
+)
+def test_proxy_login_loads_on_loopback_or_with_a_guard(dashboard: dict[str, object]) -> None:
+    parse_config({"dashboard": dashboard}, env={})
+
+
+@pytest.mark.parametrize(
+    ("dashboard", "path"),
+    [
+        ({"auth": "proxy", "host": "0.0.0.0"}, "dashboard"),
+        ({"auth": "proxy", "host": "dashboard.internal"}, "dashboard"),
+        ({"auth": "proxy", "proxy_secret": "short"}, "dashboard.proxy_secret"),
+        ({"auth": "proxy", "trusted_proxies": ["10.0.0.1/8"]}, "dashboard.trusted_proxies[0]"),
+    ],
+)
+def test_proxy_login_without_a_guard_or_with_a_bad_one_does_not_load(dashboard: dict[str, object], path: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"dashboard": dashboard}, env={})
+    assert [p for p, _ in caught.value.errors] == [path]
+
+
 def test_actions_are_signed_by_the_logged_in_user(sqlite_engine: Engine) -> None:
     """With login on, the acknowledge dialog has no name field: the proxy's user signs the action."""
     info = seed_store(sqlite_engine, days=2, n_features=3)

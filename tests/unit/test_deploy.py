@@ -468,7 +468,9 @@ def test_kubernetes_manifests_match_the_kubernetes_schemas() -> None:
             continue
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
         kinds.append(document["kind"])
-    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "Job", "ConfigMap", "Secret"} <= set(kinds)
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "Job", "ConfigMap", "Secret", "NetworkPolicy"} <= set(
+        kinds
+    )
 
     # Negative control: a misspelt field is rejected by the same strict validation.
     deployment = copy.deepcopy(k8s_by_kind("Deployment")["driftscope-api"])
@@ -553,6 +555,27 @@ def test_kubernetes_ports_and_probes_match_the_config_and_the_apps(tmp_path: Pat
     hpa = k8s_by_kind("HorizontalPodAutoscaler")["driftscope-api"]
     assert hpa["spec"]["scaleTargetRef"]["name"] in k8s_by_kind("Deployment")
     assert k8s_by_kind("Deployment")["driftscope-worker"]["spec"]["replicas"] >= 2
+
+
+def test_only_the_ingress_reaches_the_proxy_login_dashboard() -> None:
+    """With auth: proxy a request's user header is its login: the proxy proves itself with the secret,
+    and a NetworkPolicy admits only the ingress controller, on the dashboard's port."""
+    (container,) = pod_specs()["driftscope-dashboard"]["containers"]
+    config, _, _ = k8s_config_and_env(container)
+    assert config.dashboard.auth == "proxy" and config.dashboard.proxy_secret is not None
+    labels = k8s_by_kind("Deployment")["driftscope-dashboard"]["spec"]["template"]["metadata"]["labels"]
+    ports = {p["name"] for p in container["ports"]} | {p["containerPort"] for p in container["ports"]}
+    policies = [
+        policy
+        for policy in k8s_by_kind("NetworkPolicy").values()
+        if policy["spec"]["podSelector"].get("matchLabels", {}).items() <= labels.items()
+    ]
+    assert policies, "no NetworkPolicy selects the dashboard's pods"
+    for policy in policies:
+        assert "Ingress" in policy["spec"]["policyTypes"]
+        for rule in policy["spec"]["ingress"]:
+            assert rule.get("from"), "an ingress rule without `from` admits every pod"
+            assert {p["port"] for p in rule["ports"]} <= ports
 
 
 def dashboard_unauthenticated_paths(config: Config, tmp_path: Path) -> set[str]:
