@@ -100,12 +100,12 @@ _UPSERT_LABELS = {
             UPDATE prediction p SET label = r.label, label_ts = r.label_ts
             FROM r WHERE p.model_id = :model_id AND p.prediction_id = r.id
             RETURNING p.prediction_id)
-        INSERT INTO pending_label (model_id, prediction_id, label, label_ts, source, received_at)
+        INSERT INTO pending_label (model_id, prediction_id, label, label_ts, source, label_received_at)
         SELECT :model_id, r.id, r.label, r.label_ts, :source, :now FROM r
         WHERE r.id NOT IN (SELECT prediction_id FROM updated)
         ON CONFLICT (model_id, prediction_id) DO UPDATE
             SET label = EXCLUDED.label, label_ts = EXCLUDED.label_ts, source = EXCLUDED.source,
-                received_at = EXCLUDED.received_at
+                label_received_at = EXCLUDED.label_received_at
         """
     ],
     "sqlite": [
@@ -118,14 +118,14 @@ _UPSERT_LABELS = {
         WHERE prediction.model_id = :model_id AND prediction.prediction_id = r.id
         """,
         """
-        INSERT INTO pending_label (model_id, prediction_id, label, label_ts, source, received_at)
+        INSERT INTO pending_label (model_id, prediction_id, label, label_ts, source, label_received_at)
         SELECT :model_id, r.value ->> '$.id', r.value -> '$.label', r.value ->> '$.label_ts', :source, :now
         FROM json_each(:rows) AS r
         WHERE NOT EXISTS (SELECT 1 FROM prediction p
                           WHERE p.model_id = :model_id AND p.prediction_id = r.value ->> '$.id')
         ON CONFLICT (model_id, prediction_id) DO UPDATE
             SET label = excluded.label, label_ts = excluded.label_ts, source = excluded.source,
-                received_at = excluded.received_at
+                label_received_at = excluded.label_received_at
         """,
     ],
 }

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -95,8 +96,9 @@ class Prediction(Base):
     __table_args__ = (
         UniqueConstraint("model_id", "prediction_id"),
         Index("ix_prediction_model_id_ts", "model_id", "ts"),
-        # Late labels: the scheduler reads labels newer than a watermark every tick.
-        Index("ix_prediction_model_id_label_ts", "model_id", "label_ts"),
+        # The stale scan reads what was received since its watermark, labels and predictions (migration 0008).
+        Index("ix_prediction_model_id_label_received_at", "model_id", "label_received_at"),
+        Index("ix_prediction_model_id_ingested_at", "model_id", "ingested_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -107,8 +109,14 @@ class Prediction(Base):
     prediction: Mapped[Any] = mapped_column(Json, nullable=True)
     score: Mapped[Any] = mapped_column(Json, nullable=True)
     label: Mapped[Any] = mapped_column(Json, nullable=True)
+    # The time the label describes (the record's own, else its reception); label lag is measured with it.
     label_ts: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # When the label (or its last correction) was received: staleness is driven by reception, not label_ts.
+    label_received_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # How many times a label was replaced by a different value.
+    label_corrections: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     source: Mapped[str] = mapped_column(String(100))
+    # When the prediction was received: one that arrives after its window was computed makes it stale.
     ingested_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
@@ -124,7 +132,8 @@ class PendingLabel(Base):
     label: Mapped[Any] = mapped_column(Json)
     label_ts: Mapped[datetime] = mapped_column(UtcDateTime)
     source: Mapped[str] = mapped_column(String(100))
-    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Moved onto the prediction with the label when it joins.
+    label_received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class RejectedRecord(Base):
@@ -225,14 +234,29 @@ class Run(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A claim's own token, apart from the attempt count (for leases renewed by heartbeat, attempt limits).
+    claim_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
     row_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
     label_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     duration_ms: Mapped[float | None] = mapped_column(Double, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # Set when labels arrive for an already computed window, so it is recomputed.
+    # Set when labels or predictions are received after the window was computed, so it is recomputed.
     stale_since: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # Predictions arrived late: the recompute is a full one (rows changed), not only the label scores.
+    stale_rows: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class ScanWatermark(Base):
+    """How far a monitor's stale scan has read, by reception time, so a restart reads only what arrived since."""
+
+    __tablename__ = "scan_watermark"
+
+    monitor: Mapped[str] = mapped_column(String(100), primary_key=True)
+    labels_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    predictions_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 
 class Score(Base):

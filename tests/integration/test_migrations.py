@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 
 from monitor.store import engine as db
-from monitor.store.tables import ApiKey, Base
+from monitor.store.tables import ApiKey, Base, PendingLabel, Prediction
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
@@ -73,3 +73,40 @@ def test_unmigrated_store_is_a_clear_error(tmp_path):
     engine = db.make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
     with pytest.raises(db.StoreError, match="run `driftscope db upgrade`"):
         db.check_migrated(engine)
+
+
+def test_labels_stored_before_0008_keep_their_time_as_their_reception(empty_store_url):
+    engine = db.make_engine(empty_store_url)
+    db.upgrade(engine, "0007")
+    labelled_at, ingested_at = datetime(2026, 3, 2, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO model (id, name, task, feature_schema, created_at, updated_at) "
+                 "VALUES (1, 'churn', 'binary', '{}', :t, :t)"),
+            {"t": ingested_at},
+        )  # fmt: skip
+        for pid, label, label_ts in [("a", "1", labelled_at), ("b", None, None)]:
+            connection.execute(
+                text("INSERT INTO prediction (model_id, prediction_id, ts, features, label, label_ts, source, "
+                     "ingested_at) VALUES (1, :pid, :t, '{}', :label, :label_ts, 'api', :t)"),
+                {"pid": pid, "t": ingested_at, "label": label, "label_ts": label_ts},
+            )  # fmt: skip
+        connection.execute(
+            text("INSERT INTO pending_label (model_id, prediction_id, label, label_ts, source, received_at) "
+                 "VALUES (1, 'c', '0', :t, 'api', :t)"),
+            {"t": labelled_at},
+        )  # fmt: skip
+    db.upgrade(engine)
+    with engine.connect() as connection:
+        predictions = connection.execute(
+            select(Prediction.prediction_id, Prediction.label_received_at, Prediction.label_corrections).order_by(
+                Prediction.prediction_id
+            )
+        ).all()
+        pending = connection.execute(select(PendingLabel.prediction_id, PendingLabel.label_received_at)).all()
+    assert [tuple(p) for p in predictions] == [("a", labelled_at, 0), ("b", None, 0)]
+    assert [tuple(p) for p in pending] == [("c", labelled_at)]
+    db.downgrade(engine, "0007")  # and back: the pending label keeps its reception time as received_at
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT prediction_id FROM pending_label")).scalars().all() == ["c"]
+    engine.dispose()
