@@ -11,7 +11,9 @@ Each chunk is one transaction: its points are upserted on ``(series_id, ts)`` an
 moves to the chunk's end in the same commit, so a crash or a Prometheus outage between chunks
 neither loses nor doubles a point; the next call resumes at the first missing step.
 
-HTTP failures are translated here into :class:`~monitor.errors.SourceError`: connection errors,
+The source's ``username``/``password`` (basic auth) or ``bearer_token`` go with every request, so
+the URL needs no ``user:password@``; a 401 or 403 is a non-transient error that says which settings
+to check. HTTP failures are translated here into :class:`~monitor.errors.SourceError`: connection errors,
 timeouts, 408, 429 and 5xx are ``transient`` and retried (:mod:`monitor.retry`); Prometheus's own
 query errors (400 ``bad_data``, 422 ``execution``) are not, and carry the query's config path.
 NaN samples (e.g. ``histogram_quantile`` over no data) are not stored: a gap in the chart.
@@ -23,7 +25,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -96,6 +98,23 @@ def metric_path(model: str, metric: str) -> str:
 # --- HTTP boundary ------------------------------------------------------------------------------
 
 
+class _BearerAuth(httpx.Auth):
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+
+def _auth(source: PrometheusSource) -> httpx.Auth | None:
+    if source.bearer_token is not None:
+        return _BearerAuth(source.bearer_token.get_secret_value())
+    if source.username is not None:
+        return httpx.BasicAuth(source.username, source.password.get_secret_value() if source.password else "")
+    return None  # httpx still sends a user:password@ of the URL as basic auth
+
+
 class PrometheusAPI:
     """The two calls Driftscope makes, with Prometheus's failures translated into :class:`SourceError`.
 
@@ -106,6 +125,7 @@ class PrometheusAPI:
     def __init__(self, source: PrometheusSource, client: httpx.Client | None = None) -> None:
         self.base_url = source.url.rstrip("/")
         self._timeout = source.timeout.total_seconds()
+        self._auth = _auth(source)
         self._client = client
         self._owns_client = client is None
 
@@ -147,7 +167,7 @@ class PrometheusAPI:
     def _get(self, path: str, params: dict[str, Any], where: str) -> Any:
         url = self.base_url + path
         try:
-            response = self.client.get(url, params=params)
+            response = self.client.get(url, params=params, auth=self._auth or httpx.USE_CLIENT_DEFAULT)
         except httpx.TimeoutException as exc:
             raise SourceError(f"{where}: Prometheus at {self.base_url} timed out: {exc}", transient=True) from exc
         except httpx.TransportError as exc:
@@ -160,6 +180,12 @@ class PrometheusAPI:
             for warning in body.get("warnings") or ():
                 log.warning("prometheus warning", extra={"query": where, "warning": warning})
             return body["data"]
+        if response.status_code in (401, 403):
+            raise SourceError(
+                f"{where}: Prometheus at {self.base_url} refused access (HTTP {response.status_code}): "
+                "check the source's username and password, or its bearer_token",
+                transient=False,
+            )
         # Prometheus answers 400 bad_data / 422 execution for the query's own fault, 503 while
         # starting or shutting down, 5xx for server trouble; a proxy in front may add 429/502/504.
         transient = is_transient_status(response.status_code)

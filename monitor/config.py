@@ -193,6 +193,22 @@ class PrometheusSource(Frozen):
     max_points_per_request: int = Field(10_000, ge=1, le=11_000)
     # Only evaluate up to now - safety_lag: a point whose samples are still being scraped would change later.
     safety_lag: Duration = timedelta(seconds=30)
+    username: str | None = Field(None, description="HTTP basic auth user (with `password`).")
+    password: SecretStr | None = Field(None, description="HTTP basic auth password, e.g. `${PROMETHEUS_PASSWORD}`.")
+    bearer_token: SecretStr | None = Field(
+        None, description="Sent as `Authorization: Bearer`, e.g. `${PROMETHEUS_TOKEN}`; instead of username/password."
+    )
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> PrometheusSource:
+        problems = []
+        if self.password is not None and self.username is None:
+            problems.append(("username", "a password needs its username"))
+        if self.bearer_token is not None and self.username is not None:
+            problems.append(("bearer_token", "give username/password or bearer_token, not both"))
+        if problems:
+            raise _Problems(problems)
+        return self
 
 
 Source = Annotated[ElasticsearchSource | PrometheusSource, Field(discriminator="kind")]

@@ -271,7 +271,8 @@ def test_prometheus_reads_back_a_stored_drift_score(
 class OwnPrometheus:
     """A Prometheus this test alone stops and restarts (the session one is shared)."""
 
-    def __init__(self, binary: str, directory: Path, target: str) -> None:
+    def __init__(self, binary: str, directory: Path, target: str, users: dict[str, str] | None = None) -> None:
+        """``users``: basic auth users and their bcrypt hashes (Prometheus's web config), if any."""
         self.binary = binary
         self.directory = directory
         self.port = servers.free_port()
@@ -281,17 +282,22 @@ class OwnPrometheus:
             "scrape_configs": [{"job_name": "outage", "static_configs": [{"targets": [target]}]}],
         }
         (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.web_config = directory / "web.yml" if users else None
+        if self.web_config is not None:
+            self.web_config.write_text(yaml.safe_dump({"basic_auth_users": users}))
         self.process: servers.ManagedProcess | None = None
 
-    def start(self) -> None:
+    def start(self, ready: Callable[[], bool] | None = None) -> None:
         argv = [
             self.binary,
             f"--config.file={self.directory / 'prometheus.yml'}",
             f"--storage.tsdb.path={self.directory / 'data'}",
             f"--web.listen-address=127.0.0.1:{self.port}",
         ]
+        if self.web_config is not None:
+            argv.append(f"--web.config.file={self.web_config}")
         self.process = servers.ManagedProcess("prometheus", argv, self.directory / "prometheus.log", self.directory)
-        self.process.wait_ready(lambda: servers.http_ok(f"{self.url}/-/ready"))
+        self.process.wait_ready(ready or (lambda: servers.http_ok(f"{self.url}/-/ready")))
 
     def stop(self) -> None:
         if self.process is not None:
@@ -355,6 +361,52 @@ def test_outage_mid_collection_leaves_no_gap_and_no_duplicate(
     timestamps = [ts for ts, _ in stored["/a"]]
     assert timestamps == list(range(start_ms, end_ms + 1, STEP_MS))  # every step, each once
     assert timestamps[0] < to_ms(until) < timestamps[-1]
+
+
+# --- a Prometheus behind basic auth (its own --web.config.file) -------------------------------------------
+
+AUTH_USER, AUTH_PASSWORD = "driftscope", "correct-horse-battery"
+# bcrypt of AUTH_PASSWORD at cost 4 (fast to check), as Prometheus's web config wants it.
+AUTH_HASH = "$2b$04$VVyo.lTYLUmyOWRJoAmaeuH0.eBaPGWOkMcQWl/PQ7klFqmNbXCcK"
+
+
+def test_collector_authenticates_with_the_source_settings_and_fails_clearly_without(
+    prometheus_binary: str, exporter: Exporter, sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    prometheus = OwnPrometheus(prometheus_binary, tmp_path, exporter.address, users={AUTH_USER: AUTH_HASH})
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{prometheus.url}/-/ready", auth=(AUTH_USER, AUTH_PASSWORD)).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    prometheus.start(ready)
+    engine = make_engine_with_model(sqlite_engine)
+
+    def collect(**settings: str) -> int:
+        source = {"kind": "prometheus", "url": prometheus.url, "step": "1s", **settings}
+        config = parse_config({"sources": {"prom": source}}, env={"PROM_PASSWORD": AUTH_PASSWORD, "WRONG": "n0pe-x"})
+        prom = config.sources["prom"]
+        assert isinstance(prom, PrometheusSource)
+        collector = PrometheusCollector(engine, "churn", "auth", MetricQuery(source="prom", query="vector(1)"), prom)
+        try:
+            return collector.collect().stored
+        finally:
+            collector.close()
+
+    try:
+        assert httpx.get(f"{prometheus.url}/api/v1/query", params={"query": "up"}).status_code == 401  # guarded
+        for settings in ({}, {"username": AUTH_USER, "password": "${WRONG}"}):
+            with pytest.raises(SourceError) as refused:
+                collect(**settings)
+            message = str(refused.value)
+            assert not refused.value.transient
+            assert "refused access (HTTP 401): check the source's username and password" in message
+            assert "n0pe-x" not in message and AUTH_PASSWORD not in message
+        assert collect(username=AUTH_USER, password="${PROM_PASSWORD}") > 0
+    finally:
+        prometheus.stop()
 
 
 # --- example rules -------------------------------------------------------------------------------------

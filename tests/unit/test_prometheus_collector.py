@@ -334,3 +334,56 @@ def test_a_step_below_a_millisecond_is_a_config_error() -> None:
         ("sources.prom.step", "expected a step of at least 1ms, got 0s"),
         ("models.churn.metrics.p99.step", "expected a step of at least 1ms, got 0.0001s"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("settings", "authorization"),
+    [
+        ({"bearer_token": "${PROM_TOKEN}"}, "Bearer t0k3n"),
+        ({"username": "driftscope", "password": "${PROM_PASSWORD}"}, "Basic ZHJpZnRzY29wZTpwYXNzdzByZA=="),
+        ({}, None),
+    ],
+)
+def test_each_request_carries_the_source_credentials(
+    sqlite_engine: Engine, settings: dict[str, str], authorization: str | None
+) -> None:
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("Authorization"))
+        return httpx.Response(200, json={"status": "success", "data": {"resultType": "matrix", "result": []}})
+
+    env = {"PROM_TOKEN": "t0k3n", "PROM_PASSWORD": "passw0rd"}
+    source = parse_config({"sources": {"prom": {"kind": "prometheus", "url": URL, **settings}}}, env=env)
+    assert "t0k3n" not in repr(source) and "passw0rd" not in repr(source)
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        make(sqlite_engine, client, Clock(), **source.sources["prom"].model_dump(exclude={"kind", "url"})).collect()
+    assert seen and set(seen) == {authorization}
+
+
+def test_a_refused_credential_fails_at_once_naming_the_settings(sqlite_engine: Engine, prometheus: Any) -> None:
+    fake, client = prometheus
+    fake.script = [401]
+    with pytest.raises(SourceError) as raised:
+        make(sqlite_engine, client, Clock(), username="driftscope", password="wrong-one").collect()
+    assert not raised.value.transient and len(fake.requests) == 1
+    assert str(raised.value) == (
+        f"models.churn.metrics.latency: Prometheus at {URL} refused access (HTTP 401): "
+        "check the source's username and password, or its bearer_token"
+    )
+
+
+def test_credentials_are_basic_auth_or_a_bearer_token() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(
+            {
+                "sources": {
+                    "both": {"kind": "prometheus", "url": URL, "username": "u", "password": "p", "bearer_token": "t"},
+                    "nameless": {"kind": "prometheus", "url": URL, "password": "p"},
+                }
+            }
+        )
+    assert raised.value.errors == [
+        ("sources.both.bearer_token", "give username/password or bearer_token, not both"),
+        ("sources.nameless.username", "a password needs its username"),
+    ]
