@@ -10,7 +10,9 @@ idempotent, so re-reading the overlap costs time but never doubles a row.
 Why the overlap: a document becomes searchable after the collector may have passed its cursor
 value (refresh interval, ingest lag, a backfill). Every page is stored in one transaction with the
 checkpoint that covers it, so a crash at any point loses nothing and doubles nothing. The watermark
-never moves past a page that reported shard failures: that page may be missing documents.
+never moves past a page that reported shard failures: that page may be missing documents, and it
+never moves backwards: the re-read of the overlap lies behind it, and a kill during that re-read
+leaves it where it was.
 
 Misses are never silent: each cycle counts, in its own PIT, the documents behind the part of the
 index already settled (before ``watermark − overlap``); if that count grew since the last cycle,
@@ -308,7 +310,12 @@ class ElasticsearchCollector:
                 more = len(hits) == size
                 if more:
                     upcoming = prefetch.submit(fetch, hits[-1]["sort"])
-                position = {**position, "watermark": int(hits[-1]["sort"][0])}
+                # The re-read of the overlap starts behind the saved watermark: its pages must not pull
+                # the watermark back (a kill during the re-read would keep what they wrote). Paging
+                # itself follows search_after in memory, never the checkpoint.
+                last = int(hits[-1]["sort"][0])
+                saved = position.get("watermark")
+                position = {**position, "watermark": last if saved is None else max(int(saved), last)}
                 result = self._store(hits, key, position)
                 stored, rejected, read = stored + result.accepted, rejected + len(result.rejected), read + len(hits)
                 if progress is not None:
