@@ -3,7 +3,11 @@
 Library code logs through the standard library (``logging.getLogger(__name__)``) and passes
 fields with ``extra={"model": name, ...}``; this module renders them as readable key=value
 lines on a terminal or one JSON object per line (``--log-format json``) for log shippers.
-URLs in values lose their credentials (:func:`monitor.errors.redact`).
+
+Values often come from outside (a client's field names, a source's error text): every record is
+one line whatever they hold. The JSON renderer escapes control characters itself; the console
+renderer gets them escaped first (``\\n``, ``\\x1b``, ``\\u2028``), so a value cannot forge a line or
+drive the terminal. URLs in values lose their credentials (:func:`monitor.errors.redact`).
 """
 
 from __future__ import annotations
@@ -29,8 +33,40 @@ def _drop_fields(*names: str) -> structlog.types.Processor:
     return drop
 
 
-def _redact(_logger: object, _method: str, event: structlog.types.EventDict) -> structlog.types.EventDict:
-    return {key: redact(value) if isinstance(value, str) else value for key, value in event.items()}
+# C0, DEL, C1 (NEL among them) and the Unicode line and paragraph separators: each would start a
+# new line or drive the terminal. Escaped the way Python spells them in a repr.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+# Rendered by the console renderer as blocks of their own, kept multi-line on purpose.
+_MULTILINE = frozenset({"exception", "stack"})
+
+
+def escape_control(text: str) -> str:
+    """``text`` on one line: control characters and line separators as escapes.
+
+    >>> escape_control("id\\nINFO forged line\\x1b[2J")
+    'id\\\\nINFO forged line\\\\x1b[2J'
+    """
+    return text.translate(_CONTROL)
+
+
+def _clean(*, one_line: bool) -> structlog.types.Processor:
+    def clean(_logger: object, _method: str, event: structlog.types.EventDict) -> structlog.types.EventDict:
+        cleaned = {}
+        for key, value in event.items():
+            if isinstance(value, str):
+                value = redact(value)
+                if one_line and key not in _MULTILINE:
+                    value = escape_control(value)
+            cleaned[escape_control(key) if one_line else key] = value
+        return cleaned
+
+    return clean
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -82,7 +118,7 @@ def _structlog_formatter(fmt: LogFormat) -> logging.Formatter:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            _redact,
+            _clean(one_line=fmt == "console"),
             renderer,
         ],
     )

@@ -1,18 +1,51 @@
-"""Log lines as ``configure_logging`` renders them: no URL keeps its password."""
+"""Log lines as ``configure_logging`` renders them: one record is one line, and no URL keeps its password."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
 
 from monitor.logs import LogFormat, configure_logging
 
+# Every character that ends a line for str.splitlines, plus ESC (drives the terminal) and a C1 control.
+FORGERS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029\x1b\x9b"
+FORGED = "\nINFO  [monitor.api.app] api key accepted admin=true"
+
 
 def _logged(capsys: pytest.CaptureFixture[str], fmt: LogFormat, message: str, *args: object, **extra: object) -> str:
     configure_logging("INFO", fmt)
     logging.getLogger("monitor.test").warning(message, *args, extra=extra)
     return capsys.readouterr().err
+
+
+def test_console_escapes_control_characters_in_values_keys_and_the_message(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = _logged(
+        capsys, "console", "unknown field %s", "f" + FORGED, **{"field": "x" + FORGED + FORGERS, "k" + FORGED: 1}
+    )
+    assert len(out.splitlines()) == 1, out
+    assert out.count("INFO  [monitor.api.app]") == 3  # still there for a reader, escaped
+    assert r"\n" in out and r"\x1b" in out and r"\u2028" in out and r"\x85" in out and r"\x9b" in out
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+def test_an_exception_keeps_its_traceback_lines(capsys: pytest.CaptureFixture[str], fmt: LogFormat) -> None:
+    configure_logging("INFO", fmt)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("monitor.test").exception("failed")
+    out = capsys.readouterr().err
+    assert "Traceback" in out and "ValueError: boom" in out
+
+
+def test_json_keeps_each_record_on_one_line_with_the_value_intact(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _logged(capsys, "json", "unknown field", field="x" + FORGED + FORGERS)
+    assert len(out.splitlines()) == 1, out
+    assert json.loads(out)["field"] == "x" + FORGED + FORGERS
 
 
 @pytest.mark.parametrize("fmt", ["console", "json"])
