@@ -158,21 +158,44 @@ class Frozen(BaseModel):
 
 
 class ElasticsearchSource(Frozen):
-    kind: Literal["elasticsearch"]
-    url: HttpUrl
-    index: str
-    username: str | None = None
-    password: SecretStr | None = None
-    api_key: SecretStr | None = None
-    verify_certs: bool = True
-    # Cursor on the ingest-time field when the index has one (set by an ingest pipeline),
-    # so documents made searchable late are still read; otherwise on the event timestamp.
-    ingest_time_field: str | None = None
-    overlap: Duration = timedelta(minutes=10)
-    safety_lag: Duration = timedelta(seconds=30)
-    page_size: int = Field(10_000, ge=1, le=10_000)  # fewer, larger pages: see docs/benchmarks.md
-    interval: PositiveDuration = timedelta(minutes=1)
-    timeout: PositiveDuration = timedelta(seconds=30)
+    kind: Literal["elasticsearch"] = Field(
+        description="Reads the prediction (and label) documents of models from Elasticsearch.",
+    )
+    url: HttpUrl = Field(
+        description="The cluster, e.g. `https://es.example.com` or `http://localhost:9200` (http needs the port).",
+    )
+    index: str = Field(
+        description="Index, alias or pattern holding the predictions of the models that use this source.",
+    )
+    username: str | None = Field(None, description="HTTP basic auth user (with `password`).")
+    password: SecretStr | None = Field(None, description="HTTP basic auth password, e.g. `${ES_PASSWORD}`.")
+    api_key: SecretStr | None = Field(
+        None,
+        description="Elasticsearch API key, instead of username/password, e.g. `${ES_API_KEY}`.",
+    )
+    verify_certs: bool = Field(True, description="Check the cluster's TLS certificate; false only for a test cluster.")
+    ingest_time_field: str | None = Field(
+        None,
+        description="Field an ingest pipeline sets to the time a document was indexed: reading by it collects "
+        "documents that became searchable late; null: read by the event timestamp.",
+    )
+    overlap: Duration = Field(
+        timedelta(minutes=10),
+        description="Each read starts this far before where the last one ended, for documents that became searchable "
+        "late (read twice, stored once).",
+    )
+    safety_lag: Duration = Field(
+        timedelta(seconds=30),
+        description="Read only documents older than this: newer ones may not be searchable yet.",
+    )
+    page_size: int = Field(
+        10_000,
+        ge=1,
+        le=10_000,
+        description="Documents per search page; fewer, larger pages are faster (docs/benchmarks.md).",
+    )
+    interval: PositiveDuration = Field(timedelta(minutes=1), description="Time between two reads.")
+    timeout: PositiveDuration = Field(timedelta(seconds=30), description="Time limit of one request.")
 
     @field_validator("url")
     @classmethod
@@ -184,15 +207,24 @@ class ElasticsearchSource(Frozen):
 
 
 class PrometheusSource(Frozen):
-    kind: Literal["prometheus"]
-    url: HttpUrl
-    step: Step = timedelta(minutes=1)
-    interval: PositiveDuration = timedelta(minutes=1)
-    timeout: PositiveDuration = timedelta(seconds=30)
-    # Prometheus rejects a query_range with more than 11,000 points per series.
-    max_points_per_request: int = Field(10_000, ge=1, le=11_000)
-    # Only evaluate up to now - safety_lag: a point whose samples are still being scraped would change later.
-    safety_lag: Duration = timedelta(seconds=30)
+    kind: Literal["prometheus"] = Field(description="Reads the `metrics` of models from Prometheus (range queries).")
+    url: HttpUrl = Field(description="The Prometheus server, e.g. `http://prometheus:9090`.")
+    step: Step = Field(
+        timedelta(minutes=1),
+        description="Resolution of the queries: one point per step, on multiples of it since the epoch.",
+    )
+    interval: PositiveDuration = Field(timedelta(minutes=1), description="Time between two reads.")
+    timeout: PositiveDuration = Field(timedelta(seconds=30), description="Time limit of one request.")
+    max_points_per_request: int = Field(
+        10_000,
+        ge=1,
+        le=11_000,
+        description="Points per series in one query; longer ranges are split (Prometheus refuses more than 11,000).",
+    )
+    safety_lag: Duration = Field(
+        timedelta(seconds=30),
+        description="Read only points older than this: one whose samples are still being scraped would change later.",
+    )
     username: str | None = Field(None, description="HTTP basic auth user (with `password`).")
     password: SecretStr | None = Field(None, description="HTTP basic auth password, e.g. `${PROMETHEUS_PASSWORD}`.")
     bearer_token: SecretStr | None = Field(
@@ -223,31 +255,67 @@ Task = Literal["binary", "multiclass", "regression"]
 class FieldMap(Frozen):
     """Where each part of a prediction record lives in the source document (dotted paths)."""
 
-    id: str = "id"
-    timestamp: str = "timestamp"
-    prediction: str = "prediction"
-    score: str | None = None
-    label: str | None = None
+    id: str = Field("id", description="Path of the prediction's unique id; labels are joined on it.")
+    timestamp: str = Field(
+        "timestamp",
+        description="Path of the prediction's time; it decides the prediction's window.",
+    )
+    prediction: str = Field(
+        "prediction",
+        description="Path of the predicted class (classification) or value (regression).",
+    )
+    score: str | None = Field(
+        None,
+        description="Path of the model's score (binary: the probability of the positive class), needed by roc_auc, "
+        "pr_auc, log_loss and brier and by estimated performance; null: no score.",
+    )
+    label: str | None = Field(
+        None,
+        description="Path of the true label, in the prediction documents or in those of `label_index`; null: no "
+        "labels from the source.",
+    )
     features: str | None = Field(
         None, description="Path of the object holding the features; None means the features are top-level."
     )
 
 
 class MetricQuery(Frozen):
-    source: Name
-    query: str
+    source: Name = Field(description="Name of a `kind: prometheus` source.")
+    query: str = Field(
+        description="PromQL expression, evaluated as a range query; each series it returns is scored per window.",
+    )
     step: Step | None = Field(None, description="Default: the source's step.")
 
 
 class ModelConfig(Frozen):
-    task: Task
-    source: Name | None = None
+    task: Task = Field(
+        description="What the model predicts: it decides the metrics and how prediction and label drift are tested.",
+    )
+    source: Name | None = Field(
+        None,
+        description="Elasticsearch source the predictions are collected from; null: they come through the API or the "
+        "SDK.",
+    )
     label_index: str | None = Field(None, description="Elasticsearch index holding late labels, if separate.")
-    fields: FieldMap = FieldMap()
-    features: dict[Name, ColumnKind]
-    classes: list[str] | None = None
-    positive_class: str | None = None
-    metrics: dict[Name, MetricQuery] = {}
+    fields: FieldMap = Field(FieldMap(), description="Where each part of a prediction is in the source's documents.")
+    features: dict[Name, ColumnKind] = Field(
+        description="The model's input columns and their kind; ingestion refuses others.",
+    )
+    classes: list[str] | None = Field(
+        None,
+        description="Class labels (binary: exactly 2); ingestion refuses others. Default: 0/1 for binary, the "
+        "reference's labels for multiclass.",
+    )
+    positive_class: str | None = Field(
+        None,
+        description="Binary: the class the score is the probability of, the one precision, recall and F1 count. "
+        "Default: the second of `classes`, else 1.",
+    )
+    metrics: dict[Name, MetricQuery] = Field(
+        {},
+        description="Service metrics (latency, errors...) from Prometheus, scored per window; alert on them as "
+        "`metric.NAME`.",
+    )
 
     @field_validator("features")
     @classmethod
@@ -288,9 +356,19 @@ class ModelConfig(Frozen):
 class ReferenceSpec(Frozen):
     """Exactly one of: a fixed time range, an uploaded dataset, or the previous N windows."""
 
-    range: tuple[UtcTime, UtcTime] | None = None
-    dataset: str | None = None
-    previous_windows: int | None = Field(None, ge=1)
+    range: tuple[UtcTime, UtcTime] | None = Field(
+        None,
+        description="[start, end) of stored predictions to compare with.",
+    )
+    dataset: str | None = Field(
+        None,
+        description="A dataset uploaded with `driftscope reference upload`, by its file name.",
+    )
+    previous_windows: int | None = Field(
+        None,
+        ge=1,
+        description="The N windows before the one computed: a rolling reference.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ReferenceSpec:
@@ -330,37 +408,75 @@ class ColumnPolicy(Frozen):
     """Per-column override of the drift method and threshold."""
 
     method: DriftMethodName = Field("auto", description=_METHOD_HELP + " It must apply to the column's kind.")
-    threshold: FiniteFloat | None = None
+    threshold: FiniteFloat | None = Field(
+        None,
+        description="This column's drift threshold; null: the monitor's `drift.threshold`.",
+    )
 
 
 class DriftSettings(Frozen):
     method: DriftMethodName = Field(
         "auto", description=_METHOD_HELP + " Columns of a kind it does not apply to keep auto."
     )
-    threshold: FiniteFloat | Literal["auto"] = "auto"
+    threshold: FiniteFloat | Literal["auto"] = Field(
+        "auto",
+        description="Drift threshold of every column tested with `method`: a p-value test flags drift below it, a "
+        "distance above it; auto: each test's default (docs/detectors.md).",
+    )
     drift_share: float = Field(0.5, gt=0, le=1, description="Share of drifted columns that makes the dataset drift.")
-    columns: dict[Name, ColumnPolicy] = {}
-    multivariate: bool = False
+    columns: dict[Name, ColumnPolicy] = Field(
+        {},
+        description="Per-column method and threshold: a feature, `prediction`, `label` or `score`.",
+    )
+    multivariate: bool = Field(
+        False,
+        description="Also score drift over all features at once: PCA reconstruction error and a domain classifier's "
+        "AUC.",
+    )
 
 
 class QualitySettings(Frozen):
-    enabled: bool = True
-    missing_share: float = Field(0.1, ge=0, le=1)
-    out_of_range_share: float = Field(0.1, ge=0, le=1)
-    unseen_share: float = Field(0.1, ge=0, le=1)
+    enabled: bool = Field(
+        True,
+        description="Score data quality: missing values, type errors, out-of-range values, unseen categories, volume,"
+        " duplicate ids.",
+    )
+    missing_share: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="A feature's missing share breaches when it exceeds the reference's by more than this.",
+    )
+    out_of_range_share: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Breached when more of a numeric feature's values than this fall outside the reference's [min, "
+        "max].",
+    )
+    unseen_share: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Breached when more of a categorical feature's values than this were never seen in the reference.",
+    )
 
 
 # Checks that need the monitor's model (a method that applies to the column's kind, metrics of
 # the model's task) read it from the validation context that parse_config passes, so they are
 # reported together with every other error of the file rather than after those are fixed.
 class MonitorConfig(Frozen):
-    model: Name
-    window: PositiveDuration = timedelta(hours=1)
+    model: Name = Field(description="The model (under `models`) this monitor watches.")
+    window: PositiveDuration = Field(
+        timedelta(hours=1),
+        description="Length of the tumbling windows, each scored against the reference; aim for 1,000 rows or more "
+        "(docs/scheduler.md, Choosing the window size).",
+    )
     lateness: Duration = Field(timedelta(minutes=5), description="How long after a window closes it is computed.")
     start: UtcTime | None = Field(None, description="First window to compute; default: the first prediction.")
-    reference: ReferenceSpec
-    drift: DriftSettings = DriftSettings()
-    quality: QualitySettings = QualitySettings()
+    reference: ReferenceSpec = Field(description="What each window is compared with.")
+    drift: DriftSettings = Field(DriftSettings(), description="Drift tests and thresholds.")
+    quality: QualitySettings = Field(QualitySettings(), description="Data-quality checks and thresholds.")
     performance: list[str] = Field(
         [],
         description=f"Classification: {', '.join(methods.CLASSIFICATION_METRICS)}; "
@@ -454,35 +570,57 @@ Severity = Literal["info", "warning", "critical"]
 
 
 class AlertRule(Frozen):
-    name: str
+    name: str = Field(description="Names the rule's alerts in messages and the dashboard; `inhibits` uses it.")
     when: str = Field(description="Selector, comparison and threshold, e.g. 'drift.share_drifted > 0.3'.")
     resolve_when: str | None = Field(None, description="Hysteresis: the condition that resolves a firing alert.")
-    for_: WindowCount = Field(1, alias="for")
-    severity: Severity = "warning"
-    models: list[Name] | None = None
-    monitors: list[Name] | None = None
-    labels: dict[str, str] = {}
-    group_by: list[str] = ["rule", "model"]
-    notify: list[Name] = []
-    repeat_interval: PositiveDuration = timedelta(hours=4)
+    for_: WindowCount = Field(
+        1,
+        alias="for",
+        description="Windows in a row the condition must hold before the alert fires (pending until then).",
+    )
+    severity: Severity = Field(
+        "warning",
+        description="Shown in messages, orders a group's alerts, a label for Alertmanager.",
+    )
+    models: list[Name] | None = Field(None, description="Only these models; null: every model.")
+    monitors: list[Name] | None = Field(
+        None,
+        description="Only these monitors; null: every monitor of the rule's models.",
+    )
+    labels: dict[str, str] = Field(
+        {},
+        description="Extra labels on the rule's alerts, e.g. `{team: ml}`, for routing and `group_by`.",
+    )
+    group_by: list[str] = Field(
+        ["rule", "model"],
+        description="Alerts with the same values of these labels are notified together, per channel.",
+    )
+    notify: list[Name] = Field(
+        [],
+        description="Channels (under `alerts.channels`) to notify; empty: the dashboard only.",
+    )
+    repeat_interval: PositiveDuration = Field(
+        timedelta(hours=4),
+        description="A group still firing is notified again after this long.",
+    )
     inhibits: list[str] = Field([], description="Names of rules this one mutes (same model) while it fires.")
 
 
 class SlackChannel(Frozen):
-    kind: Literal["slack"]
-    webhook: SecretHttpUrl
+    kind: Literal["slack"] = Field(description="Posts to a Slack incoming webhook.")
+    webhook: SecretHttpUrl = Field(description="The incoming webhook's URL, e.g. `${SLACK_WEBHOOK_URL}`.")
     allow_private: bool = Field(False, description="Allow loopback/private targets (refused by default: SSRF).")
 
 
 class EmailChannel(Frozen):
-    kind: Literal["email"]
+    kind: Literal["email"] = Field(description="Sends e-mail through an SMTP server.")
     smtp: Annotated[str, _url("smtp", "smtps")] = Field(description="smtp://host:port or smtps://host:port")
-    to: list[str] = Field(min_length=1)
-    sender: str = Field("driftscope@localhost", alias="from")
-    starttls: bool = False
-    username: str | None = None
-    password: SecretStr | None = None
-    timeout: PositiveDuration = timedelta(seconds=10)
+    to: list[str] = Field(min_length=1, description="Recipient addresses.")
+    sender: str = Field("driftscope@localhost", alias="from", description="Sender address.")
+    starttls: bool = Field(False, description="Upgrade an `smtp://` connection to TLS with STARTTLS.")
+    username: str | None = Field(None, description="SMTP login (with `password`); null: no login.")
+    password: SecretStr | None = Field(None, description="SMTP password, e.g. `${SMTP_PASSWORD}`.")
+    timeout: PositiveDuration = Field(timedelta(seconds=10), description="Time limit of one delivery.")
 
     @model_validator(mode="after")
     def _one_kind_of_tls(self) -> EmailChannel:
@@ -492,14 +630,14 @@ class EmailChannel(Frozen):
 
 
 class WebhookChannel(Frozen):
-    kind: Literal["webhook"]
-    url: SecretHttpUrl
+    kind: Literal["webhook"] = Field(description="POSTs each notification as JSON (docs/alerts.md).")
+    url: SecretHttpUrl = Field(description="Where to POST, e.g. `${WEBHOOK_URL}`: secret, as it may carry a token.")
     secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for the X-Driftscope-Signature header.")
     allow_private: bool = Field(False, description="Allow loopback/private targets (refused by default: SSRF).")
 
 
 class AlertmanagerChannel(Frozen):
-    kind: Literal["alertmanager"]
+    kind: Literal["alertmanager"] = Field(description="Pushes the alerts to Alertmanager, which routes them.")
     url: HttpUrl = Field(description="Alertmanager's base URL; /api/v2/alerts is appended to its path.")
     allow_private: bool = Field(
         False, description="Allow loopback/private targets, as an Alertmanager inside the network is (SSRF)."
@@ -515,7 +653,7 @@ class AlertmanagerChannel(Frozen):
 
 
 class ConsoleChannel(Frozen):
-    kind: Literal["console"]
+    kind: Literal["console"] = Field(description="Prints each notification on the worker's output (demo, tests).")
 
 
 Channel = Annotated[
@@ -525,19 +663,29 @@ Channel = Annotated[
 
 
 class AlertsConfig(Frozen):
-    rules: list[AlertRule] = []
-    channels: dict[Name, Channel] = {}
-    group_wait: Duration = timedelta(seconds=30)
-    group_interval: PositiveDuration = timedelta(minutes=5)
+    rules: list[AlertRule] = Field([], description="When an alert fires and resolves (docs/alerts.md).")
+    channels: dict[Name, Channel] = Field({}, description="Where notifications go, by the name rules give in `notify`.")
+    group_wait: Duration = Field(
+        timedelta(seconds=30),
+        description="A new group waits this long for more alerts before its first notification.",
+    )
+    group_interval: PositiveDuration = Field(
+        timedelta(minutes=5),
+        description="A group that changed (alerts added or resolved) is notified at most this often.",
+    )
 
 
 # --- processes ----------------------------------------------------------------------------------
 
 
 class ApiSettings(Frozen):
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    host: str = Field("127.0.0.1", description="Address the ingestion API listens on; 0.0.0.0 in a container.")
+    port: int = Field(8000, ge=1, le=65535, description="Port of the ingestion API.")
+    max_body_bytes: int = Field(
+        20 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body, in bytes; a larger one gets 413.",
+    )
 
 
 class DashboardUser(Frozen):
@@ -548,14 +696,22 @@ class DashboardUser(Frozen):
 
 
 class DashboardSettings(Frozen):
-    host: str = "127.0.0.1"
-    port: int = Field(8050, ge=1, le=65535)
+    host: str = Field("127.0.0.1", description="Address the dashboard listens on; 0.0.0.0 in a container.")
+    port: int = Field(8050, ge=1, le=65535, description="Port of the dashboard.")
     public_url: HttpUrl = Field("http://127.0.0.1:8050", description="Base of the links in alert messages.")
-    auth: Literal["none", "basic", "proxy"] = "none"
+    auth: Literal["none", "basic", "proxy"] = Field(
+        "none",
+        description="none: open to anyone who reaches it; basic: the `users` log in; proxy: a reverse proxy "
+        "authenticates and sends the user in `proxy_user_header`.",
+    )
     users: dict[str, DashboardUser] = Field(
         {}, validate_default=True, description="Required (at least one) with auth: basic."
     )
-    proxy_user_header: str = Field("X-Forwarded-User", min_length=1)
+    proxy_user_header: str = Field(
+        "X-Forwarded-User",
+        min_length=1,
+        description="With auth: proxy, the header holding the user's name.",
+    )
     trusted_proxies: list[IPvAnyNetwork] = Field(
         [],
         description="With auth: proxy, the addresses (CIDR) whose user header is believed, "
@@ -612,10 +768,22 @@ def _is_loopback(host: str) -> bool:
 
 
 class WorkerSettings(Frozen):
-    metrics_port: int | None = Field(9108, ge=1, le=65535)
+    metrics_port: int | None = Field(
+        9108,
+        ge=1,
+        le=65535,
+        description="Port of the worker's /metrics; null: no /metrics server.",
+    )
     metrics_host: str = Field("127.0.0.1", description="Address /metrics binds to; 0.0.0.0 in a container.")
-    tick: PositiveDuration = timedelta(seconds=30)
-    claim_ttl: PositiveDuration = timedelta(minutes=10)
+    tick: PositiveDuration = Field(
+        timedelta(seconds=30),
+        description="How often a worker plans due windows, computes them and evaluates the alert rules.",
+    )
+    claim_ttl: PositiveDuration = Field(
+        timedelta(minutes=10),
+        description="How long a worker holds a run it claimed: another worker retries it after that (a worker that "
+        "died).",
+    )
 
 
 # --- the store ----------------------------------------------------------------------------------
@@ -674,13 +842,25 @@ class Config(Frozen):
         "`/` in it), or leave it out of the URL and the driver reads `$PGPASSWORD` itself. `$DRIFTSCOPE_STORE` "
         "overrides this key.",
     )
-    sources: dict[Name, Source] = {}
-    models: dict[Name, ModelConfig] = {}
-    monitors: dict[Name, MonitorConfig] = {}
-    alerts: AlertsConfig = AlertsConfig()
-    api: ApiSettings = ApiSettings()
-    dashboard: DashboardSettings = DashboardSettings()
-    worker: WorkerSettings = WorkerSettings()
+    sources: dict[Name, Source] = Field(
+        {},
+        description="Where predictions (Elasticsearch) and metrics (Prometheus) are read from.",
+    )
+    models: dict[Name, ModelConfig] = Field(
+        {},
+        description="The monitored models: task, features, where their predictions are.",
+    )
+    monitors: dict[Name, MonitorConfig] = Field(
+        {},
+        description="What is computed for a model, window by window; a model may have several.",
+    )
+    alerts: AlertsConfig = Field(AlertsConfig(), description="Alert rules and notification channels.")
+    api: ApiSettings = Field(ApiSettings(), description="The ingestion API (`driftscope api`).")
+    dashboard: DashboardSettings = Field(DashboardSettings(), description="The dashboard (`driftscope dashboard`).")
+    worker: WorkerSettings = Field(
+        WorkerSettings(),
+        description="The worker (`driftscope worker`): computes windows, sends alerts.",
+    )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Config:

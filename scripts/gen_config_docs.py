@@ -201,7 +201,9 @@ def _rows(reference: _Reference, path: str, model: type[BaseModel]) -> Iterator[
         key = field.alias or name
         child = key if path == "(top level)" else f"{path}.{key}"
         type_text = reference.type_text(field.annotation, child, field.metadata)
-        description = " ".join(filter(None, [field.description, _constraints(field)])).replace("|", "\\|")
+        if constraints := _constraints(field):
+            type_text += f" ({constraints})"
+        description = (field.description or "").replace("|", "\\|")
         yield f"| `{key}` | {type_text} | {_default_text(field)} | {description} |"
 
 

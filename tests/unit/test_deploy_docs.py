@@ -58,11 +58,22 @@ def test_every_key_of_every_model_is_documented() -> None:
 
 def test_types_defaults_and_descriptions_come_from_the_models() -> None:
     text = generator().render()
-    assert "| `window` | duration | `1h` |" in text
-    assert "| `for` | windows (`2` or `2 windows`) | `1` | ≥ 1 |" in text
+    assert "| `window` | duration (> 0) | `1h` |" in text
+    assert "| `for` | windows (`2` or `2 windows`) (≥ 1) | `1` | Windows in a row" in text
     assert "| `password` | secret string or null | null |" in text
     assert "| `task` | `binary` \\| `multiclass` \\| `regression` | **required** |" in text
     assert "| `lateness` | duration | `5m` | How long after a window closes it is computed. |" in text
     assert (
         "[`kind: email`](#alertschannelsname-kind-email)" in text and "## alerts.channels.<name> (kind: email)" in text
     )
+
+
+def test_every_key_of_every_model_has_a_description() -> None:
+    undocumented = [
+        f"{model.__name__}.{name}"
+        for model in vars(cfg).values()
+        if isinstance(model, type) and issubclass(model, BaseModel) and model.__module__ == cfg.__name__
+        for name, field in model.model_fields.items()
+        if not (field.description or "").strip()
+    ]
+    assert undocumented == [], f"give these fields a description= in monitor/config.py: {undocumented}"
