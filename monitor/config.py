@@ -599,9 +599,9 @@ class AlertRule(Frozen):
         [],
         description="Channels (under `alerts.channels`) to notify; empty: the dashboard only.",
     )
-    repeat_interval: PositiveDuration = Field(
+    repeat_interval: Duration = Field(
         timedelta(hours=4),
-        description="A group still firing is notified again after this long.",
+        description="A group still firing is notified again after this long (0: at every evaluation).",
     )
     inhibits: list[str] = Field([], description="Names of rules this one mutes (same model) while it fires.")
 
@@ -669,9 +669,9 @@ class AlertsConfig(Frozen):
         timedelta(seconds=30),
         description="A new group waits this long for more alerts before its first notification.",
     )
-    group_interval: PositiveDuration = Field(
+    group_interval: Duration = Field(
         timedelta(minutes=5),
-        description="A group that changed (alerts added or resolved) is notified at most this often.",
+        description="A group that changed (alerts added or resolved) is notified at most this often (0: at once).",
     )
 
 
