@@ -80,6 +80,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "apikey": ("api", "Create, list and revoke API keys for the ingestion API."),
     "collect": ("collect", "Read a source into the store now."),
     "reference": ("reference", "Reference datasets that monitors compare windows with."),
+    "labels": ("labels", "Ground truth (labels) for stored predictions."),
 }
 COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(module for module, _ in LAZY_COMMANDS.values()))
 

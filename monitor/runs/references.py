@@ -18,7 +18,6 @@ new data in the range changes the key, and the next window re-profiles. Rolling 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
@@ -26,7 +25,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,6 +35,7 @@ from sqlalchemy import Engine, func, select
 
 from monitor.config import Config, ModelConfig, MonitorConfig, ReferenceSpec, as_utc
 from monitor.errors import DriftscopeError
+from monitor.ingest.files import open_counted
 from monitor.runs.evaluation import Baseline, classification_classes, fit_baseline
 from monitor.runs.windows import Batch, load_window, score_matrix
 from monitor.store.engine import transaction
@@ -59,22 +59,6 @@ class InsufficientReference(DriftscopeError):
 # ------------------------------------------------------------------------------------------ files
 
 
-class _CountingReader(io.RawIOBase):
-    """A file that reports how many bytes were read, for a progress bar over big files."""
-
-    def __init__(self, raw: BinaryIO, progress: Progress, total: int) -> None:
-        self._raw, self._progress, self._total, self._done = raw, progress, total, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
-        self._done += n or 0
-        self._progress(self._done, self._total)
-        return n or 0
-
-
 def read_table(path: Path, progress: Progress | None = None) -> pd.DataFrame:
     """A CSV (optionally .gz) or Parquet file as a frame; any failure is a :class:`ReferenceError` naming it."""
     path = Path(path)
@@ -91,12 +75,7 @@ def read_table(path: Path, progress: Progress | None = None) -> pd.DataFrame:
                     progress(done, total)
             frame = pd.concat(parts, ignore_index=True) if parts else parquet.schema_arrow.empty_table().to_pandas()
         elif ".csv" in suffixes:
-            with path.open("rb") as raw:
-                source: BinaryIO = raw
-                if progress:
-                    source = io.BufferedReader(_CountingReader(raw, progress, path.stat().st_size))
-                if suffixes[-1] == ".gz":
-                    source = gzip.GzipFile(fileobj=source)  # type: ignore[assignment]
+            with open_counted(path, progress) as source:
                 frame = pd.read_csv(source)
         else:
             raise ReferenceError(f"{path}: unknown file type (expected .csv, .csv.gz or .parquet)")
