@@ -336,6 +336,10 @@ def create_app(config: Config, engine: Engine) -> FastAPI:
         """Store labels (ground truth); a label for an unseen id waits for its prediction."""
         return await ingest("label", model, request, response, key, idempotency_key)
 
+    from monitor.api.read import add_read_routes  # it imports this module's RequireScope and ErrorOut
+
+    add_read_routes(app.router, config, engine, authenticate)
+
     # add_route is typed for request -> response endpoints; Starlette serves any non-function endpoint as
     # an ASGI app, and a Route (unlike a Mount) answers /metrics without a redirect to /metrics/.
     app.add_route("/metrics", metrics_asgi_app(engine), include_in_schema=False)  # type: ignore[arg-type]

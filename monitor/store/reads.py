@@ -1,0 +1,541 @@
+"""Read queries on the store for the read API and ``driftscope status`` (and, later, the dashboard).
+
+Plain values out (frozen dataclasses), no pandas: the API serialises them and the CLI prints them, and
+the core stays light. Every function takes an open :class:`~sqlalchemy.Connection` and writes nothing.
+
+A model's health is one function, :func:`model_health`, so the API's ``/v1/models/{model}/health`` and
+``driftscope status`` can never disagree: the worst severity of its firing alerts, ``ok`` when none
+fires, ``no data`` before its first computed window.
+
+Score pages are keyset-paginated on ``(window_start, id)`` (see :func:`scores_page`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select
+
+from monitor.store.tables import Alert, Model, Reference, RejectedRecord, Run, Score, Silence
+
+COMPUTED_STATUSES = ("succeeded", "insufficient_data")
+PERFORMANCE_KINDS = ("performance", "estimated_performance")
+SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
+# Exit codes of a gate (driftscope status): healthy, alerting, no data.
+EXIT_HEALTHY, EXIT_ALERTING, EXIT_NO_DATA = 0, 1, 2
+
+
+class CursorError(ValueError):
+    """A pagination cursor that this server did not hand out."""
+
+
+# --- models and health --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRow:
+    id: int
+    name: str
+    task: str
+    features: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class FiringAlert:
+    id: int
+    rule: str
+    severity: str
+    since: datetime
+    acknowledged: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What a deployment gate needs to know about one model, read in one go."""
+
+    model: str
+    state: str  # critical | warning | info (worst firing alert) | ok | no data
+    firing: tuple[FiringAlert, ...]
+    pending_alerts: int
+    latest_window: datetime | None
+    latest_window_end: datetime | None
+    age_seconds: float | None  # from the end of the latest computed window to now
+    drifting_features: tuple[str, ...]  # breached in the latest window
+    share_drifted: float | None
+    performance: dict[str, float] = field(default_factory=dict)  # newest realized value per metric
+    estimated_performance: dict[str, float] = field(default_factory=dict)
+    rows_24h: int = 0  # rows in the windows of the 24 h up to the latest one
+
+    @property
+    def exit_code(self) -> int:
+        if self.firing:
+            return EXIT_ALERTING
+        return EXIT_NO_DATA if self.latest_window is None else EXIT_HEALTHY
+
+
+def models(conn: Connection, allowed: Collection[str] | None = None) -> list[ModelRow]:
+    """Models in the store (removed from the config or not), by name; only ``allowed`` ones when given."""
+    stmt = select(Model.id, Model.name, Model.task, Model.feature_schema).order_by(Model.name)
+    if allowed is not None:
+        stmt = stmt.where(Model.name.in_(tuple(allowed)))
+    return [ModelRow(r.id, r.name, r.task, dict(r.feature_schema or {})) for r in conn.execute(stmt)]
+
+
+def model_by_name(conn: Connection, name: str) -> ModelRow | None:
+    found = models(conn, (name,))
+    return found[0] if found else None
+
+
+def _alert_model(model: str) -> ColumnElement[bool]:
+    return Alert.labels["model"].as_string() == model
+
+
+def model_health(conn: Connection, model: ModelRow, now: datetime | None = None) -> Health:
+    """``model``'s health now (the API's health route and ``driftscope status`` both call this)."""
+    now = now or datetime.now(UTC)
+    open_alerts = conn.execute(
+        select(
+            Alert.id, Alert.rule, Alert.severity, Alert.state, Alert.fired_at, Alert.started_at, Alert.acknowledged_at
+        )
+        .where(_alert_model(model.name), Alert.state.in_(("pending", "firing")))
+        .order_by(Alert.id)
+    ).all()
+    firing = tuple(
+        sorted(
+            (
+                FiringAlert(a.id, a.rule, a.severity, a.fired_at or a.started_at, a.acknowledged_at is not None)
+                for a in open_alerts
+                if a.state == "firing"
+            ),
+            key=lambda a: (-SEVERITY_RANK.get(a.severity, 0), a.id),
+        )
+    )
+    latest = conn.execute(
+        select(Run.window_start, Run.window_end)
+        .where(Run.model_id == model.id, Run.status.in_(COMPUTED_STATUSES))
+        .order_by(Run.window_start.desc())
+        .limit(1)
+    ).one_or_none()
+    state = firing[0].severity if firing else ("ok" if latest is not None else "no data")
+    if latest is None:
+        return Health(model.name, state, firing, len(open_alerts) - len(firing), None, None, None, (), None)
+    drifting = conn.scalars(
+        select(Score.feature)
+        .where(
+            Score.model_id == model.id,
+            Score.kind == "drift",
+            Score.window_start == latest.window_start,
+            Score.feature.is_not(None),
+            Score.breached.is_(True),
+        )
+        .distinct()
+        .order_by(Score.feature)
+    ).all()
+    heads = _headline_scores(conn, model.id)
+    # Per monitor, then the largest: two monitors of one model see the same rows, which a sum would count twice.
+    per_monitor = (
+        select(func.coalesce(func.sum(Run.row_count), 0).label("rows"))
+        .where(
+            Run.model_id == model.id,
+            Run.status.in_(COMPUTED_STATUSES),
+            Run.window_start > latest.window_start - timedelta(days=1),
+            Run.window_start <= latest.window_start,
+        )
+        .group_by(Run.monitor)
+        .subquery()
+    )
+    rows_24h = conn.scalar(select(func.coalesce(func.max(per_monitor.c.rows), 0)))
+    return Health(
+        model=model.name,
+        state=state,
+        firing=firing,
+        pending_alerts=len(open_alerts) - len(firing),
+        latest_window=latest.window_start,
+        latest_window_end=latest.window_end,
+        age_seconds=max((now - latest.window_end).total_seconds(), 0.0),
+        drifting_features=tuple(f for f in drifting if f),
+        share_drifted=heads.get(("drift", "share_drifted")),
+        performance={m: v for (k, m), v in heads.items() if k == "performance"},
+        estimated_performance={m: v for (k, m), v in heads.items() if k == "estimated_performance"},
+        rows_24h=int(rows_24h or 0),
+    )
+
+
+def _headline_scores(conn: Connection, model_id: int) -> dict[tuple[str, str], float]:
+    """The newest value of each model-level performance metric and of the share of drifted features."""
+    newest = (
+        select(
+            Score.kind,
+            Score.method,
+            Score.value,
+            func.row_number()
+            .over(partition_by=(Score.kind, Score.method), order_by=(Score.window_start.desc(), Score.id.desc()))
+            .label("rank"),
+        )
+        .where(
+            Score.model_id == model_id,
+            Score.feature.is_(None),
+            Score.status == "ok",
+            Score.value.is_not(None),
+            or_(Score.kind.in_(PERFORMANCE_KINDS), and_(Score.kind == "drift", Score.method == "share_drifted")),
+        )
+        .subquery()
+    )
+    rows = conn.execute(select(newest.c.kind, newest.c.method, newest.c.value).where(newest.c.rank == 1))
+    return {(r.kind, r.method): float(r.value) for r in rows}
+
+
+# --- windows ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRow:
+    monitor: str
+    window_start: datetime
+    window_end: datetime
+    status: str
+    row_count: int | None
+    label_count: int | None
+    attempts: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: float | None
+    error: str | None
+    stale: bool
+
+
+def windows(
+    conn: Connection,
+    model_id: int,
+    *,
+    monitor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    status: str | None = None,
+    limit: int = 1000,
+) -> list[WindowRow]:
+    """Runs of ``model_id``'s monitors with a window start in [since, until), newest first."""
+    stmt = select(Run).where(Run.model_id == model_id)
+    if monitor:
+        stmt = stmt.where(Run.monitor == monitor)
+    if since:
+        stmt = stmt.where(Run.window_start >= since)
+    if until:
+        stmt = stmt.where(Run.window_start < until)
+    if status:
+        stmt = stmt.where(Run.status == status)
+    rows = conn.scalars(stmt.order_by(Run.window_start.desc(), Run.monitor).limit(limit))
+    return [
+        WindowRow(
+            r.monitor, r.window_start, r.window_end, r.status, r.row_count, r.label_count, r.attempts or 0,
+            r.started_at, r.finished_at, r.duration_ms, r.error, r.stale_since is not None,
+        )
+        for r in rows
+    ]  # fmt: skip
+
+
+# --- scores -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreFilter:
+    model_id: int
+    monitor: str | None = None
+    kind: str | None = None
+    feature: str | None = None
+    method: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self) -> list[ColumnElement[bool]]:
+        clauses = [Score.model_id == self.model_id]
+        for column, value in (
+            (Score.monitor, self.monitor),
+            (Score.kind, self.kind),
+            (Score.feature, self.feature),
+            (Score.method, self.method),
+        ):
+            if value is not None:
+                clauses.append(column == value)
+        if self.since:
+            clauses.append(Score.window_start >= self.since)
+        if self.until:
+            clauses.append(Score.window_start < self.until)
+        return clauses
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRow:
+    id: int
+    monitor: str
+    window_start: datetime
+    kind: str
+    feature: str | None
+    method: str
+    value: float | None
+    threshold: float | None
+    breached: bool | None
+    status: str
+    reason: str | None
+
+
+SCORE_COLUMNS = tuple(ScoreRow.__slots__)
+
+
+def encode_cursor(window_start: datetime, score_id: int) -> str:
+    raw = f"{window_start.astimezone(UTC).isoformat()}|{score_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, _, score_id = raw.partition("|")
+        parsed = datetime.fromisoformat(moment)
+        if parsed.tzinfo is None:
+            raise ValueError("no offset")
+        return parsed.astimezone(UTC), int(score_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
+        raise CursorError(f"invalid cursor {cursor[:100]!r}: pass next_cursor of the previous page as is") from None
+
+
+def scores_page(
+    conn: Connection, where: ScoreFilter, *, after: str | None = None, limit: int = 1000
+) -> tuple[list[ScoreRow], str | None]:
+    """Up to ``limit`` scores in (window_start, id) order after cursor ``after``, and the next page's cursor.
+
+    Keyset, not offset: a page starts strictly after the last row of the previous one, so rows that
+    workers insert meanwhile never shift a page (no row is repeated or skipped, as with OFFSET). New
+    windows sort after the cursor and are read by a later page. A page ends on a window boundary when it
+    holds more than one window, so a window recomputed between two pages (its scores deleted and
+    written again with new ids) is never read half old and half new.
+    """
+    stmt = select(*(getattr(Score, c) for c in SCORE_COLUMNS)).where(*where.where())
+    if after is not None:
+        window_start, score_id = decode_cursor(after)
+        stmt = stmt.where(
+            or_(Score.window_start > window_start, and_(Score.window_start == window_start, Score.id > score_id))
+        )
+    rows = [ScoreRow(*r) for r in conn.execute(stmt.order_by(Score.window_start, Score.id).limit(limit + 1))]
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    if rows[-1].window_start == rows[limit - 1].window_start and rows[0].window_start != rows[-1].window_start:
+        # The next row (rows[limit] before the cut) may share the last window: end the page before that window.
+        last = rows[-1].window_start
+        rows = [r for r in rows if r.window_start != last]
+    return rows, encode_cursor(rows[-1].window_start, rows[-1].id)
+
+
+@dataclass(frozen=True, slots=True)
+class Matrix:
+    """Windows × features of one score kind: ``values[i][j]`` is feature j in window i (None if absent)."""
+
+    windows: list[datetime]
+    features: list[str]
+    values: list[list[float | None]]
+    breached: list[list[bool | None]]
+
+
+def score_matrix(conn: Connection, where: ScoreFilter, max_windows: int = 5000) -> Matrix:
+    """The newest ``max_windows`` windows of the filtered per-feature scores, one cell per (window, feature).
+
+    Several scores in a cell (monitors or methods not filtered out) keep the largest value; the cell is
+    breached when any of them is.
+    """
+    clauses = [*where.where(), Score.feature.is_not(None), Score.status == "ok"]
+    oldest = conn.scalar(
+        select(func.min(select(Score.window_start).where(*clauses).distinct()
+                        .order_by(Score.window_start.desc()).limit(max_windows).subquery().c.window_start))
+    )  # fmt: skip
+    if oldest is None:
+        return Matrix([], [], [], [])
+    rows = conn.execute(
+        select(
+            Score.window_start,
+            Score.feature,
+            func.max(Score.value),
+            func.max(case((Score.breached.is_(True), 1), (Score.breached.is_(False), 0))),
+        )
+        .where(*clauses, Score.window_start >= oldest)
+        .group_by(Score.window_start, Score.feature)
+    ).all()
+    window_list = sorted({r[0] for r in rows})
+    features = sorted({r[1] for r in rows})
+    w_index = {w: i for i, w in enumerate(window_list)}
+    f_index = {f: j for j, f in enumerate(features)}
+    values: list[list[float | None]] = [[None] * len(features) for _ in window_list]
+    breached: list[list[bool | None]] = [[None] * len(features) for _ in window_list]
+    for window_start, feature, value, was_breached in rows:
+        i, j = w_index[window_start], f_index[feature]
+        values[i][j] = value
+        breached[i][j] = None if was_breached is None else bool(was_breached)
+    return Matrix(window_list, features, values, breached)
+
+
+# --- alerts and silences ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    id: int
+    rule: str
+    model: str | None
+    severity: str
+    state: str
+    labels: dict[str, str]
+    annotations: dict[str, Any]
+    value: float | None
+    window_start: datetime | None
+    started_at: datetime
+    fired_at: datetime | None
+    resolved_at: datetime | None
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    ack_comment: str | None
+
+
+def alerts(
+    conn: Connection,
+    *,
+    states: Sequence[str] = (),
+    model: str | None = None,
+    severity: str | None = None,
+    rule: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    allowed: Collection[str] | None = None,
+    limit: int = 500,
+) -> list[AlertRow]:
+    """Alerts newest first; ``since``/``until`` keep those open at some time in [since, until).
+
+    ``allowed`` (a key's models) keeps only alerts whose ``model`` label is one of them.
+    """
+    model_label = Alert.labels["model"].as_string()
+    stmt = select(Alert)
+    if states:
+        stmt = stmt.where(Alert.state.in_(tuple(states)))
+    if model:
+        stmt = stmt.where(model_label == model)
+    if allowed is not None:
+        stmt = stmt.where(model_label.in_(tuple(allowed)))
+    if severity:
+        stmt = stmt.where(Alert.severity == severity)
+    if rule:
+        stmt = stmt.where(Alert.rule == rule)
+    if since:
+        stmt = stmt.where(or_(Alert.resolved_at.is_(None), Alert.resolved_at >= since))
+    if until:
+        stmt = stmt.where(Alert.started_at < until)
+    return [_alert_row(a) for a in conn.scalars(stmt.order_by(Alert.started_at.desc(), Alert.id.desc()).limit(limit))]
+
+
+def alert_by_id(conn: Connection, alert_id: int) -> AlertRow | None:
+    found = conn.scalars(select(Alert).where(Alert.id == alert_id)).one_or_none()
+    return None if found is None else _alert_row(found)
+
+
+def _alert_row(a: Alert) -> AlertRow:
+    labels = dict(a.labels or {})
+    return AlertRow(
+        a.id, a.rule, labels.get("model"), a.severity, a.state, labels, dict(a.annotations or {}), a.value,
+        a.window_start, a.started_at, a.fired_at, a.resolved_at, a.acknowledged_by, a.acknowledged_at, a.ack_comment,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceRow:
+    id: int
+    matchers: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    created_at: datetime
+
+    def active(self, now: datetime) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+
+def silences(conn: Connection, *, active_at: datetime | None = None, limit: int = 500) -> list[SilenceRow]:
+    """Silences, those ending last first; only the ones in force at ``active_at`` when given."""
+    stmt = select(Silence)
+    if active_at is not None:
+        stmt = stmt.where(Silence.starts_at <= active_at, Silence.ends_at > active_at)
+    return [
+        _silence_row(s) for s in conn.scalars(stmt.order_by(Silence.ends_at.desc(), Silence.id.desc()).limit(limit))
+    ]
+
+
+def silence_by_id(conn: Connection, silence_id: int) -> SilenceRow | None:
+    found = conn.scalars(select(Silence).where(Silence.id == silence_id)).one_or_none()
+    return None if found is None else _silence_row(found)
+
+
+def _silence_row(s: Silence) -> SilenceRow:
+    return SilenceRow(s.id, dict(s.matchers or {}), s.starts_at, s.ends_at, s.created_by, s.comment, s.created_at)
+
+
+# --- rejected records and references ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    id: int
+    received_at: datetime
+    source: str
+    record_ref: str | None
+    field: str | None
+    reason: str
+    payload: str | None
+
+
+def rejected(
+    conn: Connection,
+    model: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: int | None = None,
+    limit: int = 500,
+) -> list[RejectedRow]:
+    """Rejected records of ``model`` received in [since, until), newest first, with ids below ``before_id``.
+
+    Ids only grow, so paging down by id never repeats or skips a record while more are rejected.
+    """
+    stmt = select(RejectedRecord).where(RejectedRecord.model == model)
+    if since:
+        stmt = stmt.where(RejectedRecord.received_at >= since)
+    if until:
+        stmt = stmt.where(RejectedRecord.received_at < until)
+    if before_id is not None:
+        stmt = stmt.where(RejectedRecord.id < before_id)
+    return [
+        RejectedRow(r.id, r.received_at, r.source, r.record_ref, r.field, r.reason, r.payload)
+        for r in conn.scalars(stmt.order_by(RejectedRecord.id.desc()).limit(limit))
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceRow:
+    name: str
+    kind: str
+    spec: dict[str, Any]
+    row_count: int | None
+    profile_key: str | None
+    created_at: datetime
+    profiled_at: datetime | None
+
+
+def references(conn: Connection, model_id: int) -> list[ReferenceRow]:
+    """The model's reference rows: uploaded datasets and the profiles cached per monitor."""
+    stmt = select(
+        Reference.name, Reference.kind, Reference.spec, Reference.row_count, Reference.profile_key,
+        Reference.created_at, Reference.profiled_at,
+    ).where(Reference.model_id == model_id).order_by(Reference.name)  # fmt: skip
+    return [ReferenceRow(*r[:2], dict(r.spec or {}), *r[3:]) for r in conn.execute(stmt)]
