@@ -698,6 +698,8 @@ class DashboardUser(Frozen):
 class DashboardSettings(Frozen):
     host: str = Field("127.0.0.1", description="Address the dashboard listens on; 0.0.0.0 in a container.")
     port: int = Field(8050, ge=1, le=65535, description="Port of the dashboard.")
+    workers: int = Field(2, ge=1, description="Server processes of `driftscope dashboard` (`up` and `demo` use one).")
+    threads: int = Field(4, ge=1, description="Threads per server process: requests each process serves at once.")
     public_url: HttpUrl = Field("http://127.0.0.1:8050", description="Base of the links in alert messages.")
     auth: Literal["none", "basic", "proxy"] = Field(
         "none",

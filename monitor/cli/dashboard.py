@@ -5,13 +5,12 @@ detector-free, and :func:`build_app` injects a ``render_report(monitor, window_s
 loads the window and its reference from the store and renders Evidently's report with
 :func:`detectors.report.evidently_report_html`.
 
-Every library beyond typer and rich (pandas, SQLAlchemy, Dash, Evidently, werkzeug) is imported
+Every library beyond typer and rich (pandas, SQLAlchemy, Dash, Evidently, gunicorn) is imported
 inside the function that needs it: ``driftscope dashboard --help`` imports this module.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
@@ -26,8 +25,6 @@ from monitor.errors import DriftscopeError
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-
-log = logging.getLogger(__name__)
 REPORT_CACHE_SIZE = 8  # a report embeds Evidently's ~5 MB bundle: keep only the last few
 
 
@@ -50,18 +47,6 @@ def build_app(config: Config, engine: Engine) -> Any:
     return create_app(config, engine, render_report=report_renderer(config, engine))
 
 
-def serve(app: Any, host: str, port: int) -> None:
-    """Serve ``app`` with werkzeug's threaded WSGI server until interrupted."""
-    from werkzeug.serving import make_server
-
-    server = make_server(host, port, app.server, threaded=True)
-    log.info("dashboard listening on http://%s:%s", host, port)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-
-
 def register(app: typer.Typer) -> None:
     dashboard_app = typer.Typer(help="The web dashboard (Dash).", invoke_without_command=True)
 
@@ -72,10 +57,17 @@ def register(app: typer.Typer) -> None:
         config: ConfigOption = None,
         host: Annotated[str | None, typer.Option(help="Listen address (default: dashboard.host).")] = None,
         port: Annotated[int | None, typer.Option(help="Port (default: dashboard.port).")] = None,
+        workers: Annotated[
+            int | None, typer.Option(min=1, help="Server processes (default: dashboard.workers).")
+        ] = None,
+        threads: Annotated[
+            int | None, typer.Option(min=1, help="Threads per process (default: dashboard.threads).")
+        ] = None,
     ) -> None:
         """Serve the dashboard (login, host and port come from the dashboard: section of the config)."""
         if ctx.invoked_subcommand is not None:
             return
+        from monitor.cli.dashboard_server import serve_workers
         from monitor.store.engine import check_migrated
 
         cfg = load_config(config)
@@ -89,7 +81,10 @@ def register(app: typer.Typer) -> None:
             f"dashboard on http://{host or settings.host}:{port or settings.port} (login: {settings.auth})",
             highlight=False,
         )
-        serve(build_app(cfg, engine), host or settings.host, port or settings.port)
+        engine.dispose()  # each server process opens its own: pooled connections must not cross a fork
+        serve_workers(
+            cfg, host or settings.host, port or settings.port, workers or settings.workers, threads or settings.threads
+        )
 
     @dashboard_app.command("hash-password")
     @user_errors

@@ -1,8 +1,9 @@
 """``driftscope up`` (api + worker + dashboard in one process) and ``driftscope demo`` (``up`` plus traffic).
 
 One process for one machine: the worker's jobs run in background threads, the API in a uvicorn
-server thread, the dashboard in the foreground. Ctrl-C or SIGTERM stops the dashboard, then the
-API, then the worker (which finishes and writes the window it is computing).
+server thread, the dashboard in the foreground on waitress's threads (gunicorn's workers would fork
+this threaded process). Ctrl-C or SIGTERM stops the dashboard, then the API, then the worker (which
+finishes and writes the window it is computing).
 
 uvicorn, FastAPI, the worker and the store are imported inside the functions that start them:
 ``driftscope up --help`` and ``demo --help`` import this module.
@@ -11,13 +12,12 @@ uvicorn, FastAPI, the worker and the store are imported inside the functions tha
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -68,23 +68,10 @@ def running_worker(config: Config, engine: Engine) -> Iterator[Worker]:
 
 def serve_dashboard_until_stopped(config: Config, engine: Engine, port: int) -> None:
     """Serve the dashboard in the foreground until Ctrl-C or SIGTERM."""
-    from werkzeug.serving import make_server
+    from monitor.cli.dashboard_server import serve_in_process
 
-    server = make_server(config.dashboard.host, port, build_dashboard(config, engine).server, threaded=True)
-
-    def stop(_signum: int, _frame: Any) -> None:
-        # shutdown() waits for serve_forever to return, so it must not run on the serving thread.
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        server.server_close()
-        out_console.print("stopping…", highlight=False)
+    serve_in_process(build_dashboard(config, engine), config.dashboard.host, port, config.dashboard.threads)
+    out_console.print("stopping…", highlight=False)
 
 
 def run_all(config: Config, engine: Engine, api_port: int, dashboard_port: int) -> None:
