@@ -353,3 +353,64 @@ def test_backfill_reads_event_time_even_with_an_ingest_time_cursor(
     assert collector.collect().stored == 0  # nothing has an ingest time
     assert collector.backfill(T0, T0 + timedelta(minutes=6)).stored == 6
     assert sorted(stored_ids(sqlite_engine)) == sorted(f"r{i}" for i in range(6))
+
+
+def test_label_index_on_a_schedule_labels_days_late_and_predictions_after_their_labels(
+    es_client: Elasticsearch, make_es_index, store_engine: Engine
+) -> None:
+    """Issue 17: a second index of outcomes, read each cycle with the predictions, joins them either way round.
+
+    The outcome documents carry the time of the prediction they label (old, days behind the cursor
+    by the time they are indexed), so the collectors read by ingest time.
+    """
+    index, labels = make_es_index(MAPPINGS), make_es_index(MAPPINGS)
+    config = es_config(
+        es_client.transport.node_pool.get().base_url, index, label_index=labels, ingest_time_field="event.ingested"
+    )
+    collectors = build_collectors(config, store_engine)
+
+    def indexed(at: datetime) -> dict[str, Any]:
+        return {"event": {"ingested": at.isoformat()}}
+
+    def outcome(i: int, at: datetime) -> dict[str, Any]:
+        source = {"request_id": f"r{i}", "outcome": 1 - i % 2, "@timestamp": (T0 + timedelta(minutes=i)).isoformat()}
+        return {"_index": labels, "_id": f"l{i}", "_source": {**source, **indexed(at)}}
+
+    def cycle(now: datetime) -> None:
+        for collector in collectors:  # what the worker's schedule does every interval
+            collector.collect(until=now)
+
+    def labelled() -> dict[str, Any]:
+        with store_engine.connect() as connection:
+            return dict(
+                connection.execute(
+                    select(Prediction.prediction_id, Prediction.label).where(Prediction.label.is_not(None))
+                ).all()
+            )
+
+    def pending() -> int:
+        with store_engine.connect() as connection:
+            return connection.scalar(select(func.count()).select_from(PendingLabel))
+
+    day = timedelta(days=1)
+    # Day 0: predictions r0-r49; no outcome yet.
+    predictions = [doc(i, T0 + timedelta(minutes=i), index, **indexed(T0 + timedelta(minutes=i))) for i in range(50)]
+    helpers.bulk(es_client, predictions, refresh=True)
+    cycle(T0 + timedelta(hours=1))
+    assert labelled() == {} and pending() == 0
+    # Day 3: outcomes of r0-r29 (three days after their predictions), and of r100-r109, whose
+    # predictions a replayed queue has not delivered yet.
+    helpers.bulk(es_client, [outcome(i, T0 + 3 * day) for i in [*range(30), *range(100, 110)]], refresh=True)
+    cycle(T0 + 3 * day + timedelta(hours=1))
+    assert labelled() == {f"r{i}": 1 - i % 2 for i in range(30)}
+    assert pending() == 10
+    # Day 5: the predictions r100-r109 arrive, after their labels: each is joined to its waiting label.
+    late = [doc(i, T0 + timedelta(minutes=i), index, **indexed(T0 + 5 * day)) for i in range(100, 110)]
+    helpers.bulk(es_client, late, refresh=True)
+    cycle(T0 + 5 * day + timedelta(hours=1))
+    assert labelled() == {f"r{i}": 1 - i % 2 for i in [*range(30), *range(100, 110)]}
+    assert pending() == 0
+    with store_engine.connect() as connection:
+        label_ts = connection.scalar(select(Prediction.label_ts).where(Prediction.prediction_id == "r3"))
+        assert connection.scalar(select(func.count()).select_from(RejectedRecord)) == 0
+    assert label_ts == T0 + timedelta(minutes=3)  # the time the outcome document carries
