@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -37,6 +38,7 @@ import orjson
 from monitor.retry import Backoff, call, is_transient, is_transient_status
 
 if TYPE_CHECKING:
+    import pandas as pd
     from elasticsearch import Elasticsearch
 
 log = logging.getLogger(__name__)
@@ -81,8 +83,30 @@ def _rejections(response: httpx.Response) -> list[dict[str, Any]] | None:
     return rejected if isinstance(rejected, list) else None
 
 
+class ReadError(Exception):
+    """A read the API refused for good (4xx) or that kept failing (5xx, network) past the retries."""
+
+    def __init__(self, message: str, *, status: int | None = None, transient: bool = False) -> None:
+        super().__init__(message)
+        self.status, self.transient = status, transient
+
+
+Moment = datetime | str | None
+
+
+def _param(value: Moment) -> str | None:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    return value
+
+
 class Client:
-    """Buffered, batching, retrying client of the push API (and/or an Elasticsearch index)."""
+    """Buffered, batching, retrying client of the push API (and/or an Elasticsearch index), and of the read API.
+
+    Reads (:meth:`health`, :meth:`scores`, :meth:`alerts`, :meth:`rejected`) are synchronous: they retry
+    transient failures like the sender (408/429/5xx, network; ``read_attempts`` tries) and raise
+    :class:`ReadError` otherwise.
+    """
 
     def __init__(
         self,
@@ -97,6 +121,7 @@ class Client:
         elasticsearch: Any | None = None,
         index: str | None = None,
         label_index: str | None = None,
+        read_attempts: int = 5,
     ) -> None:
         if url is None and elasticsearch is None:
             raise ValueError("give the API url, an elasticsearch client, or both")
@@ -106,6 +131,7 @@ class Client:
         self.batch_size, self.flush_interval, self.timeout = batch_size, flush_interval, timeout
         self.retry = Backoff(attempts=None, base=0.1, cap=max_backoff)  # until delivered, or close() gives up
         self.elasticsearch, self.index, self.label_index = elasticsearch, index, label_index
+        self.read_retry = Backoff(attempts=read_attempts, base=0.2, cap=max_backoff)
         # Records wait as JSON bytes, not dicts: bytes are invisible to the garbage collector, so a
         # full buffer does not make the serving process's GC pauses longer (dicts made them ~40 ms).
         self._buffer: deque[tuple[Kind, str, bytes]] = deque(maxlen=max_buffer)
@@ -292,6 +318,97 @@ class Client:
                 self._dropped,
             )
             self._dropped_logged, self._last_drop_log = self._dropped, now
+
+    # --- reading ------------------------------------------------------------------------------------
+
+    def _get(self, path: str, params: Mapping[str, Any] | None = None) -> httpx.Response:
+        if self.url is None:
+            raise ReadError("reading needs the API url")
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+
+        def get() -> httpx.Response:
+            try:
+                with httpx.Client(timeout=self.timeout, headers=self._headers()) as http:
+                    response = http.get(f"{self.url}{path}", params=params)
+            except httpx.TransportError as exc:
+                raise ReadError(f"{type(exc).__name__}: {exc}", transient=True) from exc
+            if response.status_code >= 400:
+                detail = response.text[:300]
+                raise ReadError(
+                    f"GET {path}: HTTP {response.status_code}: {detail}",
+                    status=response.status_code,
+                    transient=is_transient_status(response.status_code),
+                )
+            return response
+
+        return call(get, self.read_retry)
+
+    def health(self, model: str) -> dict[str, Any]:
+        """What ``GET /v1/models/{model}/health`` answers: state, firing alerts, latest window, drift, performance."""
+        return self._get(f"/v1/models/{quote(model, safe='')}/health").json()
+
+    def scores(
+        self,
+        model: str,
+        *,
+        kind: str | None = None,
+        monitor: str | None = None,
+        feature: str | None = None,
+        method: str | None = None,
+        since: Moment = None,
+        until: Moment = None,
+        page_size: int = 5000,
+    ) -> pd.DataFrame:
+        """Every score matching the filters as a DataFrame, following the API's cursors page by page."""
+        import pandas as pd
+
+        params: dict[str, Any] = {
+            "kind": kind, "monitor": monitor, "feature": feature, "method": method,
+            "since": _param(since), "until": _param(until), "limit": page_size,
+        }  # fmt: skip
+        rows: list[dict[str, Any]] = []
+        while True:
+            page = self._get(f"/v1/models/{quote(model, safe='')}/scores", params).json()
+            rows.extend(page["scores"])
+            if not page["next_cursor"]:
+                break
+            params["cursor"] = page["next_cursor"]
+        columns = ["id", "monitor", "window_start", "kind", "feature", "method", "value", "threshold", "breached",
+                   "status", "reason"]  # fmt: skip
+        frame = pd.DataFrame(rows, columns=columns)
+        frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
+        return frame
+
+    def alerts(
+        self,
+        *,
+        state: str | list[str] | None = None,
+        model: str | None = None,
+        severity: str | None = None,
+        since: Moment = None,
+        until: Moment = None,
+        limit: int = 500,
+    ) -> list[dict[str, Any]]:
+        """Alerts, newest first (``GET /v1/alerts``)."""
+        params = {
+            "state": [state] if isinstance(state, str) else state, "model": model, "severity": severity,
+            "since": _param(since), "until": _param(until), "limit": limit,
+        }  # fmt: skip
+        return self._get("/v1/alerts", params).json()["alerts"]
+
+    def rejected(
+        self, model: str, *, since: Moment = None, until: Moment = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The model's rejected records, newest first, with field and reason (every page, or the newest ``limit``)."""
+        params: dict[str, Any] = {"since": _param(since), "until": _param(until), "limit": min(limit or 1000, 1000)}
+        rows: list[dict[str, Any]] = []
+        while limit is None or len(rows) < limit:
+            page = self._get(f"/v1/models/{quote(model, safe='')}/rejected", params).json()
+            rows.extend(page["rejected"])
+            if not page["next_cursor"]:
+                break
+            params["cursor"] = page["next_cursor"]
+        return rows[:limit] if limit else rows
 
     # --- flushing ---------------------------------------------------------------------------------
 

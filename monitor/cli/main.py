@@ -72,6 +72,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "check",
         "Gate a deployment: exit 1 if drift or a performance drop fails a test, 0 if all pass, 2 on bad input.",
     ),
+    "status": (
+        "status",
+        "Print each model's live health; exit 0 if healthy, 1 if an alert fires, 2 if there is no data yet.",
+    ),
     "report": (
         "report",
         "Write Evidently's HTML report (drift, and performance when labelled) of one window against its reference.",
