@@ -104,6 +104,9 @@ def _url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
     """Why ``url`` cannot be used, or None; the message never repeats it (it may be a secret)."""
     try:
         parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return "not a valid URL"
+    try:
         port = parts.port
     except ValueError:
         return "the port is not a number from 1 to 65535"

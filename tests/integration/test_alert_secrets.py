@@ -47,7 +47,8 @@ def _config_file(tmp_path: Path, receiver: servers.HttpReceiver, smtp: servers.S
             "secret": "${HMAC_KEY}",
             "allow_private": True,
         },
-        "badurl": {"kind": "webhook", "url": "http://[${BAD_URL_TOKEN}/x", "allow_private": True},
+        # Well-formed enough for the config (which refuses e.g. an unclosed "[" at load), not for the sender.
+        "badurl": {"kind": "webhook", "url": "http://127.0.0.1:9/x/${BAD_URL_TOKEN}\x00", "allow_private": True},
         # aiosmtpd offers no AUTH: login fails.
         "mail": {
             "kind": "email",

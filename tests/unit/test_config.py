@@ -460,8 +460,10 @@ def test_https_elasticsearch_needs_no_port_and_secret_urls_are_checked_without_e
     data = {"alerts": {"channels": {
         "slack": {"kind": "slack", "webhook": "hooks.slack.com/services/T0/B0/hunter2"},
         "webhook": {"kind": "webhook", "url": "ftp://user:hunter2@example.com/hook"},
+        "am": {"kind": "alertmanager", "url": "http://[::1/x"},
     }}}  # fmt: skip
     assert errors_of(data) == {
         "alerts.channels.slack.webhook": "expected a URL starting with http:// or https://",
         "alerts.channels.webhook.url": "expected a URL starting with http:// or https://",
+        "alerts.channels.am.url": "not a valid URL, got 'http://[::1/x'",
     }
