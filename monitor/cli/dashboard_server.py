@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 from typing import Any
 
@@ -51,6 +52,9 @@ class DashboardServer(BaseApplication):
             # Evidently report does not get the worker killed at gunicorn's timeout.
             "worker_class": "gthread",
             "graceful_timeout": GRACEFUL_STOP_S,
+            # The workers' heartbeat files on a RAM disk: on a disk-backed /tmp (a container's overlay or
+            # emptyDir) updating one can block a worker long enough to get it killed.
+            "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
             "proc_name": "driftscope-dashboard",
             "logger_class": PropagatingLogger,
             # No gunicornc socket: it would be a file in a read-only home and an unauthenticated way

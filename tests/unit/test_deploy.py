@@ -320,17 +320,19 @@ def test_compose_environment_matches_the_settings() -> None:
         check_compose_environment("worker", missing)
 
 
-def test_compose_ports_and_healthchecks_match_the_config() -> None:
+def test_compose_ports_and_healthchecks_match_the_config(tmp_path: Path) -> None:
     services = load_compose()["services"]
     config, _ = compose_config("api", services["api"])
     expected = {
         "api": (config.api.port, "/readyz"),
-        "dashboard": (config.dashboard.port, "/"),
+        "dashboard": (config.dashboard.port, "/healthz"),
         "worker": (config.worker.metrics_port, "/metrics"),
     }
     for name, (port, path) in expected.items():
         probe = " ".join(services[name]["healthcheck"]["test"])
         assert f"127.0.0.1:{port}{path}'" in probe, f"services.{name}.healthcheck does not probe {port}{path}"
+    # a page would need a login once one is configured, and costs a render every probe
+    assert expected["dashboard"][1] in dashboard_unauthenticated_paths(config, tmp_path)
     assert config.api.host == config.dashboard.host == config.worker.metrics_host == "0.0.0.0"
     assert f"127.0.0.1:{config.api.port}:{config.api.port}" in services["api"]["ports"]
     assert f"127.0.0.1:{config.dashboard.port}:{config.dashboard.port}" in services["dashboard"]["ports"]
