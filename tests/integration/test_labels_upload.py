@@ -4,10 +4,12 @@ store; bad rows are rejected with their line, the rest kept, and a re-run change
 from __future__ import annotations
 
 import gzip
+import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
@@ -149,3 +151,46 @@ def test_a_file_of_only_bad_rows_exits_1(sqlite_engine: Engine, tmp_path: Path) 
     result = driftscope("labels", "upload", "-m", "churn", "-c", str(config), str(file))
     assert result.exit_code == 1, result.output
     assert "2 rows, 0 stored, 2 rejected" in result.output
+
+
+def test_api_takes_a_file_larger_than_a_body_as_ndjson_batches_and_a_resend_changes_nothing(
+    store_engine: Engine, tmp_path: Path
+) -> None:
+    """The API's way for large label files (docs/ingestion.md): NDJSON batches, each under an
+    Idempotency-Key of its content, so a whole re-send after a failure writes nothing twice."""
+    from monitor.api.app import create_app
+    from monitor.store.api_keys import create_api_key
+    from tests.integration.test_api import client_for
+
+    setup_store(store_engine, tmp_path)
+    config = parse_config({"models": {"churn": MODEL}, "api": {"max_body_bytes": 4096}})
+    key, _ = create_api_key(store_engine, "bulk")
+    lines = [
+        orjson.dumps({"id": f"r{i}", "label": i % 2, "timestamp": "2026-03-04T00:00:00Z"})
+        for i in [*range(100), *range(1000, 1010)]
+    ]
+    lines[7] = orjson.dumps({"id": "r7", "label": None})
+    headers = {"Content-Type": "application/x-ndjson"}
+    with client_for(create_app(config, store_engine), key) as client:
+        whole = client.post("/v1/models/churn/labels", content=b"\n".join(lines), headers=headers)
+        assert whole.status_code == 413
+
+        def send() -> list[dict[str, Any]]:
+            answers = []
+            for start in range(0, len(lines), 50):
+                body = b"\n".join(lines[start : start + 50])
+                batch_key = hashlib.sha256(body).hexdigest()
+                answer = client.post(
+                    "/v1/models/churn/labels", content=body, headers={**headers, "Idempotency-Key": batch_key}
+                )
+                assert answer.status_code == 200, answer.text
+                answers.append(answer.json())
+            return answers
+
+        first = send()
+        assert sum(a["accepted"] for a in first) == 109 and not any(a["replayed"] for a in first)
+        assert [(r["index"], r["field"]) for a in first for r in a["rejected"]] == [(7, "label")]
+        after = state(store_engine)
+        assert len(after["labels"]) == 99 and len(after["pending"]) == 10 and len(after["rejected"]) == 1
+        assert all(a["replayed"] for a in send())
+    assert state(store_engine) == after
