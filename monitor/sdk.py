@@ -103,7 +103,8 @@ def _param(value: Moment) -> str | None:
 class Client:
     """Buffered, batching, retrying client of the push API (and/or an Elasticsearch index), and of the read API.
 
-    Reads (:meth:`health`, :meth:`scores`, :meth:`alerts`, :meth:`rejected`) are synchronous: they retry
+    Reads (:meth:`health`, :meth:`scores`, :meth:`alerts`, :meth:`rejected_records`; ``rejected`` is the
+    sender's count) are synchronous: they retry
     transient failures like the sender (408/429/5xx, network; ``read_attempts`` tries) and raise
     :class:`ReadError` otherwise.
     """
@@ -396,7 +397,7 @@ class Client:
         }  # fmt: skip
         return self._get("/v1/alerts", params).json()["alerts"]
 
-    def rejected(
+    def rejected_records(
         self, model: str, *, since: Moment = None, until: Moment = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
         """The model's rejected records, newest first, with field and reason (every page, or the newest ``limit``)."""

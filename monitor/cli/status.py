@@ -42,13 +42,16 @@ def register(app: typer.Typer) -> None:
         from monitor.store.engine import check_migrated
 
         engine = open_store(load_config(config))
-        check_migrated(engine)
-        with engine.connect() as conn:
-            rows = reads.models(conn, None if model is None else (model,))
-            if model is not None and not rows:
-                known = ", ".join(m.name for m in reads.models(conn)) or "none"
-                raise DriftscopeError(f"unknown model {model!r} (known: {known})")
-            healths = [reads.model_health(conn, row) for row in rows]
+        try:
+            check_migrated(engine)
+            with engine.connect() as conn:
+                rows = reads.models(conn, None if model is None else (model,))
+                if model is not None and not rows:
+                    known = ", ".join(m.name for m in reads.models(conn)) or "none"
+                    raise DriftscopeError(f"unknown model {model!r} (known: {known})")
+                healths = [reads.model_health(conn, row) for row in rows]
+        finally:
+            engine.dispose()
         codes = {h.exit_code for h in healths} or {reads.EXIT_NO_DATA}
         code = reads.EXIT_ALERTING if reads.EXIT_ALERTING in codes else max(codes)
         if format == "json":

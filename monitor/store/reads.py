@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Row, and_, case, func, or_, select
 
 from monitor.store.tables import Alert, Model, Reference, RejectedRecord, Run, Score, Silence
 
@@ -220,7 +220,7 @@ def windows(
     limit: int = 1000,
 ) -> list[WindowRow]:
     """Runs of ``model_id``'s monitors with a window start in [since, until), newest first."""
-    stmt = select(Run).where(Run.model_id == model_id)
+    stmt = select(Run.__table__).where(Run.model_id == model_id)
     if monitor:
         stmt = stmt.where(Run.monitor == monitor)
     if since:
@@ -229,7 +229,7 @@ def windows(
         stmt = stmt.where(Run.window_start < until)
     if status:
         stmt = stmt.where(Run.status == status)
-    rows = conn.scalars(stmt.order_by(Run.window_start.desc(), Run.monitor).limit(limit))
+    rows = conn.execute(stmt.order_by(Run.window_start.desc(), Run.monitor).limit(limit))
     return [
         WindowRow(
             r.monitor, r.window_start, r.window_end, r.status, r.row_count, r.label_count, r.attempts or 0,
@@ -417,7 +417,7 @@ def alerts(
     ``allowed`` (a key's models) keeps only alerts whose ``model`` label is one of them.
     """
     model_label = Alert.labels["model"].as_string()
-    stmt = select(Alert)
+    stmt = select(Alert.__table__)
     if states:
         stmt = stmt.where(Alert.state.in_(tuple(states)))
     if model:
@@ -432,15 +432,15 @@ def alerts(
         stmt = stmt.where(or_(Alert.resolved_at.is_(None), Alert.resolved_at >= since))
     if until:
         stmt = stmt.where(Alert.started_at < until)
-    return [_alert_row(a) for a in conn.scalars(stmt.order_by(Alert.started_at.desc(), Alert.id.desc()).limit(limit))]
+    return [_alert_row(a) for a in conn.execute(stmt.order_by(Alert.started_at.desc(), Alert.id.desc()).limit(limit))]
 
 
 def alert_by_id(conn: Connection, alert_id: int) -> AlertRow | None:
-    found = conn.scalars(select(Alert).where(Alert.id == alert_id)).one_or_none()
+    found = conn.execute(select(Alert.__table__).where(Alert.id == alert_id)).one_or_none()
     return None if found is None else _alert_row(found)
 
 
-def _alert_row(a: Alert) -> AlertRow:
+def _alert_row(a: Row[Any]) -> AlertRow:
     labels = dict(a.labels or {})
     return AlertRow(
         a.id, a.rule, labels.get("model"), a.severity, a.state, labels, dict(a.annotations or {}), a.value,
@@ -464,20 +464,20 @@ class SilenceRow:
 
 def silences(conn: Connection, *, active_at: datetime | None = None, limit: int = 500) -> list[SilenceRow]:
     """Silences, those ending last first; only the ones in force at ``active_at`` when given."""
-    stmt = select(Silence)
+    stmt = select(Silence.__table__)
     if active_at is not None:
         stmt = stmt.where(Silence.starts_at <= active_at, Silence.ends_at > active_at)
     return [
-        _silence_row(s) for s in conn.scalars(stmt.order_by(Silence.ends_at.desc(), Silence.id.desc()).limit(limit))
+        _silence_row(s) for s in conn.execute(stmt.order_by(Silence.ends_at.desc(), Silence.id.desc()).limit(limit))
     ]
 
 
 def silence_by_id(conn: Connection, silence_id: int) -> SilenceRow | None:
-    found = conn.scalars(select(Silence).where(Silence.id == silence_id)).one_or_none()
+    found = conn.execute(select(Silence.__table__).where(Silence.id == silence_id)).one_or_none()
     return None if found is None else _silence_row(found)
 
 
-def _silence_row(s: Silence) -> SilenceRow:
+def _silence_row(s: Row[Any]) -> SilenceRow:
     return SilenceRow(s.id, dict(s.matchers or {}), s.starts_at, s.ends_at, s.created_by, s.comment, s.created_at)
 
 
@@ -508,7 +508,7 @@ def rejected(
 
     Ids only grow, so paging down by id never repeats or skips a record while more are rejected.
     """
-    stmt = select(RejectedRecord).where(RejectedRecord.model == model)
+    stmt = select(RejectedRecord.__table__).where(RejectedRecord.model == model)
     if since:
         stmt = stmt.where(RejectedRecord.received_at >= since)
     if until:
@@ -517,7 +517,7 @@ def rejected(
         stmt = stmt.where(RejectedRecord.id < before_id)
     return [
         RejectedRow(r.id, r.received_at, r.source, r.record_ref, r.field, r.reason, r.payload)
-        for r in conn.scalars(stmt.order_by(RejectedRecord.id.desc()).limit(limit))
+        for r in conn.execute(stmt.order_by(RejectedRecord.id.desc()).limit(limit))
     ]
 
 
