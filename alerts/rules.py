@@ -219,8 +219,8 @@ QUALITY_METHODS: Mapping[str, tuple[str, ...]] = {
     "numeric": ("missing_share", "type_error_share", "out_of_range_share"),
     "categorical": ("missing_share", "type_error_share", "unseen_category_share"),
 }
-QUALITY_DATASET_METHODS = ("volume", "duplicate_ids")
-LABEL_METHODS = ("coverage", "lag_median_seconds", "lag_p95_seconds")
+QUALITY_DATASET_METHODS = ("volume", "duplicate_ids", "late_rows")
+LABEL_METHODS = ("coverage", "lag_median_seconds", "lag_p95_seconds", "label_corrections")
 # Sources whose scores carry a feature: the only ones SOURCE.value / SOURCE.breached can read.
 PER_FEATURE_SOURCES = ("drift", "quality")
 # Columns beside the features whose drift is scored (monitor.runs.evaluation.drift_columns).

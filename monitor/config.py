@@ -491,6 +491,12 @@ class MonitorConfig(Frozen):
         f"estimated ({', '.join(methods.ESTIMATED_METRICS)}); all of them when `performance` is empty.",
     )
     min_rows: int = Field(30, ge=1, description="Fewer rows in a window → status insufficient_data.")
+    recompute_within: Duration = Field(
+        timedelta(days=7),
+        description="Predictions received after their window was computed recompute it if the window started "
+        "within this long before now; older windows are not recomputed, their late rows are counted "
+        "(a warning, driftscope_late_rows_not_recomputed_total).",
+    )
 
     @property
     def estimated_metrics(self) -> tuple[str, ...]:

@@ -37,26 +37,32 @@ def _without_none(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if v is not None}
 
 
+# A prediction already stored keeps its first version (and its reception time): a replay changes
+# nothing. A label it carries is received now (label_ts is its reception time too); it replaces a
+# different one as a correction, and an equal one is left alone.
 _UPSERT_PREDICTIONS = {
     "postgresql": """
         INSERT INTO prediction (model_id, prediction_id, ts, features, prediction, score, label, label_ts,
-                                source, ingested_at)
-        SELECT :model_id, r.id, r.ts, r.features, r.prediction, r.score, r.label, r.label_ts, :source, :now
+                                label_received_at, source, ingested_at)
+        SELECT :model_id, r.id, r.ts, r.features, r.prediction, r.score, r.label, r.label_ts, r.label_ts,
+               :source, :now
         FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id text, ts timestamptz, features jsonb,
              prediction jsonb, score jsonb, label jsonb, label_ts timestamptz)
         ON CONFLICT (model_id, prediction_id) DO UPDATE
-            SET label = EXCLUDED.label, label_ts = EXCLUDED.label_ts
+            SET label = EXCLUDED.label, label_ts = EXCLUDED.label_ts, label_received_at = EXCLUDED.label_received_at,
+                label_corrections = prediction.label_corrections + CASE WHEN prediction.label IS NULL THEN 0 ELSE 1 END
             WHERE EXCLUDED.label IS NOT NULL AND prediction.label IS DISTINCT FROM EXCLUDED.label
     """,
     "sqlite": """
         INSERT INTO prediction (model_id, prediction_id, ts, features, prediction, score, label, label_ts,
-                                source, ingested_at)
+                                label_received_at, source, ingested_at)
         SELECT :model_id, r.value ->> '$.id', r.value ->> '$.ts', r.value -> '$.features',
                r.value -> '$.prediction', r.value -> '$.score', r.value -> '$.label',
-               r.value ->> '$.label_ts', :source, :now
+               r.value ->> '$.label_ts', r.value ->> '$.label_ts', :source, :now
         FROM json_each(:rows) AS r WHERE true
         ON CONFLICT (model_id, prediction_id) DO UPDATE
-            SET label = excluded.label, label_ts = excluded.label_ts
+            SET label = excluded.label, label_ts = excluded.label_ts, label_received_at = excluded.label_received_at,
+                label_corrections = prediction.label_corrections + CASE WHEN prediction.label IS NULL THEN 0 ELSE 1 END
             WHERE excluded.label IS NOT NULL AND prediction.label IS NOT excluded.label
     """,
 }
@@ -70,14 +76,14 @@ _JOIN_PENDING = {
             WHERE pl.model_id = :model_id
               AND pl.prediction_id IN (SELECT jsonb_array_elements_text(CAST(:ids AS jsonb)))
               AND p.model_id = :model_id AND p.prediction_id = pl.prediction_id
-            RETURNING pl.prediction_id, pl.label, pl.label_ts)
-        UPDATE prediction p SET label = j.label, label_ts = j.label_ts
+            RETURNING pl.prediction_id, pl.label, pl.label_ts, pl.label_received_at)
+        UPDATE prediction p SET label = j.label, label_ts = j.label_ts, label_received_at = j.label_received_at
         FROM joined j WHERE p.model_id = :model_id AND p.prediction_id = j.prediction_id
         """
     ],
     "sqlite": [
         """
-        UPDATE prediction SET label = pl.label, label_ts = pl.label_ts
+        UPDATE prediction SET label = pl.label, label_ts = pl.label_ts, label_received_at = pl.label_received_at
         FROM pending_label pl
         WHERE pl.model_id = :model_id AND pl.prediction_id IN (SELECT value FROM json_each(:ids))
           AND prediction.model_id = :model_id AND prediction.prediction_id = pl.prediction_id
@@ -91,21 +97,24 @@ _JOIN_PENDING = {
     ],
 }
 
+# A label equal to the stored one is a no-op (no write, no new reception time, so no stale window);
+# a different one replaces it, is received now and, if one was there, counts as a correction.
 _UPSERT_LABELS = {
     "postgresql": [
         """
         WITH r AS (SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
                    AS r(id text, label jsonb, label_ts timestamptz)),
         updated AS (
-            UPDATE prediction p SET label = r.label, label_ts = r.label_ts
-            FROM r WHERE p.model_id = :model_id AND p.prediction_id = r.id
-            RETURNING p.prediction_id)
+            UPDATE prediction p SET label = r.label, label_ts = r.label_ts, label_received_at = :now,
+                label_corrections = p.label_corrections + CASE WHEN p.label IS NULL THEN 0 ELSE 1 END
+            FROM r WHERE p.model_id = :model_id AND p.prediction_id = r.id AND p.label IS DISTINCT FROM r.label)
         INSERT INTO pending_label (model_id, prediction_id, label, label_ts, source, label_received_at)
         SELECT :model_id, r.id, r.label, r.label_ts, :source, :now FROM r
-        WHERE r.id NOT IN (SELECT prediction_id FROM updated)
+        WHERE NOT EXISTS (SELECT 1 FROM prediction p WHERE p.model_id = :model_id AND p.prediction_id = r.id)
         ON CONFLICT (model_id, prediction_id) DO UPDATE
             SET label = EXCLUDED.label, label_ts = EXCLUDED.label_ts, source = EXCLUDED.source,
                 label_received_at = EXCLUDED.label_received_at
+            WHERE pending_label.label IS DISTINCT FROM EXCLUDED.label
         """
     ],
     "sqlite": [
@@ -113,9 +122,10 @@ _UPSERT_LABELS = {
         WITH r AS MATERIALIZED (
             SELECT value ->> '$.id' AS id, value -> '$.label' AS label, value ->> '$.label_ts' AS label_ts
             FROM json_each(:rows))
-        UPDATE prediction SET label = r.label, label_ts = r.label_ts
+        UPDATE prediction SET label = r.label, label_ts = r.label_ts, label_received_at = :now,
+            label_corrections = prediction.label_corrections + CASE WHEN prediction.label IS NULL THEN 0 ELSE 1 END
         FROM r
-        WHERE prediction.model_id = :model_id AND prediction.prediction_id = r.id
+        WHERE prediction.model_id = :model_id AND prediction.prediction_id = r.id AND prediction.label IS NOT r.label
         """,
         """
         INSERT INTO pending_label (model_id, prediction_id, label, label_ts, source, label_received_at)
@@ -126,6 +136,7 @@ _UPSERT_LABELS = {
         ON CONFLICT (model_id, prediction_id) DO UPDATE
             SET label = excluded.label, label_ts = excluded.label_ts, source = excluded.source,
                 label_received_at = excluded.label_received_at
+            WHERE pending_label.label IS NOT excluded.label
         """,
     ],
 }

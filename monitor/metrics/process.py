@@ -36,6 +36,13 @@ COLLECTOR_ERRORS = Counter(
     ["collector", "transient"],
 )
 
+LATE_ROWS_NOT_RECOMPUTED = Counter(
+    "driftscope_late_rows_not_recomputed",
+    "Predictions received after their window was computed, for windows older than the monitor's "
+    "recompute_within: counted (and logged) but the window is not recomputed.",
+    ["monitor"],
+)
+
 
 @dataclass(frozen=True, slots=True)
 class _CollectorStatus:
@@ -95,3 +102,8 @@ def record_collection_error(collector: str, *, transient: bool) -> None:
 def observe_run(monitor: str, status: str, seconds: float) -> None:
     """Call once per finished detector run (the scheduler)."""
     DETECTOR_RUN_DURATION.labels(monitor=monitor, status=status).observe(seconds)
+
+
+def count_late_rows_not_recomputed(monitor: str, rows: int) -> None:
+    """Call when late predictions fall in a window beyond ``recompute_within`` (the scheduler's stale scan)."""
+    LATE_ROWS_NOT_RECOMPUTED.labels(monitor=monitor).inc(rows)

@@ -5,9 +5,11 @@ One :meth:`Scheduler.tick` does three things, each safe to run from several work
 1. **plan** — insert a ``pending`` run for each window that closed (end + lateness ≤ now) since
    the monitor's last run. The unique ``(monitor, window_start)`` constraint makes this
    idempotent: two workers planning the same window insert one row.
-2. **mark stale** — labels that arrived after a window's data was read (``label_ts`` later than
-   the run's ``started_at``) set ``run.stale_since``; the window's label-dependent scores
-   (performance, label coverage and lag, label drift) are then recomputed.
+2. **mark stale** — labels or predictions *received* after a window's run started (whatever time
+   they carry) set ``run.stale_since``: late labels recompute the window's label-dependent scores
+   (performance, label coverage, lag and corrections, label drift), late predictions all of them
+   (``run.stale_rows``) if the window started within ``recompute_within``. The scan reads what
+   arrived since its watermark, kept per monitor in ``scan_watermark``.
 3. **run** — claim the oldest due run, compute it, write it; repeat until nothing is due. After
    downtime the backlog is therefore caught up oldest first.
 
@@ -39,24 +41,39 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-import numpy as np
 import pandas as pd
-from sqlalchemy import CursorResult, Engine, and_, bindparam, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Engine,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from detectors.types import Score
 from monitor.config import Config, as_utc
-from monitor.metrics.process import observe_run
-from monitor.runs.evaluation import ALL_PARTS, LABEL, LABEL_PARTS, Evaluation, evaluate, score_dict
+from monitor.metrics.process import count_late_rows_not_recomputed, observe_run
+from monitor.runs.evaluation import ALL_PARTS, LABEL, LABEL_PARTS, Evaluation, Part, evaluate, score_dict
 from monitor.runs.references import InsufficientReference, References
 from monitor.runs.windows import due_windows, load_window, window_floor, window_origin
 from monitor.store.engine import transaction
 from monitor.store.queries import sync_models, upsert_insert
-from monitor.store.tables import CLAIMABLE, Prediction, Run, utcnow
+from monitor.store.tables import CLAIMABLE, Prediction, Run, ScanWatermark, utcnow
 from monitor.store.tables import Score as ScoreRow
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+# Statuses of a computed window that late data can make stale (claimed again for a recompute).
+RECOMPUTED_STATUSES = ("succeeded", "insufficient_data")
 # Rows per INSERT when a long downtime leaves many windows to plan.
 _PLAN_CHUNK = 1000
 
@@ -71,7 +88,8 @@ class Claim:
     window_end: datetime
     attempt: int
     started_at: datetime
-    recompute: bool  # labels arrived late: only the label-dependent scores are recomputed
+    recompute: bool  # the window has a result already; late labels or predictions made it stale
+    parts: frozenset[Part] = ALL_PARTS  # LABEL_PARTS when only labels arrived late
 
 
 def default_worker_id() -> str:
@@ -99,7 +117,6 @@ class Scheduler:
         self.clock = clock
         self._model_ids: dict[str, int] | None = None
         self._references: References | None = None
-        self._label_watermarks: dict[str, datetime] = {}
 
     # -------------------------------------------------------------------------------- plumbing
 
@@ -163,60 +180,93 @@ class Scheduler:
         return planned
 
     def mark_stale(self) -> int:
-        """Flag computed windows that received labels after their data was read; returns how many."""
-        marked = 0
-        by_model: dict[str, list[str]] = {}
-        for name, monitor in self.config.monitors.items():
-            by_model.setdefault(monitor.model, []).append(name)
-        for model, monitors in by_model.items():
-            model_id = self.model_ids[model]
-            with self.engine.connect() as connection:
-                watermark = (
-                    self._label_watermarks.get(model)
-                    or connection.execute(
-                        select(func.min(Run.started_at)).where(Run.monitor.in_(monitors), Run.status == "succeeded")
-                    ).scalar()
-                )
-                if watermark is None:
-                    continue
-                rows = connection.execute(
-                    select(Prediction.ts, Prediction.label_ts).where(
-                        Prediction.model_id == model_id, Prediction.label_ts > watermark
-                    )
-                ).all()
-            # Later ticks only read labels newer than what this one saw.
-            self._label_watermarks[model] = max((r[1] for r in rows if r[1] is not None), default=watermark)
-            if not rows:
-                continue
-            ts = pd.to_datetime([r[0] for r in rows], utc=True)
-            label_ts = pd.Series([r[1] for r in rows])
-            updates = []
-            for name in monitors:
-                monitor = self.config.monitors[name]
-                origin = window_origin(monitor.start)
-                starts = origin + ((ts - origin) // monitor.window) * monitor.window
-                latest = label_ts.groupby(np.asarray(starts)).max()
-                updates += [
-                    {"m": name, "ws": start.to_pydatetime(), "lt": label.to_pydatetime()}
-                    for start, label in zip(pd.to_datetime(latest.index, utc=True), latest, strict=True)
-                ]
-            with self.engine.begin() as connection:  # Core executemany: one UPDATE per window
-                result = connection.execute(
-                    update(Run)
-                    .where(
-                        Run.monitor == bindparam("m"),
-                        Run.window_start == bindparam("ws", type_=Run.window_start.type),
-                        or_(Run.status == "succeeded", Run.status == "running"),  # no IN: executemany
-                        Run.started_at < bindparam("lt", type_=Run.started_at.type),
-                        or_(Run.stale_since.is_(None), Run.stale_since < bindparam("lt", type_=Run.started_at.type)),
-                    )
-                    .values(stale_since=bindparam("lt", type_=Run.stale_since.type)),
-                    updates,
-                )
-                marked += max(result.rowcount, 0)
+        """Flag computed windows that received labels or predictions after they were computed; returns how many.
+
+        Each monitor's scan reads what was received since its watermark (kept in ``scan_watermark``,
+        so a restart does not re-read history) and advances it in the transaction that marks.
+        """
+        with self.engine.connect() as connection:
+            stored = {w.monitor: w for w in connection.execute(select(ScanWatermark)).all()}
+        marked = sum(self._scan(name, stored.get(name)) for name in self.config.monitors)
         if marked:
-            log.info("late labels: %d window(s) marked for recompute", marked)
+            log.info("late data: %d window(s) marked for recompute", marked)
         return marked
+
+    def _scan(self, name: str, stored: Any) -> int:
+        monitor = self.config.monitors[name]
+        model_id = self.model_ids[monitor.model]
+        with self.engine.connect() as connection:
+            if stored is None:
+                # First scan of this monitor: nothing received before its first run can be late.
+                first = connection.scalar(select(func.min(Run.started_at)).where(Run.monitor == name))
+                if first is None:
+                    return 0
+                labels_from = rows_from = first
+            else:
+                labels_from, rows_from = stored.labels_until, stored.predictions_until
+            labels = _received(connection, model_id, Prediction.label_received_at, labels_from)
+            rows = _received(connection, model_id, Prediction.ingested_at, rows_from)
+            late_labels = self._late(connection, name, labels, LABEL_STALE_STATUSES)
+            late_rows = self._late(connection, name, rows, ROWS_STALE_STATUSES)
+        horizon = self.clock() - monitor.recompute_within
+        beyond = late_rows[late_rows.index < horizon]
+        late_rows = late_rows[late_rows.index >= horizon]
+        advanced = {
+            "labels_until": max(labels_from, labels.received.max().to_pydatetime()) if len(labels) else labels_from,
+            "predictions_until": max(rows_from, rows.received.max().to_pydatetime()) if len(rows) else rows_from,
+        }
+        with self.engine.begin() as connection:
+            if not _advance_watermark(connection, name, stored, advanced):
+                return 0  # another worker scanned the same rows: it marks and reports them
+            marked = _mark(connection, name, late_labels, rows=False) + _mark(connection, name, late_rows, rows=True)
+        for start, late in beyond.iterrows():
+            log.warning(
+                "late predictions beyond recompute_within: window not recomputed",
+                extra={
+                    "monitor": name,
+                    "window_start": start.isoformat(),
+                    "rows": int(late["rows"]),
+                    "recompute_within": str(monitor.recompute_within),
+                },
+            )
+            count_late_rows_not_recomputed(name, int(late["rows"]))
+        return marked
+
+    def _late(
+        self, connection: Connection, name: str, received: pd.DataFrame, statuses: tuple[str, ...]
+    ) -> pd.DataFrame:
+        """Per window of ``name`` computed before some of ``received`` arrived: how many rows, and the newest.
+
+        ``received`` has columns ``ts`` and ``received``; the result is indexed by window start
+        (``rows``, ``newest``), with only windows whose run (in ``statuses``) started before them.
+        """
+        empty = pd.DataFrame({"rows": [], "newest": []}, index=pd.DatetimeIndex([], tz="UTC"))
+        if received.empty:
+            return empty
+        monitor = self.config.monitors[name]
+        origin = window_origin(monitor.start)
+        received = received.assign(start=origin + ((received.ts - origin) // monitor.window) * monitor.window)
+        lo, hi = received.start.min().to_pydatetime(), received.start.max().to_pydatetime()
+        computed = connection.execute(
+            select(Run.window_start, Run.started_at).where(
+                Run.monitor == name,
+                Run.window_start >= lo,
+                Run.window_start <= hi,
+                Run.status.in_(statuses),
+                Run.started_at.is_not(None),
+            )
+        ).all()
+        if not computed:
+            return empty
+        runs = pd.DataFrame(
+            {
+                "start": pd.to_datetime([r.window_start for r in computed], utc=True),
+                "started_at": pd.to_datetime([r.started_at for r in computed], utc=True),
+            }
+        )
+        late = received.merge(runs, on="start")
+        late = late[late.received > late.started_at]
+        return late.groupby("start").agg(rows=("received", "size"), newest=("received", "max"))
 
     def run_due(self, stop: threading.Event | None = None) -> int:
         """Claim and compute runs, oldest window first, until none is due (or ``stop`` is set)."""
@@ -240,7 +290,7 @@ class Scheduler:
             Run.status == "pending",
             and_(Run.status == "running", Run.claimed_until < now),
             and_(Run.status == "failed", Run.attempts < MAX_ATTEMPTS, lease_free),
-            and_(Run.status == "succeeded", Run.stale_since.is_not(None), lease_free),
+            and_(Run.status.in_(RECOMPUTED_STATUSES), Run.stale_since.is_not(None), lease_free),
         )
         oldest = (
             select(Run.id)
@@ -258,17 +308,17 @@ class Scheduler:
                 claimed_until=now + ttl,
                 attempts=Run.attempts + 1,
                 started_at=now,
-                status=case((Run.status == "succeeded", "succeeded"), else_="running"),
+                status=case((Run.status.in_(RECOMPUTED_STATUSES), Run.status), else_="running"),
             )
-            .returning(Run.id, Run.monitor, Run.window_start, Run.window_end, Run.attempts, Run.status)
+            .returning(Run.id, Run.monitor, Run.window_start, Run.window_end, Run.attempts, Run.status, Run.stale_rows)
         )
         with self.engine.begin() as connection:
             row = connection.execute(stmt).first()
         if row is None:
             return None
-        return Claim(
-            row.id, row.monitor, row.window_start, row.window_end, row.attempts, now, row.status == "succeeded"
-        )
+        recompute = row.status in RECOMPUTED_STATUSES
+        parts = LABEL_PARTS if recompute and not row.stale_rows else ALL_PARTS
+        return Claim(row.id, row.monitor, row.window_start, row.window_end, row.attempts, now, recompute, parts)
 
     # ---------------------------------------------------------------------------------- compute
 
@@ -297,16 +347,19 @@ class Scheduler:
                 baseline,
                 batch,
                 window_seconds=monitor.window.total_seconds(),
-                parts=LABEL_PARTS if claim.recompute else ALL_PARTS,
+                parts=claim.parts,
             )
+            arrival = self._arrival_scores(claim)
         except InsufficientReference as exc:
-            evaluation = Evaluation("insufficient_data", [], str(exc))
+            evaluation, arrival = Evaluation("insufficient_data", [], str(exc)), []
         except Exception as exc:  # a run that cannot be computed is recorded, and the next one goes on
             log.exception(
                 "run failed", extra={"monitor": claim.monitor, "window_start": claim.window_start.isoformat()}
             )
             return self._write(claim, "failed", [], f"{type(exc).__name__}: {exc}", rows, labels, begun)
-        return self._write(claim, evaluation.status, evaluation.scores, evaluation.reason, rows, labels, begun)
+        return self._write(
+            claim, evaluation.status, evaluation.scores + arrival, evaluation.reason, rows, labels, begun
+        )
 
     def _write(
         self,
@@ -325,14 +378,18 @@ class Scheduler:
             "duration_ms": duration_ms,
             "error": reason,
             "claimed_until": None,
-            # Labels that arrived after this run read its data keep the window stale.
+            # Labels or predictions that arrived after this run read its data keep the window stale.
             "stale_since": case((Run.stale_since > claim.started_at, Run.stale_since), else_=None),
+            "stale_rows": case((Run.stale_since > claim.started_at, Run.stale_rows), else_=False),
         }
         if status == "failed":
             # Keep the lease as a back-off before the retry; a failed recompute keeps the old scores.
-            values.update(claimed_until=now + self.config.worker.claim_ttl, stale_since=Run.stale_since)
+            values.update(
+                claimed_until=now + self.config.worker.claim_ttl, stale_since=Run.stale_since, stale_rows=Run.stale_rows
+            )
         if not (claim.recompute and status == "failed"):
-            values["status"] = "succeeded" if claim.recompute else status
+            # A recompute of the label scores alone leaves the rest of the result, and its status, as it was.
+            values["status"] = "succeeded" if claim.parts == LABEL_PARTS else status
         if status != "failed":
             values.update(row_count=rows, label_count=labels)
         with transaction(self.engine) as session:
@@ -354,7 +411,7 @@ class Scheduler:
                 return "lost"  # nothing else was written in this transaction
             if status != "failed":
                 old = delete(ScoreRow).where(ScoreRow.run_id == claim.run_id)
-                if claim.recompute:
+                if claim.parts == LABEL_PARTS:
                     old = old.where(
                         or_(
                             ScoreRow.kind.in_(("performance", "labels")),
@@ -382,6 +439,29 @@ class Scheduler:
         )
         return status
 
+    def _arrival_scores(self, claim: Claim) -> list[Score]:
+        """How the window's data arrived: rows received after the window was due (``quality``/``late_rows``)
+        and label corrections (``labels``/``label_corrections``), for the parts being computed."""
+        monitor = self.config.monitors[claim.monitor]
+        due = claim.window_end + monitor.lateness
+        with self.engine.connect() as connection:
+            late, corrections = connection.execute(
+                select(
+                    func.coalesce(func.sum(case((Prediction.ingested_at > due, 1), else_=0)), 0),
+                    func.coalesce(func.sum(Prediction.label_corrections), 0),
+                ).where(
+                    Prediction.model_id == self.model_ids[monitor.model],
+                    Prediction.ts >= claim.window_start,
+                    Prediction.ts < claim.window_end,
+                )
+            ).one()
+        scores = []
+        if "features" in claim.parts and monitor.quality.enabled:
+            scores.append(Score("quality", "late_rows", float(late), details={"received_after": due.isoformat()}))
+        if "labels" in claim.parts:
+            scores.append(Score("labels", "label_corrections", float(corrections)))
+        return scores
+
     def _score_row(self, claim: Claim, score: Score) -> dict[str, Any]:
         return {
             "run_id": claim.run_id,
@@ -390,3 +470,71 @@ class Scheduler:
             "window_start": claim.window_start,
             **score_dict(score),
         }
+
+
+# Labels change what a computed window says; predictions also change a window that had too few rows.
+LABEL_STALE_STATUSES = ("succeeded", "running")
+ROWS_STALE_STATUSES = ("succeeded", "running", "insufficient_data")
+
+
+def _received(connection: Connection, model_id: int, column: Any, after: datetime) -> pd.DataFrame:
+    """``ts`` and reception time (``received``) of the model's rows received after ``after``: an index range scan."""
+    found = connection.execute(
+        select(Prediction.ts, column).where(Prediction.model_id == model_id, column > after)
+    ).all()
+    return pd.DataFrame(
+        {
+            "ts": pd.to_datetime([r[0] for r in found], utc=True),
+            "received": pd.to_datetime([r[1] for r in found], utc=True),
+        }
+    )
+
+
+def _advance_watermark(connection: Connection, monitor: str, stored: Any, values: dict[str, datetime]) -> bool:
+    """Move ``monitor``'s watermark from what this scan read to ``values``; False if another scan moved it first."""
+    now = utcnow()
+    if stored is None:
+        insert_ = upsert_insert(connection.dialect.name)(ScanWatermark)
+        statement = insert_.values(monitor=monitor, updated_at=now, **values).on_conflict_do_nothing(
+            index_elements=["monitor"]
+        )
+    else:
+        statement = (
+            update(ScanWatermark)
+            .where(
+                ScanWatermark.monitor == monitor,
+                ScanWatermark.labels_until == stored.labels_until,
+                ScanWatermark.predictions_until == stored.predictions_until,
+            )
+            .values(updated_at=now, **values)
+        )
+    # RETURNING, not rowcount: the rowcount of this INSERT … ON CONFLICT DO NOTHING was not 1 on psycopg.
+    return connection.execute(statement.returning(ScanWatermark.monitor)).first() is not None
+
+
+def _mark(connection: Connection, monitor: str, late: pd.DataFrame, *, rows: bool) -> int:
+    """Set ``stale_since`` (the newest late arrival) on the runs of ``late``'s windows, ``stale_rows`` too for
+    late predictions; runs (re)started since are left alone. One UPDATE per window (Core executemany)."""
+    if late.empty:
+        return 0
+    newest = bindparam("newest", type_=Run.stale_since.type)
+    statuses = ROWS_STALE_STATUSES if rows else LABEL_STALE_STATUSES
+    later = or_(Run.stale_since.is_(None), Run.stale_since < newest)
+    needs = or_(later, Run.stale_rows.is_(False)) if rows else later
+    values: dict[str, Any] = {"stale_since": case((later, newest), else_=Run.stale_since)}
+    if rows:
+        values["stale_rows"] = True
+    result = connection.execute(
+        update(Run)
+        .where(
+            Run.monitor == monitor,
+            Run.window_start == bindparam("ws", type_=Run.window_start.type),
+            # no IN with executemany on every driver: one OR per status
+            or_(*(Run.status == status for status in statuses)),
+            Run.started_at < newest,
+            needs,
+        )
+        .values(**values),
+        [{"ws": start.to_pydatetime(), "newest": at.to_pydatetime()} for start, at in late.newest.items()],
+    )
+    return max(result.rowcount, 0)

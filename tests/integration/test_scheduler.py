@@ -76,7 +76,9 @@ def add_predictions(
                     "score": float(proba[i]),
                     "label": int(label[i]) if labelled else None,
                     "label_ts": (label_ts or ts + timedelta(minutes=1)) if labelled else None,
+                    "label_received_at": (label_ts or ts + timedelta(minutes=1)) if labelled else None,
                     "source": "test",
+                    "ingested_at": ts,  # on time: received as it was made
                 }
             )
     with engine.begin() as connection:
@@ -126,6 +128,8 @@ def test_scores_of_a_window(store_engine: Engine) -> None:
     assert drifted[("performance", None, "accuracy")].status == "ok"
     assert drifted[("labels", None, "coverage")].value == 1.0
     assert drifted[("quality", None, "volume")].value == 100
+    assert drifted[("quality", None, "late_rows")].value == 0  # every row received before the window was due
+    assert drifted[("labels", None, "label_corrections")].value == 0
     calm = {(s.kind, s.feature, s.method): s for s in scores(store_engine, T0)}
     assert calm[("drift", "tenure", "ks")].breached is False
     # denormalized columns agree with the run
@@ -208,7 +212,7 @@ def test_late_labels_recompute_performance_only(store_engine: Engine) -> None:
         connection.execute(
             update(Prediction)
             .where(Prediction.ts >= window, Prediction.ts < window + HOUR)
-            .values(label=1, label_ts=arrived)
+            .values(label=1, label_ts=arrived, label_received_at=arrived)
         )
     scheduler.clock = clock_at(computed_at + timedelta(minutes=2))
     assert scheduler.mark_stale() == 1
