@@ -614,13 +614,20 @@ def distribution(histogram: dict[str, Any], feature: str, window_start: datetime
 
 
 def feature_drift(
-    scores: pd.DataFrame, feature: str, start: datetime, end: datetime, selected: datetime | None
+    scores: pd.DataFrame, monitor: str, start: datetime, end: datetime, selected: datetime | None
 ) -> go.Figure:
-    """The feature's drift score per window with its threshold; p-values on a log axis (small = drift)."""
+    """The feature's drift score per window of one monitor with its threshold; p-values on a log axis
+    (small = drift).
+
+    One line, of the newest method: a p-value and a distance share no axis, so windows scored with
+    another method (the config changed) are left out and the title says so.
+    """
     ok = scores[scores["status"] == "ok"]
     if ok.empty:
         return empty_figure("no drift scores for this feature in the selected range", 300)
     method = ok["method"].iloc[-1]
+    others = sorted(set(ok["method"]) - {method})
+    ok = ok[ok["method"] == method]
     p_value_like = bool(((ok["breached"]) == (ok["value"] < ok["threshold"])).all())
     colours = np.where(ok["breached"].fillna(False).astype(bool), OKABE_ITO["vermillion"], OKABE_ITO["blue"])
     fig = go.Figure()
@@ -652,8 +659,9 @@ def feature_drift(
     fig.update_layout(
         **_base_layout(330, margin=SMALL_MARGIN, showlegend=False),
         title={
-            "text": f"{method} over time"
-            + (" (p-value: lower means drift)" if p_value_like else " (higher means drift)"),
+            "text": f"{method} over time · {monitor}"
+            + (" (p-value: lower means drift)" if p_value_like else " (higher means drift)")
+            + (f"<br><sup>windows scored with {', '.join(others)} not shown</sup>" if others else ""),
             "font": {"size": 13},
             "x": 0,
             "xanchor": "left",
@@ -669,7 +677,8 @@ def feature_drift(
     return fig
 
 
-def feature_quality(scores: pd.DataFrame, start: datetime, end: datetime) -> go.Figure:
+def feature_quality(scores: pd.DataFrame, monitor: str, start: datetime, end: datetime) -> go.Figure:
+    """The feature's data-quality shares per window of one monitor, a line per check."""
     ok = scores[scores["status"] == "ok"]
     if ok.empty:
         return empty_figure("no data-quality scores for this feature in the selected range", 220)
@@ -693,7 +702,7 @@ def feature_quality(scores: pd.DataFrame, start: datetime, end: datetime) -> go.
         )
     fig.update_layout(
         **_base_layout(220, margin=SMALL_MARGIN),
-        title={"text": "Data quality over time", "font": {"size": 13}, "x": 0, "xanchor": "left"},
+        title={"text": f"Data quality over time · {monitor}", "font": {"size": 13}, "x": 0, "xanchor": "left"},
     )
     fig.update_xaxes(range=[start, end], gridcolor=GRID)
     fig.update_yaxes(tickformat=".1%", rangemode="tozero", gridcolor=GRID, zeroline=False)

@@ -35,7 +35,17 @@ from sqlalchemy import (
 from sqlalchemy.sql.expression import literal
 
 from monitor.config import parse_time
-from monitor.store.tables import Alert, MetricPoint, MetricSeries, Model, Run, Score, Silence, UtcDateTime
+from monitor.store.tables import (
+    Alert,
+    MetricPoint,
+    MetricSeries,
+    Model,
+    Prediction,
+    Run,
+    Score,
+    Silence,
+    UtcDateTime,
+)
 
 # Drift scores of these "features" describe the model's output, not its inputs.
 OUTPUT_COLUMNS = ("prediction", "score", "label")
@@ -54,12 +64,24 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class MonitorExtent:
+    """Where one monitor's computed windows lie; ``window`` is the length of its newest run's window."""
+
+    name: str
+    first: datetime
+    last: datetime
+    window: timedelta
+
+
+@dataclass(frozen=True)
 class Extent:
-    """Where a model's computed windows lie; ``window`` is the length of its newest run's window."""
+    """What a model page shows: the selected monitor's computed windows (``monitor`` None and no windows
+    before any run), and every monitor of the model, primary first."""
 
     first: datetime | None
     last: datetime | None
     window: timedelta
+    monitor: str | None
     monitors: tuple[str, ...]
 
 
@@ -83,6 +105,11 @@ class AlertRow:
     @property
     def model(self) -> str | None:
         return self.labels.get("model")
+
+    def concerns(self, monitor: str | None) -> bool:
+        """Whether the alert belongs on ``monitor``'s view: it is that monitor's, or no monitor's (a
+        rule over the model's metrics); None (a model without monitors) takes every alert."""
+        return monitor is None or self.labels.get("monitor") in (None, monitor)
 
     @property
     def breach_start(self) -> datetime:
@@ -192,57 +219,71 @@ def model_of_monitor(conn: Connection, monitor: str) -> str | None:
     return conn.scalar(select(Model.name).join(Run, Run.model_id == Model.id).where(Run.monitor == monitor).limit(1))
 
 
-def model_extent(conn: Connection, model_id: int) -> Extent:
+def model_monitors(conn: Connection, model_id: int) -> list[MonitorExtent]:
+    """The model's monitors that computed a window, primary first: the shortest window (the freshest
+    view), then by name. Read from the runs, so a monitor removed from the config keeps its history."""
     computed = and_(Run.model_id == model_id, Run.status.in_(COMPUTED_STATUSES))
-    first, last = conn.execute(select(func.min(Run.window_start), func.max(Run.window_start)).where(computed)).one()
-    newest = conn.execute(
-        select(Run.window_start, Run.window_end).where(computed).order_by(Run.window_start.desc()).limit(1)
-    ).one_or_none()
-    window = (newest.window_end - newest.window_start) if newest else timedelta(hours=1)
-    monitors = conn.scalars(select(Run.monitor).where(Run.model_id == model_id).distinct().order_by(Run.monitor))
-    return Extent(first, last, window, tuple(monitors))
+    spans = conn.execute(
+        select(Run.monitor, func.min(Run.window_start), func.max(Run.window_start))
+        .where(computed)
+        .group_by(Run.monitor)
+    ).all()
+    out = []
+    for name, first, last in spans:
+        # Window arithmetic in SQL differs per backend; a model has few monitors, so one small query each.
+        start, end = conn.execute(
+            select(Run.window_start, Run.window_end).where(computed, Run.monitor == name, Run.window_start == last)
+        ).one()
+        out.append(MonitorExtent(name, first, last, end - start))
+    return sorted(out, key=lambda m: (m.window, m.name))
+
+
+def model_extent(conn: Connection, model_id: int, monitor: str | None = None) -> Extent:
+    """The extent of ``monitor``, or of the model's primary monitor when it is None or not one of the
+    model's monitors (a stale link)."""
+    monitors = model_monitors(conn, model_id)
+    names = tuple(m.name for m in monitors)
+    chosen = next((m for m in monitors if m.name == monitor), monitors[0] if monitors else None)
+    if chosen is None:
+        return Extent(None, None, timedelta(hours=1), None, names)
+    return Extent(chosen.first, chosen.last, chosen.window, chosen.name, names)
 
 
 # --- overview -----------------------------------------------------------------------------------
 
 
 def overview(conn: Connection) -> pd.DataFrame:
-    """One row per model: last computed window, rows in its last 24 h, and the newest headline scores.
+    """One row per monitor that computed a window: its last window and newest headline scores, and its
+    model's stored predictions in the 24 h up to the model's newest computed window.
 
-    Columns: model_id, last_window, volume_24h, share_drifted, plus one ``<kind>:<metric>`` column per
-    (realized or estimated) performance metric with its newest value and ``…:band_lower/upper``.
+    Columns: model_id, monitor, last_window, predictions_24h, share_drifted, plus one ``<kind>:<metric>``
+    column per (realized or estimated) performance metric with its newest value and ``…:band_lower/upper``.
+    Every score column comes from the row's monitor alone: the share is the one an alert on it reports.
     """
-    last = (
-        select(Run.model_id, func.max(Run.window_start).label("last_window"))
+    rows = conn.execute(
+        select(Run.model_id, Run.monitor, func.max(Run.window_start).label("last_window"))
         .where(Run.status.in_(COMPUTED_STATUSES))
-        .group_by(Run.model_id)
-        .subquery()
-    )
-    rows = conn.execute(select(last.c.model_id, last.c.last_window)).all()
-    frame = pd.DataFrame(rows, columns=["model_id", "last_window"])
+        .group_by(Run.model_id, Run.monitor)
+    ).all()
+    frame = pd.DataFrame(rows, columns=["model_id", "monitor", "last_window"])
     if frame.empty:
-        return pd.DataFrame(columns=["model_id", "last_window", "volume_24h", "share_drifted"])
-    # Interval arithmetic in SQL differs per backend; there are few models, so one small query each.
-    frame["volume_24h"] = [
-        conn.scalar(
-            select(func.coalesce(func.sum(Run.row_count), 0)).where(
-                Run.model_id == model_id,
-                Run.window_start > last_window - timedelta(days=1),
-                Run.window_start <= last_window,
-            )
-        )
-        for model_id, last_window in rows
-    ]
+        return pd.DataFrame(columns=["model_id", "monitor", "last_window", "predictions_24h", "share_drifted"])
+    predictions = predictions_24h(conn)
+    frame["predictions_24h"] = [predictions.get(model_id, 0) for model_id in frame["model_id"]]
     newest = (
         select(
             Score.model_id,
+            Score.monitor,
             Score.kind,
             Score.method,
             Score.value,
             Score.details["band_lower"].as_float().label("band_lower"),
             Score.details["band_upper"].as_float().label("band_upper"),
             func.row_number()
-            .over(partition_by=(Score.model_id, Score.kind, Score.method), order_by=Score.window_start.desc())
+            .over(
+                partition_by=(Score.model_id, Score.monitor, Score.kind, Score.method),
+                order_by=Score.window_start.desc(),
+            )
             .label("rank"),
         )
         .where(
@@ -258,7 +299,7 @@ def overview(conn: Connection) -> pd.DataFrame:
     heads = _frame(conn, select(newest).where(newest.c.rank == 1), time_columns=())
     frame["share_drifted"] = None
     for row in heads.itertuples():
-        match = frame["model_id"] == row.model_id
+        match = (frame["model_id"] == row.model_id) & (frame["monitor"] == row.monitor)
         if row.method == "share_drifted":
             frame.loc[match, "share_drifted"] = row.value
             continue
@@ -267,6 +308,29 @@ def overview(conn: Connection) -> pd.DataFrame:
         frame.loc[match, f"{key}:band_lower"] = row.band_lower
         frame.loc[match, f"{key}:band_upper"] = row.band_upper
     return frame
+
+
+def predictions_24h(conn: Connection) -> dict[int, int]:
+    """model id → predictions stored in the 24 h before the end of its newest computed window.
+
+    Counted in the prediction table, not summed over runs: every monitor of a model reads the same
+    predictions, so the runs of two monitors would count each prediction twice.
+    """
+    ends = conn.execute(
+        select(Run.model_id, func.max(Run.window_end)).where(Run.status.in_(COMPUTED_STATUSES)).group_by(Run.model_id)
+    ).all()
+    # Interval arithmetic in SQL differs per backend; there are few models, so one small query each.
+    return {
+        model_id: conn.scalar(
+            select(func.count()).where(
+                Prediction.model_id == model_id,
+                Prediction.ts >= last_end - timedelta(days=1),
+                Prediction.ts < last_end,
+            )
+        )
+        or 0
+        for model_id, last_end in ends
+    }
 
 
 def data_version(conn: Connection) -> str:
@@ -293,7 +357,7 @@ def _in_range(column: Any, start: datetime, end: datetime) -> ColumnElement[bool
 
 
 def dataset_drift_series(
-    conn: Connection, model_id: int, start: datetime, end: datetime, bucket: timedelta
+    conn: Connection, model_id: int, monitor: str, start: datetime, end: datetime, bucket: timedelta
 ) -> pd.DataFrame:
     """bucket, share (mean share of drifted features), windows, drifted_windows (dataset drift breached)."""
     b = _bucket(conn, Score.window_start, bucket).label("bucket")
@@ -306,6 +370,7 @@ def dataset_drift_series(
         )
         .where(
             Score.model_id == model_id,
+            Score.monitor == monitor,
             Score.kind == "drift",
             _in_range(Score.window_start, start, end),
             Score.feature.is_(None),
@@ -318,7 +383,9 @@ def dataset_drift_series(
     return _frame(conn, stmt)
 
 
-def drift_matrix(conn: Connection, model_id: int, start: datetime, end: datetime, bucket: timedelta) -> pd.DataFrame:
+def drift_matrix(
+    conn: Connection, model_id: int, monitor: str, start: datetime, end: datetime, bucket: timedelta
+) -> pd.DataFrame:
     """bucket, feature, severity (worst in bucket), breached (windows), windows, value/threshold/method,
     first_breach/last_breach (window starts, NaT without a breach).
 
@@ -346,6 +413,7 @@ def drift_matrix(conn: Connection, model_id: int, start: datetime, end: datetime
         )
         .where(
             Score.model_id == model_id,
+            Score.monitor == monitor,
             Score.kind == "drift",
             _in_range(Score.window_start, start, end),
             Score.feature.is_not(None),
@@ -361,7 +429,7 @@ def drift_matrix(conn: Connection, model_id: int, start: datetime, end: datetime
 
 
 def performance_series(
-    conn: Connection, model_id: int, start: datetime, end: datetime, bucket: timedelta
+    conn: Connection, model_id: int, monitor: str, start: datetime, end: datetime, bucket: timedelta
 ) -> pd.DataFrame:
     """bucket, kind (performance | estimated_performance), method, value, ci_lower, ci_upper, band_lower/upper."""
     b = _bucket(conn, Score.window_start, bucket).label("bucket")
@@ -379,6 +447,7 @@ def performance_series(
         )
         .where(
             Score.model_id == model_id,
+            Score.monitor == monitor,
             Score.kind.in_(("performance", "estimated_performance")),
             _in_range(Score.window_start, start, end),
             Score.feature.is_(None),
@@ -390,12 +459,15 @@ def performance_series(
     return _frame(conn, stmt)
 
 
-def quality_series(conn: Connection, model_id: int, start: datetime, end: datetime, bucket: timedelta) -> pd.DataFrame:
+def quality_series(
+    conn: Connection, model_id: int, monitor: str, start: datetime, end: datetime, bucket: timedelta
+) -> pd.DataFrame:
     """bucket, worst_missing, worst_out_of_range, worst_unseen, worst_type_error (max over features),
     breaches (quality checks breached), rows and expected_rows (volume)."""
     b = _bucket(conn, Score.window_start, bucket).label("bucket")
     in_range = (
         Score.model_id == model_id,
+        Score.monitor == monitor,
         Score.kind == "quality",
         _in_range(Score.window_start, start, end),
         Score.status == "ok",
@@ -480,9 +552,16 @@ def breached_features(matrix: pd.DataFrame) -> pd.DataFrame:
 
 
 def feature_scores(
-    conn: Connection, model_id: int, feature: str, start: datetime, end: datetime, kinds: Sequence[str]
+    conn: Connection,
+    model_id: int,
+    monitor: str,
+    feature: str,
+    start: datetime,
+    end: datetime,
+    kinds: Sequence[str],
 ) -> pd.DataFrame:
-    """window_start, monitor, kind, method, value, threshold, breached, status, reason of one feature."""
+    """window_start, monitor, kind, method, value, threshold, breached, status, reason of one feature
+    in one monitor."""
     stmt = (
         select(
             Score.window_start,
@@ -497,6 +576,7 @@ def feature_scores(
         )
         .where(
             Score.model_id == model_id,
+            Score.monitor == monitor,
             Score.kind.in_(tuple(kinds)),
             Score.feature == feature,
             _in_range(Score.window_start, start, end),
@@ -520,8 +600,10 @@ class WindowScore:
     details: dict[str, Any]
 
 
-def feature_window(conn: Connection, model_id: int, feature: str, window_start: datetime) -> list[WindowScore]:
-    """Every score (with details, e.g. the drift histograms) of one feature in one window."""
+def feature_window(
+    conn: Connection, model_id: int, monitor: str, feature: str, window_start: datetime
+) -> list[WindowScore]:
+    """Every score (with details, e.g. the drift histograms) of one feature in one window of one monitor."""
     rows = conn.execute(
         select(
             Score.monitor,
@@ -533,18 +615,27 @@ def feature_window(conn: Connection, model_id: int, feature: str, window_start: 
             Score.status,
             Score.reason,
             Score.details,
-        ).where(Score.model_id == model_id, Score.feature == feature, Score.window_start == window_start)
+        ).where(
+            Score.model_id == model_id,
+            Score.monitor == monitor,
+            Score.feature == feature,
+            Score.window_start == window_start,
+        )
     )
     return [WindowScore(*row) for row in rows]
 
 
-def worst_window(conn: Connection, model_id: int, feature: str, start: datetime, end: datetime) -> datetime | None:
-    """The window of ``feature`` with the highest drift severity in [start, end), else the newest one."""
+def worst_window(
+    conn: Connection, model_id: int, monitor: str, feature: str, start: datetime, end: datetime
+) -> datetime | None:
+    """The window of ``feature`` with the highest drift severity in [start, end) of ``monitor``, else the
+    newest one."""
     severity = severity_expression()
     return conn.scalar(
         select(Score.window_start)
         .where(
             Score.model_id == model_id,
+            Score.monitor == monitor,
             Score.kind == "drift",
             Score.feature == feature,
             _in_range(Score.window_start, start, end),

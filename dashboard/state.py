@@ -1,7 +1,8 @@
 """Page state that lives in the URL, so a link (from a Slack alert, a colleague) opens exactly that view.
 
-- ``/models/<name>?from=…&to=…&window=…`` — time range (ISO 8601, UTC) and a highlighted window;
-- ``/models/<name>/features/<feature>?from=…&to=…&window=…``;
+- ``/models/<name>?from=…&to=…&window=…&monitor=…`` — time range (ISO 8601, UTC), a highlighted window
+  and the monitor whose scores are shown (default: the model's primary monitor);
+- ``/models/<name>/features/<feature>?from=…&to=…&window=…&monitor=…``;
 - ``/alerts?state=firing&model=…``;
 - ``/reports/<monitor>/<window_start>``.
 
@@ -26,9 +27,9 @@ RANGE_PRESETS: dict[str, timedelta | None] = {
     "all": None,
 }
 DEFAULT_PRESET = "7d"
-# A chart with more columns than this gets windows merged into buckets (aggregated in SQL).
 # A link to one window (from an alert) shows this many windows each side of it, within the data.
 CONTEXT_WINDOWS = 24
+# A chart with more columns than this gets windows merged into buckets (aggregated in SQL).
 MAX_COLUMNS = 240
 _BUCKET_STEPS = (1, 2, 3, 4, 6, 8, 12, 24, 48, 72, 168)  # hours
 
@@ -74,6 +75,7 @@ class PageQuery:
     window: datetime | None = None
     state: str | None = None
     model: str | None = None
+    monitor: str | None = None
 
     @classmethod
     def parse(cls, search: str | None) -> PageQuery:
@@ -86,6 +88,7 @@ class PageQuery:
             window=parse_time(params.get("window")),
             state=params.get("state"),
             model=params.get("model"),
+            monitor=params.get("monitor"),
         )
 
     def time_range(self, first: datetime | None, last: datetime | None, window: timedelta) -> TimeRange:
@@ -164,17 +167,27 @@ def range_params(tr: TimeRange) -> dict[str, str | datetime | None]:
     return {"from": tr.start, "to": tr.end}
 
 
-def model_url(model: str, tr: TimeRange | None = None, window: datetime | None = None) -> str:
+def model_url(
+    model: str, tr: TimeRange | None = None, window: datetime | None = None, *, monitor: str | None = None
+) -> str:
     params = range_params(tr) if tr else {}
     if tr and tr.preset and window:
         # A preset is relative to the newest data: pin the absolute range so the link keeps showing it.
         params = {"from": tr.start, "to": tr.end}
-    return f"/models/{quote(model, safe='')}" + query_string(**params, window=window)
+    return f"/models/{quote(model, safe='')}" + query_string(**params, window=window, monitor=monitor)
 
 
-def feature_url(model: str, feature: str, window: datetime | None = None, tr: TimeRange | None = None) -> str:
+def feature_url(
+    model: str,
+    feature: str,
+    window: datetime | None = None,
+    tr: TimeRange | None = None,
+    *,
+    monitor: str | None = None,
+) -> str:
     params: dict[str, str | datetime | None] = {"from": tr.start, "to": tr.end} if tr else {}
-    return f"/models/{quote(model, safe='')}/features/{quote(feature, safe='')}" + query_string(**params, window=window)
+    path = f"/models/{quote(model, safe='')}/features/{quote(feature, safe='')}"
+    return path + query_string(**params, window=window, monitor=monitor)
 
 
 def report_url(monitor: str, window_start: datetime) -> str:

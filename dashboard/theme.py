@@ -3,6 +3,7 @@ severity badges that carry a word as well as a colour, and the small building bl
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -132,6 +133,27 @@ def range_picker(tr: TimeRange, path: str, keep: dict[str, str | datetime | None
             ),
         ],
         className="ds-range-picker",
+    )
+
+
+def monitor_picker(
+    monitors: Sequence[str], selected: str | None, href: Callable[[str], str], note: dict[str, str]
+) -> html.Div:
+    """One link per monitor of the model (``href(monitor)``), the selected one active; ``note`` adds a
+    word to a monitor's button (e.g. its firing alerts), so trouble on another monitor is not hidden."""
+    options = [
+        dcc.Link(
+            [name, html.Span(f" · {note[name]}", className="ds-monitor-note") if name in note else None],
+            href=href(name),
+            className="btn btn-outline-secondary" + (" active" if name == selected else ""),
+        )
+        for name in monitors
+    ]
+    return html.Div(
+        [html.Span("Monitor", className="ds-monitor-label"), html.Div(options, className="btn-group btn-group-sm")],
+        id="monitor-picker",
+        className="ds-monitor-picker",
+        title="Scores on this page come from this monitor only",
     )
 
 

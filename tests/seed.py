@@ -15,13 +15,19 @@ The story of :func:`seed_store`'s main model ``churn`` (7 days by default):
   alert (warning) and "performance drop" alert (critical) fire and are still firing.
 
 A second model (``fraud-detector``) stays healthy and a third (``pricing``) has no data yet.
+
+Each model has two monitors over the same hourly windows, as a real deployment often has: ``<model>-hourly``
+(a dataset reference; KS and chi-square p-values) and ``<model>-rolling`` (a rolling reference;
+Wasserstein and Jensen-Shannon distances, blind to the weak drift of ``total_charges``). The firing
+"feature drift" alert is on the rolling monitor and reports its newest share of drifted features. The
+predictions of the last two days are stored too (what the overview's "Rows, 24 h" counts).
 Used by the unit and e2e tests of the dashboard and by ``bench/dashboard.py`` (90 days × 50 features).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -30,13 +36,15 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine, insert
 
-from monitor.store.tables import Alert, MetricPoint, MetricSeries, Model, Run, Score
+from monitor.store.tables import Alert, MetricPoint, MetricSeries, Model, Prediction, Run, Score
 
 SEED_START = datetime(2026, 11, 18, tzinfo=UTC)
 WINDOW = timedelta(hours=1)
 LABEL_DELAY = timedelta(days=1)
 MONITOR = "churn-hourly"
+ROLLING_MONITOR = "churn-rolling"
 MODEL = "churn"
+STORED_PREDICTIONS = timedelta(days=2)
 
 CHURN_FEATURES: dict[str, str] = {
     "tenure": "numeric",
@@ -59,6 +67,7 @@ CATEGORIES = {
 }
 HIST_BINS = 12
 P_THRESHOLD = 0.05
+DISTANCE_THRESHOLD = 0.1
 CHUNK = 5000
 
 
@@ -66,10 +75,13 @@ CHUNK = 5000
 class SeededModel:
     name: str
     id: int
-    monitor: str
+    monitor: str  # the primary monitor (hourly, p-values)
+    rolling_monitor: str  # the second one (hourly, distances)
     features: dict[str, str]
     first_window: datetime
     last_window: datetime
+    last_share: dict[str, float]  # monitor → share_drifted of the newest window
+    predictions_24h: int  # stored predictions in the 24 h before the newest window's end
 
 
 @dataclass(frozen=True)
@@ -102,13 +114,12 @@ def seed_store(
     incident = (start + timedelta(days=min(2, days - 1), hours=10), start + timedelta(days=min(2, days - 1), hours=13))
     with engine.begin() as conn:
         churn = _seed_model(
-            conn, rng, MODEL, MONITOR, feature_names(n_features), start, end, drift_start, incident, base_auc=0.86
+            conn, rng, MODEL, feature_names(n_features), start, end, drift_start, incident, base_auc=0.86
         )
         healthy = _seed_model(
             conn,
             rng,
             "fraud-detector",
-            "fraud-detector-hourly",
             {"amount": "numeric", "merchant": "categorical", "hour": "numeric", "country": "categorical"},
             start,
             end,
@@ -125,7 +136,6 @@ def _seed_model(
     conn: Connection,
     rng: np.random.Generator,
     name: str,
-    monitor: str,
     features: dict[str, str],
     start: datetime,
     end: datetime,
@@ -137,31 +147,65 @@ def _seed_model(
         insert(Model).returning(Model.id), [{"name": name, "task": "binary", "feature_schema": features}]
     ).scalar_one()
     windows = [start + i * WINDOW for i in range(int((end - start) / WINDOW))]
-    runs = []
-    for ws in windows:
-        rows = _volume(rng, ws, incident)
-        labelled = ws + WINDOW + LABEL_DELAY <= end
-        runs.append(
-            {
-                "monitor": monitor,
-                "model_id": model_id,
-                "window_start": ws,
-                "window_end": ws + WINDOW,
-                "status": "succeeded",
-                "attempts": 1,
-                "row_count": rows,
-                "label_count": rows if labelled else 0,
-                "started_at": ws + WINDOW + timedelta(minutes=5),
-                "finished_at": ws + WINDOW + timedelta(minutes=5, seconds=2),
-                "duration_ms": float(rng.uniform(300, 2500)),
-            }
-        )
-    run_ids = conn.execute(insert(Run).returning(Run.id, sort_by_parameter_order=True), runs).scalars().all()
-    scores = _score_rows(rng, model_id, monitor, features, runs, run_ids, drift_start, end, base_auc)
-    for chunk in _chunks(scores):
-        conn.execute(insert(Score), chunk)
+    # Both monitors read the same predictions: the same row count per window.
+    volumes = [_volume(rng, ws, incident) for ws in windows]
+    monitors = {f"{name}-hourly": False, f"{name}-rolling": True}  # monitor → scores distances
+    last_share = {}
+    for monitor, distances in monitors.items():
+        runs = []
+        for ws, rows in zip(windows, volumes, strict=True):
+            labelled = ws + WINDOW + LABEL_DELAY <= end
+            runs.append(
+                {
+                    "monitor": monitor,
+                    "model_id": model_id,
+                    "window_start": ws,
+                    "window_end": ws + WINDOW,
+                    "status": "succeeded",
+                    "attempts": 1,
+                    "row_count": rows,
+                    "label_count": rows if labelled else 0,
+                    "started_at": ws + WINDOW + timedelta(minutes=5),
+                    "finished_at": ws + WINDOW + timedelta(minutes=5, seconds=2),
+                    "duration_ms": float(rng.uniform(300, 2500)),
+                }
+            )
+        run_ids = conn.execute(insert(Run).returning(Run.id, sort_by_parameter_order=True), runs).scalars().all()
+        scores = _score_rows(rng, model_id, monitor, features, runs, run_ids, drift_start, base_auc, distances)
+        for chunk in _chunks(scores):
+            conn.execute(insert(Score), chunk)
+        last_share[monitor] = next(s["value"] for s in reversed(scores) if s["method"] == "share_drifted")
     _seed_metrics(conn, rng, model_id, name, start, end, incident)
-    return SeededModel(name, model_id, monitor, features, windows[0], windows[-1])
+    stored = _seed_predictions(conn, model_id, windows, volumes, end)
+    hourly, rolling = monitors
+    return SeededModel(name, model_id, hourly, rolling, features, windows[0], windows[-1], last_share, stored)
+
+
+def _seed_predictions(
+    conn: Connection, model_id: int, windows: list[datetime], volumes: list[int], end: datetime
+) -> int:
+    """Store the predictions of the windows in the last :data:`STORED_PREDICTIONS` (the seeded store is
+    big enough without the rest); returns how many fall in the last 24 h."""
+    rows: list[dict[str, Any]] = []
+    last_day = 0
+    for ws, n in zip(windows, volumes, strict=True):
+        if ws < end - STORED_PREDICTIONS:
+            continue
+        last_day += n if ws >= end - timedelta(days=1) else 0
+        step = WINDOW / n
+        rows.extend(
+            {
+                "model_id": model_id,
+                "prediction_id": f"{ws:%Y%m%d%H}-{i}",
+                "ts": ws + i * step,
+                "features": {},
+                "source": "seed",
+            }
+            for i in range(n)
+        )
+    for chunk in _chunks(rows):
+        conn.execute(insert(Prediction), chunk)
+    return last_day
 
 
 def _volume(rng: np.random.Generator, ws: datetime, incident: tuple[datetime, datetime] | None) -> int:
@@ -202,6 +246,11 @@ def _categorical_hist(rng: np.random.Generator, categories: list[str], shift: fl
     return {"categories": categories, "reference": ref.round(5).tolist(), "current": (counts / n).round(5).tolist()}
 
 
+def _distance(rng: np.random.Generator, strength: float) -> float:
+    """A distance that crosses :data:`DISTANCE_THRESHOLD` only for a strong drift (strength above ~0.3)."""
+    return float(rng.uniform(0.01, 0.05) + 0.2 * strength * rng.uniform(0.8, 1.2))
+
+
 def _p_value(rng: np.random.Generator, strength: float) -> float:
     if strength <= 0.05:
         return float(rng.uniform(0.08, 1.0) if rng.random() < 0.99 else rng.uniform(0.01, 0.05))
@@ -214,10 +263,10 @@ def _score_rows(
     monitor: str,
     features: dict[str, str],
     runs: list[dict[str, Any]],
-    run_ids: list[int],
+    run_ids: Sequence[int],
     drift_start: datetime | None,
-    end: datetime,
     base_auc: float,
+    distances: bool,
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for run, run_id in zip(runs, run_ids, strict=True):
@@ -229,21 +278,27 @@ def _score_rows(
         drifted = 0
         for feature, kind in features.items():
             strength = _drift_strength(feature, ws, drift_start)
-            p = _p_value(rng, strength)
-            drifted += p < P_THRESHOLD
+            if distances:
+                value, threshold = _distance(rng, strength), DISTANCE_THRESHOLD
+                breached = value > threshold
+            else:
+                value, threshold = _p_value(rng, strength), P_THRESHOLD
+                breached = value < threshold
+            drifted += breached
             if kind == "numeric":
-                method, hist = "ks", _numeric_hist(rng, 1.4 * strength, n)
+                method, hist = ("wasserstein" if distances else "ks"), _numeric_hist(rng, 1.4 * strength, n)
             else:
                 cats = CATEGORIES.get(feature, ["a", "b", "c", "d"])
-                method, hist = "chisquare", _categorical_hist(rng, cats, strength, n)
+                method = "jensenshannon" if distances else "chisquare"
+                hist = _categorical_hist(rng, cats, strength, n)
             score(
                 "drift",
                 method,
-                p,
+                value,
                 feature,
-                threshold=P_THRESHOLD,
-                breached=p < P_THRESHOLD,
-                p_value=True,
+                threshold=threshold,
+                breached=breached,
+                p_value=not distances,
                 n_reference=5000,
                 n_current=n,
                 histogram=hist,
@@ -443,19 +498,20 @@ def _seed_alerts(
 ) -> tuple[tuple[int, ...], int]:
     base = {"model": churn.name, "monitor": churn.monitor}
     last = churn.last_window
+    share = churn.last_share[churn.rolling_monitor]
     rows = [
         {
             "rule": "feature drift",
             "fingerprint": "fp-feature-drift",
-            "labels": {**base, "rule": "feature drift"},
+            "labels": {**base, "monitor": churn.rolling_monitor, "rule": "feature drift"},
             "annotations": {
-                "summary": "4 of 10 features drifted (share 0.40 > 0.30) for 2 windows",
+                "summary": f"share of drifted features {share:.2f} > 0.25 for 2 windows",
                 "selector": "drift.share_drifted",
                 "since": _iso(drift_start + WINDOW),
             },
             "severity": "warning",
             "state": "firing",
-            "value": 0.4,
+            "value": share,
             "consecutive": int((last - drift_start) / WINDOW),
             "window_start": last,
             "started_at": drift_start + 2 * WINDOW,

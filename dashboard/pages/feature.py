@@ -1,4 +1,5 @@
-"""Feature page: reference vs window distribution, the drift score over time with its threshold, quality."""
+"""Feature page: reference vs window distribution, the drift score over time with its threshold, quality;
+all of one monitor (``monitor=``, default the model's primary monitor)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from dashboard.context import Context
 from dashboard.pages.base import Page
 from dashboard.queries import Extent, ModelInfo, WindowScore
 from dashboard.state import Location, TimeRange, feature_url, model_url, report_url, with_params
-from dashboard.theme import empty_state, kpi, page_header, range_picker, time_text
+from dashboard.theme import empty_state, kpi, monitor_picker, page_header, range_picker, time_text
 
 _QUALITY_LABELS = {
     "missing_share": "Missing",
@@ -82,18 +83,19 @@ class FeatureData:
 
 
 def query(ctx: Context, location: Location) -> FeatureData | None:
-    """The feature's scores over the range and in one window; None for an unknown model."""
+    """The feature's scores over the range and in one window, of one monitor; None for an unknown model."""
     feature = location.params["feature"]
     with queries.read_only(ctx.engine) as conn:
         model = queries.model_by_name(conn, location.params["model"])
         if model is None:
             return None
-        extent = queries.model_extent(conn, model.id)
+        extent = queries.model_extent(conn, model.id, location.query.monitor)
         tr = location.query.time_range(extent.first, extent.last, extent.window)
-        drift = queries.feature_scores(conn, model.id, feature, tr.start, tr.end, ("drift",))
-        quality = queries.feature_scores(conn, model.id, feature, tr.start, tr.end, ("quality",))
-        window = location.query.window or queries.worst_window(conn, model.id, feature, tr.start, tr.end)
-        scores = queries.feature_window(conn, model.id, feature, window) if window else []
+        monitor = extent.monitor or ""  # no monitor yet: every read below is empty
+        drift = queries.feature_scores(conn, model.id, monitor, feature, tr.start, tr.end, ("drift",))
+        quality = queries.feature_scores(conn, model.id, monitor, feature, tr.start, tr.end, ("quality",))
+        window = location.query.window or queries.worst_window(conn, model.id, monitor, feature, tr.start, tr.end)
+        scores = queries.feature_window(conn, model.id, monitor, feature, window) if window else []
     return FeatureData(model, extent, tr, drift, quality, window, scores)
 
 
@@ -109,28 +111,35 @@ def render(location: Location, data: FeatureData | None) -> html.Div:
     model, extent, tr, window, scores = data.model, data.extent, data.range, data.window, data.scores
     drift, quality = data.drift, data.quality
     kind = model.features.get(feature, "model output" if feature in queries.OUTPUT_COLUMNS else "unknown")
-    back = dcc.Link(f"← {model_name}", href=model_url(model_name, tr, window), className="ds-back")
+    asked_monitor = location.query.monitor
+    back = dcc.Link(
+        f"← {model_name}", href=model_url(model_name, tr, window, monitor=asked_monitor), className="ds-back"
+    )
     header = page_header(
         [back, html.Span(f" / {feature}")],
-        f"{kind} · window {time_text(window)} · times in UTC",
+        f"{kind} · scores of monitor {extent.monitor or '—'} · window {time_text(window)} · times in UTC",
         right=html.Div(
             [
                 dcc.Link(
                     "Window report",
-                    href=report_url(scores[0].monitor, window),
+                    href=report_url(extent.monitor, window),
                     className="btn btn-sm btn-outline-primary",
                 )
-                if window and scores
+                if window and scores and extent.monitor
                 else None,
             ],
             className="d-flex gap-2",
         ),
     )
+    picker = monitor_picker(
+        extent.monitors, extent.monitor, lambda m: feature_url(model_name, feature, tr=tr, monitor=m), {}
+    )
+    keep = {"window": asked, "monitor": asked_monitor}
     if drift.empty and quality.empty:
         return html.Div(
             [
                 header,
-                html.Div(range_picker(tr, feature_url(model_name, feature), {"window": asked}), className="ds-toolbar"),
+                html.Div([picker, range_picker(tr, feature_url(model_name, feature), keep)], className="ds-toolbar"),
                 empty_state(
                     f"No scores for {feature!r} in this range",
                     "Pick a wider range, or check that the feature is listed under ",
@@ -151,14 +160,14 @@ def render(location: Location, data: FeatureData | None) -> html.Div:
         [
             dcc.Link(
                 "← previous window",
-                href=feature_url(model_name, feature, window - step, tr),
+                href=feature_url(model_name, feature, window - step, tr, monitor=asked_monitor),
                 className="btn btn-sm btn-outline-secondary",
             )
             if window
             else None,
             dcc.Link(
                 "next window →",
-                href=feature_url(model_name, feature, window + step, tr),
+                href=feature_url(model_name, feature, window + step, tr, monitor=asked_monitor),
                 className="btn btn-sm btn-outline-secondary",
             )
             if window and extent.last and window < extent.last
@@ -170,7 +179,7 @@ def render(location: Location, data: FeatureData | None) -> html.Div:
         [
             header,
             html.Div(
-                [range_picker(tr, feature_url(model_name, feature), {"window": asked}), nav],
+                [picker, range_picker(tr, feature_url(model_name, feature), keep), nav],
                 className="ds-toolbar",
             ),
             html.Div(
@@ -190,7 +199,7 @@ def render(location: Location, data: FeatureData | None) -> html.Div:
                         html.Div(
                             dcc.Graph(
                                 id="feature-drift",
-                                figure=figures.feature_drift(drift, feature, tr.start, tr.end, window),
+                                figure=figures.feature_drift(drift, extent.monitor or "", tr.start, tr.end, window),
                                 config={"displaylogo": False},
                             ),
                             className="ds-card",
@@ -203,7 +212,7 @@ def render(location: Location, data: FeatureData | None) -> html.Div:
             html.Div(
                 dcc.Graph(
                     id="feature-quality",
-                    figure=figures.feature_quality(quality, tr.start, tr.end),
+                    figure=figures.feature_quality(quality, extent.monitor or "", tr.start, tr.end),
                     config={"displaylogo": False},
                 ),
                 className="ds-card mt-3",

@@ -6,6 +6,7 @@ data or service, and whether performance is really dropping.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,7 +36,16 @@ from dashboard.state import (
     query_string,
     report_url,
 )
-from dashboard.theme import duration_text, empty_state, kpi, page_header, range_picker, severity_badge, time_text
+from dashboard.theme import (
+    duration_text,
+    empty_state,
+    kpi,
+    monitor_picker,
+    page_header,
+    range_picker,
+    severity_badge,
+    time_text,
+)
 
 RECENT_BUCKETS = 3  # "now" on the model page means the last few buckets of the range
 SERVICE_FACTOR = 1.5  # a service metric this far above its median over the range counts as abnormal
@@ -46,26 +56,30 @@ SHOWN_FEATURES = 5  # drifting features named on the card; the rest are "… and
 class ModelPage:
     model: ModelInfo
     range: TimeRange
-    timeline: figures.Timeline
+    timeline: figures.Timeline  # the selected monitor's scores, and the alerts that concern it
     breached: pd.DataFrame
-    monitors: tuple[str, ...]
+    monitor: str
+    monitors: tuple[str, ...]  # primary first
+    alerts: list[AlertRow]  # every alert of the model in the range, whichever its monitor
     open_now: list[AlertRow]  # pending and firing now, whatever the range: the model's health
 
 
 def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | None:
-    """All the data of the model page, aggregated in SQL; None when no window was computed yet.
+    """All the data of the model page for ``query.monitor`` (default: the primary monitor), aggregated
+    in SQL; None when no window was computed yet.
 
     The two big aggregations (the drift matrix and the quality series, each a scan of a model's scores
     over the range) run on their own connections in parallel with the small ones: the database has
     more than one core even when this process is busy rendering.
     """
     with queries.read_only(engine) as conn:
-        extent = queries.model_extent(conn, model.id)
-    if extent.last is None:
+        extent = queries.model_extent(conn, model.id, query.monitor)
+    if extent.last is None or extent.monitor is None:
         return None
+    monitor = extent.monitor
     tr = query.time_range(extent.first, extent.last, extent.window)
     bucket = bucket_for(tr.length, extent.window)
-    args = (model.id, tr.start, tr.end, bucket)
+    args = (model.id, monitor, tr.start, tr.end, bucket)
 
     def read(fn: Callable[..., Any], *fn_args: Any) -> Any:
         with queries.read_only(engine) as conn:
@@ -77,7 +91,7 @@ def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | Non
         with queries.read_only(engine) as conn:
             share = queries.dataset_drift_series(conn, *args)
             performance = queries.performance_series(conn, *args)
-            metrics = queries.metric_series(conn, *args)
+            metrics = queries.metric_series(conn, model.id, tr.start, tr.end, bucket)  # the model's service
             alerts = queries.model_alerts(conn, model.name, tr.start, tr.end)
             open_now = queries.alerts(conn, states=("pending", "firing"), model=model.name)
         timeline = figures.Timeline(
@@ -86,7 +100,7 @@ def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | Non
             performance=performance,
             quality=quality.result(),
             metrics=metrics,
-            alerts=alerts,
+            alerts=[a for a in alerts if a.concerns(monitor)],
             start=tr.start,
             end=tr.end,
             bucket=bucket,
@@ -94,7 +108,7 @@ def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | Non
             selected=query.window,
         )
     breached = queries.breached_features(timeline.matrix)
-    return ModelPage(model, tr, timeline, breached, extent.monitors, open_now=open_now)
+    return ModelPage(model, tr, timeline, breached, monitor, extent.monitors, alerts, open_now=open_now)
 
 
 def _since(alerts: list[AlertRow]) -> datetime | None:
@@ -178,6 +192,12 @@ def _performance_kpi(page: ModelPage) -> html.Div:
     return kpi(f"Performance ({metric})", headline, " · ".join([*parts[1:], ref]) or None, tone=tone if parts else None)
 
 
+def _firing_notes(alerts: list[AlertRow]) -> dict[str, str]:
+    """monitor → "N firing", for the monitor picker."""
+    counts = Counter(a.labels.get("monitor") for a in alerts if a.state == "firing")
+    return {monitor: f"{n} firing" for monitor, n in counts.items() if monitor}
+
+
 def feature_list(names: list[str], href: Callable[[str], str], shown: int = SHOWN_FEATURES) -> list[object]:
     """Links to the first ``shown`` of ``names``, then "… and N more" naming the rest in its tooltip: the
     card's count and the names it gives must agree."""
@@ -202,7 +222,8 @@ def _kpis(page: ModelPage) -> html.Div:
     n_inputs = len([f for f in page.model.features if f not in queries.OUTPUT_COLUMNS]) or len(page.breached)
     episode = drift_episode_start(page.timeline.matrix, list(drifting["feature"]))
     feature_links = feature_list(
-        list(drifting["feature"]), lambda feature: feature_url(page.model.name, feature, tr=page.range)
+        list(drifting["feature"]),
+        lambda feature: feature_url(page.model.name, feature, tr=page.range, monitor=page.monitor),
     )
     return html.Div(
         [
@@ -275,20 +296,15 @@ def render(location: Location, data: ModelData) -> html.Div:
         )
     t = page.timeline
     selected = window or (t.end - t.window)
-    monitor = page.monitors[0] if page.monitors else None
     links = [
-        dcc.Link("Alerts of this model", href=alerts_url(model=name), className="btn btn-sm btn-outline-secondary")
+        dcc.Link(
+            f"Window report ({time_text(selected)})",
+            href=report_url(page.monitor, selected),
+            className="btn btn-sm btn-outline-primary",
+            id="report-link",
+        ),
+        dcc.Link("Alerts of this model", href=alerts_url(model=name), className="btn btn-sm btn-outline-secondary"),
     ]
-    if monitor:
-        links.insert(
-            0,
-            dcc.Link(
-                f"Window report ({time_text(selected)})",
-                href=report_url(monitor, selected),
-                className="btn btn-sm btn-outline-primary",
-                id="report-link",
-            ),
-        )
     bucket_note = (
         f"one column per {duration_text(t.window)} window"
         if t.bucket == t.window
@@ -303,12 +319,23 @@ def render(location: Location, data: ModelData) -> html.Div:
         [
             page_header(
                 [html.Span(name), html.Span(f" · {model.task}", className="text-muted fw-normal fs-5")],
-                f"{len(model.features)} features · monitors: {', '.join(page.monitors) or '—'} · {bucket_note}"
-                " · times in UTC",
+                f"{len(model.features)} features · scores of monitor {page.monitor} · {bucket_note} · times in UTC",
                 right=html.Div(links, className="d-flex gap-2"),
             ),
+            html.Div(
+                [
+                    monitor_picker(
+                        page.monitors,
+                        page.monitor,
+                        # The range stays; the window does not (the other monitor's windows may differ).
+                        lambda m: model_url(name, page.range, monitor=m),
+                        _firing_notes(page.alerts),
+                    ),
+                    range_picker(page.range, model_url(name), {"window": window, "monitor": location.query.monitor}),
+                ],
+                className="ds-toolbar",
+            ),
             _kpis(page),
-            html.Div(range_picker(page.range, model_url(name), {"window": window}), className="ds-toolbar"),
             html.Div(
                 dcc.Graph(
                     id="model-timeline",
@@ -344,7 +371,7 @@ def register_callbacks(app: dash.Dash, ctx: Context) -> None:
             return no_update, no_update
         params = PageQuery.parse(search)
         model = pathname.rstrip("/").split("/")[-1]
-        keep = {"range": params.preset, "from": params.start, "to": params.end}
+        keep = {"range": params.preset, "from": params.start, "to": params.end, "monitor": params.monitor}
         return f"/models/{model}/features/{feature}", query_string(**keep, window=window)
 
 

@@ -1,4 +1,9 @@
-"""Overview: every model in one sortable, searchable table — is it healthy, since when, what is off."""
+"""Overview: every model in one sortable, searchable table — is it healthy, since when, what is off.
+
+One row per monitor of a model (a model without windows yet has one row): every number of a row comes
+from the monitor it names, so the drift share is the one an alert on that monitor reports. "Rows, 24 h"
+is the model's, counted in the stored predictions, the same on each of its rows.
+"""
 
 from __future__ import annotations
 
@@ -60,43 +65,52 @@ def _short_time(value: Any) -> str:
 
 
 def query(ctx: Context, location: Location) -> list[dict[str, Any]]:
-    """One table row per model, worst health first."""
+    """One table row per (model, monitor), the models worst health first, each model's monitors
+    together (primary first). Health is the model's (from all its open alerts, as on the model page and
+    in the navbar), the same on each of its rows; the firing alerts are the row's monitor's."""
     with queries.read_only(ctx.engine) as conn:
         models = queries.models(conn)
+        monitors = {m.id: [e.name for e in queries.model_monitors(conn, m.id)] for m in models}
         frame = queries.overview(conn)
         open_alerts = queries.open_alerts(conn)
     by_model: dict[str, list[AlertRow]] = defaultdict(list)
     for alert in open_alerts:
         by_model[alert.model or ""].append(alert)
-    stats = {int(r["model_id"]): r for r in frame.to_dict("records")}
-    out = []
+    stats: dict[tuple[int, str | None], dict[str, Any]] = {
+        (int(r["model_id"]), str(r["monitor"])): {str(k): v for k, v in r.items()} for r in frame.to_dict("records")
+    }
+    out: list[dict[str, Any]] = []
     for model in models:
-        stat = stats.get(model.id, {})
-        alerts = by_model.get(model.name, [])
-        firing = [a for a in alerts if a.state == "firing"]
-        health = model_health(alerts, bool(stat))
-        share = stat.get("share_drifted")
-        since = min((a.breach_start for a in firing), default=None)
-        realized, estimated = _fmt_perf(stat, "performance"), _fmt_perf(stat, "estimated_performance")
-        out.append(
-            {
-                "model": f"[{model.name}]({model_url(model.name)})",
-                "name": model.name,
-                "health": health,
-                "rank": SEVERITY_RANK.get(health, 0),
-                "since": _short_time(since) if since else "",
-                "last_window": _short_time(stat.get("last_window")) if stat else "no windows yet",
-                "drifted": f"{share:.0%}" if share is not None and share == share else "—",
-                "performance": realized[0],
-                "performance_band": realized[1],
-                "estimated": estimated[0],
-                "estimated_band": estimated[1],
-                "volume": f"{int(stat['volume_24h']):,}" if stat else "0",
-                "alerts": ", ".join(sorted({a.rule for a in firing})) or ("pending" if alerts else ""),
-                "n_firing": len(firing),
-            }
-        )
-    out.sort(key=lambda r: (-r["rank"], r["name"]))
+        model_alerts = by_model.get(model.name, [])
+        whole = model_health(model_alerts, bool(monitors[model.id]))
+        for order, monitor in enumerate(monitors[model.id] or [None]):
+            stat = stats.get((model.id, monitor), {})
+            alerts = [a for a in model_alerts if a.concerns(monitor)]
+            firing = [a for a in alerts if a.state == "firing"]
+            share = stat.get("share_drifted")
+            since = min((a.breach_start for a in firing), default=None)
+            realized, estimated = _fmt_perf(stat, "performance"), _fmt_perf(stat, "estimated_performance")
+            out.append(
+                {
+                    "model": f"[{model.name}]({model_url(model.name, monitor=monitor)})",
+                    "name": model.name,
+                    "monitor": monitor or "—",
+                    "order": order,
+                    "health": whole,
+                    "rank": SEVERITY_RANK.get(whole, 0),
+                    "model_firing": sum(1 for a in model_alerts if a.state == "firing"),
+                    "since": _short_time(since) if since else "",
+                    "last_window": _short_time(stat.get("last_window")) if stat else "no windows yet",
+                    "drifted": f"{share:.0%}" if share is not None and share == share else "—",
+                    "performance": realized[0],
+                    "performance_band": realized[1],
+                    "estimated": estimated[0],
+                    "estimated_band": estimated[1],
+                    "volume": f"{int(stat['predictions_24h']):,}" if stat else "0",
+                    "alerts": ", ".join(sorted({a.rule for a in firing})) or ("pending" if alerts else ""),
+                }
+            )
+    out.sort(key=lambda r: (-r["rank"], r["name"], r["order"]))
     return out
 
 
@@ -117,12 +131,15 @@ def render(location: Location, data: list[dict[str, Any]]) -> html.Div:
                 ),
             ]
         )
-    counts = {h: sum(1 for r in data if r["health"] == h) for h in ("critical", "warning", "ok", "no data")}
-    firing = sum(r["n_firing"] for r in data)
+    health = {r["name"]: r["health"] for r in data}
+    counts = {h: sum(1 for v in health.values() if v == h) for h in ("critical", "warning", "ok", "no data")}
+    firing = sum({r["name"]: r["model_firing"] for r in data}.values())
     summary = html.Div(
         [
             kpi(
-                "Models", str(len(data)), f"{counts['no data']} without data" if counts["no data"] else "all reporting"
+                "Models",
+                str(len(health)),
+                f"{counts['no data']} without data" if counts["no data"] else "all reporting",
             ),
             kpi(
                 "Critical",
@@ -142,14 +159,30 @@ def render(location: Location, data: list[dict[str, Any]]) -> html.Div:
         className="ds-kpis",
     )
     columns = [
-        {"headerName": "Model", "field": "model", "cellRenderer": "markdown", "flex": 1.2},
+        {"headerName": "Model", "field": "model", "cellRenderer": "markdown", "flex": 1.1},
+        {
+            "headerName": "Monitor",
+            "field": "monitor",
+            "flex": 1.2,
+            "headerTooltip": "every number of the row comes from this monitor",
+        },
         {"headerName": "Health", "field": "health", "cellStyle": {"styleConditions": _HEALTH_STYLES}, "flex": 0.8},
         {"headerName": "Since (UTC)", "field": "since", "flex": 1, "headerTooltip": "first firing alert"},
         {"headerName": "Firing alerts", "field": "alerts", "flex": 1.7, "tooltipField": "alerts"},
-        {"headerName": "Drifted", "field": "drifted", "flex": 0.7, "headerTooltip": "share of drifted features"},
+        {
+            "headerName": "Drifted",
+            "field": "drifted",
+            "flex": 0.7,
+            "headerTooltip": "share of drifted features in the monitor's last window",
+        },
         {"headerName": "Realized perf.", "field": "performance", "flex": 1.3, "tooltipField": "performance_band"},
         {"headerName": "Estimated perf.", "field": "estimated", "flex": 1.3, "tooltipField": "estimated_band"},
-        {"headerName": "Rows, 24 h", "field": "volume", "flex": 0.8},
+        {
+            "headerName": "Rows, 24 h",
+            "field": "volume",
+            "flex": 0.8,
+            "headerTooltip": "predictions stored for the model in the 24 h up to its newest window",
+        },
         {"headerName": "Last window (UTC)", "field": "last_window", "flex": 1},
     ]
     table = dag.AgGrid(

@@ -1,5 +1,6 @@
-"""The dashboard in headless Chromium against a seeded store: every page, heatmap → feature, acknowledge,
-silence, the window report. Screenshots (1440×900, a laptop screen) go to test-artifacts/."""
+"""The dashboard in headless Chromium against a seeded store (two monitors per model): every page,
+the monitor selector, heatmap → feature, acknowledge, silence, the window report. Screenshots (1440×900,
+a laptop screen) go to test-artifacts/."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -23,7 +24,7 @@ from dashboard import create_app
 from monitor.config import Config
 from monitor.store.engine import make_engine, upgrade
 from monitor.store.tables import Alert, Silence
-from tests.seed import MONITOR, SeedInfo, seed_store
+from tests.seed import MONITOR, ROLLING_MONITOR, SeedInfo, seed_store
 
 pytestmark = pytest.mark.e2e
 WAIT_S = 30
@@ -96,17 +97,36 @@ def click_heatmap_cell(browser: Any, row: int, rows: int) -> None:
     """Click the rightmost (newest) cell of heatmap row ``row`` and wait for the feature page.
 
     Plotly may still be laying the figure out (autosize) when the first click lands, in which case the
-    click hits nothing; a click that did not navigate is repeated on the re-found element.
+    click hits nothing: such a click is repeated. A click Plotly did register (its ``plotly_click``
+    event) is never repeated, however long the server takes to answer it on a loaded machine — a
+    repeated click would land on a page that is being replaced.
     """
+    registered = (
+        "const gd = arguments[0]; gd.__dsClicked = false;"
+        "if (!gd.__dsWatching) { gd.__dsWatching = true; gd.on('plotly_click', () => { gd.__dsClicked = true; }); }"
+    )
     for _ in range(5):
-        heatmap = browser.find_element(By.CSS_SELECTOR, '#model-timeline .nsewdrag[data-subplot="x2y2"]')
+        graph = browser.find_element(By.CSS_SELECTOR, "#model-timeline .js-plotly-plot")
+        browser.execute_script(registered, graph)
+        heatmap = graph.find_element(By.CSS_SELECTOR, '.nsewdrag[data-subplot="x2y2"]')
         width, height = heatmap.size["width"], heatmap.size["height"]
         offset_y = -height // 2 + (2 * row + 1) * height // (2 * rows)
         ActionChains(browser).move_to_element_with_offset(heatmap, width // 2 - 3, offset_y).click().perform()
         with suppress(TimeoutException):
-            WebDriverWait(browser, 5).until(lambda b: "/features/" in b.current_url)
+            WebDriverWait(browser, 3, ignored_exceptions=(StaleElementReferenceException,)).until(
+                lambda b, gd=graph: (
+                    "/features/" in b.current_url or b.execute_script("return arguments[0].__dsClicked", gd)
+                )
+            )
+            wait(browser, lambda b: "/features/" in b.current_url)
             return
     raise AssertionError("clicking the heatmap never opened a feature page")
+
+
+def grid_rows(browser: Any) -> list[str]:
+    """The text of each row of the overview table, in display order."""
+    rows = browser.find_elements(By.CSS_SELECTOR, "#overview-table .ag-center-cols-container .ag-row")
+    return [r.text for r in sorted(rows, key=lambda r: int(r.get_attribute("row-index")))]
 
 
 def test_overview_lists_models_by_health(page: Any, base_url: str, screenshot: Callable[[str], Path]) -> None:
@@ -121,7 +141,7 @@ def test_overview_lists_models_by_health(page: Any, base_url: str, screenshot: C
     wait(page, lambda b: "churn" not in b.find_element(By.ID, "overview-table").text)
     page.find_element(By.LINK_TEXT, "fraud-detector").click()
     wait_for_graph(page, "model-timeline")
-    assert page.current_url.endswith("/models/fraud-detector")
+    assert page.current_url.endswith("/models/fraud-detector?monitor=fraud-detector-hourly")  # the row's monitor
 
 
 def test_model_page_heatmap_click_opens_feature_window(
@@ -156,6 +176,75 @@ def test_model_page_heatmap_click_opens_feature_window(
     page.get(base_url + "/models/churn?range=all")
     wait_for_graph(page, "model-timeline")
     full_page(page, screenshot, "model-full")
+
+
+def test_overview_numbers_come_from_the_named_monitor(
+    page: Any, base_url: str, store: tuple[Engine, SeedInfo], screenshot: Callable[[str], Path]
+) -> None:
+    """One row per monitor: the share of drifted features is the one the monitor's alert reports, and
+    "Rows, 24 h" counts the stored predictions once (not once per monitor)."""
+    engine, info = store
+    churn = info.churn
+    page.get(base_url + "/")
+    wait_for_text(page, "#overview-table", ROLLING_MONITOR)
+    rows = grid_rows(page)
+    hourly = next(r for r in rows if MONITOR in r)
+    rolling = next(r for r in rows if ROLLING_MONITOR in r)
+    with engine.connect() as conn:
+        alert_value = conn.scalar(select(Alert.value).where(Alert.rule == "feature drift"))
+    assert alert_value == churn.last_share[ROLLING_MONITOR]
+    assert f"{alert_value:.0%}" in rolling.split("\n") and "feature drift" in rolling
+    assert f"{churn.last_share[MONITOR]:.0%}" in hourly.split("\n") and "feature drift" not in hourly
+    for row in (hourly, rolling):
+        assert f"{churn.predictions_24h:,}" in row.split("\n")
+    assert rows.index(hourly) < rows.index(rolling)  # primary first
+    full_page(page, screenshot, "overview")
+
+
+def test_model_page_monitor_selector(
+    page: Any, base_url: str, store: tuple[Engine, SeedInfo], screenshot: Callable[[str], Path]
+) -> None:
+    """The model page shows one monitor at a time, the primary by default; the selector switches it
+    through the URL, and links onward keep it."""
+    page.get(base_url + "/models/churn")
+    wait_for_graph(page, "model-timeline")
+    picker = page.find_element(By.ID, "monitor-picker")
+    assert picker.find_element(By.CSS_SELECTOR, ".active").text.startswith(MONITOR)
+    assert f"scores of monitor {MONITOR}" in page.find_element(By.CSS_SELECTOR, ".ds-page-header").text
+    assert "1 firing" in picker.find_element(By.PARTIAL_LINK_TEXT, ROLLING_MONITOR).text
+    picker.find_element(By.PARTIAL_LINK_TEXT, ROLLING_MONITOR).click()
+    wait(page, lambda b: f"monitor={ROLLING_MONITOR}" in b.current_url)
+    wait_for_text(page, ".ds-page-header", f"scores of monitor {ROLLING_MONITOR}")
+    wait_for_graph(page, "model-timeline")
+    assert f"/reports/{ROLLING_MONITOR}/" in page.find_element(By.ID, "report-link").get_attribute("href")
+    screenshot("rolling")
+    # The heatmap of the rolling monitor opens the rolling monitor's feature page.
+    click_heatmap_cell(page, row=0, rows=len(store[1].churn.features))
+    assert f"monitor={ROLLING_MONITOR}" in page.current_url
+    wait_for_text(page, "#kpi-drift", "wasserstein")
+
+
+def test_feature_page_shows_one_monitor(
+    page: Any, base_url: str, store: tuple[Engine, SeedInfo], screenshot: Callable[[str], Path]
+) -> None:
+    """One card per quality check, and a drift line of one monitor and one method, each labelled."""
+    page.get(base_url + f"/models/churn/features/monthly_charges?window={LAST_WINDOW}")
+    wait_for_graph(page, "feature-drift")
+    wait_for_text(page, "#kpi-drift", "DRIFT")
+    labels = [e.get_attribute("textContent") for e in page.find_elements(By.CSS_SELECTOR, ".ds-kpis .ds-kpi-label")]
+    assert labels.count("Missing") == 1 and labels.count("Type errors") == 1, labels
+    assert labels.count("Out of reference range") == 1, labels
+    drift_chart = page.find_element(By.CSS_SELECTOR, "#feature-drift .js-plotly-plot")
+    traces = page.execute_script("return arguments[0].data.map(t => t.name)", drift_chart)
+    assert traces == ["ks"]
+    assert MONITOR in page.find_element(By.ID, "feature-drift").text
+    screenshot("feature")
+    page.find_element(By.ID, "monitor-picker").find_element(By.PARTIAL_LINK_TEXT, ROLLING_MONITOR).click()
+    wait(page, lambda b: f"monitor={ROLLING_MONITOR}" in b.current_url)
+    wait_for_text(page, "#kpi-drift", "wasserstein")
+    wait_for_text(page, "#feature-drift", ROLLING_MONITOR)
+    drift_chart = page.find_element(By.CSS_SELECTOR, "#feature-drift .js-plotly-plot")
+    assert page.execute_script("return arguments[0].data.map(t => t.name)", drift_chart) == ["wasserstein"]
 
 
 def test_acknowledge_and_silence_from_the_alerts_page(

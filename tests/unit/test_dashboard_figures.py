@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -114,7 +115,12 @@ def test_model_timeline_figure(seeded: tuple[Engine, SeedInfo]) -> None:
     titles = [a.text for a in fig.layout.annotations]
     assert any("Service — p99_latency_seconds" in t for t in titles)
     alert_marker = next(trace for trace in fig.data if trace.name == "alerts")
-    assert len(alert_marker.x) == 3  # two firing, one resolved
+    # The primary monitor's page: its firing alert and its resolved one; the feature-drift alert is the
+    # rolling monitor's, and only that monitor's page shows it.
+    assert len(alert_marker.x) == 2
+    rolling = model_page.build(engine, model, replace(query, monitor=info.churn.rolling_monitor))
+    assert rolling is not None and rolling.monitor == info.churn.rolling_monitor
+    assert {a.rule for a in rolling.timeline.alerts} == {"feature drift"}
     layout = fig.layout.to_plotly_json()
     assert {layout[name].get("matches") for name in layout if name.startswith("xaxis") and name != "xaxis"} == {"x"}
 
@@ -152,10 +158,16 @@ def test_feature_figures() -> None:
             "status": "ok",
         }
     )
-    drift = figures.feature_drift(scores, "x", T0, T0 + 2 * HOUR, None)
+    drift = figures.feature_drift(scores, "m-hourly", T0, T0 + 2 * HOUR, None)
     assert drift.layout.yaxis.type == "log"  # p-values: small means drift
+    assert "m-hourly" in drift.layout.title.text
     distances = scores.assign(method="wasserstein", value=[0.05, 0.3], threshold=0.1)
-    assert figures.feature_drift(distances, "x", T0, T0 + 2 * HOUR, None).layout.yaxis.type == "linear"
+    assert figures.feature_drift(distances, "m", T0, T0 + 2 * HOUR, None).layout.yaxis.type == "linear"
+    # A method change (config edited) never joins a p-value and a distance in one line.
+    mixed = pd.concat([scores.iloc[:1], distances.iloc[1:]], ignore_index=True)
+    fig = figures.feature_drift(mixed, "m", T0, T0 + 2 * HOUR, None)
+    assert [list(t.y) for t in fig.data] == [[0.3]] and fig.layout.yaxis.type == "linear"
+    assert "ks not shown" in fig.layout.title.text
 
 
 def test_pages_render_and_empty_states(seeded: tuple[Engine, SeedInfo]) -> None:

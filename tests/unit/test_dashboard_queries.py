@@ -38,7 +38,7 @@ def seeded(
         drop()
 
 
-def raw_scores(engine: Engine, model_id: int, kind: str) -> pd.DataFrame:
+def raw_scores(engine: Engine, model_id: int, kind: str, monitor: str) -> pd.DataFrame:
     with engine.connect() as conn:
         result = conn.execute(
             select(
@@ -49,7 +49,7 @@ def raw_scores(engine: Engine, model_id: int, kind: str) -> pd.DataFrame:
                 Score.threshold,
                 Score.breached,
                 Score.details,
-            ).where(Score.model_id == model_id, Score.kind == kind, Score.status == "ok")
+            ).where(Score.model_id == model_id, Score.monitor == monitor, Score.kind == kind, Score.status == "ok")
         )
         frame = pd.DataFrame(result.all(), columns=list(result.keys()))
     frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
@@ -71,8 +71,8 @@ def test_drift_matrix_matches_pandas(seeded: tuple[Engine, SeedInfo], bucket: ti
     engine, info = seeded
     start, end = info.churn.first_window, info.churn.last_window + timedelta(hours=1)
     with engine.connect() as conn:
-        got = queries.drift_matrix(conn, info.churn.id, start, end, bucket)
-    raw = raw_scores(engine, info.churn.id, "drift").dropna(subset=["feature"])
+        got = queries.drift_matrix(conn, info.churn.id, info.churn.monitor, start, end, bucket)
+    raw = raw_scores(engine, info.churn.id, "drift", info.churn.monitor).dropna(subset=["feature"])
     raw["severity"] = [
         expected_severity(v, t, d["p_value"])
         for v, t, d in zip(raw["value"], raw["threshold"], raw["details"], strict=True)
@@ -140,7 +140,8 @@ def test_severity_direction_follows_breached(sqlite_engine: Engine) -> None:
             ],
         )
     with sqlite_engine.connect() as conn:
-        got = queries.drift_matrix(conn, model_id, ws, ws + timedelta(hours=1), timedelta(hours=1)).set_index("feature")
+        got = queries.drift_matrix(conn, model_id, "m1", ws, ws + timedelta(hours=1), timedelta(hours=1))
+    got = got.set_index("feature")
     for feature, *_, expected in cases:
         if expected is None:
             assert pd.isna(got.loc[feature, "severity"]), feature
@@ -148,29 +149,33 @@ def test_severity_direction_follows_breached(sqlite_engine: Engine) -> None:
             assert got.loc[feature, "severity"] == pytest.approx(expected), feature
 
 
-def test_series_match_pandas(seeded: tuple[Engine, SeedInfo]) -> None:
+@pytest.mark.parametrize("which", ["monitor", "rolling_monitor"])
+def test_series_match_pandas(seeded: tuple[Engine, SeedInfo], which: str) -> None:
+    """Each series holds the one monitor's scores (the other monitor of the model scores the same windows)."""
     engine, info = seeded
+    monitor = getattr(info.churn, which)
     bucket = timedelta(hours=6)
     start, end = info.churn.first_window, info.churn.last_window + timedelta(hours=1)
+    args = (info.churn.id, monitor, start, end, bucket)
     with engine.connect() as conn:
-        share = queries.dataset_drift_series(conn, info.churn.id, start, end, bucket)
-        perf = queries.performance_series(conn, info.churn.id, start, end, bucket)
-        quality = queries.quality_series(conn, info.churn.id, start, end, bucket)
+        share = queries.dataset_drift_series(conn, *args)
+        perf = queries.performance_series(conn, *args)
+        quality = queries.quality_series(conn, *args)
         metrics = queries.metric_series(conn, info.churn.id, start, end, bucket)
 
-    drift = raw_scores(engine, info.churn.id, "drift")
+    drift = raw_scores(engine, info.churn.id, "drift", monitor)
     drift = drift[drift["feature"].isna() & (drift["method"] == "share_drifted")]
     want_share = drift.groupby(bucket_of(drift["window_start"], bucket))["value"].mean()
     np.testing.assert_allclose(share.set_index("bucket")["share"], want_share, rtol=1e-12)
 
-    est = raw_scores(engine, info.churn.id, "estimated_performance")
+    est = raw_scores(engine, info.churn.id, "estimated_performance", monitor)
     est["ci_lower"] = [d["ci_lower"] for d in est["details"]]
     want_ci = est.groupby(bucket_of(est["window_start"], bucket))["ci_lower"].mean()
     got_est = perf[(perf["kind"] == "estimated_performance") & (perf["method"] == "roc_auc")].set_index("bucket")
     np.testing.assert_allclose(got_est["ci_lower"], want_ci, rtol=1e-12)
     assert set(perf["kind"]) == {"performance", "estimated_performance"}
 
-    q = raw_scores(engine, info.churn.id, "quality")
+    q = raw_scores(engine, info.churn.id, "quality", monitor)
     q["bucket"] = bucket_of(q["window_start"], bucket)
     missing = q[q["method"] == "missing_share"].groupby("bucket")["value"].max()
     rows = q[q["method"] == "volume"].groupby("bucket")["value"].sum()
@@ -194,61 +199,101 @@ def test_series_match_pandas(seeded: tuple[Engine, SeedInfo]) -> None:
 
 
 def test_overview_and_alerts(seeded: tuple[Engine, SeedInfo]) -> None:
+    """One overview row per monitor, its share the one its alert reports; rows counted in predictions."""
     engine, info = seeded
+    churn = info.churn
     with engine.connect() as conn:
-        frame = queries.overview(conn).set_index("model_id")
-        churn_runs = (
-            conn.execute(
-                select(Run.row_count).where(Run.model_id == info.churn.id).order_by(Run.window_start.desc()).limit(24)
-            )
-            .scalars()
-            .all()
-        )
-        last_share = conn.scalar(
-            select(Score.value).where(
-                Score.model_id == info.churn.id,
-                Score.method == "share_drifted",
-                Score.window_start == info.churn.last_window,
-            )
-        )
+        frame = queries.overview(conn).set_index(["model_id", "monitor"])
         open_alerts = queries.open_alerts(conn)
-        churn_alerts = queries.model_alerts(conn, "churn", info.churn.first_window, info.churn.last_window)
+        churn_alerts = queries.model_alerts(conn, "churn", churn.first_window, churn.last_window)
         healthy_alerts = queries.alerts(conn, model="fraud-detector")
-        extent = queries.model_extent(conn, info.churn.id)
         empty = queries.model_extent(conn, queries.model_by_name(conn, info.empty_model).id)
-    assert frame.loc[info.churn.id, "last_window"] == info.churn.last_window
-    assert frame.loc[info.churn.id, "volume_24h"] == sum(churn_runs)
-    assert frame.loc[info.churn.id, "share_drifted"] == pytest.approx(last_share)
-    assert frame.loc[info.churn.id, "estimated_performance:roc_auc:band_lower"] == pytest.approx(0.83)
+    assert set(frame.loc[churn.id].index) == {churn.monitor, churn.rolling_monitor}
+    for monitor in (churn.monitor, churn.rolling_monitor):
+        row = frame.loc[(churn.id, monitor)]
+        assert row["last_window"] == churn.last_window
+        assert row["share_drifted"] == pytest.approx(churn.last_share[monitor])
+        # The model's stored predictions, not the sum over both monitors' runs (twice as many).
+        assert row["predictions_24h"] == churn.predictions_24h
+        assert row["estimated_performance:roc_auc:band_lower"] == pytest.approx(0.83)
+    assert churn.last_share[churn.monitor] != churn.last_share[churn.rolling_monitor]
+    drift_alert = next(a for a in open_alerts if a.rule == "feature drift")
+    assert drift_alert.value == frame.loc[(churn.id, drift_alert.labels["monitor"]), "share_drifted"]
     assert sorted(a.id for a in open_alerts) == sorted(info.firing_alert_ids)
     assert {a.id for a in churn_alerts} == {*info.firing_alert_ids, info.resolved_alert_id}
     assert healthy_alerts == []
-    assert (extent.first, extent.last, extent.window, extent.monitors) == (
-        info.churn.first_window,
-        info.churn.last_window,
-        timedelta(hours=1),
-        ("churn-hourly",),
-    )
-    assert empty.last is None
+    assert (empty.last, empty.monitor, empty.monitors) == (None, None, ())
+
+
+def test_model_monitors_primary_first(seeded: tuple[Engine, SeedInfo], sqlite_engine: Engine) -> None:
+    """The primary monitor is the one with the shortest window, then the first by name; an unknown
+    monitor (a stale link) falls back to it."""
+    engine, info = seeded
+    churn = info.churn
+    with engine.connect() as conn:
+        assert [m.name for m in queries.model_monitors(conn, churn.id)] == [churn.monitor, churn.rolling_monitor]
+        for asked, got in (
+            (None, churn.monitor),
+            (churn.rolling_monitor, churn.rolling_monitor),
+            ("gone", churn.monitor),
+        ):
+            extent = queries.model_extent(conn, churn.id, asked)
+            assert (extent.monitor, extent.first, extent.last, extent.window) == (
+                got,
+                churn.first_window,
+                churn.last_window,
+                timedelta(hours=1),
+            )
+            assert extent.monitors == (churn.monitor, churn.rolling_monitor)
+    ws = datetime(2026, 1, 1, tzinfo=UTC)
+    with sqlite_engine.begin() as conn:
+        model_id = conn.execute(
+            insert(Model).returning(Model.id), [{"name": "m", "task": "binary", "feature_schema": {}}]
+        ).scalar_one()
+        conn.execute(
+            insert(Run),
+            [
+                {"monitor": name, "model_id": model_id, "window_start": ws, "window_end": ws + length, "status": status}
+                for name, length, status in (
+                    ("a-daily", timedelta(days=1), "succeeded"),
+                    ("b-5m", timedelta(minutes=5), "succeeded"),
+                    ("c-hourly", timedelta(hours=1), "succeeded"),
+                    ("d-never", timedelta(minutes=1), "pending"),
+                )
+            ],
+        )
+    with sqlite_engine.connect() as conn:
+        got = [(m.name, m.window) for m in queries.model_monitors(conn, model_id)]
+    assert got == [("b-5m", timedelta(minutes=5)), ("c-hourly", timedelta(hours=1)), ("a-daily", timedelta(days=1))]
 
 
 def test_feature_queries(seeded: tuple[Engine, SeedInfo]) -> None:
     engine, info = seeded
     start, end = info.churn.first_window, info.churn.last_window + timedelta(hours=1)
+    monitor = info.churn.rolling_monitor
     with engine.connect() as conn:
-        matrix = queries.drift_matrix(conn, info.churn.id, start, end, timedelta(hours=12))
+        matrix = queries.drift_matrix(conn, info.churn.id, monitor, start, end, timedelta(hours=12))
         breached = queries.breached_features(matrix).set_index("feature")
-        worst = queries.worst_window(conn, info.churn.id, "monthly_charges", start, end)
-        window = queries.feature_window(conn, info.churn.id, "monthly_charges", worst)
-        drift = queries.feature_scores(conn, info.churn.id, "monthly_charges", start, end, ("drift",))
-    raw = raw_scores(engine, info.churn.id, "drift")
+        worst = queries.worst_window(conn, info.churn.id, monitor, "monthly_charges", start, end)
+        window = queries.feature_window(conn, info.churn.id, monitor, "monthly_charges", worst)
+        drift = queries.feature_scores(conn, info.churn.id, monitor, "monthly_charges", start, end, ("drift",))
+        quality = queries.feature_scores(conn, info.churn.id, monitor, "monthly_charges", start, end, ("quality",))
+    raw = raw_scores(engine, info.churn.id, "drift", monitor)
     mine = raw[(raw["feature"] == "monthly_charges") & raw["breached"]]
     assert breached.loc["monthly_charges", "breached"] == len(mine)
     assert breached.loc["age", "windows"] == len(raw[raw["feature"] == "age"])
     assert breached.loc["monthly_charges", "first_breach"] == mine["window_start"].min()
     assert breached.loc["monthly_charges", "last_breach"] == info.churn.last_window
     assert worst >= info.drift_start
-    kinds = {s.kind: s for s in window}
-    assert set(kinds) == {"drift", "quality"}
-    assert set(kinds["drift"].details["histogram"]) == {"edges", "reference", "current"}
-    assert len(drift) == len(raw[raw["feature"] == "monthly_charges"])
+    # One monitor's scores only: one drift score and one of each quality check per window.
+    assert [s.kind for s in window].count("drift") == 1
+    assert sorted(s.method for s in window if s.kind == "quality") == sorted(
+        ["missing_share", "type_error_share", "out_of_range_share"]
+    )
+    assert {s.monitor for s in window} == {monitor}
+    drift_score = next(s for s in window if s.kind == "drift")
+    assert drift_score.method == "wasserstein"
+    assert set(drift_score.details["histogram"]) == {"edges", "reference", "current"}
+    assert len(drift) == len(raw[raw["feature"] == "monthly_charges"]) == drift["window_start"].nunique()
+    assert set(drift["method"]) == {"wasserstein"} and set(drift["monitor"]) == {monitor}
+    assert not quality.duplicated(["window_start", "method"]).any()
