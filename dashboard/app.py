@@ -146,17 +146,23 @@ def _register_router(app: dash.Dash, ctx: Context) -> None:
         Input("refresh", "n_intervals"),
         State("data-version", "data"),
     )
-    def show(pathname: str | None, search: str | None, _tick: int | None, seen: str | None) -> tuple[Any, ...]:
+    def show(
+        pathname: str | None, search: str | None, _tick: int | None, seen: dict[str, str] | None
+    ) -> tuple[Any, ...]:
         with queries.read_only(ctx.engine) as conn:
-            version = queries.data_version(conn)
+            # What the page shows: the data version and the URL it was rendered for. Dash drops the
+            # answer of a call overtaken by a newer call of the same callback, so a tick that fires
+            # while a slow navigation renders supersedes it; the tick must then render the new URL.
+            shown = {"version": queries.data_version(conn), "url": f"{pathname}{search or ''}"}
             triggered = dash.ctx.triggered_prop_ids
             # A navigation that lands while a tick is pending arrives as one call triggered by both (the
             # tick may be listed first): only a tick alone may skip the render.
             if "refresh.n_intervals" in triggered and not any(p.startswith("url.") for p in triggered):
                 found = route(pathname, search)
-                if version == seen or (found is not None and not found[0].auto_refresh):
+                same_url = shown["url"] == (seen or {}).get("url")
+                if shown == seen or (same_url and found is not None and not found[0].auto_refresh):
                     raise PreventUpdate
             firing = sum(1 for a in queries.open_alerts(conn) if a.state == "firing")
         page = render_page(ctx, pathname, search)
         user = auth.current_user()
-        return page, str(firing) if firing else "", f"signed in as {user}" if user else "", version
+        return page, str(firing) if firing else "", f"signed in as {user}" if user else "", shown

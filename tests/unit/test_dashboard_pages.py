@@ -105,7 +105,8 @@ def test_navigation_during_a_refresh_tick_renders_the_new_page(seeded: tuple[Eng
     with queries.read_only(engine) as conn:
         version = queries.data_version(conn)
 
-    def router(path: str, changed: list[str]) -> int:
+    def router(path: str, changed: list[str], shown: str | None = None) -> int:
+        """``shown``: the URL the page in the browser was rendered for (default: ``path``)."""
         outputs = [("page", "children"), ("nav-firing", "children"), ("nav-user", "children"), ("data-version", "data")]
         payload = {
             "output": ".." + "...".join(f"{i}.{p}" for i, p in outputs) + "..",
@@ -115,7 +116,7 @@ def test_navigation_during_a_refresh_tick_renders_the_new_page(seeded: tuple[Eng
                 {"id": "url", "property": "search", "value": ""},
                 {"id": "refresh", "property": "n_intervals", "value": 3},
             ],
-            "state": [{"id": "data-version", "property": "data", "value": version}],
+            "state": [{"id": "data-version", "property": "data", "value": {"version": version, "url": shown or path}}],
             "changedPropIds": changed,
         }
         return client.post("/_dash-update-component", json=payload).status_code
@@ -124,3 +125,7 @@ def test_navigation_during_a_refresh_tick_renders_the_new_page(seeded: tuple[Eng
     assert router("/reports/churn-hourly/2026-11-24T20:00:00Z", ["refresh.n_intervals", "url.pathname"]) == 200
     assert router("/models/churn", ["refresh.n_intervals"]) == 204  # a tick alone, nothing new: no render
     assert router("/alerts", []) == 200  # the first render of a page without auto-refresh
+    # A tick that superseded a slow navigation in the browser (Dash keeps only the newest call's answer)
+    # while the page still shows the previous URL: it renders the new one, whatever the data.
+    assert router("/models/churn", ["refresh.n_intervals"], shown="/") == 200
+    assert router("/reports/churn-hourly/2026-11-24T20:00:00Z", ["refresh.n_intervals"], shown="/models/churn") == 200
