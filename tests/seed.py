@@ -303,7 +303,7 @@ def _score_rows(
                 n_current=n,
                 histogram=hist,
             )
-            missing = float(rng.beta(1, 200))
+            missing = round(float(rng.beta(1, 200)) * n) / n  # a share of whole rows, as its count says
             score(
                 "quality",
                 "missing_share",
@@ -315,7 +315,7 @@ def _score_rows(
                 of=n,
             )
             score("quality", "type_error_share", 0.0, feature, threshold=0.01, breached=False, count=0, of=n)
-            outside = float(rng.beta(1, 300) + 0.08 * strength)
+            outside = round(float(rng.beta(1, 300) + 0.08 * strength) * n) / n
             method = "out_of_range_share" if kind == "numeric" else "unseen_category_share"
             score(
                 "quality",

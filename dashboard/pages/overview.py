@@ -163,12 +163,12 @@ def render(location: Location, data: list[dict[str, Any]]) -> html.Div:
         {
             "headerName": "Monitor",
             "field": "monitor",
-            "flex": 1.2,
+            "flex": 1.5,
             "headerTooltip": "every number of the row comes from this monitor",
         },
         {"headerName": "Health", "field": "health", "cellStyle": {"styleConditions": _HEALTH_STYLES}, "flex": 0.8},
         {"headerName": "Since (UTC)", "field": "since", "flex": 1, "headerTooltip": "first firing alert"},
-        {"headerName": "Firing alerts", "field": "alerts", "flex": 1.7, "tooltipField": "alerts"},
+        {"headerName": "Firing alerts", "field": "alerts", "flex": 1.4, "tooltipField": "alerts"},
         {
             "headerName": "Drifted",
             "field": "drifted",
