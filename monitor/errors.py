@@ -9,6 +9,7 @@ Every subclass, with the module that defines it (``tests/unit/test_errors.py`` k
     │   └── StoreUnreachable      monitor.errors: no connection to the store (down, refused, wrong credentials)
     ├── SourceError               monitor.errors: a collector's source failed (``transient``: whether a retry may help)
     ├── UnknownModelError         monitor.ingest: records or a collector name a model the config does not have
+    ├── LabelFileError            monitor.ingest.files: a label file that cannot be read as a whole (type, columns)
     ├── ApiKeyError               monitor.store.api_keys: a duplicate or unknown API key name
     ├── ActionError               monitor.store.actions: a human action that cannot be applied (unknown alert...)
     ├── ReferenceError            monitor.runs.references: a reference that cannot be read or built
