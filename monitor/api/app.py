@@ -338,7 +338,7 @@ def create_app(config: Config, engine: Engine) -> FastAPI:
 
     from monitor.api.read import add_read_routes  # it imports this module's RequireScope and ErrorOut
 
-    add_read_routes(app.router, config, engine, authenticate)
+    add_read_routes(app, config, engine, authenticate)
 
     # add_route is typed for request -> response endpoints; Starlette serves any non-function endpoint as
     # an ASGI app, and a Route (unlike a Mount) answers /metrics without a redirect to /metrics/.

@@ -21,11 +21,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor.api.app import ErrorOut, RequireScope
 from monitor.config import Config
@@ -337,11 +340,26 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 
 def add_read_routes(
-    router: APIRouter, config: Config, engine: Engine, authenticate: Callable[[str | None], KeyInfo]
+    app: FastAPI, config: Config, engine: Engine, authenticate: Callable[[str | None], KeyInfo]
 ) -> None:
-    """Add the read routes over ``engine`` to ``router`` (the app's own: FastAPI includes a separate router
-    lazily, as one opaque entry of ``app.routes``, which would hide these routes from the route inventory);
-    ``authenticate`` is the API's, so its failure limiter applies."""
+    """Add the read routes over ``engine`` to ``app``; ``authenticate`` is the API's, so its failure limiter
+    applies. On the app's own router: FastAPI includes a separate router lazily, as one opaque entry of
+    ``app.routes``, which would hide these routes from the route inventory."""
+    router = app.router
+
+    @app.exception_handler(StarletteHTTPException)
+    async def allow_every_method(request: Request, exc: StarletteHTTPException) -> Response:
+        # Starlette's 405 names the methods of the first route of the path only; /v1/silences has two routes.
+        if exc.status_code == 405:
+            allowed = {
+                method
+                for route in app.routes
+                if isinstance(route, APIRoute) and route.path_regex.match(request.url.path)
+                for method in route.methods
+            }
+            exc = StarletteHTTPException(405, exc.detail, {**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))})
+        return await http_exception_handler(request, exc)
+
     ReadKey = Annotated[KeyInfo, Depends(RequireScope("read", authenticate))]
     OperateKey = Annotated[KeyInfo, Depends(RequireScope("operate", authenticate))]
     AdminKey = Annotated[KeyInfo, Depends(RequireScope("admin", authenticate))]

@@ -38,7 +38,8 @@ def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
 
     engine: Engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'driftscope.db'}")
     upgrade(engine)
-    key, _ = create_api_key(engine, "svc-fuzz")
+    # Every scope, so that each operation gets past authentication to its parameters and bodies.
+    key, _ = create_api_key(engine, "svc-fuzz", scopes=["ingest", "read", "operate", "admin"])
     with serving(create_app(make_config(max_body_bytes=200_000), engine)) as url:
         yield url, key
         assert httpx.get(f"{url}/healthz", timeout=10).json() == {"status": "ok"}
