@@ -10,6 +10,7 @@ from typing import Any
 import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html, no_update
+from dash.development.base_component import ComponentType
 
 from dashboard.state import (
     RANGE_PRESETS,
@@ -77,7 +78,7 @@ def empty_state(title: str, *lines: str | html.Code | dcc.Link | html.A) -> html
 
 
 def kpi(
-    label: str, value: str | html.Span, sub: str | None = None, tone: str | None = None, **kwargs: object
+    label: str, value: ComponentType, sub: ComponentType = None, tone: str | None = None, **kwargs: object
 ) -> html.Div:
     colour = SEVERITY_COLOURS.get(tone) if tone else None
     return html.Div(
@@ -183,9 +184,7 @@ def register_range_picker(app: dash.Dash) -> None:
         return with_params(search, range=None, **{"from": format_time(first), "to": format_time(last)})
 
 
-def page_header(
-    title: str | list[object], subtitle: str | list[object] | None = None, right: object = None
-) -> html.Div:
+def page_header(title: ComponentType, subtitle: ComponentType = None, right: ComponentType = None) -> html.Div:
     return html.Div(
         [
             html.Div([html.H3(title, className="mb-0"), html.Div(subtitle, className="text-muted small")]),
