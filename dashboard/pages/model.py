@@ -18,6 +18,7 @@ import dash_bootstrap_components as dbc
 import numpy as np
 import pandas as pd
 from dash import Input, Output, State, dcc, html, no_update
+from dash.development.base_component import Component
 from sqlalchemy import Engine
 
 from dashboard import figures, queries
@@ -198,10 +199,10 @@ def _firing_notes(alerts: list[AlertRow]) -> dict[str, str]:
     return {monitor: f"{n} firing" for monitor, n in counts.items() if monitor}
 
 
-def feature_list(names: list[str], href: Callable[[str], str], shown: int = SHOWN_FEATURES) -> list[object]:
+def feature_list(names: list[str], href: Callable[[str], str], shown: int = SHOWN_FEATURES) -> list[str | Component]:
     """Links to the first ``shown`` of ``names``, then "… and N more" naming the rest in its tooltip: the
     card's count and the names it gives must agree."""
-    out: list[object] = []
+    out: list[str | Component] = []
     for name in names[:shown]:
         out += [", "] if out else []
         out.append(dcc.Link(name, href=href(name)))
