@@ -63,7 +63,7 @@ class HealthOut(BaseModel):
     model_config = _example(
         model="churn", state="warning", exit_code=1,
         firing=[{"id": 7, "rule": "churn-drift", "severity": "warning", "since": T0, "acknowledged": False}],
-        pending_alerts=0, latest_window=T0, latest_window_end=T1, age_seconds=312.5,
+        pending_alerts=0, monitor="churn-hourly", latest_window=T0, latest_window_end=T1, age_seconds=312.5,
         drifting_features=["monthly_charges", "tenure"], share_drifted=0.4, performance={"roc_auc": 0.81},
         estimated_performance={"roc_auc": 0.79}, rows_24h=24000,
     )  # fmt: skip
@@ -73,14 +73,21 @@ class HealthOut(BaseModel):
     exit_code: int = Field(description="What `driftscope status` exits with: 0 healthy, 1 alerting, 2 no data.")
     firing: list[FiringAlertOut] = Field(description="Firing alerts, worst severity first.")
     pending_alerts: int
+    monitor: str | None = Field(
+        description="The model's primary monitor (shortest window, then name; the dashboard's default): the "
+        "window, drift and performance below are its."
+    )
     latest_window: datetime | None = Field(description="Start of the newest computed window.")
     latest_window_end: datetime | None
     age_seconds: float | None = Field(description="Seconds from the end of the newest computed window to now.")
-    drifting_features: list[str] = Field(description="Features whose drift breached in the newest window.")
+    drifting_features: list[str] = Field(description="Input features whose drift breached in the newest window.")
     share_drifted: float | None
     performance: dict[str, float] = Field(description="Newest realized value of each metric.")
     estimated_performance: dict[str, float]
-    rows_24h: int = Field(description="Rows in the windows of the 24 hours up to the newest one.")
+    rows_24h: int = Field(
+        description="Predictions stored in the 24 hours up to the end of the model's newest window (the "
+        "dashboard's 'Rows, 24 h')."
+    )
 
 
 def _health_out(health: reads.Health) -> HealthOut:
@@ -355,7 +362,7 @@ def add_read_routes(
                 method
                 for route in app.routes
                 if isinstance(route, APIRoute) and route.path_regex.match(request.url.path)
-                for method in route.methods
+                for method in route.methods or ()
             }
             exc = StarletteHTTPException(405, exc.detail, {**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))})
         return await http_exception_handler(request, exc)

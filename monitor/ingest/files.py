@@ -114,7 +114,8 @@ def open_counted(path: Path, progress: Progress | None) -> Iterator[BinaryIO]:
         if progress is not None:
             source = stack.enter_context(io.BufferedReader(_CountingReader(source, progress, path.stat().st_size)))
         if path.suffix.lower() == ".gz":
-            source = stack.enter_context(gzip.GzipFile(fileobj=source))  # type: ignore[arg-type]
+            # GzipFile is a binary file object, but typeshed does not derive it from BinaryIO.
+            source = stack.enter_context(gzip.GzipFile(fileobj=source))  # type: ignore[assignment]
         yield source
 
 

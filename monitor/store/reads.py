@@ -1,11 +1,14 @@
-"""Read queries on the store for the read API and ``driftscope status`` (and, later, the dashboard).
+"""Read queries on the store for the read API, ``driftscope status`` and the numbers the dashboard shares with them.
 
 Plain values out (frozen dataclasses), no pandas: the API serialises them and the CLI prints them, and
 the core stays light. Every function takes an open :class:`~sqlalchemy.Connection` and writes nothing.
 
 A model's health is one function, :func:`model_health`, so the API's ``/v1/models/{model}/health`` and
 ``driftscope status`` can never disagree: the worst severity of its firing alerts, ``ok`` when none
-fires, ``no data`` before its first computed window.
+fires, ``no data`` before its first computed window. Its numbers are those of the dashboard: the
+model's primary monitor (:func:`model_monitors`) gives the window, drift and performance, as on the
+model page and the overview's first row of the model, and the rows of 24 h are its stored predictions
+(:func:`predictions_24h`, the overview's "Rows, 24 h").
 
 Score pages are keyset-paginated on ``(window_start, id)`` (see :func:`scores_page`).
 """
@@ -21,8 +24,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, and_, case, func, or_, select
 
-from monitor.store.tables import Alert, Model, Reference, RejectedRecord, Run, Score, Silence
+from monitor.store.tables import Alert, Model, Prediction, Reference, RejectedRecord, Run, Score, Silence
 
+# Drift scores of these "features" describe the model's output, not its inputs.
+OUTPUT_COLUMNS = ("prediction", "score", "label")
 COMPUTED_STATUSES = ("succeeded", "insufficient_data")
 PERFORMANCE_KINDS = ("performance", "estimated_performance")
 SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
@@ -62,20 +67,31 @@ class Health:
     state: str  # critical | warning | info (worst firing alert) | ok | no data
     firing: tuple[FiringAlert, ...]
     pending_alerts: int
-    latest_window: datetime | None
-    latest_window_end: datetime | None
-    age_seconds: float | None  # from the end of the latest computed window to now
-    drifting_features: tuple[str, ...]  # breached in the latest window
-    share_drifted: float | None
+    monitor: str | None = None  # the primary monitor: the window, drift and performance below are its
+    latest_window: datetime | None = None
+    latest_window_end: datetime | None = None
+    age_seconds: float | None = None  # from the end of the latest computed window to now
+    drifting_features: tuple[str, ...] = ()  # inputs breached in the latest window
+    share_drifted: float | None = None
     performance: dict[str, float] = field(default_factory=dict)  # newest realized value per metric
     estimated_performance: dict[str, float] = field(default_factory=dict)
-    rows_24h: int = 0  # rows in the windows of the 24 h up to the latest one
+    rows_24h: int = 0  # predictions stored in the 24 h up to the end of the model's newest window
 
     @property
     def exit_code(self) -> int:
         if self.firing:
             return EXIT_ALERTING
         return EXIT_NO_DATA if self.latest_window is None else EXIT_HEALTHY
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorExtent:
+    """Where one monitor's computed windows lie; ``window`` is the length of its newest run's window."""
+
+    name: str
+    first: datetime
+    last: datetime
+    window: timedelta
 
 
 def models(conn: Connection, allowed: Collection[str] | None = None) -> list[ModelRow]:
@@ -93,6 +109,50 @@ def model_by_name(conn: Connection, name: str) -> ModelRow | None:
 
 def _alert_model(model: str) -> ColumnElement[bool]:
     return Alert.labels["model"].as_string() == model
+
+
+def model_monitors(conn: Connection, model_id: int) -> list[MonitorExtent]:
+    """The model's monitors that computed a window, primary first: the shortest window (the freshest
+    view), then by name. Read from the runs, so a monitor removed from the config keeps its history."""
+    computed = and_(Run.model_id == model_id, Run.status.in_(COMPUTED_STATUSES))
+    spans = conn.execute(
+        select(Run.monitor, func.min(Run.window_start), func.max(Run.window_start))
+        .where(computed)
+        .group_by(Run.monitor)
+    ).all()
+    out = []
+    for name, first, last in spans:
+        # Window arithmetic in SQL differs per backend; a model has few monitors, so one small query each.
+        start, end = conn.execute(
+            select(Run.window_start, Run.window_end).where(computed, Run.monitor == name, Run.window_start == last)
+        ).one()
+        out.append(MonitorExtent(name, first, last, end - start))
+    return sorted(out, key=lambda m: (m.window, m.name))
+
+
+def predictions_24h(conn: Connection, model_ids: Collection[int] | None = None) -> dict[int, int]:
+    """model id → predictions stored in the 24 h before the end of its newest computed window (of every
+    model with one, or of ``model_ids``).
+
+    Counted in the prediction table, not summed over runs: every monitor of a model reads the same
+    predictions, so the runs of two monitors would count each prediction twice.
+    """
+    stmt = select(Run.model_id, func.max(Run.window_end)).where(Run.status.in_(COMPUTED_STATUSES))
+    if model_ids is not None:
+        stmt = stmt.where(Run.model_id.in_(tuple(model_ids)))
+    ends = conn.execute(stmt.group_by(Run.model_id)).all()
+    # Interval arithmetic in SQL differs per backend; there are few models, so one small query each.
+    return {
+        model_id: conn.scalar(
+            select(func.count()).where(
+                Prediction.model_id == model_id,
+                Prediction.ts >= last_end - timedelta(days=1),
+                Prediction.ts < last_end,
+            )
+        )
+        or 0
+        for model_id, last_end in ends
+    }
 
 
 def model_health(conn: Connection, model: ModelRow, now: datetime | None = None) -> Health:
@@ -115,59 +175,48 @@ def model_health(conn: Connection, model: ModelRow, now: datetime | None = None)
             key=lambda a: (-SEVERITY_RANK.get(a.severity, 0), a.id),
         )
     )
-    latest = conn.execute(
-        select(Run.window_start, Run.window_end)
-        .where(Run.model_id == model.id, Run.status.in_(COMPUTED_STATUSES))
-        .order_by(Run.window_start.desc())
-        .limit(1)
-    ).one_or_none()
-    state = firing[0].severity if firing else ("ok" if latest is not None else "no data")
-    if latest is None:
-        return Health(model.name, state, firing, len(open_alerts) - len(firing), None, None, None, (), None)
+    pending = len(open_alerts) - len(firing)
+    monitors = model_monitors(conn, model.id)
+    if not monitors:
+        return Health(model.name, firing[0].severity if firing else "no data", firing, pending)
+    # One monitor's view, not a mix: two monitors' shares (p-values and distances) are not comparable.
+    primary = monitors[0]
     drifting = conn.scalars(
         select(Score.feature)
         .where(
             Score.model_id == model.id,
+            Score.monitor == primary.name,
             Score.kind == "drift",
-            Score.window_start == latest.window_start,
+            Score.window_start == primary.last,
             Score.feature.is_not(None),
+            Score.feature.not_in(OUTPUT_COLUMNS),
             Score.breached.is_(True),
         )
         .distinct()
         .order_by(Score.feature)
     ).all()
-    heads = _headline_scores(conn, model.id)
-    # Per monitor, then the largest: two monitors of one model see the same rows, which a sum would count twice.
-    per_monitor = (
-        select(func.coalesce(func.sum(Run.row_count), 0).label("rows"))
-        .where(
-            Run.model_id == model.id,
-            Run.status.in_(COMPUTED_STATUSES),
-            Run.window_start > latest.window_start - timedelta(days=1),
-            Run.window_start <= latest.window_start,
-        )
-        .group_by(Run.monitor)
-        .subquery()
-    )
-    rows_24h = conn.scalar(select(func.coalesce(func.max(per_monitor.c.rows), 0)))
+    heads = _headline_scores(conn, model.id, primary.name)
+    latest_end = primary.last + primary.window
     return Health(
         model=model.name,
-        state=state,
+        state=firing[0].severity if firing else "ok",
         firing=firing,
-        pending_alerts=len(open_alerts) - len(firing),
-        latest_window=latest.window_start,
-        latest_window_end=latest.window_end,
-        age_seconds=max((now - latest.window_end).total_seconds(), 0.0),
+        pending_alerts=pending,
+        monitor=primary.name,
+        latest_window=primary.last,
+        latest_window_end=latest_end,
+        age_seconds=max((now - latest_end).total_seconds(), 0.0),
         drifting_features=tuple(f for f in drifting if f),
         share_drifted=heads.get(("drift", "share_drifted")),
         performance={m: v for (k, m), v in heads.items() if k == "performance"},
         estimated_performance={m: v for (k, m), v in heads.items() if k == "estimated_performance"},
-        rows_24h=int(rows_24h or 0),
+        rows_24h=predictions_24h(conn, (model.id,)).get(model.id, 0),
     )
 
 
-def _headline_scores(conn: Connection, model_id: int) -> dict[tuple[str, str], float]:
-    """The newest value of each model-level performance metric and of the share of drifted features."""
+def _headline_scores(conn: Connection, model_id: int, monitor: str) -> dict[tuple[str, str], float]:
+    """The newest value of each of ``monitor``'s model-level performance metrics and of its share of
+    drifted features."""
     newest = (
         select(
             Score.kind,
@@ -179,6 +228,7 @@ def _headline_scores(conn: Connection, model_id: int) -> dict[tuple[str, str], f
         )
         .where(
             Score.model_id == model_id,
+            Score.monitor == monitor,
             Score.feature.is_(None),
             Score.status == "ok",
             Score.value.is_not(None),
@@ -538,4 +588,7 @@ def references(conn: Connection, model_id: int) -> list[ReferenceRow]:
         Reference.name, Reference.kind, Reference.spec, Reference.row_count, Reference.profile_key,
         Reference.created_at, Reference.profiled_at,
     ).where(Reference.model_id == model_id).order_by(Reference.name)  # fmt: skip
-    return [ReferenceRow(*r[:2], dict(r.spec or {}), *r[3:]) for r in conn.execute(stmt)]
+    return [
+        ReferenceRow(r.name, r.kind, dict(r.spec or {}), r.row_count, r.profile_key, r.created_at, r.profiled_at)
+        for r in conn.execute(stmt)
+    ]
