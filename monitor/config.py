@@ -792,8 +792,13 @@ class WorkerSettings(Frozen):
     )
     claim_ttl: PositiveDuration = Field(
         timedelta(minutes=10),
-        description="How long a worker holds a run it claimed: another worker retries it after that (a worker that "
-        "died).",
+        description="How long a worker holds a notification it is sending: another worker sends it after that (a "
+        "worker that died).",
+    )
+    run_lease: PositiveDuration = Field(
+        timedelta(minutes=1),
+        description="Lease of a run being computed, renewed every third of it while the run computes: a run whose "
+        "lease expired (its worker died) is retaken by another worker; also the wait before a failed run is retried.",
     )
 
 

@@ -15,17 +15,18 @@ One :meth:`Scheduler.tick` does three things, each safe to run from several work
 
 Claims: one ``UPDATE run … WHERE id = (SELECT id … ORDER BY window_start LIMIT 1 FOR UPDATE SKIP
 LOCKED) RETURNING …`` statement. On Postgres the row lock makes concurrent workers take different
-rows; on SQLite the statement itself holds the single write lock. A claim is a lease
-(``claimed_until = now + worker.claim_ttl``): a worker that dies leaves it to expire, and then
-another worker takes the run over. ``attempts`` is incremented by every claim and serves as the
-claim's token: the result is written only if ``claimed_by`` and ``attempts`` are still the
-claimer's, so a worker whose lease was taken over cannot overwrite the new owner's result.
+rows; on SQLite the statement itself holds the single write lock. A claim is a short lease
+(``claimed_until = now + worker.run_lease``) that a heartbeat thread renews every third of it while
+the run computes, so a lease expires only when its worker died (or lost the store): another worker
+then takes the run over within about one lease. Every claim draws a new ``claim_token``; renewals
+and the result are written only while the run still carries the claimer's token, so a worker whose
+lease was taken over stops renewing and cannot overwrite the new owner's result.
 
 Results are atomic: the run's status and its scores are replaced in one transaction, so readers
 see the previous result or the new one, never half of one. Statuses: ``pending`` → ``running``
 → ``succeeded`` | ``insufficient_data`` (with the reason in ``error``) | ``failed`` (an
 unexpected error, e.g. a reference dataset that was never uploaded; retried after
-``claim_ttl``, at most :data:`MAX_ATTEMPTS` claims).
+``run_lease``, at most :data:`MAX_ATTEMPTS` claims).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -88,6 +90,7 @@ class Claim:
     window_end: datetime
     attempt: int
     started_at: datetime
+    token: str  # run.claim_token while this worker holds the run
     recompute: bool  # the window has a result already; late labels or predictions made it stale
     parts: frozenset[Part] = ALL_PARTS  # LABEL_PARTS when only labels arrived late
 
@@ -284,7 +287,8 @@ class Scheduler:
     def claim(self) -> Claim | None:
         """Lease the oldest runnable run of this config's monitors, or ``None``."""
         now = self.clock()
-        ttl = self.config.worker.claim_ttl
+        ttl = self.config.worker.run_lease
+        token = uuid.uuid4().hex
         lease_free = or_(Run.claimed_until.is_(None), Run.claimed_until < now)
         runnable = or_(
             Run.status == "pending",
@@ -306,6 +310,7 @@ class Scheduler:
             .values(
                 claimed_by=self.worker_id,
                 claimed_until=now + ttl,
+                claim_token=token,
                 attempts=Run.attempts + 1,
                 started_at=now,
                 status=case((Run.status.in_(RECOMPUTED_STATUSES), Run.status), else_="running"),
@@ -318,12 +323,50 @@ class Scheduler:
             return None
         recompute = row.status in RECOMPUTED_STATUSES
         parts = LABEL_PARTS if recompute and not row.stale_rows else ALL_PARTS
-        return Claim(row.id, row.monitor, row.window_start, row.window_end, row.attempts, now, recompute, parts)
+        return Claim(row.id, row.monitor, row.window_start, row.window_end, row.attempts, now, token, recompute, parts)
+
+    def renew(self, claim: Claim) -> bool:
+        """Extend ``claim``'s lease by ``worker.run_lease`` from now; False once the run is no longer ours."""
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                update(Run)
+                .where(Run.id == claim.run_id, Run.claim_token == claim.token)
+                .values(claimed_until=self.clock() + self.config.worker.run_lease)
+            )
+        return result.rowcount == 1
+
+    @contextmanager
+    def _heartbeat(self, claim: Claim) -> Iterator[None]:
+        """Renew ``claim``'s lease every third of ``run_lease`` until the block ends."""
+        done = threading.Event()
+        interval = self.config.worker.run_lease.total_seconds() / 3
+
+        def beat() -> None:
+            while not done.wait(interval):
+                try:
+                    if not self.renew(claim):
+                        # Taken over (our lease expired) or already written: the write refuses a lost claim
+                        # and says so, so the heartbeat only stops.
+                        return
+                except Exception:  # the store briefly unreachable: two more beats before the lease runs out
+                    log.warning("lease renewal failed", exc_info=True, extra={"run_id": claim.run_id})
+
+        thread = threading.Thread(target=beat, name=f"lease-{claim.run_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     # ---------------------------------------------------------------------------------- compute
 
     def compute(self, claim: Claim) -> str:
-        """Compute one claimed run and write its result; returns the status written."""
+        """Compute one claimed run and write its result, its lease renewed meanwhile; returns the status written."""
+        with self._heartbeat(claim):
+            return self._compute(claim)
+
+    def _compute(self, claim: Claim) -> str:
         begun = time.perf_counter()
         monitor = self.config.monitors[claim.monitor]
         model = self.config.models[monitor.model]
@@ -378,6 +421,7 @@ class Scheduler:
             "duration_ms": duration_ms,
             "error": reason,
             "claimed_until": None,
+            "claim_token": None,  # the claim ends with its result: a late heartbeat renews nothing
             # Labels or predictions that arrived after this run read its data keep the window stale.
             "stale_since": case((Run.stale_since > claim.started_at, Run.stale_since), else_=None),
             "stale_rows": case((Run.stale_since > claim.started_at, Run.stale_rows), else_=False),
@@ -385,7 +429,7 @@ class Scheduler:
         if status == "failed":
             # Keep the lease as a back-off before the retry; a failed recompute keeps the old scores.
             values.update(
-                claimed_until=now + self.config.worker.claim_ttl, stale_since=Run.stale_since, stale_rows=Run.stale_rows
+                claimed_until=now + self.config.worker.run_lease, stale_since=Run.stale_since, stale_rows=Run.stale_rows
             )
         if not (claim.recompute and status == "failed"):
             # A recompute of the label scores alone leaves the rest of the result, and its status, as it was.
@@ -398,7 +442,7 @@ class Scheduler:
                 CursorResult[Any],
                 session.execute(
                     update(Run)
-                    .where(Run.id == claim.run_id, Run.claimed_by == self.worker_id, Run.attempts == claim.attempt)
+                    .where(Run.id == claim.run_id, Run.claim_token == claim.token)
                     .values(**values)
                     .execution_options(synchronize_session=False)
                 ),

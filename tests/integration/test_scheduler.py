@@ -40,7 +40,7 @@ def make_config(**monitor: Any) -> Config:
                 }
             },
             "monitors": {"churn-hourly": spec},
-            "worker": {"metrics_port": None, "claim_ttl": "10m"},
+            "worker": {"metrics_port": None, "run_lease": "10m"},
         }
     )
 

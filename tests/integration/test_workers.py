@@ -9,6 +9,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -135,6 +136,115 @@ def test_two_workers_compute_every_window_exactly_once(postgres_engine: Engine, 
     assert {r.claimed_by for r in runs} == {"w1", "w2"}
     for name, (_, path) in workers.items():
         assert log_events(path, "worker stopped"), name
+
+
+@pytest.mark.integration
+def test_runs_of_a_killed_worker_are_retaken_within_two_leases(
+    postgres_engine: Engine, postgres_url: str, tmp_path
+) -> None:
+    """Five SIGKILLs during a catch-up: each interrupted window is retaken as soon as its short lease
+    (renewed by heartbeat while it lived) expires, and every window is computed once in the end."""
+    lease = timedelta(seconds=2)
+    windows, rows_per_window = 80, 400
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = now - timedelta(minutes=windows + 1)
+    config_path = tmp_path / "driftscope.yaml"
+    config_path.write_text(
+        yaml.safe_dump(
+            {
+                "store": postgres_url,
+                "models": {"m": {"task": "binary", "features": {f"x{j}": "numeric" for j in range(8)}}},
+                "monitors": {
+                    "m-minutely": {
+                        "model": "m",
+                        "window": "1m",
+                        "lateness": "0s",
+                        "min_rows": 3,
+                        # Several windows of reference per run: runs long enough to be killed in the middle.
+                        "reference": {"previous_windows": 5},
+                    }
+                },
+                "worker": {"tick": "0.2s", "run_lease": "2s", "metrics_port": None},
+            }
+        )
+    )
+    model_id = sync_models(postgres_engine, load_config(config_path))["m"]
+    rng = np.random.default_rng(1)
+    with postgres_engine.begin() as connection:
+        connection.execute(
+            insert(Prediction),
+            [
+                {"model_id": model_id, "prediction_id": f"{w}-{i}",
+                 "ts": start + timedelta(minutes=w, seconds=i * 60 / rows_per_window),
+                 "features": {f"x{j}": float(v) for j, v in enumerate(rng.normal(size=8))},
+                 "prediction": 1, "score": 0.7, "source": "test"}
+                for w in range(windows)
+                for i in range(rows_per_window)
+            ],
+        )  # fmt: skip
+
+    def launch(name: str) -> tuple[subprocess.Popen[bytes], Path]:
+        log_path = tmp_path / f"{name}.log"
+        with log_path.open("w") as log_file:
+            process = subprocess.Popen(
+                [DRIFTSCOPE, "--log-format", "json", "worker", "--config", str(config_path), "--id", name],
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+            )
+        return process, log_path
+
+    def store_runs() -> dict[datetime, Any]:
+        with postgres_engine.connect() as connection:
+            return {r.window_start: r for r in connection.execute(select(Run)).all()}
+
+    def done() -> int:
+        return sum(r.status != "running" and r.status != "pending" for r in store_runs().values())
+
+    orphans: dict[datetime, datetime] = {}  # window left running by a killed worker → when it was killed
+    started: dict[str, datetime] = {}
+    processes = []
+    try:
+        for kill in range(6):
+            name = f"w{kill}"
+            process, log_path = launch(name)
+            processes.append(process)
+            wait_until(lambda p=log_path: log_events(p, "worker started"), f"{name} to start", timeout=60)
+            started[name] = datetime.fromisoformat(log_events(log_path, "worker started")[0]["timestamp"])
+            if kill == 5:
+                break  # the last one finishes the backlog
+            # The window its predecessor left running is retaken (by this worker), and some more are computed.
+            wait_until(
+                lambda before=done(), interrupted=list(orphans): (
+                    done() >= before + 3 and all(store_runs()[w].status != "running" for w in interrupted)
+                ),
+                f"{name} to take over and make progress",
+                timeout=60,
+            )
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=10)
+            killed_at = datetime.now(UTC)
+            orphans |= {w: killed_at for w, r in store_runs().items() if r.status == "running" and r.claimed_by == name}
+        wait_until(lambda: done() == len(store_runs()) > windows, "the backlog to be computed", timeout=120)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=60)
+
+    final = store_runs()
+    assert len(orphans) >= 3, "the kills should have interrupted runs"
+    data_windows = [start + timedelta(minutes=w) for w in range(windows)]
+    # The first window has no previous windows to compare with (its reference): insufficient_data, nothing read.
+    assert [final[w].row_count for w in data_windows] == [None] + [rows_per_window] * (windows - 1)
+    assert [final[w].status for w in data_windows] == ["insufficient_data"] + ["succeeded"] * (windows - 1)
+    # Claimed once each, the interrupted ones once more: nothing computed twice, nothing lost.
+    assert {w: r.attempts for w, r in final.items() if r.attempts != 1} == dict.fromkeys(orphans, 2)
+    for window, killed_at in orphans.items():
+        run = final[window]
+        retaken_after = run.started_at - max(killed_at, started[run.claimed_by])
+        assert retaken_after <= 2 * lease, (window, retaken_after)
+    # Only dead workers lost claims: every live one kept its lease by heartbeat.
+    assert not [name for name in started if "run lost its claim" in (tmp_path / f"{name}.log").read_text()]
 
 
 def test_worker_in_process_start_and_shutdown(sqlite_engine: Engine) -> None:
