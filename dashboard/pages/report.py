@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import dash
 from dash import dcc, html
+from dash.development.base_component import Component
 from flask import Response
 
 from dashboard import queries
@@ -45,7 +46,7 @@ def query(ctx: Context, location: Location) -> ReportData:
 def render(location: Location, data: ReportData) -> html.Div:
     monitor, window_text, model = location.params["monitor"], location.params["window"], data.model
     window = parse_time(window_text)
-    links: list[object] = [dcc.Link("All models", href="/", className="btn btn-sm btn-outline-secondary")]
+    links: list[Component] = [dcc.Link("All models", href="/", className="btn btn-sm btn-outline-secondary")]
     if model:
         back = dcc.Link(
             f"← {model}", href=model_url(model, window=window), className="btn btn-sm btn-outline-secondary"
