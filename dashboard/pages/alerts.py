@@ -11,6 +11,7 @@ from typing import Any
 import dash
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, dcc, html, no_update
+from dash.development.base_component import Component
 
 from dashboard import auth, queries
 from dashboard.context import Context
@@ -147,7 +148,7 @@ def _alert_groups(rows: list[AlertRow]) -> html.Div:
     for (rule, model_name), items in ordered:
         worst = max(items, key=lambda a: SEVERITY_RANK.get(a.severity, 0)).severity
         open_count = sum(1 for a in items if a.state != "resolved")
-        title = [severity_badge(worst), html.Span(rule, className="ms-2 fw-semibold")]
+        title: list[Component] = [severity_badge(worst), html.Span(rule, className="ms-2 fw-semibold")]
         if model_name:
             title += [html.Span(" · ", className="text-muted"), dcc.Link(model_name, href=model_url(model_name))]
         title.append(
