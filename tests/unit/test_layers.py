@@ -37,6 +37,12 @@ RULES = (
     Rule(LEAVES, only=(), never=IO_LIBRARIES, why="leaves: imported by the SDK and the detectors"),
     Rule(CORE, only=CORE, why="the core knows no collector, detector, alert, dashboard or entry point"),
     Rule(("monitor.sdk",), only=("monitor.retry",), why="the SDK runs inside model services"),
+    Rule(
+        ("monitor.instrument",),
+        only=("monitor.sdk", "monitor.retry"),
+        never=("starlette", "fastapi"),
+        why="the instrumentation runs inside model services, whichever ASGI framework they use",
+    ),
     Rule(("monitor.metrics",), only=(*CORE, "monitor.metrics"), why="metrics read the store only"),
     Rule(("monitor.ingest",), only=(*CORE, "monitor.ingest", "monitor.metrics.process"), why="ingestion is core"),
     Rule(
@@ -137,6 +143,8 @@ def test_every_import_respects_the_layers() -> None:
         ("detectors.drift", "from urllib import request\n", "urllib.request"),
         ("detectors.drift", "from monitor import config\n", "monitor.config"),
         ("monitor.sdk", "from monitor.errors import DriftscopeError\n", "monitor.errors"),
+        ("monitor.instrument", "from monitor.store import engine\n", "monitor.store.engine"),
+        ("monitor.instrument", "def f():\n    import starlette.requests\n", "starlette.requests"),
         ("collectors.prometheus", "from dashboard import app\n", "dashboard.app"),
         ("monitor.runs.scheduler", "from ..cli import main\n", "monitor.cli.main"),
     ],
@@ -152,6 +160,7 @@ def test_a_forbidden_import_is_reported(module: str, source: str, forbidden: str
         ("detectors.drift", "from monitor import methods\nimport numpy\n"),
         ("monitor.cli.dashboard", "from dashboard import create_app\n"),
         ("dashboard.pages.alerts", "from monitor.store import actions\n"),
+        ("monitor.instrument", "from monitor.sdk import Client\nimport orjson\n"),
     ],
 )
 def test_an_allowed_import_is_not_reported(module: str, source: str) -> None:
