@@ -165,4 +165,5 @@ def _register_router(app: dash.Dash, ctx: Context) -> None:
             firing = sum(1 for a in queries.open_alerts(conn) if a.state == "firing")
         page = render_page(ctx, pathname, search)
         user = auth.current_user()
-        return page, str(firing) if firing else "", f"signed in as {user}" if user else "", shown
+        signed_in = f"signed in as {user} · {auth.current_role(ctx.config.dashboard)}" if user else ""
+        return page, str(firing) if firing else "", signed_in, shown

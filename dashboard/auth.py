@@ -17,6 +17,10 @@ PBKDF2 run as a real user's wrong password: the answer's timing does not tell wh
 Proxy login believes the user header only from ``dashboard.trusted_proxies`` and, when
 ``dashboard.proxy_secret`` is set, only with that secret in :data:`PROXY_SECRET_HEADER` (both when
 both are set); the config refuses proxy login on a non-loopback address with neither.
+
+Every logged-in request also has a role (:func:`current_role`): a basic user's from the config, a proxy
+user's from the groups the proxy sends (``dashboard.proxy_group_roles``, else ``proxy_default_role``).
+Pages hide what the role may not do, and the callbacks that act check it again (docs/security.md).
 """
 
 from __future__ import annotations
@@ -27,13 +31,13 @@ import hmac
 import math
 import secrets
 import threading
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from flask import Flask, Response, g, request
 from sqlalchemy import Engine
 
-from monitor.config import DashboardSettings
+from monitor.config import ROLES, DashboardSettings, Role
 from monitor.store.api_keys import FailureLimiter
 
 ALGORITHM = "pbkdf2_sha256"
@@ -45,6 +49,9 @@ MAX_LOGIN_FAILURES = 5  # per username tried, within the API limiter's window (o
 # Failures of made-up usernames recorded per window, all names together: bounds the rows a spray adds.
 UNKNOWN_USERS_CAP = 200
 UNKNOWN_USERS_BUCKET = "login:unknown-users"  # never a login:<hex> bucket, nor an API key prefix
+ACT_ON_ALERTS: Role = "operator"  # acknowledge and silence
+# auth: none has no users, so no roles: whoever reaches the dashboard acts on alerts, as before roles.
+OPEN_ROLE: Role = "operator"
 
 
 def hash_password(password: str, *, iterations: int = ITERATIONS, salt: bytes | None = None) -> str:
@@ -136,6 +143,7 @@ def install(server: Flask, settings: DashboardSettings, engine: Engine) -> None:
     if settings.auth == "basic":  # the config refuses basic without users at load
         cache = _VerifiedCache()
         users = {name: user.password_hash for name, user in settings.users.items()}
+        roles = {name: user.role for name, user in settings.users.items()}
         nobody = dummy_hash(users.values())
         limiter = LoginLimiter(engine, users)
 
@@ -155,7 +163,7 @@ def install(server: Flask, settings: DashboardSettings, engine: Engine) -> None:
                         mimetype="text/plain",
                     )
                 if cache.check(username, password, users.get(username, nobody)) and username in users:
-                    g.driftscope_user = username
+                    g.driftscope_user, g.driftscope_role = username, roles[username]
                     return None
                 limiter.record_failure(username)
             return Response(
@@ -181,7 +189,9 @@ def install(server: Flask, settings: DashboardSettings, engine: Engine) -> None:
             return Response(f"Login required: no valid {PROXY_SECRET_HEADER}.\n", 401, mimetype="text/plain")
         user = (request.headers.get(header) or "").strip()
         if user:
+            groups = request.headers.get(settings.proxy_groups_header, "")
             g.driftscope_user = user
+            g.driftscope_role = role_of_groups(groups, settings.proxy_group_roles, settings.proxy_default_role)
             return None
         return Response(f"Login required: the reverse proxy did not send {header}.\n", 401, mimetype="text/plain")
 
@@ -204,3 +214,28 @@ def _from_trusted_proxy(trusted: Sequence[IPv4Network | IPv6Network]) -> bool:
 def current_user() -> str | None:
     """The logged-in user of this request, or None when login is off."""
     return g.get("driftscope_user")
+
+
+def role_of_groups(groups: str, group_roles: Mapping[str, Role], default: Role) -> Role:
+    """The highest role that ``group_roles`` gives one of the comma-separated ``groups``, else ``default``.
+
+    >>> role_of_groups("data, sre", {"sre": "operator", "admins": "admin"}, "viewer")
+    'operator'
+    >>> role_of_groups("", {"sre": "operator"}, "viewer")
+    'viewer'
+    """
+    granted = [group_roles[name] for name in (part.strip() for part in groups.split(",")) if name in group_roles]
+    return max(granted, key=ROLES.index, default=default)
+
+
+def allows(role: Role, needed: Role) -> bool:
+    """True if ``role`` may do what ``needed`` may: each role includes the ones before it in :data:`ROLES`."""
+    return ROLES.index(role) >= ROLES.index(needed)
+
+
+def current_role(settings: DashboardSettings) -> Role:
+    """The role of this request's user; :data:`OPEN_ROLE` when login is off (also outside a request)."""
+    if settings.auth == "none":
+        return OPEN_ROLE
+    # Login on: the hook has set it before any page or callback runs; the weakest role if it somehow did not.
+    return g.get("driftscope_role", ROLES[0])

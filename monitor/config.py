@@ -697,10 +697,20 @@ class ApiSettings(Frozen):
     )
 
 
+# What a dashboard user may do, each role including the ones before it (docs/security.md#roles-and-scopes).
+Role = Literal["viewer", "operator", "admin"]
+ROLES: tuple[Role, ...] = typing.get_args(Role)
+
+
 class DashboardUser(Frozen):
     password_hash: str = Field(
         pattern=r"^pbkdf2_sha256\$[1-9][0-9]*\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$",
         description="pbkdf2_sha256$... as printed by `driftscope dashboard hash-password`.",
+    )
+    role: Role = Field(
+        "viewer",
+        description="viewer: reads every page; operator: also acknowledges and silences alerts; admin: as operator "
+        "(the dashboard manages no keys or references yet). Default viewer: acting is granted, never assumed.",
     )
 
 
@@ -732,6 +742,21 @@ class DashboardSettings(Frozen):
         None,
         description="With auth: proxy, a secret the proxy sends in `X-Driftscope-Proxy-Secret`, "
         "e.g. `${DASHBOARD_PROXY_SECRET}`; requests without it are refused.",
+    )
+    proxy_groups_header: str = Field(
+        "X-Forwarded-Groups",
+        min_length=1,
+        description="With auth: proxy, the header holding the user's groups, comma-separated (as oauth2-proxy "
+        "sends them); the proxy must set it, never pass on a client's.",
+    )
+    proxy_group_roles: dict[str, Role] = Field(
+        {},
+        description="With auth: proxy, the role of each group, e.g. `{sre: operator}`; a user gets the highest "
+        "role of their groups, or `proxy_default_role`.",
+    )
+    proxy_default_role: Role = Field(
+        "viewer",
+        description="With auth: proxy, the role of a user none of whose groups is in `proxy_group_roles`.",
     )
 
     @field_validator("proxy_secret")

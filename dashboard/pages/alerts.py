@@ -1,4 +1,8 @@
-"""Alerts page: open and resolved alerts grouped by rule and model; acknowledge and silence from here."""
+"""Alerts page: open and resolved alerts grouped by rule and model; acknowledge and silence from here.
+
+Acting takes the operator role (:data:`dashboard.auth.ACT_ON_ALERTS`): a viewer's page has no buttons
+and no dialog, and the callback that acts checks the role again, whatever the request claims.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from dashboard.pages.base import Page
 from dashboard.queries import AlertRow, SilenceRow
 from dashboard.state import Location, PageQuery, alerts_url, model_url, with_params
 from dashboard.theme import SEVERITY_RANK, empty_state, page_header, severity_badge, time_text
+from monitor.config import Role
 from monitor.errors import DriftscopeError
 from monitor.store import actions
 from monitor.store.tables import Alert
@@ -47,7 +52,7 @@ def silence_matchers(alert: AlertRow) -> dict[str, str]:
     return matchers
 
 
-def _alert_item(alert: AlertRow) -> html.Div:
+def _alert_item(alert: AlertRow, can_act: bool) -> html.Div:
     when = f"fired {time_text(alert.fired_at)}" if alert.fired_at else f"pending since {time_text(alert.started_at)}"
     when += f" · breach since the window of {time_text(alert.breach_start)}"
     if alert.resolved_at:
@@ -65,7 +70,7 @@ def _alert_item(alert: AlertRow) -> html.Div:
         else None
     )
     actions = []
-    if alert.state != "resolved":
+    if can_act and alert.state != "resolved":
         if not alert.acknowledged_by:
             actions.append(
                 dbc.Button(
@@ -118,11 +123,11 @@ def _query_body(ctx: Context, state: str, model: str | None) -> AlertsBody:
     return AlertsBody(rows, active)
 
 
-def _render_body(body: AlertsBody) -> html.Div:
-    return html.Div([_silences(body.silences), _alert_groups(body.alerts)])
+def _render_body(body: AlertsBody, can_act: bool) -> html.Div:
+    return html.Div([_silences(body.silences), _alert_groups(body.alerts, can_act)])
 
 
-def _alert_groups(rows: list[AlertRow]) -> html.Div:
+def _alert_groups(rows: list[AlertRow], can_act: bool) -> html.Div:
     if not rows:
         return empty_state(
             "No alerts here",
@@ -156,7 +161,7 @@ def _alert_groups(rows: list[AlertRow]) -> html.Div:
         )
         cards.append(
             html.Div(
-                [html.Div(title, className="ds-group-title"), *[_alert_item(a) for a in items]],
+                [html.Div(title, className="ds-group-title"), *[_alert_item(a, can_act) for a in items]],
                 className="ds-card ds-group",
             )
         )
@@ -223,6 +228,7 @@ class AlertsData:
     models: list[str]  # the models that have alerts, for the filter
     body: AlertsBody
     login: bool  # the author of an action is the logged-in user, not a name typed into the dialog
+    role: Role  # of the user asking: without ACT_ON_ALERTS, no buttons and no dialog
 
 
 def _state_filter(url: PageQuery) -> str:
@@ -233,11 +239,12 @@ def query(ctx: Context, location: Location) -> AlertsData:
     with queries.read_only(ctx.engine) as conn:
         models = queries.alert_model_names(conn)
     body = _query_body(ctx, _state_filter(location.query), location.query.model)
-    return AlertsData(models, body, ctx.login)
+    return AlertsData(models, body, ctx.login, auth.current_role(ctx.config.dashboard))
 
 
 def render(location: Location, data: AlertsData) -> html.Div:
     model, state = location.query.model, _state_filter(location.query)
+    can_act = auth.allows(data.role, auth.ACT_ON_ALERTS)
     filters = html.Div(
         [
             html.Div(
@@ -267,12 +274,14 @@ def render(location: Location, data: AlertsData) -> html.Div:
         [
             page_header(
                 "Alerts",
-                "Grouped by rule and model; acknowledging tells the team you are on it, a silence mutes notifications.",
+                "Grouped by rule and model; acknowledging tells the team you are on it, a silence mutes notifications."
+                if can_act
+                else f"Grouped by rule and model. Your role is {data.role}: acknowledging and silencing take "
+                f"{auth.ACT_ON_ALERTS}.",
             ),
             filters,
-            html.Div(_render_body(data.body), id="alerts-list"),
-            dcc.Store(id="action-target"),
-            _action_modal(data.login),
+            html.Div(_render_body(data.body, can_act), id="alerts-list"),
+            *([dcc.Store(id="action-target"), _action_modal(data.login)] if can_act else []),
         ]
     )
 
@@ -340,6 +349,12 @@ def register_callbacks(app: dash.Dash, ctx: Context) -> None:
         search: str | None,
         author: str | None = None,
     ) -> tuple[Any, ...]:
+        role = auth.current_role(ctx.config.dashboard)
+        if not auth.allows(role, auth.ACT_ON_ALERTS):
+            # Only a forged request or a page older than a role change gets here: the page has no buttons.
+            log.warning("refused an alert action by %s: role %s", auth.current_user(), role)
+            refusal = f"Your role is {role}: acknowledging and silencing take {auth.ACT_ON_ALERTS}."
+            return no_update, True, refusal, no_update, no_update
         if not target:
             return (no_update,) * 5
         user = auth.current_user() or (author or "").strip()
@@ -351,7 +366,7 @@ def register_callbacks(app: dash.Dash, ctx: Context) -> None:
             return no_update, True, str(exc), no_update, no_update
         url = PageQuery.parse(search)
         body = _query_body(ctx, _state_filter(url), url.model)
-        return _render_body(body), False, "", message, True
+        return _render_body(body, can_act=True), False, "", message, True
 
 
 def _perform(ctx: Context, target: dict[str, Any], user: str, comment: str, duration: str) -> str:

@@ -6,14 +6,30 @@ import base64
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from flask.testing import FlaskClient
+from plotly.utils import PlotlyJSONEncoder
 from sqlalchemy import Engine, select
 
 from dashboard import create_app
-from dashboard.auth import ITERATIONS, PROBE_PATHS, dummy_hash, hash_password, verify_password
-from monitor.config import Config, ConfigError, parse_config
+from dashboard.auth import (
+    ACT_ON_ALERTS,
+    ITERATIONS,
+    OPEN_ROLE,
+    PROBE_PATHS,
+    allows,
+    current_role,
+    dummy_hash,
+    hash_password,
+    role_of_groups,
+    verify_password,
+)
+from dashboard.context import Context
+from dashboard.pages import alerts
+from dashboard.state import Location, PageQuery
+from monitor.config import ROLES, Config, ConfigError, parse_config
 from monitor.store.engine import make_engine
 from monitor.store.tables import Alert
 from tests.seed import seed_store
@@ -122,7 +138,7 @@ def test_credentials_open_every_page(client_for, auth: str) -> None:
     }
     response = client.post("/_dash-update-component", json=body, headers=headers)
     assert response.status_code == 200
-    assert response.get_json()["response"]["nav-user"]["children"] == "signed in as alice"
+    assert response.get_json()["response"]["nav-user"]["children"] == "signed in as alice · viewer"
 
 
 def test_without_login_everything_is_open(client_for) -> None:
@@ -170,8 +186,9 @@ def test_actions_are_signed_by_the_logged_in_user(sqlite_engine: Engine) -> None
     """With login on, the acknowledge dialog has no name field: the proxy's user signs the action."""
     info = seed_store(sqlite_engine, days=2, n_features=3)
     alert_id = info.firing_alert_ids[0]
-    client = create_app(config("proxy"), sqlite_engine).server.test_client()
-    headers = {"X-Forwarded-User": "carol"}
+    operators = {"dashboard": {"auth": "proxy", "proxy_group_roles": {"sre": "operator"}}}
+    client = create_app(Config.model_validate(operators), sqlite_engine).server.test_client()
+    headers = {"X-Forwarded-User": "carol", "X-Forwarded-Groups": "data, sre"}
     deps = client.get("/_dash-dependencies", headers=headers).get_json()
     confirm = next(d for d in deps if d["inputs"][0]["id"] == "action-confirm")
     assert [s["id"] for s in confirm["state"]] == ["action-target", "action-comment", "silence-duration", "url"]
@@ -202,3 +219,48 @@ def test_readiness_says_when_the_store_is_unreachable(sqlite_engine: Engine) -> 
     closed_port = make_engine(f"postgresql+psycopg://driftscope@127.0.0.1:{free_port()}/none")
     response = create_app(config("basic"), closed_port).server.test_client().get("/readyz")
     assert response.status_code == 503 and response.get_json() == {"status": "unavailable"}
+
+
+def test_a_user_is_a_viewer_unless_granted_more() -> None:
+    user = parse_config({"dashboard": {"auth": "basic", "users": {"ann": {"password_hash": ALICE}}}}, env={})
+    assert user.dashboard.users["ann"].role == "viewer"
+    assert user.dashboard.proxy_default_role == "viewer"
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"dashboard": {"auth": "proxy", "proxy_group_roles": {"sre": "root"}}}, env={})
+    assert [path for path, _ in caught.value.errors] == ["dashboard.proxy_group_roles.sre"]
+
+
+@pytest.mark.parametrize(
+    ("groups", "role"),
+    [
+        ("", "viewer"),  # no groups: the default
+        ("data", "viewer"),  # no mapped group: the default
+        ("sre", "operator"),
+        (" data ,sre,", "operator"),  # spaces and empty items as proxies send them
+        ("sre,platform-admins", "admin"),  # the highest of the mapped groups
+        ("SRE", "viewer"),  # group names are compared exactly
+    ],
+)
+def test_a_proxy_user_gets_the_highest_role_of_their_groups(groups: str, role: str) -> None:
+    assert role_of_groups(groups, {"sre": "operator", "platform-admins": "admin"}, "viewer") == role
+
+
+def test_each_role_includes_the_ones_before_it() -> None:
+    assert [r for r in ROLES if allows(r, ACT_ON_ALERTS)] == ["operator", "admin"]
+    assert all(allows(r, "viewer") for r in ROLES) and [r for r in ROLES if allows(r, "admin")] == ["admin"]
+    assert current_role(config("none").dashboard) == OPEN_ROLE == "operator"  # no users, no request
+
+
+@pytest.mark.parametrize(("role", "buttons"), [("viewer", False), ("operator", True), ("admin", True)])
+def test_the_alerts_page_shows_acknowledge_and_silence_to_operators_only(
+    sqlite_engine: Engine, role: str, buttons: bool
+) -> None:
+    seed_store(sqlite_engine, days=2, n_features=3)
+    ctx = Context(config("none"), sqlite_engine)
+    location = Location({}, PageQuery.parse(""))
+    data = replace(alerts.query(ctx, location), role=role)
+    page = json.dumps(alerts.render(location, data).to_plotly_json(), cls=PlotlyJSONEncoder)
+    assert '"firing"' in page  # the alerts are listed either way
+    for control in ('"ack-open"', '"silence-open"', '"action-modal"', '"action-confirm"'):
+        assert (control in page) == buttons, control
+    assert ("Your role is viewer" in page) == (not buttons)
