@@ -88,6 +88,7 @@ class Timeline:
     share: pd.DataFrame
     matrix: pd.DataFrame
     performance: pd.DataFrame
+    coverage: pd.DataFrame  # label coverage per bucket (queries.label_coverage)
     quality: pd.DataFrame
     metrics: pd.DataFrame
     alerts: Sequence[AlertRow]
@@ -160,7 +161,7 @@ class _Panels:
         offset = 0.0
         for n, (title, height) in enumerate(panels, start=1):
             top = 1 - offset / total
-            bottom = top - height / total
+            bottom = max(top - height / total, 0.0)  # the last panel's bottom may round below 0, which plotly refuses
             offset += height + self.GAP_PX
             self.tops.append(top)
             self.layout[f"xaxis{self._suffix(n)}"] = {
@@ -250,7 +251,8 @@ class _Panels:
 
 
 def model_timeline(t: Timeline) -> dict[str, Any]:
-    """Share drifted · feature × window heatmap · output drift · performance · volume · quality · metrics,
+    """Share drifted · feature × window heatmap · output drift · performance · label coverage · volume ·
+    quality · metrics,
     as a plotly figure dict."""
     features = feature_order(t.matrix)
     metric_names = list(dict.fromkeys(t.metrics["name"])) if not t.metrics.empty else []
@@ -264,6 +266,7 @@ def model_timeline(t: Timeline) -> dict[str, Any]:
             ),
             ("Prediction & score drift (severity; 1 = threshold)", 80),
             (f"Performance — {metric or 'no labels yet'}: realized vs estimated, reference band", 140),
+            ("Label coverage — share of predictions labelled when performance was last computed", 50),
             ("Volume — rows per window vs expected", 80),
             ("Data quality — worst feature", 90),
             *[(f"Service — {name}", 70) for name in metric_names],
@@ -273,10 +276,11 @@ def model_timeline(t: Timeline) -> dict[str, Any]:
     _heatmap_panel(fig, t, features, row=2)
     _output_panel(fig, t, row=3)
     _performance_panel(fig, t, metric, row=4)
-    _volume_panel(fig, t, row=5)
-    _quality_panel(fig, t, row=6)
+    _coverage_panel(fig, t, row=5)
+    _volume_panel(fig, t, row=6)
+    _quality_panel(fig, t, row=7)
     for i, name in enumerate(metric_names):
-        _metric_panel(fig, t, name, METRIC_COLOURS[i % len(METRIC_COLOURS)], row=7 + i)
+        _metric_panel(fig, t, name, METRIC_COLOURS[i % len(METRIC_COLOURS)], row=8 + i)
     _alert_spans(fig, t)
     if t.selected is not None:
         mid = t.selected + t.window / 2
@@ -442,6 +446,51 @@ def _performance_panel(fig: _Panels, t: Timeline, metric: str | None, row: int) 
             },
         )
     fig.yaxis(row, nticks=4)
+
+
+def coverage_text(frame: pd.DataFrame, bucket: timedelta, window: timedelta) -> list[str]:
+    """Hover text per bucket of :func:`dashboard.queries.label_coverage`: how many predictions were
+    labelled when performance was last computed, when that was, and whether late data awaits a recompute."""
+    texts = []
+    for row in frame.itertuples():
+        labelled, rows = int(row.labelled or 0), int(row.rows or 0)
+        share = f" ({row.coverage:.0%})" if pd.notna(row.coverage) else ""
+        one = bucket == window
+        text = f"labels {labelled:,} of {rows:,}{share}" + ("" if one else f" over {int(row.windows)} windows")
+        if pd.notna(row.computed_at):
+            newest = "" if one else " (newest window)"
+            text += f"<br>performance computed {row.computed_at:%b %d %H:%M} UTC{newest}"
+        if row.stale:
+            text += (
+                "<br>late data received since: recompute pending"
+                if one
+                else f"<br>{int(row.stale)} window(s) await a recompute (late data)"
+            )
+        texts.append(text)
+    return texts
+
+
+def _coverage_panel(fig: _Panels, t: Timeline, row: int) -> None:
+    c = t.coverage.dropna(subset=["coverage"]) if not t.coverage.empty else t.coverage
+    if c.empty:
+        return
+    colours = np.where(c["stale"] > 0, OKABE_ITO["orange"], OKABE_ITO["bluish_green"])
+    fig.add(
+        row,
+        {
+            "type": "bar",
+            "x": _mid(c, t.bucket),
+            "y": c["coverage"],
+            "marker": {"color": colours, "line": {"width": 0}},
+            "width": t.bucket.total_seconds() * 1000 * 0.9,
+            "name": "label coverage",
+            "showlegend": False,
+            "text": coverage_text(c, t.bucket, t.window),
+            "textposition": "none",
+            "hovertemplate": _hover("%{text}"),
+        },
+    )
+    fig.yaxis(row, range=[0, 1], tickformat=".0%", nticks=3)
 
 
 def _volume_panel(fig: _Panels, t: Timeline, row: int) -> None:

@@ -27,9 +27,11 @@ from sqlalchemy import (
     and_,
     case,
     cast,
+    false,
     func,
     or_,
     select,
+    true,
     type_coerce,
 )
 from sqlalchemy.sql.expression import literal
@@ -457,6 +459,111 @@ def performance_series(
         .order_by(b)
     )
     return _frame(conn, stmt)
+
+
+def label_coverage(
+    conn: Connection, model_id: int, monitor: str, start: datetime, end: datetime, bucket: timedelta
+) -> pd.DataFrame:
+    """bucket, windows, rows, labelled, coverage (labelled / rows), computed_at (the bucket's newest
+    computation), stale (windows whose late labels or predictions wait for a recompute).
+
+    Read from the runs, one row per window: the counts are those the performance score was last computed
+    from, so coverage grows as late labels arrive and their windows are recomputed.
+    """
+    b = _bucket(conn, Run.window_start, bucket).label("bucket")
+    stmt = (
+        select(
+            b,
+            func.count().label("windows"),
+            func.sum(Run.row_count).label("rows"),
+            func.sum(Run.label_count).label("labelled"),
+            # type_coerce: max() would lose the column type (and its UTC handling) on SQLite.
+            type_coerce(func.max(Run.finished_at), UtcDateTime()).label("computed_at"),
+            func.sum(case((Run.stale_since.is_not(None), 1), else_=0)).label("stale"),
+        )
+        .where(
+            Run.model_id == model_id,
+            Run.monitor == monitor,
+            Run.status.in_(COMPUTED_STATUSES),
+            _in_range(Run.window_start, start, end),
+        )
+        .group_by(b)
+        .order_by(b)
+    )
+    frame = _frame(conn, stmt)
+    frame["computed_at"] = pd.to_datetime(frame["computed_at"], utc=True)
+    rows = pd.to_numeric(frame["rows"])
+    frame["coverage"] = pd.to_numeric(frame["labelled"]) / rows.where(rows > 0)
+    return frame
+
+
+@dataclass(frozen=True)
+class Computation:
+    """When a window's scores were last computed, from how many labels, and what arrived since.
+
+    ``late_labels``: labels of the window received after it closed that this computation read (what a
+    recompute added); ``waiting_labels``: received after it started, for the recompute ``stale_since``
+    asks for.
+    """
+
+    window_start: datetime
+    window_end: datetime
+    rows: int | None
+    labelled: int | None
+    computed_at: datetime | None
+    stale_since: datetime | None
+    late_labels: int
+    waiting_labels: int
+
+    @property
+    def coverage(self) -> float | None:
+        return self.labelled / self.rows if self.rows and self.labelled is not None else None
+
+
+def newest_computation(conn: Connection, model_id: int, monitor: str) -> Computation | None:
+    """The :class:`Computation` of ``monitor``'s newest computed window (None before any)."""
+    run = conn.execute(
+        select(
+            Run.window_start,
+            Run.window_end,
+            Run.row_count,
+            Run.label_count,
+            Run.started_at,
+            Run.finished_at,
+            Run.stale_since,
+        )
+        .where(Run.model_id == model_id, Run.monitor == monitor, Run.status.in_(COMPUTED_STATUSES))
+        .order_by(Run.window_start.desc())
+        .limit(1)
+    ).one_or_none()
+    if run is None:
+        return None
+    received = Prediction.label_received_at
+    if run.started_at is None:  # computed before runs recorded their start: it read every label
+        read_by_run, after_run = true(), false()
+    else:
+        read_by_run, after_run = received <= run.started_at, received > run.started_at
+    # One window's predictions, by the (model_id, ts) index.
+    late, waiting = conn.execute(
+        select(
+            func.sum(case((and_(received >= run.window_end, read_by_run), 1), else_=0)),
+            func.sum(case((after_run, 1), else_=0)),
+        ).where(
+            Prediction.model_id == model_id,
+            _in_range(Prediction.ts, run.window_start, run.window_end),
+            received.is_not(None),
+        )
+    ).one()
+    return Computation(
+        run.window_start,
+        run.window_end,
+        run.row_count,
+        run.label_count,
+        run.finished_at,
+        run.stale_since,
+        int(late or 0),
+        int(waiting or 0),
+    )
 
 
 def quality_series(

@@ -63,6 +63,7 @@ class ModelPage:
     monitors: tuple[str, ...]  # primary first
     alerts: list[AlertRow]  # every alert of the model in the range, whichever its monitor
     open_now: list[AlertRow]  # pending and firing now, whatever the range: the model's health
+    computation: queries.Computation | None  # the monitor's newest window: when performance was computed
 
 
 def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | None:
@@ -92,6 +93,8 @@ def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | Non
         with queries.read_only(engine) as conn:
             share = queries.dataset_drift_series(conn, *args)
             performance = queries.performance_series(conn, *args)
+            coverage = queries.label_coverage(conn, *args)
+            computation = queries.newest_computation(conn, model.id, monitor)
             metrics = queries.metric_series(conn, model.id, tr.start, tr.end, bucket)  # the model's service
             alerts = queries.model_alerts(conn, model.name, tr.start, tr.end)
             open_now = queries.alerts(conn, states=("pending", "firing"), model=model.name)
@@ -99,6 +102,7 @@ def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | Non
             share=share,
             matrix=matrix.result(),
             performance=performance,
+            coverage=coverage,
             quality=quality.result(),
             metrics=metrics,
             alerts=[a for a in alerts if a.concerns(monitor)],
@@ -109,7 +113,9 @@ def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | Non
             selected=query.window,
         )
     breached = queries.breached_features(timeline.matrix)
-    return ModelPage(model, tr, timeline, breached, monitor, extent.monitors, alerts, open_now=open_now)
+    return ModelPage(
+        model, tr, timeline, breached, monitor, extent.monitors, alerts, open_now=open_now, computation=computation
+    )
 
 
 def _since(alerts: list[AlertRow]) -> datetime | None:
@@ -191,6 +197,27 @@ def _performance_kpi(page: ModelPage) -> html.Div:
     ref = f"reference {band['band_lower'].iloc[-1]:.2f}–{band['band_upper'].iloc[-1]:.2f}" if not band.empty else ""
     headline = parts[0].split(" (")[0] if parts else "—"
     return kpi(f"Performance ({metric})", headline, " · ".join([*parts[1:], ref]) or None, tone=tone if parts else None)
+
+
+def recompute_caption(computation: queries.Computation | None) -> str:
+    """When the newest window's performance was last computed, from how many labels, how many of them
+    arrived after the window closed, and whether labels received since wait for a recompute."""
+    c = computation
+    if c is None or c.computed_at is None:
+        return "Performance not computed yet."
+    labels = f"{c.labelled or 0:,} of {c.rows or 0:,} predictions labelled"
+    if c.coverage is not None:
+        labels += f" ({c.coverage:.0%})"
+    text = (
+        f"Performance last computed {time_text(c.computed_at)} for the newest window ({time_text(c.window_start)}): "
+        f"{labels}"
+    )
+    if c.late_labels:
+        text += f", {c.late_labels:,} of them received after the window closed"
+    if c.stale_since is not None:
+        waiting = f"{c.waiting_labels:,} label(s)" if c.waiting_labels else "late data"
+        text += f"; {waiting} received since, recompute pending"
+    return text + "."
 
 
 def _firing_notes(alerts: list[AlertRow]) -> dict[str, str]:
@@ -344,6 +371,9 @@ def render(location: Location, data: ModelData) -> html.Div:
                     config={"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]},
                 ),
                 className="ds-card",
+            ),
+            html.Div(
+                recompute_caption(page.computation), id="performance-recomputed", className="small text-muted mt-1"
             ),
             dbc.Alert(
                 "Tip: click a heatmap cell to open that feature's distributions for that window; "

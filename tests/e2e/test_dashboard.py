@@ -152,6 +152,9 @@ def test_model_page_heatmap_click_opens_feature_window(
     wait_for_graph(page, "model-timeline")
     wait_for_text(page, "#kpi-health", "CRITICAL")
     wait_for_text(page, "#kpi-verdict", "Data")
+    # The seeded newest window was computed 5 minutes after it closed, before any of its labels arrived.
+    wait_for_text(page, "#performance-recomputed", "Performance last computed Nov 25 00:05 UTC")
+    assert "0 of" in page.find_element(By.ID, "performance-recomputed").text
     loaded = page.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert loaded and [url for url in loaded if not url.startswith(base_url)] == []  # nothing from the internet
     screenshot("model")

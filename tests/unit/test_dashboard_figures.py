@@ -191,3 +191,53 @@ def _empty_engine() -> Engine:
     engine = make_engine("sqlite://")
     upgrade(engine)
     return engine
+
+
+def test_coverage_panel_and_recompute_caption(seeded: tuple[Engine, SeedInfo]) -> None:
+    """The coverage bars sit on the performance panel's time axis; their hover says how many labels the
+    performance score was computed from, when, and whether a recompute is pending."""
+    engine, info = seeded
+    query = PageQuery(start=info.churn.first_window, end=info.churn.last_window + HOUR)
+    with engine.connect() as conn:
+        model = model_page.queries.model_by_name(conn, "churn")
+    page = model_page.build(engine, model, query)
+    assert page is not None
+    fig = go.Figure(figures.model_timeline(page.timeline))
+    bars = next(trace for trace in fig.data if trace.name == "label coverage")
+    assert bars.yaxis == "y5" and len(bars.y) == 24 * 7
+    assert set(bars.y) == {0.0, 1.0}  # the seeded windows are fully labelled, the newest not yet
+    assert "labels 0 of" in bars.text[-1] and "(100%)" in bars.text[0]
+    assert "performance computed" in bars.text[0]
+    assert page.computation is not None and page.computation.window_start == info.churn.last_window
+    assert model_page.recompute_caption(page.computation).startswith("Performance last computed Nov 25 00:05 UTC")
+
+    frame = pd.DataFrame(
+        {
+            "bucket": pd.to_datetime([T0, T0 + 6 * HOUR], utc=True),
+            "windows": [6, 6],
+            "rows": [1000, 600],
+            "labelled": [812, 0],
+            "coverage": [0.812, 0.0],
+            "computed_at": pd.to_datetime([T0 + timedelta(days=2), T0 + 13 * HOUR], utc=True),
+            "stale": [2, 0],
+        }
+    )
+    one = figures.coverage_text(frame.assign(windows=1), HOUR, HOUR)
+    assert one[0] == (
+        "labels 812 of 1,000 (81%)<br>performance computed Nov 20 00:00 UTC"
+        "<br>late data received since: recompute pending"
+    )
+    merged = figures.coverage_text(frame, 6 * HOUR, HOUR)
+    assert merged[0].startswith("labels 812 of 1,000 (81%) over 6 windows<br>performance computed Nov 20 00:00 UTC")
+    assert merged[0].endswith("2 window(s) await a recompute (late data)")
+    assert "recompute" not in merged[1]
+
+    computation = model_page.queries.Computation(
+        T0, T0 + HOUR, 1000, 812, T0 + timedelta(days=2), T0 + timedelta(days=3), late_labels=312, waiting_labels=40
+    )
+    assert model_page.recompute_caption(computation) == (
+        "Performance last computed Nov 20 00:00 UTC for the newest window (Nov 18 00:00 UTC): 812 of 1,000 "
+        "predictions labelled (81%), 312 of them received after the window closed; 40 label(s) received since, "
+        "recompute pending."
+    )
+    assert model_page.recompute_caption(None) == "Performance not computed yet."

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, insert, select
 
 from dashboard import queries
 from monitor.store.engine import make_engine, upgrade
-from monitor.store.tables import MetricPoint, MetricSeries, Model, Run, Score
+from monitor.store.tables import MetricPoint, MetricSeries, Model, Prediction, Run, Score
 from tests.conftest import unique_name
 from tests.seed import SeedInfo, seed_store
 
@@ -297,3 +297,72 @@ def test_feature_queries(seeded: tuple[Engine, SeedInfo]) -> None:
     assert len(drift) == len(raw[raw["feature"] == "monthly_charges"]) == drift["window_start"].nunique()
     assert set(drift["method"]) == {"wasserstein"} and set(drift["monitor"]) == {monitor}
     assert not quality.duplicated(["window_start", "method"]).any()
+
+
+def test_label_coverage_and_newest_computation(store_engine: Engine) -> None:
+    """Coverage per bucket is the labels the runs were computed from; the newest window's computation
+    counts its labels received after it closed (read by it) and since (waiting for the recompute)."""
+    ws, hour = datetime(2026, 1, 1, tzinfo=UTC), timedelta(hours=1)
+    runs = [  # window, rows, labels, finished after the window's end, stale since after the window's end
+        (0, 1000, 812, timedelta(days=3), None),
+        (1, 500, 0, timedelta(minutes=5), None),
+        (2, 4, 2, timedelta(hours=2), timedelta(hours=3)),
+    ]
+    with store_engine.begin() as conn:
+        model_id = conn.execute(
+            insert(Model).returning(Model.id), [{"name": "m", "task": "binary", "feature_schema": {}}]
+        ).scalar_one()
+        conn.execute(
+            insert(Run),
+            [
+                {
+                    "monitor": monitor,
+                    "model_id": model_id,
+                    "window_start": ws + i * hour,
+                    "window_end": ws + (i + 1) * hour,
+                    "status": "succeeded",
+                    "row_count": rows,
+                    "label_count": labels,
+                    "started_at": ws + (i + 1) * hour + finished - timedelta(seconds=2),
+                    "finished_at": ws + (i + 1) * hour + finished,
+                    "stale_since": None if stale is None else ws + (i + 1) * hour + stale,
+                }
+                for monitor in ("m-hourly", "other")
+                for i, rows, labels, finished, stale in runs
+            ],
+        )
+        newest_end = ws + 3 * hour
+        received = [  # the newest window's 4 predictions: label received …
+            ws + 2 * hour + timedelta(minutes=30),  # in the window: read, not late
+            newest_end + timedelta(hours=1),  # after it closed, before the run started: read, late
+            newest_end + timedelta(hours=4),  # after the run started: waiting
+            None,  # no label
+        ]
+        conn.execute(
+            insert(Prediction),
+            [
+                {
+                    "model_id": model_id,
+                    "prediction_id": f"p{i}",
+                    "ts": ws + 2 * hour + timedelta(minutes=i),
+                    "features": {},
+                    "source": "test",
+                    "label_received_at": at,
+                }
+                for i, at in enumerate(received)
+            ],
+        )
+    with store_engine.connect() as conn:
+        hourly = queries.label_coverage(conn, model_id, "m-hourly", ws, ws + 3 * hour, hour)
+        merged = queries.label_coverage(conn, model_id, "m-hourly", ws, ws + 4 * hour, 2 * hour)
+        newest = queries.newest_computation(conn, model_id, "m-hourly")
+    assert hourly["coverage"].tolist() == pytest.approx([0.812, 0.0, 0.5])
+    assert hourly["stale"].tolist() == [0, 0, 1]
+    assert list(hourly["computed_at"]) == [ws + (i + 1) * hour + f for i, _, _, f, _ in runs]
+    assert merged[["windows", "rows", "labelled", "stale"]].values.tolist() == [[2, 1500, 812, 0], [1, 4, 2, 1]]
+    assert merged["coverage"].tolist() == pytest.approx([812 / 1500, 0.5])
+    assert merged["computed_at"].iloc[0] == ws + hour + timedelta(days=3)  # the bucket's newest computation
+    assert newest is not None
+    assert (newest.window_start, newest.rows, newest.labelled, newest.coverage) == (ws + 2 * hour, 4, 2, 0.5)
+    assert (newest.computed_at, newest.stale_since) == (newest_end + 2 * hour, newest_end + 3 * hour)
+    assert (newest.late_labels, newest.waiting_labels) == (1, 1)
