@@ -37,6 +37,10 @@ from sqlalchemy import (
 from sqlalchemy.sql.expression import literal
 
 from monitor.config import parse_time
+
+# Shared with the read API, so the dashboard and /v1 give the same numbers (issue 18).
+from monitor.store.reads import COMPUTED_STATUSES, model_monitors, predictions_24h
+from monitor.store.reads import OUTPUT_COLUMNS as OUTPUT_COLUMNS
 from monitor.store.tables import (
     Alert,
     MetricPoint,
@@ -49,11 +53,8 @@ from monitor.store.tables import (
     UtcDateTime,
 )
 
-# Drift scores of these "features" describe the model's output, not its inputs.
-OUTPUT_COLUMNS = ("prediction", "score", "label")
 # Colour scale of the heatmap runs from 0 to this; 1 is the threshold.
 SEVERITY_CAP = 2.0
-COMPUTED_STATUSES = ("succeeded", "insufficient_data")
 WORK_MEM = "64MB"
 
 
@@ -63,16 +64,6 @@ class ModelInfo:
     name: str
     task: str
     features: dict[str, str]
-
-
-@dataclass(frozen=True)
-class MonitorExtent:
-    """Where one monitor's computed windows lie; ``window`` is the length of its newest run's window."""
-
-    name: str
-    first: datetime
-    last: datetime
-    window: timedelta
 
 
 @dataclass(frozen=True)
@@ -221,25 +212,6 @@ def model_of_monitor(conn: Connection, monitor: str) -> str | None:
     return conn.scalar(select(Model.name).join(Run, Run.model_id == Model.id).where(Run.monitor == monitor).limit(1))
 
 
-def model_monitors(conn: Connection, model_id: int) -> list[MonitorExtent]:
-    """The model's monitors that computed a window, primary first: the shortest window (the freshest
-    view), then by name. Read from the runs, so a monitor removed from the config keeps its history."""
-    computed = and_(Run.model_id == model_id, Run.status.in_(COMPUTED_STATUSES))
-    spans = conn.execute(
-        select(Run.monitor, func.min(Run.window_start), func.max(Run.window_start))
-        .where(computed)
-        .group_by(Run.monitor)
-    ).all()
-    out = []
-    for name, first, last in spans:
-        # Window arithmetic in SQL differs per backend; a model has few monitors, so one small query each.
-        start, end = conn.execute(
-            select(Run.window_start, Run.window_end).where(computed, Run.monitor == name, Run.window_start == last)
-        ).one()
-        out.append(MonitorExtent(name, first, last, end - start))
-    return sorted(out, key=lambda m: (m.window, m.name))
-
-
 def model_extent(conn: Connection, model_id: int, monitor: str | None = None) -> Extent:
     """The extent of ``monitor``, or of the model's primary monitor when it is None or not one of the
     model's monitors (a stale link)."""
@@ -310,29 +282,6 @@ def overview(conn: Connection) -> pd.DataFrame:
         frame.loc[match, f"{key}:band_lower"] = row.band_lower
         frame.loc[match, f"{key}:band_upper"] = row.band_upper
     return frame
-
-
-def predictions_24h(conn: Connection) -> dict[int, int]:
-    """model id → predictions stored in the 24 h before the end of its newest computed window.
-
-    Counted in the prediction table, not summed over runs: every monitor of a model reads the same
-    predictions, so the runs of two monitors would count each prediction twice.
-    """
-    ends = conn.execute(
-        select(Run.model_id, func.max(Run.window_end)).where(Run.status.in_(COMPUTED_STATUSES)).group_by(Run.model_id)
-    ).all()
-    # Interval arithmetic in SQL differs per backend; there are few models, so one small query each.
-    return {
-        model_id: conn.scalar(
-            select(func.count()).where(
-                Prediction.model_id == model_id,
-                Prediction.ts >= last_end - timedelta(days=1),
-                Prediction.ts < last_end,
-            )
-        )
-        or 0
-        for model_id, last_end in ends
-    }
 
 
 def data_version(conn: Connection) -> str:

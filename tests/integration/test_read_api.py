@@ -85,7 +85,7 @@ def test_health_models_windows_and_the_status_gate_agree(served, tmp_path: Path)
     assert (health["state"], health["exit_code"], health["firing"]) == ("ok", 0, [])
     assert health["drifting_features"] == ["tenure"]
     assert health["latest_window"] == (T0 + 2 * HOUR).isoformat().replace("+00:00", "Z")
-    assert health["performance"] == {"roc_auc": 0.8} and health["rows_24h"] == 300
+    assert health["performance"] == {"roc_auc": 0.8} and health["monitor"] == "churn-hourly"
     alert_id = fire(engine, "churn", "critical")
     health = get(url, keys["read"], "/v1/models/churn/health").json()
     assert (health["state"], health["exit_code"]) == ("critical", 1)
@@ -116,6 +116,53 @@ def test_health_models_windows_and_the_status_gate_agree(served, tmp_path: Path)
     with transaction(engine) as session:
         session.get(Alert, alert_id).state = "resolved"
     assert runner.invoke(cli, ["status", "--model", "churn", "-c", str(config)]).exit_code == 0
+
+
+def test_health_gives_the_dashboards_numbers(store_engine: Engine) -> None:
+    """On the dashboard's seeded store (two monitors per model, stored predictions), the API's health and
+    models list give the numbers the overview and the model page show (issue 18: the same number
+    everywhere): rows of 24 h, share drifted, drifting inputs, performance, last window, health."""
+    from dashboard import queries
+    from dashboard.pages.overview import model_health
+    from monitor.store.tables import Prediction
+    from tests.seed import seed_store
+
+    seed = seed_store(store_engine, days=3)
+    churn = seed.churn
+    # Late predictions of the newest window, received after it was computed: stored, not in its run's count.
+    with transaction(store_engine) as session:
+        session.add_all(
+            Prediction(model_id=churn.id, prediction_id=f"late-{i}", ts=churn.last_window + i * timedelta(minutes=1),
+                       features={}, source="test")
+            for i in range(5)
+        )  # fmt: skip
+    key = create_api_key(store_engine, "svc-read", scopes=["read"])[0]
+    with serving(create_app(make_config(), store_engine)) as url:
+        health = get(url, key, "/v1/models/churn/health").json()
+        listed = {m["model"]: m for m in get(url, key, "/v1/models").json()["models"]}
+
+    with queries.read_only(store_engine) as conn:
+        overview = queries.overview(conn)
+        open_alerts = [a for a in queries.open_alerts(conn) if a.model == churn.name]
+        last = churn.last_window
+        matrix = queries.drift_matrix(conn, churn.id, churn.monitor, last, last + HOUR, HOUR)
+    row = overview[(overview["model_id"] == churn.id) & (overview["monitor"] == churn.monitor)].iloc[0]
+    assert health["monitor"] == churn.monitor
+    assert health["rows_24h"] == row["predictions_24h"] == churn.predictions_24h + 5
+    assert churn.last_share[churn.monitor] != churn.last_share[churn.rolling_monitor]
+    assert health["share_drifted"] == pytest.approx(row["share_drifted"])
+    assert health["share_drifted"] == pytest.approx(churn.last_share[churn.monitor])
+    drifting = matrix[(matrix["breached"] > 0) & ~matrix["feature"].isin(queries.OUTPUT_COLUMNS)]
+    assert health["drifting_features"] == sorted(drifting["feature"]) and health["drifting_features"]
+    for kind in ("performance", "estimated_performance"):
+        shown = {c.split(":")[1]: row[c] for c in overview.columns if c.count(":") == 1 and c.startswith(f"{kind}:")}
+        assert health[kind] == pytest.approx({m: v for m, v in shown.items() if v == v}) and health[kind]
+    assert health["latest_window"] == row["last_window"].isoformat().replace("+00:00", "Z")
+    assert health["state"] == model_health(open_alerts, True) == "critical"
+    assert {k: v for k, v in listed["churn"].items() if k != "age_seconds"} == {
+        k: v for k, v in health.items() if k != "age_seconds"
+    }
+    assert (listed["pricing"]["state"], listed["pricing"]["rows_24h"]) == ("no data", 0)
 
 
 def test_scopes_and_model_scoped_keys(served) -> None:
