@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from monitor.cli.file_progress import reading_bar
 from monitor.cli.main import ConfigOption, err_console, open_store, out_console, user_errors
 from monitor.config import load_config
 
@@ -39,17 +39,9 @@ def upload(
     engine = open_store(settings)
     check_migrated(engine)
     columns = LabelColumns(id_column, label_column, time_column or "timestamp", time_required=time_column is not None)
-    bar = [TextColumn("reading {task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn()]
-    if file.suffix.lower() in (".parquet", ".pq"):
-        # Parquet reports rows, and its total is unknown until the footer is read: "?" until then.
-        bar[2] = MofNCompleteColumn(" of ")
     try:
-        with Progress(*bar, console=err_console, transient=True) as progress:
-            task = progress.add_task(file.name, total=None)
-            result = upload_labels(
-                engine, settings, model, file, columns,
-                progress=lambda done, total: progress.update(task, completed=done, total=total),
-            )  # fmt: skip
+        with reading_bar(file) as progress:
+            result = upload_labels(engine, settings, model, file, columns, progress=progress)
     finally:
         engine.dispose()  # a one-shot command: its pooled connections close now, not at garbage collection
     for line in result.first_rejections:

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from monitor.cli.main import ConfigOption, err_console, open_store, out_console, user_errors
+from monitor.cli.file_progress import reading_bar
+from monitor.cli.main import ConfigOption, open_store, out_console, user_errors
 from monitor.config import load_config
 
 reference_app = typer.Typer(help="Reference datasets that monitors compare windows with.", no_args_is_help=True)
@@ -31,16 +31,8 @@ def upload(
     settings = load_config(config)
     engine = open_store(settings)
     check_migrated(engine)
-    columns = [TextColumn("reading {task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn()]
-    if file.suffix.lower() in (".parquet", ".pq"):
-        # Parquet reports rows, and its total is unknown until the footer is read: "?" until then.
-        columns[2] = MofNCompleteColumn(" of ")
-    with Progress(*columns, console=err_console, transient=True) as progress:
-        task = progress.add_task(file.name, total=None)
-        stored, rows = upload_dataset(
-            engine, settings, model, file, name=name,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
-        )  # fmt: skip
+    with reading_bar(file) as progress:
+        stored, rows = upload_dataset(engine, settings, model, file, name=name, progress=progress)
     out_console.print(f"reference dataset {stored!r} of model {model!r}: {rows:,} rows stored", highlight=False)
 
 
