@@ -3,6 +3,11 @@
 The HTML comes from the ``render_report`` callable the entry point injects into ``create_app`` and is
 served by a plain Flask route (``/_report/<monitor>/<window_start>``), so the report's own scripts and
 styles stay isolated from the dashboard's and the dashboard never imports the detectors.
+
+The report inlines the window's data in a ``<script>`` (category values, labels, class names: whatever
+the model's callers sent), and Evidently does not escape ``</script>`` in it. So the report is served
+sandboxed (:data:`REPORT_HEADERS`) and framed with ``sandbox`` (:data:`REPORT_SANDBOX`): its scripts run,
+to draw, but in an opaque origin that can neither read the dashboard nor act as its logged-in user.
 """
 
 from __future__ import annotations
@@ -25,6 +30,15 @@ from dashboard.theme import empty_state, page_header, time_text
 from monitor.errors import DriftscopeError
 
 REPORT_ROUTE = "/_report/<monitor>/<window_start>"
+# Scripts may run, never as the dashboard's origin: no allow-same-origin, which would undo the sandbox.
+REPORT_SANDBOX = "allow-scripts"
+# Also when the report is opened on its own ("Open in a new tab"), where no iframe attribute applies.
+# The report is self-contained: it loads nothing, so everything but its inline code and data is refused.
+REPORT_HEADERS = {
+    "Content-Security-Policy": f"sandbox {REPORT_SANDBOX}; default-src 'none'; script-src 'unsafe-inline'; "
+    "style-src 'unsafe-inline'; img-src data:; font-src data:; frame-ancestors 'self'",
+    "X-Frame-Options": "SAMEORIGIN",  # the dashboard frames it; the app-wide DENY would not let it
+}
 
 
 def report_src(monitor: str, window_start: datetime) -> str:
@@ -96,7 +110,9 @@ def render(location: Location, data: ReportData) -> html.Div:
     return html.Div(
         [
             header,
-            html.Iframe(src=report_src(monitor, window), id="report-frame", className="ds-report-frame"),
+            html.Iframe(
+                src=report_src(monitor, window), sandbox=REPORT_SANDBOX, id="report-frame", className="ds-report-frame"
+            ),
         ]
     )
 
@@ -105,6 +121,11 @@ def register_callbacks(app: dash.Dash, ctx: Context) -> None:
     """Not a Dash callback: the plain Flask route the iframe loads the report from."""
 
     def report(monitor: str, window_start: str) -> Response:
+        response = _report(monitor, window_start)
+        response.headers.update(REPORT_HEADERS)
+        return response
+
+    def _report(monitor: str, window_start: str) -> Response:
         window = parse_time(window_start)
         if window is None:
             return Response(f"not a window start: {window_start!r}\n", 404, mimetype="text/plain")

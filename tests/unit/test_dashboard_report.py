@@ -10,6 +10,8 @@ import pytest
 from sqlalchemy import Engine, insert
 
 from dashboard import create_app
+from dashboard.pages import report
+from dashboard.state import Location, PageQuery
 from monitor.cli.dashboard import report_renderer
 from monitor.config import Config
 from monitor.runs.drilldown import ReportError, window_report_html
@@ -93,3 +95,22 @@ def test_string_positive_class_with_int_labels_in_both_paths(sqlite_engine: Engi
     response = client.get("/_report/m-hourly/" + WINDOW.strftime("%Y-%m-%dT%H:%M:%SZ"))
     assert response.status_code == 200, response.get_data(as_text=True)
     assert "ROC AUC" in report_data(response.get_data(as_text=True))
+
+
+def test_report_is_served_sandboxed(sqlite_engine: Engine) -> None:
+    """Whatever the report's data holds runs in an opaque origin: the sandbox policy on every answer of
+    the route (the report and its 404s), ``sandbox`` on the iframe, never ``allow-same-origin``."""
+    app = create_app(config(), sqlite_engine, render_report=lambda m, w: "<!DOCTYPE html><p>report</p>")
+    client = app.server.test_client()
+    window = WINDOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    for path, status in ((f"/_report/m-hourly/{window}", 200), ("/_report/m-hourly/not-a-time", 404)):
+        response = client.get(path)
+        assert response.status_code == status
+        policy = [d.strip() for d in response.headers["Content-Security-Policy"].split(";")]
+        assert "sandbox allow-scripts" in policy and "default-src 'none'" in policy, policy
+        assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
+    page = report.render(
+        Location({"monitor": "m-hourly", "window": window}, PageQuery.parse("")), report.ReportData("m", True)
+    )
+    (frame,) = [c for c in page.children if getattr(c, "id", None) == "report-frame"]
+    assert frame.sandbox == "allow-scripts"
