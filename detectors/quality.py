@@ -20,6 +20,10 @@ Per window (``feature=None``):
 Shares are computed over the values that can carry them (out-of-range over valid values, etc.);
 when there are none the score is ``Score.insufficient`` with the reason.
 
+Typed columns (float, integer, bool) are parsed with vectorized NumPy and categorical columns of
+strings and numbers once per distinct value; only object columns that truly mix types go value by
+value. All paths count exactly alike.
+
 Example
 -------
 >>> import numpy as np
@@ -31,6 +35,7 @@ Example
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,14 +96,14 @@ class QualityReference:
         for name, kind in kinds.items():
             if name not in reference:
                 raise ValueError(f"reference has no column {name!r}")
-            parsed = _parse(np.asarray(reference[name], dtype=object), kind, name)
+            parsed = _parse(reference[name], kind, name)
             if n_rows is None:
                 n_rows = parsed.n
             elif parsed.n != n_rows:
                 raise ValueError(f"reference column {name!r} has {parsed.n} rows, expected {n_rows}")
-            missing = parsed.missing.sum() / parsed.n if parsed.n else 0.0
+            missing = parsed.n_missing / parsed.n if parsed.n else 0.0
             if kind == "numeric":
-                valid = parsed.numbers[parsed.valid]
+                valid = parsed.numbers
                 columns[name] = ColumnProfile(
                     kind,
                     float(missing),
@@ -106,9 +111,7 @@ class QualityReference:
                     maximum=float(valid.max()) if len(valid) else None,
                 )
             else:
-                columns[name] = ColumnProfile(
-                    kind, float(missing), categories=frozenset(parsed.categories[parsed.valid].tolist())
-                )
+                columns[name] = ColumnProfile(kind, float(missing), categories=frozenset(parsed.categories))
         n = n_rows or 0
         rate = None
         if reference_seconds is not None:
@@ -151,20 +154,49 @@ class QualityReference:
 
 @dataclass(frozen=True, slots=True)
 class _Parsed:
+    """One column reduced to what the scores need: counts, the valid numbers, the valid categories."""
+
     n: int
-    missing: np.ndarray
-    type_error: np.ndarray
-    valid: np.ndarray
-    numbers: np.ndarray  # float64 (numeric kind), NaN where not valid
-    categories: np.ndarray  # canonical strings (categorical kind), "" where not valid
+    n_missing: int
+    n_type_error: int
+    numbers: np.ndarray  # numeric kind: the valid values as float64, in row order
+    categories: Mapping[str, int]  # categorical kind: canonical string -> how many valid values
+
+    @property
+    def n_valid(self) -> int:
+        return self.n - self.n_missing - self.n_type_error
 
 
-def _is_missing(values: np.ndarray) -> np.ndarray:
+_NO_NUMBERS = np.empty(0, dtype=np.float64)
+# Object columns whose values are only of these types are factorized exactly: two values of them
+# that compare equal (1 == 1.0, "a" == np.str_("a")) have the same canonical category, and pandas'
+# missing sentinel (None, NaN, pd.NA) is exactly ``pd.isna``. bool is left out: True == 1, but
+# their categories are "True" and "1".
+_FACTORIZABLE = frozenset({str, np.str_, int, float, np.float64, type(None), type(pd.NA)})
+
+
+def _as_column(values: Any) -> np.ndarray:
+    """A 1-D array; typed (float, integer, bool) when it already was one, else of Python objects.
+
+    Lists go straight to objects: NumPy would turn ``[True, 2]`` into integers and ``[1, "a"]``
+    into strings, hiding the type errors this detector counts.
+    """
+    if isinstance(values, np.ndarray | pd.Series | pd.Index):
+        array = np.asarray(values)
+        if array.dtype.kind in "fiub":
+            return array
+    return np.asarray(values, dtype=object)
+
+
+def _blank(values: np.ndarray) -> np.ndarray:
+    return np.fromiter((isinstance(v, str) and not v.strip() for v in values), dtype=bool, count=len(values))
+
+
+def _is_missing(values: np.ndarray, types: set[type]) -> np.ndarray:
+    """None, NaN, NaT, pd.NA and blank strings; ``types`` are the types present in ``values``."""
     missing = np.asarray(pd.isna(values), dtype=bool)
-    is_str = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=len(values))
-    if is_str.any():
-        blank = np.fromiter((isinstance(v, str) and not v.strip() for v in values), dtype=bool, count=len(values))
-        missing |= blank
+    if any(issubclass(t, str) for t in types):
+        missing |= _blank(values)
     return missing
 
 
@@ -181,23 +213,61 @@ def _canonical_category(value: Any) -> str | None:
     return None
 
 
-def _parse(values: np.ndarray, kind: ColumnKind, name: str) -> _Parsed:
-    if values.ndim != 1:
-        raise ValueError(f"column {name!r} must be 1-D, got shape {values.shape}")
+def _parse_numeric(values: np.ndarray) -> _Parsed:
     n = len(values)
-    missing = _is_missing(values) if n else np.zeros(0, dtype=bool)
-    if kind == "numeric":
+    if values.dtype.kind == "b":
+        return _Parsed(n, 0, n, _NO_NUMBERS, {})
+    if values.dtype.kind in "iu":
+        return _Parsed(n, 0, 0, values.astype(np.float64), {})
+    if values.dtype.kind == "f":
+        x = values.astype(np.float64, copy=False)
+        valid = np.isfinite(x)
+        n_missing = int(np.isnan(x).sum())
+        return _Parsed(n, n_missing, n - n_missing - int(valid.sum()), x[valid], {})
+    types = set(map(type, values))
+    missing = _is_missing(values, types)
+    numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    type_error = ~missing & ~np.isfinite(numbers)
+    if any(issubclass(t, bool | np.bool_) for t in types):
         is_bool = np.fromiter((isinstance(v, bool | np.bool_) for v in values), dtype=bool, count=n)
-        numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
-        type_error = ~missing & (is_bool | ~np.isfinite(numbers))
-        valid = ~missing & ~type_error
-        return _Parsed(n, missing, type_error, valid, np.where(valid, numbers, np.nan), np.empty(0, dtype=object))
+        type_error |= ~missing & is_bool
+    valid = ~missing & ~type_error
+    return _Parsed(n, int(missing.sum()), int(type_error.sum()), numbers[valid], {})
+
+
+def _parse_categorical(values: np.ndarray) -> _Parsed:
+    n = len(values)
+    types = set(map(type, values)) if values.dtype == object else set()
+    if types <= _FACTORIZABLE:
+        # Canonical forms are computed once per distinct value, not once per row.
+        codes, uniques = pd.factorize(values)
+        counts = np.bincount(codes[codes >= 0], minlength=len(uniques)).tolist()
+        n_missing, n_type_error = int((codes < 0).sum()), 0
+        categories: dict[str, int] = {}
+        for value, count in zip(uniques.tolist(), counts, strict=True):
+            if isinstance(value, str) and not value.strip():
+                n_missing += count
+            elif (category := _canonical_category(value)) is None:
+                n_type_error += count
+            else:
+                categories[category] = categories.get(category, 0) + count
+        return _Parsed(n, n_missing, n_type_error, _NO_NUMBERS, categories)
+    # Objects that do not compare like their categories (True == 1, Decimal, containers): row by row.
+    missing = _is_missing(values, types)
+    canon = [None if m else _canonical_category(v) for v, m in zip(values.tolist(), missing.tolist(), strict=True)]
+    valid = [c for c in canon if c is not None]
+    n_missing = int(missing.sum())
+    return _Parsed(n, n_missing, n - n_missing - len(valid), _NO_NUMBERS, dict(Counter(valid)))
+
+
+def _parse(values: Any, kind: ColumnKind, name: str) -> _Parsed:
+    column = _as_column(values)
+    if column.ndim != 1:
+        raise ValueError(f"column {name!r} must be 1-D, got shape {column.shape}")
+    if kind == "numeric":
+        return _parse_numeric(column)
     if kind == "categorical":
-        canon = [None if m else _canonical_category(v) for v, m in zip(values.tolist(), missing.tolist(), strict=True)]
-        type_error = ~missing & np.fromiter((c is None for c in canon), dtype=bool, count=n)
-        valid = ~missing & ~type_error
-        categories = np.array([c if c is not None else "" for c in canon], dtype=object)
-        return _Parsed(n, missing, type_error, valid, np.empty(0), categories)
+        return _parse_categorical(column)
     raise ValueError(f"column {name!r}: kind must be 'numeric' or 'categorical', got {kind!r}")
 
 
@@ -217,7 +287,7 @@ def _share_score(method: str, feature: str, count: int, of: int, threshold: floa
 
 
 def _column_scores(name: str, values: Any, profile: ColumnProfile, th: QualityThresholds) -> list[Score]:
-    parsed = _parse(np.asarray(values, dtype=object), profile.kind, name)
+    parsed = _parse(values, profile.kind, name)
     if parsed.n == 0:
         reason = "empty window"
         methods = [
@@ -231,7 +301,7 @@ def _column_scores(name: str, values: Any, profile: ColumnProfile, th: QualityTh
         _share_score(
             "missing_share",
             name,
-            int(parsed.missing.sum()),
+            parsed.n_missing,
             parsed.n,
             missing_threshold,
             "any",
@@ -240,20 +310,20 @@ def _column_scores(name: str, values: Any, profile: ColumnProfile, th: QualityTh
         _share_score(
             "type_error_share",
             name,
-            int(parsed.type_error.sum()),
-            int((~parsed.missing).sum()),
+            parsed.n_type_error,
+            parsed.n - parsed.n_missing,
             th.type_error_share,
             "non-missing",
         ),
     ]
-    n_valid = int(parsed.valid.sum())
+    n_valid = parsed.n_valid
     if profile.kind == "numeric":
         if profile.minimum is None or profile.maximum is None:
             scores.append(
                 Score.insufficient("quality", "out_of_range_share", "reference has no valid values", feature=name)
             )
         else:
-            x = parsed.numbers[parsed.valid]
+            x = parsed.numbers
             outside = int(((x < profile.minimum) | (x > profile.maximum)).sum())
             scores.append(
                 _share_score(
@@ -273,15 +343,14 @@ def _column_scores(name: str, values: Any, profile: ColumnProfile, th: QualityTh
                 Score.insufficient("quality", "unseen_category_share", "reference has no valid values", feature=name)
             )
         else:
-            cats = parsed.categories[parsed.valid]
-            unseen_mask = ~np.isin(cats, np.array(sorted(profile.categories), dtype=object))
+            unseen = {c: count for c, count in parsed.categories.items() if c not in profile.categories}
             # a few examples make the alert actionable without storing the whole column
-            examples = sorted(set(cats[unseen_mask].tolist()))[:10]
+            examples = sorted(unseen)[:10]
             scores.append(
                 _share_score(
                     "unseen_category_share",
                     name,
-                    int(unseen_mask.sum()),
+                    sum(unseen.values()),
                     n_valid,
                     th.unseen_category_share,
                     "valid",

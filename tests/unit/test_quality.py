@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+from decimal import Decimal
+
 import numpy as np
+import pandas as pd
 import pytest
 
-from detectors.quality import QualityReference, QualityThresholds, quality_scores
+from detectors.quality import QualityReference, QualityThresholds, _parse, quality_scores
 
 KINDS = {"age": "numeric", "plan": "categorical"}
 
@@ -155,3 +160,130 @@ def test_large_window_is_vectorized_enough():
     scores = quality_scores(ref, cur)
     assert 0.0 < _get(scores, "out_of_range_share", "x").value < 0.5
     assert _get(scores, "unseen_category_share", "c").value == pytest.approx(1 / 3, abs=0.02)
+
+
+# --- the typed fast paths against the per-value parser they replaced --------------------------
+# The oracle is the row-by-row parser as it was before the fast paths (issue 16), kept verbatim so
+# that every column type must keep giving exactly today's counts, numbers and categories.
+
+
+def _oracle_is_missing(values):
+    missing = np.asarray(pd.isna(values), dtype=bool)
+    is_str = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=len(values))
+    if is_str.any():
+        blank = np.fromiter((isinstance(v, str) and not v.strip() for v in values), dtype=bool, count=len(values))
+        missing |= blank
+    return missing
+
+
+def _oracle_canonical_category(value):
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating) and math.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return None
+
+
+def _oracle_parse(values, kind):
+    """(n, missing, type errors, valid numbers, valid category counts) the way the old parser found them."""
+    values = np.asarray(values, dtype=object)
+    n = len(values)
+    missing = _oracle_is_missing(values) if n else np.zeros(0, dtype=bool)
+    if kind == "numeric":
+        is_bool = np.fromiter((isinstance(v, bool | np.bool_) for v in values), dtype=bool, count=n)
+        numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+        type_error = ~missing & (is_bool | ~np.isfinite(numbers))
+        valid = ~missing & ~type_error
+        return n, int(missing.sum()), int(type_error.sum()), numbers[valid], {}
+    canon = [
+        None if m else _oracle_canonical_category(v) for v, m in zip(values.tolist(), missing.tolist(), strict=True)
+    ]
+    type_error = ~missing & np.fromiter((c is None for c in canon), dtype=bool, count=n)
+    valid = ~missing & ~type_error
+    categories = np.array([c if c is not None else "" for c in canon], dtype=object)
+    return n, int(missing.sum()), int(type_error.sum()), np.empty(0), dict(Counter(categories[valid].tolist()))
+
+
+_ODD_VALUES = [
+    None, np.nan, float("nan"), pd.NA, pd.NaT, "", "   ", "\t", "abc", "3", " 7 ", "2.5", "inf", "-inf", "nan",
+    "1e3", np.str_("x"), True, False, np.bool_(True), 0, 1, -3, 2**70, np.int64(5), np.uint8(7), 1.0, 2.5, -0.0,
+    np.inf, -np.inf, np.float32(3.0), np.float64(4.5), 1e300, Decimal("1"), Decimal("NaN"), {"x": 1}, [1],
+    (2,), b"bytes",
+]  # fmt: skip
+
+
+def _random_columns(rng: np.random.Generator, n: int) -> dict[str, object]:
+    """Columns of every type the detector meets: typed arrays, JSON-like objects, lists, Series."""
+    floats = rng.normal(0, 100, n)
+    floats[rng.random(n) < 0.1] = np.nan
+    floats[rng.random(n) < 0.02] = rng.choice([np.inf, -np.inf, -0.0], 1)[0]
+    integral = np.round(rng.normal(0, 3, n))
+    integral[rng.random(n) < 0.1] = np.nan
+    ints = rng.integers(-1000, 1000, n)
+    words = rng.choice(np.array(["a", "b", "c", "", " ", "10", "2.0", " 3 ", "inf"], dtype=object), n)
+    json_like = np.array(
+        [None if r < 0.1 else (int(r * 1000) if r < 0.4 else float(r)) for r in rng.random(n)], dtype=object
+    )
+    strings_with_nan = words.copy()
+    strings_with_nan[rng.random(n) < 0.15] = rng.choice(np.array([None, np.nan, pd.NA], dtype=object), 1)[0]
+    string_and_numbers = np.array(
+        [w if r < 0.5 else (int(r * 10) if r < 0.75 else r * 10) for w, r in zip(words, rng.random(n), strict=True)],
+        dtype=object,
+    )
+    odd = np.array([_ODD_VALUES[i] for i in rng.integers(0, len(_ODD_VALUES), n)], dtype=object)
+    bools_in_numbers = json_like.copy()
+    bools_in_numbers[rng.random(n) < 0.1] = True
+    return {
+        "float64": floats,
+        "float32": floats.astype(np.float32),
+        "integral floats": integral,
+        "int64": ints,
+        "uint64": rng.integers(0, 2**64 - 1, n, dtype=np.uint64),
+        "int8": ints.astype(np.int8),
+        "bool": rng.random(n) < 0.5,
+        "json numbers": json_like,
+        "json numbers as list": json_like.tolist(),
+        "floats as list": floats.tolist(),
+        "bools in numbers": bools_in_numbers,
+        # equal as Python objects (True == 1 == 1.0) but not as categories ("True" vs "1")
+        "bools and 0/1": rng.choice(np.array([True, False, np.bool_(True), 0, 1, 1.0, 0.0, None], dtype=object), n),
+        "strings": words,
+        "strings as unicode array": words.astype(str),
+        "strings with nan/None/NA": strings_with_nan,
+        "strings as series": pd.Series(strings_with_nan),
+        "strings and numbers": string_and_numbers,
+        "mixed": odd,
+        "mixed as list": odd.tolist(),
+        "float series": pd.Series(floats),
+        "empty": np.array([], dtype=np.float64),
+    }
+
+
+@pytest.mark.parametrize("seed", range(25))
+@pytest.mark.parametrize("kind", ["numeric", "categorical"])
+def test_fast_paths_give_exactly_what_the_per_value_parser_gave(seed: int, kind: str) -> None:
+    rng = np.random.default_rng(seed)
+    for flavour, column in _random_columns(rng, int(rng.integers(1, 400))).items():
+        n, n_missing, n_type_error, numbers, categories = _oracle_parse(column, kind)
+        parsed = _parse(column, kind, flavour)
+        assert (parsed.n, parsed.n_missing, parsed.n_type_error) == (n, n_missing, n_type_error), flavour
+        # bit for bit, signed zeros included
+        assert parsed.numbers.dtype == np.float64 and parsed.numbers.tobytes() == numbers.tobytes(), flavour
+        assert dict(parsed.categories) == categories, flavour
+
+
+def test_typed_and_object_columns_score_the_same() -> None:
+    rng = np.random.default_rng(7)
+    columns = _random_columns(rng, 300)
+    kinds = {"float64": "numeric", "int64": "numeric", "bool": "categorical", "strings": "categorical"}
+    ref = QualityReference.fit({k: columns[k][:150] for k in kinds}, kinds)
+    typed = quality_scores(ref, {k: columns[k][150:] for k in kinds})
+    as_objects = quality_scores(ref, {k: np.asarray(columns[k][150:], dtype=object) for k in kinds})
+    assert typed == as_objects
+    assert QualityReference.fit({k: list(columns[k]) for k in kinds}, kinds) == QualityReference.fit(
+        {k: columns[k] for k in kinds}, kinds
+    )
