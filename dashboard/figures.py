@@ -452,19 +452,20 @@ def coverage_text(frame: pd.DataFrame, bucket: timedelta, window: timedelta) -> 
     """Hover text per bucket of :func:`dashboard.queries.label_coverage`: how many predictions were
     labelled when performance was last computed, when that was, and whether late data awaits a recompute."""
     texts = []
-    for row in frame.itertuples():
-        labelled, rows = int(row.labelled or 0), int(row.rows or 0)
-        share = f" ({row.coverage:.0%})" if pd.notna(row.coverage) else ""
+    # Records, not itertuples: the stubs type a named tuple's fields as any scalar (bytes too).
+    for row in frame.to_dict("records"):
+        labelled, rows = int(row["labelled"] or 0), int(row["rows"] or 0)
+        share = f" ({row['coverage']:.0%})" if pd.notna(row["coverage"]) else ""
         one = bucket == window
-        text = f"labels {labelled:,} of {rows:,}{share}" + ("" if one else f" over {int(row.windows)} windows")
-        if pd.notna(row.computed_at):
+        text = f"labels {labelled:,} of {rows:,}{share}" + ("" if one else f" over {int(row['windows'])} windows")
+        if pd.notna(row["computed_at"]):
             newest = "" if one else " (newest window)"
-            text += f"<br>performance computed {row.computed_at:%b %d %H:%M} UTC{newest}"
-        if row.stale:
+            text += f"<br>performance computed {row['computed_at']:%b %d %H:%M} UTC{newest}"
+        if row["stale"]:
             text += (
                 "<br>late data received since: recompute pending"
                 if one
-                else f"<br>{int(row.stale)} window(s) await a recompute (late data)"
+                else f"<br>{int(row['stale'])} window(s) await a recompute (late data)"
             )
         texts.append(text)
     return texts
