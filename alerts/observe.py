@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, false, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from alerts.rules import CompiledRule, Observation, Selector
@@ -55,10 +55,13 @@ class Scope:
         windows = {name: monitor.window for name, monitor in config.monitors.items()}
         return cls(now, model_ids, list(config.models), newest, windows)
 
-    def score_bounds(self, rule: CompiledRule, kind: str) -> ColumnElement[bool]:
-        """Per monitor, only its last ``2 * for + 2`` windows: enough for ``for`` observations with a few
-        windows lacking data, without ranking a monitor's whole history on every pass. Each term is
-        (model, kind, window start ≥ bound), the prefix of the score index, so it is an index range."""
+    def score_bounds(
+        self, rule: CompiledRule, kind: str, newest_window: Mapping[tuple[str, int], datetime] | None = None
+    ) -> ColumnElement[bool]:
+        """Per monitor, only its last ``2 * for + 2`` windows (counted back from ``newest_window``, by
+        default each monitor's newest run): enough for ``for`` observations with a few windows lacking
+        data, without ranking a monitor's whole history on every pass. Each term is (model, kind, window
+        start ≥ bound), the prefix of the score index, so it is an index range."""
         span = 2 * rule.rule.for_ + 2
         bounds = [
             and_(
@@ -67,7 +70,7 @@ class Scope:
                 Score.window_start >= newest - span * self.windows.get(monitor, DEFAULT_WINDOW),
                 Score.monitor == monitor,
             )
-            for (monitor, model_id), newest in self.newest_window.items()
+            for (monitor, model_id), newest in (self.newest_window if newest_window is None else newest_window).items()
             if rule.rule.monitors is None or monitor in rule.rule.monitors
         ]
         return or_(*bounds) if bounds else false()
@@ -104,7 +107,33 @@ def _field_value(selector: Selector, value: float | None, threshold: float | Non
     return float(extra) if isinstance(extra, int | float) and not isinstance(extra, bool) else None
 
 
-def _score_query(rule: CompiledRule, scope: Scope) -> Select[Any]:
+def _covered(rule: CompiledRule) -> ColumnElement[bool] | None:
+    """Runs labelled enough for ``rule`` (its ``min_label_coverage``), None when it asks for no coverage."""
+    minimum = rule.rule.min_label_coverage
+    if minimum is None:
+        return None
+    return and_(Run.row_count > 0, Run.label_count >= literal(minimum) * Run.row_count)
+
+
+def _newest_covered(session: Session, covered: ColumnElement[bool]) -> dict[tuple[str, int], datetime]:
+    """(monitor, model id) → start of its newest run labelled enough: a rule with a minimum coverage
+    counts its windows back from there, so a firing alert stays observed while labels are days behind."""
+    return {
+        (monitor, model_id): start
+        for monitor, model_id, start in session.execute(
+            select(Run.monitor, Run.model_id, func.max(Run.window_start))
+            .where(covered)
+            .group_by(Run.monitor, Run.model_id)
+        )
+    }
+
+
+def _score_query(
+    rule: CompiledRule, scope: Scope, covered: tuple[ColumnElement[bool], Mapping[tuple[str, int], datetime]] | None
+) -> Select[Any]:
+    """The newest ``for`` scores of each series; with ``covered`` (the coverage condition on runs and
+    each monitor's newest covered window), only windows labelled enough are ranked: the others are not
+    seen, so they neither count towards ``for`` nor break a streak nor resolve."""
     selector = rule.selector
     model_ids = scope.model_ids
     newest_first = func.row_number().over(
@@ -128,8 +157,10 @@ def _score_query(rule: CompiledRule, scope: Scope) -> Select[Any]:
         Score.kind == selector.score_kind,
         Score.status == "ok",
         Score.value.is_not(None),
-        scope.score_bounds(rule, str(selector.score_kind)),
+        scope.score_bounds(rule, str(selector.score_kind), None if covered is None else covered[1]),
     )
+    if covered is not None:
+        inner = inner.join(Run, Run.id == Score.run_id).where(covered[0])
     if selector.method is None:
         inner = inner.where(Score.feature.is_not(None))
     else:
@@ -151,7 +182,9 @@ def _score_series(session: Session, rule: CompiledRule, scope: Scope) -> list[Se
     names = {id_: name for name, id_ in scope.model_ids.items()}
     selector = rule.selector
     found: dict[str, Series] = {}
-    for row in session.execute(_score_query(rule, scope)):
+    condition = _covered(rule)
+    covered = None if condition is None else (condition, _newest_covered(session, condition))
+    for row in session.execute(_score_query(rule, scope, covered)):
         details = row.details or {}
         labels = _base_labels(rule, names.get(row.model_id, str(row.model_id)))
         labels["monitor"] = row.monitor

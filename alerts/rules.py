@@ -26,6 +26,10 @@ The grammar, source by source:
 The right-hand side is a number or ``threshold`` (the score's own threshold). A selector ending in
 ``breached`` stands alone: the detector already knows the direction (a p-value below, a distance above).
 
+A rule on labelled scores (``performance``, ``labels``) may set ``min_label_coverage``: windows with a
+smaller share of labelled predictions are not observed at all (:mod:`alerts.observe`), so they leave
+the alert's state as it is. Any other rule setting it is refused at load.
+
 :func:`compile_rules` also checks every score selector against what the monitors in the rule's scope
 (its ``models`` and ``monitors``) compute, and every ``metric.NAME`` against the metrics its models
 define: a misspelt or unconfigured selector would otherwise validate and never fire.
@@ -221,6 +225,8 @@ QUALITY_METHODS: Mapping[str, tuple[str, ...]] = {
 }
 QUALITY_DATASET_METHODS = ("volume", "duplicate_ids", "late_rows")
 LABEL_METHODS = ("coverage", "lag_median_seconds", "lag_p95_seconds", "label_corrections")
+# Sources computed from labels: the only ones a rule's min_label_coverage applies to.
+LABELLED_SOURCES = ("performance", "labels")
 # Sources whose scores carry a feature: the only ones SOURCE.value / SOURCE.breached can read.
 PER_FEATURE_SOURCES = ("drift", "quality")
 # Columns beside the features whose drift is scored (monitor.runs.evaluation.drift_columns).
@@ -384,6 +390,13 @@ def _compile(index: int, rule: AlertRule, config: Config) -> Iterator[tuple[str,
         return
     if resolve is not None and resolve.selector != when.selector:
         yield f"{path}.resolve_when", f"must use the same selector as when ({when.selector}), got {resolve.selector}"
+        return
+    if rule.min_label_coverage is not None and when.selector.source not in LABELLED_SOURCES:
+        yield (
+            f"{path}.min_label_coverage",
+            f"only rules on labelled scores ({', '.join(f'{s}.*' for s in LABELLED_SOURCES)}) can require label "
+            f"coverage; {when.selector} does not depend on labels",
+        )
         return
     if when.selector.source == "staleness" and rule.for_ > 1:
         yield f"{path}.for", "staleness rules are evaluated on every pass, not per window: the minutes are the 'for'"

@@ -613,6 +613,13 @@ class AlertRule(Frozen):
         description="A group still firing is notified again after this long (0: at every evaluation).",
     )
     inhibits: list[str] = Field([], description="Names of rules this one mutes (same model) while it fires.")
+    min_label_coverage: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Rules on performance.* or labels.* only: windows with a smaller share of labelled predictions "
+        "are skipped, so a half-labelled window neither fires, resolves nor breaks a streak; null: every window.",
+    )
 
 
 class SlackChannel(Frozen):

@@ -11,12 +11,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from alerts import deliver_due, evaluate
+from monitor.config import parse_config
 from monitor.store.actions import acknowledge, create_silence, expire_silence
 from monitor.store.engine import transaction
-from monitor.store.tables import Alert, Notification, Prediction
+from monitor.store.tables import Alert, Notification, Prediction, Run, Score
 from tests.alert_support import HOUR, T0, add_metric_points, add_window, make_config, setup_models
 
 S = timedelta(seconds=1)
@@ -250,3 +251,70 @@ def test_concurrent_passes_write_each_notification_once(postgres_engine: Engine)
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda _: evaluate(postgres_engine, config, T0 + HOUR), range(8)))
     assert len(_alerts(postgres_engine)) == 1 and len(_notifications(postgres_engine)) == 1
+
+
+def _labelled_window(engine: Engine, model: int, index: int, auc: float, coverage: float) -> int:
+    """A run whose roc_auc score was computed with ``coverage`` of its 1,000 predictions labelled."""
+    score = {"kind": "performance", "method": "roc_auc", "value": auc, "threshold": 0.7, "breached": auc < 0.7}
+    run_id = add_window(engine, model, T0 + index * HOUR, extra=[score], rows=1000)
+    with transaction(engine) as session:
+        session.execute(update(Run).where(Run.id == run_id).values(label_count=round(coverage * 1000)))
+    return run_id
+
+
+def test_min_label_coverage_leaves_the_state_alone_below_it(store_engine: Engine) -> None:
+    """Windows labelled below the rule's minimum are not seen: a pending alert stays pending (the window
+    neither counts towards ``for`` nor breaks the streak), a firing one keeps firing until a well-labelled
+    window resolves it, however many half-labelled windows follow; a window recomputed with more labels
+    counts from then on. The same rule without a minimum fires and resolves on the half-labelled windows."""
+    monitor = {
+        "model": "churn",
+        "reference": {"range": ["2026-01-01", "2026-02-01"]},
+        "performance": ["roc_auc"],
+    }
+    rule = {"when": "performance.roc_auc < 0.7", "for": 2, "notify": ["console"]}
+    config = parse_config(
+        {
+            "models": {"churn": {"task": "binary", "features": {"tenure": "numeric"}}},
+            "monitors": {"churn-hourly": monitor},
+            "alerts": {
+                "rules": [{"name": "auc", "min_label_coverage": 0.8, **rule}, {"name": "auc any", **rule}],
+                "channels": CONSOLE,
+                "group_wait": "0s",
+            },
+        },
+        env={},
+    )
+    model = setup_models(store_engine, config)["churn"]
+
+    def step(now_index: int) -> dict[str, tuple[str, int]]:
+        evaluate(store_engine, config, T0 + now_index * HOUR)
+        open_ = [a for a in _alerts(store_engine) if a.state != "resolved"] or _alerts(store_engine)
+        return {a.rule: (a.state, a.consecutive) for a in open_}
+
+    _labelled_window(store_engine, model, 0, auc=0.6, coverage=0.9)
+    assert step(1) == {"auc": ("pending", 1), "auc any": ("pending", 1)}
+    half = _labelled_window(store_engine, model, 1, auc=0.5, coverage=0.5)
+    assert step(2) == {"auc": ("pending", 1), "auc any": ("firing", 2)}
+    # Late labels: the window is recomputed with 85 % of its labels and still breaches.
+    with transaction(store_engine) as session:
+        session.execute(update(Run).where(Run.id == half).values(label_count=850))
+        session.execute(update(Score).where(Score.run_id == half).values(value=0.65))
+    assert step(3)["auc"] == ("firing", 2)
+    (auc,) = [a for a in _alerts(store_engine) if a.rule == "auc"]
+    assert auc.window_start == T0 + HOUR
+
+    # Labels days behind: eight half-labelled windows that look healthy resolve the rule without a minimum,
+    # not the one with it (more of them than the windows a pass ranks, 2 * for + 2).
+    for i in range(2, 10):
+        _labelled_window(store_engine, model, i, auc=0.9, coverage=0.3)
+    evaluate(store_engine, config, T0 + 10 * HOUR)
+    states = {a.rule: a.state for a in _alerts(store_engine)}
+    assert states == {"auc": "firing", "auc any": "resolved"}
+    (auc,) = [a for a in _alerts(store_engine) if a.rule == "auc"]
+    assert auc.window_start == T0 + HOUR  # still the last window labelled enough
+
+    _labelled_window(store_engine, model, 10, auc=0.9, coverage=0.95)
+    evaluate(store_engine, config, T0 + 11 * HOUR)
+    (auc,) = [a for a in _alerts(store_engine) if a.rule == "auc"]
+    assert (auc.state, auc.window_start) == ("resolved", T0 + 10 * HOUR)

@@ -10,7 +10,7 @@ import pytest
 
 from alerts.rules import SCORE_KINDS, Observation, RuleError, Selector, compile_rules, computed_methods, parse_condition
 from monitor.cli.worker_process import Worker
-from monitor.config import Config, ModelConfig, MonitorConfig, parse_config
+from monitor.config import Config, ConfigError, ModelConfig, MonitorConfig, parse_config
 from monitor.runs.evaluation import evaluate, fit_baseline
 from monitor.runs.windows import Batch
 from monitor.store.engine import make_engine, upgrade
@@ -208,6 +208,31 @@ def test_a_rule_is_checked_against_the_monitors_of_its_own_models_and_monitors()
     assert "not computed (performance computed by monitor fraud-1h: none)" in errors["alerts.rules[0].when"]
     assert "set quality.enabled: true" in errors["alerts.rules[1].when"]
     assert errors["alerts.rules[2].monitors"] == "unknown monitor 'churn-5'; did you mean 'churn-5m'?"
+
+
+def test_min_label_coverage_only_on_rules_that_read_labelled_scores() -> None:
+    ok = [
+        {"name": "auc", "when": "performance.roc_auc < 0.7", "min_label_coverage": 0.8},
+        {"name": "lag", "when": "labels.lag_p95_seconds > 3600", "min_label_coverage": 1},
+    ]
+    compiled = compile_rules(churn_config(ok))
+    assert [r.rule.min_label_coverage for r in compiled] == [0.8, 1.0]
+    refused = [
+        {"name": "drift", "when": "drift.share_drifted > 0.3", "min_label_coverage": 0.8},
+        {"name": "cbpe", "when": "estimated.roc_auc < 0.7", "min_label_coverage": 0.8},
+        {"name": "latency", "when": "metric.p99_latency > 0.5", "min_label_coverage": 0.5},
+    ]
+    with pytest.raises(RuleError) as caught:
+        compile_rules(churn_config(ok + refused))
+    assert [path for path, _ in caught.value.errors] == [f"alerts.rules[{i}].min_label_coverage" for i in (2, 3, 4)]
+    assert "estimated.roc_auc does not depend on labels" in caught.value.errors[1][1]
+    assert "(performance.*, labels.*)" in caught.value.errors[0][1]
+
+
+@pytest.mark.parametrize("value", [0, -0.1, 1.01, "most"])
+def test_min_label_coverage_is_a_share_above_0_up_to_1(value: object) -> None:
+    with pytest.raises(ConfigError, match=r"alerts\.rules\[0\]\.min_label_coverage"):
+        churn_config([{"name": "auc", "when": "performance.roc_auc < 0.7", "min_label_coverage": value}])
 
 
 def test_a_typo_in_resolve_when_is_named_instead_of_a_selector_mismatch() -> None:
