@@ -172,6 +172,7 @@ _NO_NUMBERS = np.empty(0, dtype=np.float64)
 # that compare equal (1 == 1.0, "a" == np.str_("a")) have the same canonical category, and pandas'
 # missing sentinel (None, NaN, pd.NA) is exactly ``pd.isna``. bool is left out: True == 1, but
 # their categories are "True" and "1".
+_FLOATS_OR_NONE = frozenset({float, np.float64, type(None)})
 _FACTORIZABLE = frozenset({str, np.str_, int, float, np.float64, type(None), type(pd.NA)})
 
 
@@ -213,6 +214,12 @@ def _canonical_category(value: Any) -> str | None:
     return None
 
 
+def _parse_floats(x: np.ndarray) -> _Parsed:
+    valid = np.isfinite(x)
+    n_missing = int(np.isnan(x).sum())
+    return _Parsed(len(x), n_missing, len(x) - n_missing - int(valid.sum()), x[valid], {})
+
+
 def _parse_numeric(values: np.ndarray) -> _Parsed:
     n = len(values)
     if values.dtype.kind == "b":
@@ -220,11 +227,12 @@ def _parse_numeric(values: np.ndarray) -> _Parsed:
     if values.dtype.kind in "iu":
         return _Parsed(n, 0, 0, values.astype(np.float64), {})
     if values.dtype.kind == "f":
-        x = values.astype(np.float64, copy=False)
-        valid = np.isfinite(x)
-        n_missing = int(np.isnan(x).sum())
-        return _Parsed(n, n_missing, n - n_missing - int(valid.sum()), x[valid], {})
+        return _parse_floats(values.astype(np.float64, copy=False))
     types = set(map(type, values))
+    if types <= _FLOATS_OR_NONE:
+        # Python floats and None (JSON numbers with gaps, a file's column as objects) convert
+        # exactly; None becomes NaN, missing either way.
+        return _parse_floats(np.array(values.tolist(), dtype=np.float64))
     missing = _is_missing(values, types)
     numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
     type_error = ~missing & ~np.isfinite(numbers)

@@ -248,6 +248,7 @@ def _random_columns(rng: np.random.Generator, n: int) -> dict[str, object]:
         "json numbers": json_like,
         "json numbers as list": json_like.tolist(),
         "floats as list": floats.tolist(),
+        "floats with None": np.where(rng.random(n) < 0.1, None, floats.astype(object)),
         "bools in numbers": bools_in_numbers,
         # equal as Python objects (True == 1 == 1.0) but not as categories ("True" vs "1")
         "bools and 0/1": rng.choice(np.array([True, False, np.bool_(True), 0, 1, 1.0, 0.0, None], dtype=object), n),
