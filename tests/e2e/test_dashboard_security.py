@@ -4,7 +4,8 @@ Category values, labels and class names are whatever the model's callers send. H
 pushed through the real ingestion path and scored by the real scheduler; Evidently inlines them in a
 ``<script>`` of the window report. The report must run in an opaque origin (its
 ``Content-Security-Policy: sandbox allow-scripts`` and the iframe's ``sandbox``), so that the script
-can neither read nor act on the logged-in dashboard.
+can neither read nor act on the logged-in dashboard. Every dashboard response carries the framing,
+CSP, ``nosniff`` and referrer headers, and the pages still work under that CSP.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -74,10 +76,7 @@ CONFIG = {
         "clean": model_config({"x": "numeric", "plan": "categorical"}),
     },
     "monitors": {"m-hourly": monitor_config("m"), "clean-hourly": monitor_config("clean")},
-    "dashboard": {
-        "auth": "basic",
-        "users": {USER: {"password_hash": hash_password(PASSWORD, iterations=1000), "role": "operator"}},
-    },
+    "dashboard": {"auth": "basic", "users": USERS},
 }
 REPORT_WINDOW = T0 + HOUR
 
@@ -113,9 +112,8 @@ class Served:
     def open(self, browser: Any, path: str) -> None:
         """Open ``path`` logged in. A page whose own URL carries credentials cannot ``fetch()`` (Dash could
         not start): one request with them fills the browser's login cache, which answers later challenges."""
-        browser.get(
-            self.url.replace("http://", f"http://{USER}:{PASSWORD.replace(' ', '%20')}@") + "/_dash-dependencies"
-        )
+        with_credentials = self.url.replace("http://", f"http://{USER}:{PASSWORD.replace(' ', '%20')}@")
+        browser.get(with_credentials + "/_dash-dependencies")
         browser.get(self.url + path)
 
 
@@ -217,7 +215,7 @@ def test_script_in_the_data_cannot_touch_the_dashboard(page: Any, served: Served
 
 
 def test_report_opened_directly_runs_in_an_opaque_origin(page: Any, served: Served) -> None:
-    """ "Open in a new tab" loads the report as a page of its own: its CSP sandboxes it there too."""
+    """The report page's "Open in a new tab" loads the report on its own: its CSP sandboxes it there too."""
     served.open(page, "/_report" + report_path("m-hourly"))
     wait(page, lambda b: b.execute_script("return document.readyState") == "complete")
     assert page.execute_script("return self.origin") == "null"
@@ -240,3 +238,75 @@ def test_clean_report_draws_in_its_sandbox(page: Any, served: Served, screenshot
         page.switch_to.default_content()
     assert csp_violations(page) == []
     screenshot("report")
+
+
+def test_every_page_works_under_the_csp(page: Any, served: Served, screenshot: Callable[[str], Path]) -> None:
+    """Each page draws and no resource or script of Dash, Plotly or AG Grid is refused; acknowledging an
+    alert (a dialog and a callback POST) works."""
+    checks = {
+        "/": "#overview-table .ag-row",
+        "/models/clean": "#model-timeline .main-svg",
+        "/models/m": "#model-timeline .main-svg",
+        "/models/m/features/plan?window=" + format_time(REPORT_WINDOW): "#feature-distribution .main-svg",
+        "/alerts": f"#alert-{served.alert_id}",
+    }
+    for path, marker in checks.items():
+        served.open(page, path)
+        wait(page, ec.presence_of_element_located((By.CSS_SELECTOR, marker)))
+        assert csp_violations(page) == [], path
+        assert page.execute_script("return window.__pwned") is None, path
+    page.find_element(By.CSS_SELECTOR, f"#alert-{served.alert_id}").find_element(
+        By.XPATH, ".//button[text()='Acknowledge']"
+    ).click()
+    wait(page, ec.visibility_of_element_located((By.ID, "action-confirm")))
+    page.find_element(By.ID, "action-confirm").click()
+    wait(page, ec.text_to_be_present_in_element((By.ID, f"alert-{served.alert_id}"), f"Acknowledged by {USER}"))
+    assert csp_violations(page) == []
+    screenshot("alerts")
+
+
+# ------------------------------------------------------------------------------------ over real HTTP
+
+
+def dashboard_routes(client: httpx.Client) -> list[tuple[str, str]]:
+    """``(method, path)`` of every kind of route the dashboard serves, read from the server itself."""
+    index = client.get("/").text
+    suite = index.split('src="', 2)[1].split('"')[0]  # the first of Dash's component bundles
+    assert suite.startswith("/_dash-component-suites/"), suite
+    pages = ("/", "/models/m", "/models/m/features/plan", "/alerts", "/reports" + report_path("m-hourly"))
+    return [("GET", p) for p in pages] + [
+        ("GET", "/no/such/page"),
+        ("GET", "/_dash-layout"),
+        ("GET", "/_dash-dependencies"),
+        ("GET", suite),
+        ("GET", "/assets/driftscope.css"),
+        ("GET", "/_report" + report_path("m-hourly")),
+        ("GET", "/_report/nope/" + format_time(REPORT_WINDOW)),
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+    ]
+
+
+def test_every_response_carries_the_security_headers(served: Served) -> None:
+    with httpx.Client(base_url=served.url, auth=(USER, PASSWORD), timeout=60) as client:
+        routes = dashboard_routes(client)
+        unauthenticated = httpx.get(served.url + "/", timeout=30)
+        answers = [(f"{m} {p}", client.request(m, p)) for m, p in routes] + [("GET / without login", unauthenticated)]
+    assert unauthenticated.status_code == 401
+    for name, response in answers:
+        headers = response.headers
+        assert headers.get("x-content-type-options") == "nosniff", name
+        assert headers.get("referrer-policy") == "same-origin", name
+        policy = {
+            d.split()[0]: d.split()[1:] for d in headers.get("content-security-policy", "").split(";") if d.strip()
+        }
+        if name.startswith("GET /_report/"):
+            # Framed by the dashboard only, and sandboxed: scripts run, in an opaque origin.
+            assert headers.get("x-frame-options") == "SAMEORIGIN", name
+            assert policy.get("frame-ancestors") == ["'self'"], name
+            assert policy.get("sandbox") == ["allow-scripts"], name
+        else:
+            assert headers.get("x-frame-options") == "DENY", name
+            assert policy.get("frame-ancestors") == ["'none'"], name
+            assert "'unsafe-inline'" not in policy.get("script-src", ["'unsafe-inline'"]), name
+            assert policy.get("object-src") == ["'none'"], name
