@@ -16,6 +16,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, dcc, html, no_update
 from dash.development.base_component import Component
+from werkzeug.exceptions import BadRequest
 
 from dashboard import auth, queries
 from dashboard.context import Context
@@ -357,11 +358,12 @@ def register_callbacks(app: dash.Dash, ctx: Context) -> None:
             return no_update, True, refusal, no_update, no_update
         if not target:
             return (no_update,) * 5
+        action, alert_id = action_target(target)
         user = auth.current_user() or (author or "").strip()
         if not user:
             return no_update, True, "Enter your name: acknowledgements and silences are signed.", no_update, no_update
         try:
-            message = _perform(ctx, target, user, (comment or "").strip(), duration or "4h")
+            message = _perform(ctx, action, alert_id, user, (comment or "").strip(), duration or "4h")
         except DriftscopeError as exc:
             return no_update, True, str(exc), no_update, no_update
         url = PageQuery.parse(search)
@@ -369,10 +371,19 @@ def register_callbacks(app: dash.Dash, ctx: Context) -> None:
         return _render_body(body, can_act=True), False, "", message, True
 
 
-def _perform(ctx: Context, target: dict[str, Any], user: str, comment: str, duration: str) -> str:
-    alert_id = int(target["alert"])
+def action_target(target: object) -> tuple[str, int]:
+    """``(action, alert id)`` of the dialog's ``action-target``. It comes back from the browser, so any
+    other shape is a forged or corrupted request: a 400 that says what was expected, not a 500."""
+    if isinstance(target, dict) and target.get("action") in ("ack", "silence") and type(target.get("alert")) is int:
+        return target["action"], target["alert"]
+    raise BadRequest(
+        'action-target must be {"action": "ack" or "silence", "alert": <alert id>}: reload the page and try again.'
+    )
+
+
+def _perform(ctx: Context, action: str, alert_id: int, user: str, comment: str, duration: str) -> str:
     now = datetime.now(UTC)
-    if target["action"] == "ack":
+    if action == "ack":
         actions.acknowledge(ctx.engine, alert_id, user, comment, now=now)
         log.info("alert %s acknowledged by %s", alert_id, user)
         return f"Alert #{alert_id} acknowledged by {user}."

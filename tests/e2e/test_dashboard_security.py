@@ -10,6 +10,7 @@ CSP, ``nosniff`` and referrer headers, and the pages still work under that CSP.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -310,3 +311,38 @@ def test_every_response_carries_the_security_headers(served: Served) -> None:
             assert policy.get("frame-ancestors") == ["'none'"], name
             assert "'unsafe-inline'" not in policy.get("script-src", ["'unsafe-inline'"]), name
             assert policy.get("object-src") == ["'none'"], name
+
+
+def test_malformed_action_target_is_a_bad_request(served: Served) -> None:
+    """The dialog's target (which alert, which action) lives in the browser: a forged one is refused with
+    400 and says why, through the real callback endpoint; a well-formed one still acts."""
+    with httpx.Client(base_url=served.url, auth=(USER, PASSWORD), timeout=60) as client:
+        callback = next(
+            c for c in client.get("/_dash-dependencies").json()
+            if any(i["id"] == "action-confirm" for i in c["inputs"])
+        )  # fmt: skip
+
+        def confirm(target: Any) -> httpx.Response:
+            values = {"action-target": target, "silence-duration": "4h", "url": ""}
+            body = {
+                "output": callback["output"],
+                "outputs": [
+                    {"id": part.split(".")[0], "property": part.split(".")[1]}
+                    for part in callback["output"].strip(".").split("...")
+                ],
+                "inputs": [{"id": "action-confirm", "property": "n_clicks", "value": 1}],
+                "changedPropIds": ["action-confirm.n_clicks"],
+                "state": [{**s, "value": values.get(s["id"], "forged by a test")} for s in callback["state"]],
+            }
+            return client.post("/_dash-update-component", json=body)
+
+        for forged in ({"action": "ack", "alert": "abc"}, {"action": "ack"}, ["ack", 1], "ack",
+                       {"action": "delete", "alert": served.alert_id}, {"action": "ack", "alert": 1.5}):  # fmt: skip
+            response = confirm(forged)
+            assert response.status_code == 400, (forged, response.status_code, response.text[:300])
+            assert "action-target" in response.text, response.text
+        missing = confirm({"action": "ack", "alert": 10**9})
+        assert missing.status_code == 200 and "does not exist" in missing.text, missing.text
+        done = confirm({"action": "silence", "alert": served.alert_id})
+        assert done.status_code == 200, done.text
+        assert "Silenced rule=feature drift, model=clean" in json.dumps(done.json())
