@@ -8,8 +8,10 @@ protocol (192.0.0/24), site-local (fec0::/10), 6to4 (2002::/16), Teredo and clou
 are refused (:data:`REFUSED_NETWORKS`, then anything the standard library holds non-global), an
 IPv4-mapped or NAT64 (64:ff9b::/96) address being judged by the IPv4 address it carries, unless the
 channel sets ``allow_private`` (which also lifts the port list: an internal receiver may listen
-anywhere). The request is then pinned to the checked address (Host header and TLS
-SNI keep the name), so DNS cannot answer differently between check and connect (rebinding).
+anywhere) — except the cloud metadata addresses, which no setting allows, and a URL carrying
+``user:password@``, refused because the pinned request would not send it. The request is then
+pinned to the checked address (Host header and TLS SNI keep the name), so DNS cannot answer
+differently between check and connect (rebinding).
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ from alerts.base import DeliveryError
 
 ALLOWED_SCHEMES = ("http", "https")
 ALLOWED_PORTS = (80, 443, 8080, 8443)
-METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+# AWS, GCP and Azure (169.254.169.254), AWS over IPv6, Alibaba Cloud (100.100.100.200).
+METADATA_ADDRESSES = {
+    ipaddress.ip_address("169.254.169.254"),
+    ipaddress.ip_address("fd00:ec2::254"),
+    ipaddress.ip_address("100.100.100.200"),
+}
 # Ranges refused whatever the Python version says of them (ipaddress' is_global has changed between
 # releases, and holds 2002::/16 and fec0::/10 global): most specific first, each with what it is.
 REFUSED_NETWORKS = [
@@ -64,6 +71,7 @@ IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 # The one setting that lifts the address and port checks; every refusal it can lift names it.
 ALLOW_PRIVATE_HINT = "set allow_private: true on the channel (alerts.channels.<name>)"
+METADATA_REASON = "a cloud metadata address"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +85,7 @@ def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | No
     if isinstance(address, ipaddress.IPv6Address) and (address in IPV4_MAPPED or address in NAT64):
         address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     if address in METADATA_ADDRESSES:
-        return "a cloud metadata address"
+        return METADATA_REASON
     for network, what in REFUSED_NETWORKS:
         if address in network:
             return what
@@ -112,6 +120,11 @@ def check_target(url: str, *, allow_private: bool, what: str = "webhook") -> Tar
         )
     if not parts.hostname:
         raise DeliveryError(f"{what}: the URL has no host; correct the channel's url", transient=False)
+    if parts.username is not None or parts.password is not None:
+        # The request goes to the pinned address: a user:password@ part would silently not be sent.
+        raise DeliveryError(
+            f"{what}: credentials in the URL are not sent; remove them from the channel's url", transient=False
+        )
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
@@ -122,13 +135,14 @@ def check_target(url: str, *, allow_private: bool, what: str = "webhook") -> Tar
             f"{what}: port {port} not allowed ({allowed}); {ALLOW_PRIVATE_HINT} (it allows any port)", transient=False
         )
     addresses = _resolve(parts.hostname, port, what)
-    if not allow_private:
-        for text in addresses:
-            reason = _refused(ipaddress.ip_address(text.split("%")[0]))
-            if reason:
-                raise DeliveryError(
-                    f"{what}: target resolves to {reason}; {ALLOW_PRIVATE_HINT} to allow it", transient=False
-                )
+    for text in addresses:
+        reason = _refused(ipaddress.ip_address(text.split("%")[0]))
+        if reason == METADATA_REASON:  # the instance's credentials endpoint: never, whatever the channel says
+            raise DeliveryError(f"{what}: target resolves to {reason}; no setting allows it", transient=False)
+        if reason and not allow_private:
+            raise DeliveryError(
+                f"{what}: target resolves to {reason}; {ALLOW_PRIVATE_HINT} to allow it", transient=False
+            )
     chosen = addresses[0]
     netloc_host = f"[{chosen}]" if ":" in chosen else chosen
     netloc = f"{netloc_host}:{port}"

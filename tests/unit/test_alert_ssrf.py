@@ -69,7 +69,8 @@ def test_refused_targets(url: str, reason: str) -> None:
     assert caught.value.transient is False
     assert url not in str(caught.value)  # a webhook URL is a secret: never repeated in errors
     # Every refusal says how to get past it: the setting that allows it, or that none does.
-    fix = "no setting allows" if "scheme" in reason else "set allow_private: true on the channel"
+    final = "scheme" in reason or "metadata" in reason
+    fix = "no setting allows" if final else "set allow_private: true on the channel"
     assert fix in str(caught.value)
 
 
@@ -119,3 +120,19 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert retry_after_seconds("999999") == 3600.0  # capped
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds(None) is None
+
+
+@pytest.mark.parametrize(
+    "url", ["http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/", "http://[::ffff:169.254.169.254]/"]
+)
+def test_cloud_metadata_is_refused_even_with_allow_private(url: str) -> None:
+    """allow_private opens internal receivers, never the instance's credentials endpoint."""
+    with pytest.raises(DeliveryError, match="cloud metadata address; no setting allows it"):
+        check_target(url, allow_private=True)
+
+
+def test_credentials_in_the_url_are_refused_not_silently_dropped() -> None:
+    """The request goes to the pinned address, so user:password@ would never be sent: say so."""
+    with pytest.raises(DeliveryError, match="credentials in the URL are not sent") as caught:
+        check_target("http://alice:s3cret@127.0.0.1:9093/", allow_private=True)
+    assert "s3cret" not in str(caught.value)
