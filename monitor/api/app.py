@@ -290,8 +290,12 @@ def create_app(config: Config, engine: Engine) -> FastAPI:
     responses: dict[int | str, dict[str, Any]] = {
         400: {"model": ErrorOut, "description": "a JSON body that does not parse or is not an array"},
         401: {"model": ErrorOut, "description": "missing or invalid API key"},
-        403: {"model": ErrorOut, "description": "the key is not allowed for this model"},
-        404: {"model": ErrorOut, "description": "unknown model; the body lists the known ones"},
+        403: {
+            "model": ErrorOut,
+            "description": "the key lacks the `ingest` scope, or may not write to this model (a key limited to"
+            " some models gets this for every other name, configured or not)",
+        },
+        404: {"model": ErrorOut, "description": "unknown model; the body lists the models this key may write to"},
         413: {"model": ErrorOut, "description": "body larger than api.max_body_bytes"},
         422: {
             "model": IngestResponse | ErrorOut,
