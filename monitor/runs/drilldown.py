@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
@@ -25,6 +26,10 @@ from monitor.store.queries import model_ids
 
 class ReportError(DriftscopeError):
     """The report cannot be built (unknown monitor, empty window, ...)."""
+
+
+def _has_scores(batch: Batch) -> bool:
+    return batch.score is not None and bool(np.isfinite(batch.score).any())
 
 
 def _frame(batch: Batch, model: ModelConfig, score_columns: list[str] | str | None) -> pd.DataFrame:
@@ -68,9 +73,11 @@ def window_report_html(config: Config, engine: Engine, monitor_name: str, moment
             connection, ids[monitor.model], model.features, start, start + monitor.window,
             score_classes=classes if model.task == "multiclass" else None,
         )  # fmt: skip
-    if model.task == "binary" and window.score is not None and reference.score is not None:
+    # Probability columns only where both sides logged scores: Evidently fails on an all-empty one.
+    scored = _has_scores(window) and _has_scores(reference)
+    if model.task == "binary" and scored:
         score_columns: list[str] | str | None = "score"
-    elif model.task == "multiclass" and classes is not None:
+    elif model.task == "multiclass" and classes is not None and scored:
         score_columns = [str(c) for c in classes]
     else:
         score_columns = None

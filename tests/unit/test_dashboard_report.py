@@ -114,3 +114,44 @@ def test_report_is_served_sandboxed(sqlite_engine: Engine) -> None:
     )
     (frame,) = [c for c in page.children if getattr(c, "id", None) == "report-frame"]
     assert frame.sandbox == "allow-scripts"
+
+
+def test_multiclass_model_without_scores_reports_drift_and_classification(sqlite_engine: Engine) -> None:
+    """A multiclass model whose service logs no probabilities: the report used to add empty probability
+    columns, and Evidently failed with "Found empty input array"."""
+    cfg = Config.model_validate(
+        {
+            "models": {
+                "m": {
+                    "task": "multiclass",
+                    "classes": ["a", "b", "c"],
+                    "features": {"x": "numeric", "plan": "categorical"},
+                }
+            },
+            "monitors": {
+                "m-hourly": {"model": "m", "window": "1h", "reference": {"range": [T0, T0 + timedelta(days=1)]}}
+            },
+        }
+    )
+    model_id = sync_models(sqlite_engine, cfg)["m"]
+    rng = np.random.default_rng(5)
+    rows = []
+    for start, shift, n in ((T0, 0.0, 300), (WINDOW, 1.0, 150)):
+        for i, x in enumerate(rng.normal(shift, 1.0, n)):
+            predicted = "a" if x < -0.5 else "b" if x < 0.5 else "c"
+            rows.append(
+                {
+                    "model_id": model_id,
+                    "prediction_id": f"{start:%d}-{i}",
+                    "ts": start + timedelta(seconds=i * 3600 // n),
+                    "features": {"x": float(x), "plan": "pro" if x > 1 else "basic"},
+                    "prediction": predicted,
+                    "label": predicted if rng.random() < 0.8 else "a",
+                    "label_ts": start + timedelta(hours=2),
+                    "source": "test",
+                }
+            )
+    with sqlite_engine.begin() as conn:
+        conn.execute(insert(Prediction), rows)
+    start, html = window_report_html(cfg, sqlite_engine, "m-hourly", WINDOW)
+    assert start == WINDOW and '"plan"' in report_data(html)
