@@ -832,6 +832,12 @@ class WorkerSettings(Frozen):
         description="Lease of a run being computed, renewed every third of it while the run computes: a run whose "
         "lease expired (its worker died) is retaken by another worker; also the wait before a failed run is retried.",
     )
+    max_attempts: int = Field(
+        3,
+        ge=1,
+        description="Claims of a run (or of a recompute) before it ends `failed` with its last error; "
+        "`driftscope runs retry` starts it again.",
+    )
 
 
 # --- the store ----------------------------------------------------------------------------------

@@ -81,6 +81,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "Write Evidently's HTML report (drift, and performance when labelled) of one window against its reference.",
     ),
     "alerts": ("alerts", "List, acknowledge and silence alerts; inspect and test delivery."),
+    "runs": ("runs", "List the runs of the monitors' windows; start failed ones again."),
     "apikey": ("api", "Create, list and revoke API keys for the ingestion API."),
     "collect": ("collect", "Read a source into the store now."),
     "reference": ("reference", "Reference datasets that monitors compare windows with."),

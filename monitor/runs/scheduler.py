@@ -26,7 +26,13 @@ Results are atomic: the run's status and its scores are replaced in one transact
 see the previous result or the new one, never half of one. Statuses: ``pending`` → ``running``
 → ``succeeded`` | ``insufficient_data`` (with the reason in ``error``) | ``failed`` (an
 unexpected error, e.g. a reference dataset that was never uploaded; retried after
-``run_lease``, at most :data:`MAX_ATTEMPTS` claims).
+``run_lease``).
+
+Attempts: ``attempts`` counts the claims since the window's last result (a run planned, retried or
+made stale by late data starts again at 1). A computation, or a recompute, whose
+``worker.max_attempts``-th claim fails or is abandoned (its lease expired) ends ``failed`` with
+its last error and is not claimed again until ``driftscope runs retry``
+(:func:`monitor.store.actions.retry_run`) makes it ``pending``.
 """
 
 from __future__ import annotations
@@ -73,7 +79,6 @@ from monitor.store.tables import Score as ScoreRow
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 3
 # Statuses of a computed window that late data can make stale (claimed again for a recompute).
 RECOMPUTED_STATUSES = ("succeeded", "insufficient_data")
 # Rows per INSERT when a long downtime leaves many windows to plan.
@@ -274,6 +279,7 @@ class Scheduler:
     def run_due(self, stop: threading.Event | None = None) -> int:
         """Claim and compute runs, oldest window first, until none is due (or ``stop`` is set)."""
         done = 0
+        self.give_up()
         while stop is None or not stop.is_set():
             claim = self.claim()
             if claim is None:
@@ -289,12 +295,17 @@ class Scheduler:
         now = self.clock()
         ttl = self.config.worker.run_lease
         token = uuid.uuid4().hex
-        lease_free = or_(Run.claimed_until.is_(None), Run.claimed_until < now)
+        expired = Run.claimed_until < now
+        attempts_left = Run.attempts < self.config.worker.max_attempts
         runnable = or_(
             Run.status == "pending",
-            and_(Run.status == "running", Run.claimed_until < now),
-            and_(Run.status == "failed", Run.attempts < MAX_ATTEMPTS, lease_free),
-            and_(Run.status.in_(RECOMPUTED_STATUSES), Run.stale_since.is_not(None), lease_free),
+            and_(Run.status == "running", expired, attempts_left),
+            and_(Run.status == "failed", attempts_left, or_(Run.claimed_until.is_(None), expired)),
+            and_(
+                Run.status.in_(RECOMPUTED_STATUSES),
+                Run.stale_since.is_not(None),
+                or_(Run.claimed_until.is_(None), and_(expired, attempts_left)),
+            ),
         )
         oldest = (
             select(Run.id)
@@ -311,7 +322,9 @@ class Scheduler:
                 claimed_by=self.worker_id,
                 claimed_until=now + ttl,
                 claim_token=token,
-                attempts=Run.attempts + 1,
+                # No lease left over (planned, retried, or computed and now stale): a new computation's first
+                # attempt. A lease left over is a failed attempt's back-off or a dead worker's: one more.
+                attempts=case((Run.claimed_until.is_(None), 1), else_=Run.attempts + 1),
                 started_at=now,
                 status=case((Run.status.in_(RECOMPUTED_STATUSES), Run.status), else_="running"),
             )
@@ -324,6 +337,36 @@ class Scheduler:
         recompute = row.status in RECOMPUTED_STATUSES
         parts = LABEL_PARTS if recompute and not row.stale_rows else ALL_PARTS
         return Claim(row.id, row.monitor, row.window_start, row.window_end, row.attempts, now, token, recompute, parts)
+
+    def give_up(self) -> int:
+        """End ``failed`` the runs whose last allowed attempt was abandoned (its lease expired); returns how many."""
+        now = self.clock()
+        limit = self.config.worker.max_attempts
+        with self.engine.begin() as connection:
+            abandoned = connection.execute(
+                update(Run)
+                .where(
+                    Run.monitor.in_(list(self.config.monitors)),
+                    Run.status.in_(("running", *RECOMPUTED_STATUSES)),
+                    Run.claimed_until < now,
+                    Run.attempts >= limit,
+                )
+                .values(
+                    status="failed",
+                    claimed_until=None,
+                    claim_token=None,
+                    finished_at=now,
+                    error=f"abandoned after {limit} attempts: the lease of the last one expired (its worker died, "
+                    "or lost the store, while computing)",
+                )
+                .returning(Run.monitor, Run.window_start)
+            ).all()
+        for run in abandoned:
+            log.warning(
+                "run abandoned after its last attempt: failed",
+                extra={"monitor": run.monitor, "window_start": run.window_start.isoformat(), "attempts": limit},
+            )
+        return len(abandoned)
 
     def renew(self, claim: Claim) -> bool:
         """Extend ``claim``'s lease by ``worker.run_lease`` from now; False once the run is no longer ours."""
@@ -426,12 +469,17 @@ class Scheduler:
             "stale_since": case((Run.stale_since > claim.started_at, Run.stale_since), else_=None),
             "stale_rows": case((Run.stale_since > claim.started_at, Run.stale_rows), else_=False),
         }
+        final = status == "failed" and claim.attempt >= self.config.worker.max_attempts
         if status == "failed":
-            # Keep the lease as a back-off before the retry; a failed recompute keeps the old scores.
+            # A lease kept as a back-off before the next attempt; a failed recompute keeps the old scores.
             values.update(
-                claimed_until=now + self.config.worker.run_lease, stale_since=Run.stale_since, stale_rows=Run.stale_rows
+                claimed_until=None if final else now + self.config.worker.run_lease,
+                stale_since=Run.stale_since,
+                stale_rows=Run.stale_rows,
             )
-        if not (claim.recompute and status == "failed"):
+        if final:
+            values["status"] = "failed"  # a recompute too: its old scores stay, stale, until `runs retry`
+        elif not (claim.recompute and status == "failed"):
             # A recompute of the label scores alone leaves the rest of the result, and its status, as it was.
             values["status"] = "succeeded" if claim.parts == LABEL_PARTS else status
         if status != "failed":
