@@ -227,17 +227,17 @@ class Scheduler:
             if not _advance_watermark(connection, name, stored, advanced):
                 return 0  # another worker scanned the same rows: it marks and reports them
             marked = _mark(connection, name, late_labels, rows=False) + _mark(connection, name, late_rows, rows=True)
-        for start, late in beyond.iterrows():
+        for start, rows in zip(pd.DatetimeIndex(beyond.index).to_pydatetime(), beyond["rows"], strict=True):
             log.warning(
                 "late predictions beyond recompute_within: window not recomputed",
                 extra={
                     "monitor": name,
                     "window_start": start.isoformat(),
-                    "rows": int(late["rows"]),
+                    "rows": int(rows),
                     "recompute_within": str(monitor.recompute_within),
                 },
             )
-            count_late_rows_not_recomputed(name, int(late["rows"]))
+            count_late_rows_not_recomputed(name, int(rows))
         return marked
 
     def _late(
@@ -627,6 +627,13 @@ def _mark(connection: Connection, monitor: str, late: pd.DataFrame, *, rows: boo
             needs,
         )
         .values(**values),
-        [{"ws": start.to_pydatetime(), "newest": at.to_pydatetime()} for start, at in late.newest.items()],
+        [
+            {"ws": start, "newest": at}
+            for start, at in zip(
+                pd.DatetimeIndex(late.index).to_pydatetime(),
+                pd.DatetimeIndex(late["newest"]).to_pydatetime(),
+                strict=True,
+            )
+        ],
     )
     return max(result.rowcount, 0)
