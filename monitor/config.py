@@ -290,6 +290,25 @@ class MetricQuery(Frozen):
     step: Step | None = Field(None, description="Default: the source's step.")
 
 
+class Retention(Frozen):
+    """How long a model's rows are kept, each kind apart; null (the default) keeps them forever (docs/operations.md)."""
+
+    predictions: PositiveDuration | None = Field(
+        None,
+        description="Predictions (with their labels), waiting labels and rejected records older than this are "
+        "deleted, except those a reference range, a window still to compute or a recompute needs.",
+    )
+    scores: PositiveDuration | None = Field(
+        None,
+        description="Runs whose window ended longer ago than this are deleted with their scores (a monitor's newest "
+        "run, and runs still to compute, are kept).",
+    )
+    alerts: PositiveDuration | None = Field(
+        None,
+        description="Alerts resolved longer ago than this are deleted with their delivered or failed notifications.",
+    )
+
+
 class ModelConfig(Frozen):
     task: Task = Field(
         description="What the model predicts: it decides the metrics and how prediction and label drift are tested.",
@@ -318,6 +337,10 @@ class ModelConfig(Frozen):
         {},
         description="Service metrics (latency, errors...) from Prometheus, scored per window; alert on them as "
         "`metric.NAME`.",
+    )
+    retention: Retention = Field(
+        Retention(),
+        description="How long this model's rows are kept (`driftscope prune`, and the worker hourly); absent: forever.",
     )
 
     @field_validator("features")
@@ -918,7 +941,7 @@ class Config(Frozen):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Config:
-        errors = list(_dangling_references(self))
+        errors = [*_dangling_references(self), *_retention_too_short(self)]
         if errors:
             raise _Problems(errors)
         return self
@@ -945,6 +968,37 @@ class _Problems(ValueError):
 
 def _known(names: Mapping[str, Any]) -> str:
     return ", ".join(sorted(names)) or "none defined"
+
+
+def previous_windows_span(monitor: MonitorConfig) -> timedelta:
+    """How far back from now a ``previous_windows`` monitor reads predictions when it computes its newest window:
+    the N windows before it, the window itself and its lateness (zero for any other reference)."""
+    count = monitor.reference.previous_windows
+    return timedelta(0) if count is None else (count + 1) * monitor.window + monitor.lateness
+
+
+def _retention_too_short(config: Config) -> Iterator[tuple[str, str]]:
+    # Prune keeps these rows anyway; a retention shorter than them is a misreading of the config worth saying.
+    for name, monitor in config.monitors.items():
+        model = config.models.get(monitor.model)
+        keep = None if model is None else model.retention.predictions
+        needed = previous_windows_span(monitor)
+        if keep is not None and keep < needed:
+            yield (
+                f"models.{monitor.model}.retention.predictions",
+                f"{_span(keep)} is shorter than monitors.{name}.reference.previous_windows needs: "
+                f"{monitor.reference.previous_windows} windows of {_span(monitor.window)} before the newest, the "
+                f"window itself and its lateness ({_span(needed)})",
+            )
+
+
+def _span(value: timedelta) -> str:
+    """``timedelta`` → the largest whole unit a user writes: ``30d``, ``6h``, ``1805m``."""
+    seconds = value.total_seconds()
+    for unit in ("w", "d", "h", "m"):
+        if seconds % _UNIT_SECONDS[unit] == 0:
+            return f"{seconds / _UNIT_SECONDS[unit]:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def _dangling_references(config: Config) -> Iterator[tuple[str, str]]:
