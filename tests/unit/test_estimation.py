@@ -394,3 +394,13 @@ def test_dle_input_errors_and_small_windows():
         estimated_regression_scores(model, x, x["x"], metrics=["r2"])
     scores = estimated_regression_scores(model, x.iloc[:3], [np.nan, np.nan, 1.0])
     assert [s.status for s in scores] == ["insufficient_data"] * 3
+
+
+def test_module_examples_run():
+    import doctest
+
+    import detectors.dle
+    import detectors.estimation
+
+    assert doctest.testmod(detectors.estimation).failed == 0
+    assert doctest.testmod(detectors.dle).failed == 0
