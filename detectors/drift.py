@@ -28,11 +28,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from scipy.stats import false_discovery_control
 
+from detectors.calibration import ColumnCalibration
 from detectors.profile import ColumnProfile, ReferenceProfile, Sample, make_sample, profile_reference
 from detectors.stattests import (
     InsufficientDataError,
@@ -53,19 +55,29 @@ HISTOGRAM_TOP_CATEGORIES = 20
 # Evidently's integer columns with at most this many distinct values are categorical.
 INTEGER_CARDINALITY_LIMIT = 10
 MISSING_NOTE = "missing values (NaN, None, ±inf) dropped before testing, as Evidently does"
+MULTIPLE_TESTING = ("none", "holm", "bh")
+# Family level of a correction over calibrated columns only, when none is given.
+DEFAULT_FAMILY_ALPHA = 0.05
 
 
 @dataclass(frozen=True, slots=True)
 class ColumnPolicy:
     """How one column is tested: ``method`` is a registered key, one of its aliases (kept as the
     key) or ``"auto"``; ``threshold=None`` uses the method's default. ``min_samples`` is the fewest non-missing
-    values either side needs for a score."""
+    values either side needs for a score.
+
+    ``calibration`` (from :func:`detectors.calibration.calibrate_column`) replaces ``threshold`` by the
+    calibrated one at the window's size, when the test run is the one calibrated. ``min_effect``: a
+    p-value test flags drift only if the effect size (normed Wasserstein for numeric columns, PSI for
+    categories) is at least this; the size is reported either way."""
 
     name: str
     kind: ColumnKind
     method: str = AUTO
     threshold: float | None = None
     min_samples: int = 2
+    min_effect: float | None = None
+    calibration: ColumnCalibration | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("numeric", "categorical"):
@@ -79,6 +91,8 @@ class ColumnPolicy:
             raise ValueError(f"column {self.name!r}: threshold must be a finite number, got {self.threshold!r}")
         if self.min_samples < 1:
             raise ValueError(f"column {self.name!r}: min_samples must be >= 1, got {self.min_samples!r}")
+        if self.min_effect is not None and not (math.isfinite(self.min_effect) and self.min_effect >= 0):
+            raise ValueError(f"column {self.name!r}: min_effect must be a finite number >= 0, got {self.min_effect!r}")
 
 
 def infer_kind(values: np.ndarray) -> ColumnKind:
@@ -188,12 +202,92 @@ def column_drift(ref: ColumnProfile, current: np.ndarray | None, policy: ColumnP
         return Score(
             "drift", method, None, ref.name, threshold, status="insufficient_data", reason=reason, details=details
         )
-    return Score("drift", method, value, ref.name, threshold, test.breached(value, threshold), details=details)
+    breached = test.breached(value, threshold)
+    calibration = policy.calibration
+    if calibration is not None and calibration.method == method:
+        threshold = calibration.threshold(cur.n)
+        breached = calibration.breached(value, cur.n)
+        details["calibrated"] = {
+            "alpha": calibration.alpha,
+            "source": calibration.source,
+            "tail_probability": calibration.tail_probability(value, cur.n),
+        }
+    elif calibration is not None:
+        details["calibrated"] = {"skipped": f"calibrated for {calibration.method}, the window is tested by {method}"}
+    if test.is_p_value and policy.min_effect is not None:
+        breached = _effect_floor(ref, cur, policy.min_effect, details) and breached
+    return Score("drift", method, value, ref.name, threshold, breached, details=details)
 
 
-def dataset_drift(column_scores: Sequence[Score], drift_share_threshold: float = 0.5) -> list[Score]:
+def _effect_floor(ref: ColumnProfile, cur: Sample, floor: float, details: dict[str, Any]) -> bool:
+    """Whether the effect size reaches ``floor``; the size goes into ``details["effect"]``."""
+    effect_method = "wasserstein" if ref.kind == "numeric" and ref.n_unique > 1 and cur.n > 1 else "psi"
+    try:
+        with np.errstate(all="ignore"):
+            size = get_stattest(effect_method).compute(ref, cur)
+    except InsufficientDataError:
+        return True  # no size to compare: the p-value alone decides
+    details["effect"] = {"method": effect_method, "value": size, "min_effect": floor}
+    return size >= floor
+
+
+def _p_value(score: Score) -> float | None:
+    """A column's p-value for multiple testing: its calibrated tail probability, or its test's p-value."""
+    calibrated = score.details.get("calibrated", {})
+    if "tail_probability" in calibrated:
+        return float(calibrated["tail_probability"])
+    if score.details.get("p_value") and score.value is not None:
+        return float(score.value)
+    return None
+
+
+def corrected_decisions(
+    column_scores: Sequence[Score], method: str, family_alpha: float | None = None
+) -> tuple[list[Score], float | None]:
+    """The columns with ``details["corrected_breached"]``: Holm (family-wise error) or
+    Benjamini–Hochberg (false discovery rate, :func:`scipy.stats.false_discovery_control`) at
+    ``family_alpha`` over the columns that have a p-value; those without one (an uncalibrated
+    distance) keep their own decision. ``family_alpha=None``: the smallest threshold of the
+    p-value columns. An effect below ``min_effect`` stays not drifted."""
+    if method not in MULTIPLE_TESTING:
+        raise ValueError(f"multiple_testing must be one of {MULTIPLE_TESTING}, got {method!r}")
+    tested = [i for i, s in enumerate(column_scores) if s.status == "ok" and _p_value(s) is not None]
+    if method == "none" or not tested:
+        return list(column_scores), family_alpha
+    p = np.array([_p_value(column_scores[i]) for i in tested])
+    if family_alpha is None:
+        fixed = [
+            float(s.threshold)
+            for s in (column_scores[i] for i in tested)
+            if s.threshold is not None and "tail_probability" not in s.details.get("calibrated", {})
+        ]
+        family_alpha = min(fixed, default=DEFAULT_FAMILY_ALPHA)
+    if method == "bh":
+        reject = false_discovery_control(p, method="bh") <= family_alpha
+    else:  # Holm's step-down: the i-th smallest p against alpha / (k - i), until one fails
+        order = np.argsort(p, kind="stable")
+        passes = p[order] <= family_alpha / (p.size - np.arange(p.size))
+        n_reject = p.size if passes.all() else int(np.argmin(passes))
+        reject = np.zeros(p.size, dtype=bool)
+        reject[order[:n_reject]] = True
+    out = list(column_scores)
+    for i, rejected in zip(tested, reject, strict=True):
+        score = out[i]
+        effect = score.details.get("effect")
+        big_enough = effect is None or effect["value"] >= effect["min_effect"]
+        out[i] = replace(score, details={**score.details, "corrected_breached": bool(rejected and big_enough)})
+    return out, family_alpha
+
+
+def dataset_drift(
+    column_scores: Sequence[Score],
+    drift_share_threshold: float = 0.5,
+    multiple_testing: str = "none",
+    family_alpha: float | None = None,
+) -> list[Score]:
     """``share_drifted`` (breached when share >= threshold, as Evidently's dataset drift) and
-    ``count_drifted`` over the columns that have a score."""
+    ``count_drifted`` over the columns that have a score; with ``multiple_testing`` (``holm`` or
+    ``bh``) both count the decisions :func:`corrected_decisions` put in the scores."""
     tested = [s for s in column_scores if s.status == "ok"]
     details = {
         "n_columns": len(column_scores),
@@ -206,7 +300,11 @@ def dataset_drift(column_scores: Sequence[Score], drift_share_threshold: float =
             Score("drift", "share_drifted", None, status="insufficient_data", reason=reason, details=details),
             Score("drift", "count_drifted", None, status="insufficient_data", reason=reason, details=details),
         ]
-    drifted = sum(1 for s in tested if s.breached)
+    if multiple_testing != "none":
+        details["multiple_testing"] = multiple_testing
+        details["family_alpha"] = family_alpha
+        details["uncorrected_count"] = sum(1 for s in tested if s.breached)
+    drifted = sum(1 for s in tested if s.details.get("corrected_breached", s.breached))
     share = drifted / len(tested)
     return [
         Score(
@@ -227,6 +325,8 @@ def drift_scores(
     current_columns: Mapping[str, np.ndarray],
     policies: Sequence[ColumnPolicy],
     drift_share_threshold: float = 0.5,
+    multiple_testing: str = "none",
+    family_alpha: float | None = None,
 ) -> list[Score]:
     """One drift Score per policy's column, then ``share_drifted`` and ``count_drifted``.
 
@@ -242,4 +342,5 @@ def drift_scores(
     if wrong_kind:
         raise ValueError(f"columns {wrong_kind}: policy kind differs from the reference profile's kind")
     columns = [column_drift(reference[p.name], current_columns.get(p.name), p) for p in policies]
-    return columns + dataset_drift(columns, drift_share_threshold)
+    columns, family_alpha = corrected_decisions(columns, multiple_testing, family_alpha)
+    return columns + dataset_drift(columns, drift_share_threshold, multiple_testing, family_alpha)
