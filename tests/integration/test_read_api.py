@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Engine
 
 from monitor.api.app import create_app
+from monitor.api.read import ScoresOut
 from monitor.sdk import Client, ReadError
 from monitor.store.api_keys import create_api_key
 from monitor.store.engine import transaction
@@ -186,7 +187,12 @@ def test_score_pages_stay_correct_while_windows_are_written(served) -> None:
     pages = 0
     while True:
         params = {"kind": "drift", "limit": 7, **({"cursor": cursor} if cursor else {})}
-        page = get(url, keys["read"], "/v1/models/churn/scores", **params).json()
+        response = get(url, keys["read"], "/v1/models/churn/scores", **params)
+        page = response.json()
+        # Written straight from the rows (no model per row): the body is still the documented ScoresOut, as
+        # pydantic writes it (UTC datetimes with Z).
+        assert response.headers["content-type"] == "application/json"
+        assert orjson.loads(ScoresOut.model_validate(page).model_dump_json()) == page
         seen += [s["id"] for s in page["scores"]]
         # Whole windows per page: every window_start in a page has all its 4 drift scores.
         starts = [s["window_start"] for s in page["scores"]]
