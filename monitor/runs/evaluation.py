@@ -15,15 +15,13 @@ import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal, TypeGuard, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard, overload
 
 import numpy as np
 import orjson
 import pandas as pd
 
 from detectors.drift import ColumnPolicy, column_drift, drift_scores
-from detectors.estimation import CBPEModel, estimated_performance_scores, fit_cbpe
-from detectors.multivariate import MultivariateReference, fit_multivariate, multivariate_scores
 from detectors.npz import pack, unpack
 from detectors.performance import Band, bands_from_dict, bands_to_dict, fit_performance_bands, label_scores
 from detectors.performance import performance_scores as realized_performance_scores
@@ -33,6 +31,12 @@ from detectors.types import ColumnKind, Score, ScoreKind
 from monitor.config import ModelConfig, MonitorConfig
 from monitor.methods import kind_mismatch
 from monitor.runs.windows import Batch
+
+if TYPE_CHECKING:
+    # Both import scikit-learn (≈ 0.5 s): imported where CBPE or multivariate drift is configured,
+    # so a check or a window without them never loads it.
+    from detectors.estimation import CBPEModel
+    from detectors.multivariate import MultivariateReference
 
 log = logging.getLogger(__name__)
 
@@ -195,16 +199,24 @@ class Baseline:
     @classmethod
     def from_bytes(cls, data: bytes) -> Baseline:
         meta, arrays = unpack(data, "baseline", version=_FORMAT_VERSION)
-        multivariate = arrays.get("multivariate")
+        cbpe, multivariate, packed = None, None, arrays.get("multivariate")
+        if meta["cbpe"] is not None:
+            from detectors.estimation import CBPEModel
+
+            cbpe = CBPEModel.from_dict(meta["cbpe"])
+        if packed is not None:
+            from detectors.multivariate import MultivariateReference
+
+            multivariate = MultivariateReference.from_bytes(packed.tobytes())
         return cls(
             n_rows=meta["n_rows"],
             drift=ReferenceProfile.from_bytes(arrays["drift"].tobytes()),
             quality=QualityReference.from_dict(meta["quality"]),
             bands=bands_from_dict(meta["bands"]),
-            cbpe=None if meta["cbpe"] is None else CBPEModel.from_dict(meta["cbpe"]),
+            cbpe=cbpe,
             classes=None if meta["classes"] is None else tuple(meta["classes"]),
             notes=meta["notes"],
-            multivariate=None if multivariate is None else MultivariateReference.from_bytes(multivariate.tobytes()),
+            multivariate=multivariate,
         )
 
 
@@ -262,6 +274,8 @@ def fit_baseline(
         if reference.label is None or y_score is None:
             notes["estimated_performance"] = "reference has no labels or scores: CBPE cannot be fitted"
         else:
+            from detectors.estimation import fit_cbpe
+
             try:
                 labels01 = _binary01(reference.label, classes)
                 preds01 = None if y_pred is None else _binary01(y_pred, classes)
@@ -275,6 +289,8 @@ def fit_baseline(
                 notes["estimated_performance"] = f"CBPE cannot be fitted: {exc}"
     multivariate = None
     if monitor.drift.multivariate:
+        from detectors.multivariate import fit_multivariate
+
         try:
             features = {name: columns[name] for name in model.features}
             multivariate = fit_multivariate({n: v for n, (_, v) in features.items()}, dict(model.features))
@@ -348,6 +364,8 @@ def _multivariate(model: ModelConfig, baseline: Baseline, window: Batch) -> list
     if baseline.multivariate is None:
         reason = baseline.notes.get("multivariate", "no multivariate reference fitted")
         return [Score.insufficient("drift", m, reason) for m in ("pca_reconstruction_error", "domain_classifier_auc")]
+    from detectors.multivariate import multivariate_scores
+
     columns = drift_columns(model, window)
     return list(multivariate_scores(baseline.multivariate, {name: columns[name][1] for name in model.features}))
 
@@ -389,6 +407,8 @@ def _estimated(monitor: MonitorConfig, baseline: Baseline, window: Batch) -> lis
         return [Score.insufficient("estimated_performance", m, reason) for m in metrics]
     if window.score is None:
         return [Score.insufficient("estimated_performance", m, "window has no scores") for m in metrics]
+    from detectors.estimation import estimated_performance_scores
+
     preds = _binary01(window.prediction, baseline.classes) if _present(window.prediction) else None
     if preds is not None and not np.isfinite(preds).all():
         preds = None  # a missing decision: derive all decisions from the scores instead

@@ -22,7 +22,7 @@ from detectors.types import Score
 from monitor.config import Config, ModelConfig, MonitorConfig
 from monitor.errors import DriftscopeError
 from monitor.runs.evaluation import Evaluation, evaluate, fit_baseline, score_dict
-from monitor.runs.references import frame_to_batch, read_table
+from monitor.runs.files import frame_to_batch, read_table
 
 # Column names recognised without a config, in order of preference.
 PREDICTION_NAMES = ("prediction", "y_pred", "pred")

@@ -23,14 +23,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-from sqlalchemy import BigInteger, Connection, String, Text, cast, func, select, type_coerce
 
 from monitor.config import as_utc
-from monitor.store.tables import Prediction
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -107,6 +108,8 @@ def _epoch_us(column: Any, dialect: str) -> Any:
     Reading it through the ORM type would build one timezone-aware ``datetime`` per row, the
     slowest part of loading a window.
     """
+    from sqlalchemy import BigInteger, String, cast, func, type_coerce
+
     if dialect == "sqlite":
         return type_coerce(column, String)  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' (naive UTC)
     return cast(func.extract("epoch", column) * 1_000_000, BigInteger)
@@ -134,6 +137,12 @@ def load_window(
     ``score_classes`` is the class order of per-class scores (multiclass); ``None`` reads one
     number per row.
     """
+    # The store is imported here, not at the top: driftscope check builds Batches from files and
+    # needs neither SQLAlchemy nor the tables.
+    from sqlalchemy import Text, cast, select
+
+    from monitor.store.tables import Prediction
+
     p = Prediction
     dialect = connection.dialect.name
     rows = connection.execute(

@@ -207,3 +207,32 @@ def test_ci_example_is_a_valid_github_workflow_that_gates_deploy() -> None:
     jobs = yaml.safe_load(workflow.read_text())["jobs"]
     assert jobs["deploy"]["needs"] == "drift-check"
     assert any("driftscope check" in step.get("run", "") for step in jobs["drift-check"]["steps"])
+
+
+# Runs a whole check of two files (argv: reference, current) and prints the top-level packages it imported.
+CHECK_IMPORTS_PROBE = """
+import json, sys
+from pathlib import Path
+from monitor.runs.gate import run_check
+result = run_check(Path(sys.argv[1]), Path(sys.argv[2]), label="work_home_actual")
+assert result.scores
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def test_a_check_of_parquet_files_imports_neither_the_store_nor_scikit_learn(files: dict[str, Path]) -> None:
+    """check reads two files and writes nothing: SQLAlchemy (the store) and scikit-learn (CBPE, multivariate
+    drift, neither run by default) were ≈ 0.7 s of its start (issue 16)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK_IMPORTS_PROBE, str(files["reference"]), str(files["drifted"])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    imported = set(json.loads(result.stdout.splitlines()[-1]))
+    assert {"numpy", "pandas", "pyarrow", "scipy"} <= imported  # the probe ran a real check
+    assert not imported & {"sqlalchemy", "sklearn", "alembic"}
