@@ -114,7 +114,7 @@ def stale_windows(engine: Engine) -> int:
         return conn.scalar(select(func.count()).where(Run.stale_since.is_not(None))) or 0
 
 
-def label_state(engine: Engine) -> tuple[int, Any, int]:
+def label_state(engine: Engine) -> tuple[Any, ...]:
     """Labelled predictions, the newest reception time, the corrections: what a no-op upload must leave alone."""
     with engine.connect() as conn:
         return tuple(
@@ -205,7 +205,9 @@ def main() -> None:
         upgrade(engine)
         print(f"store: {engine.dialect.name}, {rows:,} predictions over {DAYS} days of hourly windows")
 
-        ids, stamps, labels = [], [], []
+        ids: list[str] = []
+        stamps: list[datetime] = []
+        labels: list[int] = []
 
         def ingest() -> None:
             for records, batch_labels in predictions(rows, start):
@@ -228,7 +230,7 @@ def main() -> None:
         pq.write_table(table, parquet)
         print(f"labels file: {parquet.stat().st_size / 1e6:.1f} MB Parquet, {table.num_rows:,} rows")
         with engine.connect() as conn:
-            model_id = conn.scalar(select(Prediction.model_id).limit(1))
+            model_id = conn.execute(select(Prediction.model_id).limit(1)).scalar_one()
         engine.dispose()
         reference_url = copy_store()
 
