@@ -86,6 +86,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("collect", "Read a source into the store now."),
     "reference": ("reference", "Reference datasets that monitors compare windows with."),
     "labels": ("labels", "Ground truth (labels) for stored predictions."),
+    "prune": ("prune", "Delete what each model's retention lets go, never what a reference or a window still needs."),
 }
 COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(module for module, _ in LAZY_COMMANDS.values()))
 

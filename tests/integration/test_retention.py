@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from sqlalchemy import Engine, delete, func, insert, select
 
-from monitor.config import ConfigError, parse_config
+from monitor.config import Config, ConfigError, parse_config
+from monitor.ingest import ingest_predictions
+from monitor.store import retention
+from monitor.store.engine import make_engine, upgrade
+from monitor.store.queries import sync_models
+from monitor.store.tables import (
+    Alert,
+    IdempotentRequest,
+    Notification,
+    PendingLabel,
+    Prediction,
+    RejectedRecord,
+    Run,
+    Score,
+    utcnow,
+)
+from tests.integration.test_scheduler_cli import invoke
 
 
 def config_data(retention: dict[str, Any] | None = None, **monitor: Any) -> dict[str, Any]:
@@ -58,3 +79,238 @@ def test_predictions_kept_shorter_than_previous_windows_need_names_both_keys() -
     assert parse_config(config_data({"predictions": "1505m"})).models["churn"].retention.predictions == timedelta(
         minutes=1505
     )
+
+
+# --- prune on a store ---------------------------------------------------------------------------
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+RETENTION = {"predictions": "30d", "scores": "45d", "alerts": "30d"}
+
+
+def history_data(store: str, t0: datetime) -> dict[str, Any]:
+    data = config_data(RETENTION)
+    data["store"] = store
+    data["monitors"] = {
+        # The reference range: the first two hours of data.
+        "churn-range": {"model": "churn", "window": "1h", "lateness": "5m", "recompute_within": "2d",
+                        "reference": {"range": [t0.isoformat(), (t0 + 2 * HOUR).isoformat()]}},
+        # 3 windows before each one; recompute_within (35d) keeps more than the 30 days of retention.
+        "churn-rolling": {"model": "churn", "window": "1h", "lateness": "5m", "recompute_within": "35d",
+                          "reference": {"previous_windows": 3}},
+    }  # fmt: skip
+    return data
+
+
+def first_hour(now: datetime) -> datetime:
+    """The start of the hourly window 60 days before ``now``: where the history begins."""
+    return (now - 60 * DAY).replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class History:
+    """Sixty days of a model's life ending at ``now``, with the spans retention must keep or delete."""
+
+    now: datetime
+    config: Config
+
+    @property
+    def t0(self) -> datetime:
+        return first_hour(self.now)
+
+    @property
+    def pending(self) -> datetime:  # churn-range's window never computed
+        return self.t0 + 10 * DAY
+
+    @property
+    def stale(self) -> datetime:  # churn-rolling's window to recompute, with its 3 previous windows
+        return self.t0 + 12 * DAY
+
+    def due(self, ts: datetime) -> bool:
+        """Whether a prediction at ``ts`` may go: older than 35 days (recompute_within), needed by nothing."""
+        kept = [
+            (self.t0, self.t0 + 2 * HOUR),
+            (self.pending, self.pending + HOUR),
+            (self.stale - 3 * HOUR, self.stale + HOUR),
+        ]
+        return ts < self.now - 35 * DAY and not any(start <= ts < end for start, end in kept)
+
+
+def make_history(engine: Engine, store: str, now: datetime) -> History:
+    t0 = first_hour(now)
+    history = History(now, parse_config(history_data(store, t0)))
+    model_id = sync_models(engine, history.config)["churn"]
+    # Three rows an hour, none within two hours of the 35-day cut-off: a command that reads the clock
+    # a moment later deletes the same rows.
+    quiet = (now - 35 * DAY - 2 * HOUR, now - 35 * DAY + 2 * HOUR)
+    rows = [
+        {"model_id": model_id, "prediction_id": f"h{hour}-{i}", "ts": ts, "features": {"tenure": 1.0, "plan": "pro"},
+         "prediction": 1, "score": 0.7, "label": None, "source": "test", "ingested_at": ts}
+        for hour in range(60 * 24 - 1)
+        for i in range(3)
+        if not quiet[0] <= (ts := t0 + hour * HOUR + i * 20 * timedelta(minutes=1)) < quiet[1]
+    ]  # fmt: skip
+    newest = now - 2 * HOUR
+    runs = []
+    for monitor in ("churn-range", "churn-rolling"):
+        for hour in range(int((newest - t0) / HOUR) + 1):
+            start = t0 + hour * HOUR
+            status, stale = "succeeded", None
+            if monitor == "churn-range" and start == history.pending:
+                status = "pending"
+            if monitor == "churn-rolling" and start == history.stale:
+                stale = now - HOUR
+            runs.append({"monitor": monitor, "model_id": model_id, "window_start": start, "window_end": start + HOUR,
+                         "status": status, "attempts": 1, "stale_since": stale})  # fmt: skip
+    with engine.begin() as connection:
+        connection.execute(insert(Prediction), rows)
+        connection.execute(insert(Run), runs)
+        run_ids = connection.execute(select(Run.id, Run.monitor, Run.window_start)).all()
+        connection.execute(
+            insert(Score),
+            [{"run_id": r.id, "monitor": r.monitor, "model_id": model_id, "window_start": r.window_start,
+              "kind": "drift", "feature": feature, "method": "psi", "value": 0.01, "details": {}}
+             for r in run_ids for feature in ("tenure", "plan")],
+        )  # fmt: skip
+        old, recent = t0 + 5 * DAY, now - 5 * DAY
+        for received in (old, recent):
+            connection.execute(
+                insert(RejectedRecord).values(model="churn", source="api", reason="bad", received_at=received)
+            )
+            connection.execute(insert(PendingLabel).values(model_id=model_id, prediction_id=f"p{received:%j}",
+                                                           label=1, label_ts=received, source="api",
+                                                           label_received_at=received))  # fmt: skip
+        # Idempotency-Keys are remembered a day, whatever the model's retention.
+        connection.execute(
+            insert(IdempotentRequest),
+            [{"key": "day-old", "response": {}, "created_at": now - DAY - HOUR},
+             {"key": "hour-old", "response": {}, "created_at": now - HOUR}],
+        )  # fmt: skip
+        alerts = {
+            "gone": ("resolved", old, "delivered"),
+            "recent": ("resolved", recent, "delivered"),
+            "firing": ("firing", None, "delivered"),
+            "unsent": ("resolved", old, "pending"),
+        }
+        for name, (state, resolved_at, delivery) in alerts.items():
+            alert_id = connection.execute(
+                insert(Alert).values(rule=name, fingerprint=name, labels={"model": "churn", "rule": name},
+                                     severity="warning", state=state, started_at=t0, resolved_at=resolved_at)
+                .returning(Alert.id)
+            ).scalar_one()  # fmt: skip
+            for event in ("firing", "resolved"):
+                connection.execute(insert(Notification).values(
+                    idempotency_key=f"{name}-{event}", alert_id=alert_id, group_key=None, channel="ops", event=event,
+                    payload={}, status=delivery, created_at=t0))  # fmt: skip
+    return history
+
+
+def predictions(engine: Engine) -> dict[str, datetime]:
+    with engine.connect() as connection:
+        return dict(connection.execute(select(Prediction.prediction_id, Prediction.ts)).all())
+
+
+def table(engine: Engine, column: Any) -> set[Any]:
+    with engine.connect() as connection:
+        return set(connection.scalars(select(column)))
+
+
+def test_prune_deletes_what_is_due_and_nothing_needed_while_ingestion_goes_on(store_engine: Engine) -> None:
+    now = datetime(2026, 5, 1, 12, 30, tzinfo=UTC)
+    history = make_history(store_engine, str(store_engine.url), now)
+    config = history.config
+    before = predictions(store_engine)
+    due_rows = {pid for pid, ts in before.items() if history.due(ts)}
+    assert 0 < len(due_rows) < len(before)
+    counts = {target.table: n for target, n in retention.due(store_engine, config, now)}
+    assert counts["prediction"] == len(due_rows)
+
+    # Ingestion through monitor.ingest all along: fresh rows, rows of the window still pending and of the reference.
+    stop, ingested, failures = threading.Event(), [], []
+
+    def ingest() -> None:
+        spans = [now - HOUR, history.pending, history.t0]
+        batch = 0
+        while not stop.is_set() or batch < 3:
+            start = spans[batch % 3]
+            records = [{"id": f"live-{batch}-{i}", "timestamp": (start + i * timedelta(seconds=30)).isoformat(),
+                        "features": {"tenure": 2.0, "plan": "basic"}, "prediction": 0, "score": 0.2}
+                       for i in range(20)]  # fmt: skip
+            try:
+                ingest_predictions(store_engine, config, "churn", records, "live", shape="canonical")
+            except Exception as exc:
+                failures.append(exc)
+                return
+            ingested.extend(r["id"] for r in records)
+            batch += 1
+
+    thread = threading.Thread(target=ingest)
+    thread.start()
+    try:
+        done = retention.prune(store_engine, config, now, batch=250)
+    finally:
+        stop.set()
+        thread.join()
+    assert failures == []
+    deleted = {target.table: n for target, n in done}
+
+    after = predictions(store_engine)
+    assert set(after) == (set(before) - due_rows) | set(ingested)  # nothing needed is gone, every due row is
+    assert deleted["prediction"] == len(due_rows) == len(before) + len(ingested) - len(after)
+    assert min(ts for pid, ts in after.items() if pid not in ingested and not history.due(ts)) == history.t0
+    # Runs ended before 45 days ago go with their scores, except the window pending and the one to recompute.
+    with store_engine.connect() as connection:
+        runs = connection.execute(select(Run.monitor, Run.window_start, Run.window_end)).all()
+        orphans = connection.scalar(select(func.count()).where(~Score.run_id.in_(select(Run.id))))
+    old_runs = sorted((r.monitor, r.window_start) for r in runs if r.window_end < now - 45 * DAY)
+    assert old_runs == [("churn-range", history.pending), ("churn-rolling", history.stale)]
+    assert deleted["run"] == counts["run"] > 0 and deleted["score"] == counts["score"] == 2 * deleted["run"]
+    assert orphans == 0 and len(table(store_engine, Score.id)) == 2 * len(runs)
+    # Alerts: only the one resolved long ago with nothing left to send, with its notifications.
+    assert {rule for rule in table(store_engine, Alert.rule)} == {"recent", "firing", "unsent"}
+    assert table(store_engine, Notification.idempotency_key) == {
+        f"{name}-{event}" for name in ("recent", "firing", "unsent") for event in ("firing", "resolved")
+    }
+    assert len(table(store_engine, RejectedRecord.id)) == len(table(store_engine, PendingLabel.id)) == 1
+    assert table(store_engine, IdempotentRequest.key) == {"hour-old"}
+    assert {t: n for t, n in deleted.items()} == {**counts, "prediction": len(due_rows)}
+    # A second pass finds nothing left to delete.
+    assert {n for _, n in retention.prune(store_engine, config, now)} == {0}
+
+
+def test_a_monitor_without_runs_keeps_every_row_of_its_model(sqlite_engine: Engine) -> None:
+    now = datetime(2026, 5, 1, 12, 30, tzinfo=UTC)
+    history = make_history(sqlite_engine, str(sqlite_engine.url), now)
+    with sqlite_engine.begin() as connection:
+        connection.execute(delete(Run).where(Run.monitor == "churn-rolling"))
+    counts = {t.table: n for t, n in retention.due(sqlite_engine, history.config, now)}
+    assert counts["prediction"] == 0
+    assert len(predictions(sqlite_engine)) == len(
+        retention.prune(sqlite_engine, history.config, now) and predictions(sqlite_engine)
+    )
+
+
+def test_prune_command_dry_run_then_prune(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'driftscope.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    history = make_history(engine, url, utcnow())
+    file = tmp_path / "driftscope.yaml"
+    file.write_text(yaml.safe_dump(history_data(url, history.t0)), encoding="utf-8")
+    before = predictions(engine)
+    due_rows = sum(history.due(ts) for ts in before.values())
+
+    dry = invoke("prune", "--dry-run", "-c", str(file))
+    assert dry.exit_code == 0, dry.output
+    assert f"churn    prediction         would delete {due_rows:,}" in dry.output
+    assert "churn    alert              would delete 1" in dry.output
+    assert predictions(engine) == before
+
+    wet = invoke("prune", "--model", "churn", "-c", str(file))
+    assert wet.exit_code == 0, wet.output
+    assert f"churn  prediction         deleted {due_rows:,}" in wet.output
+    assert "idempotent_request" not in wet.output  # store-wide tables only when every model is pruned
+    assert len(predictions(engine)) == len(before) - due_rows
+    assert invoke("prune", "--model", "nope", "-c", str(file)).exit_code == 2
+    engine.dispose()
+
