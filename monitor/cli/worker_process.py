@@ -9,6 +9,8 @@ once; a late job is coalesced into one run rather than queued):
   windows, flag late labels, compute everything due, oldest first;
 - ``alerts`` every ``worker.tick``: evaluate the alert rules on the newest scores, then deliver
   the due notifications from the outbox (with retries and back-off);
+- ``retention`` hourly, when a model has a ``retention:``: :func:`monitor.store.retention.prune`
+  deletes what it lets go, a few thousand rows per transaction;
 - ``/metrics`` on ``worker.metrics_port`` (prometheus-client's HTTP server thread).
 
 Several workers may share one Postgres store: the store's claims decide who computes which
@@ -47,6 +49,7 @@ from monitor.config import Config
 from monitor.errors import DriftscopeError
 from monitor.metrics.exporter import MetricsServer, start_metrics_server
 from monitor.runs.scheduler import Scheduler
+from monitor.store import retention
 from monitor.store.queries import sync_models
 from monitor.store.tables import utcnow
 
@@ -117,6 +120,8 @@ class Worker:
         for collector in build_collectors(self.config, self.engine):
             self._add_job(f"collect:{collector.name}", collector.collect, collector.interval.total_seconds(), now)
         self._add_job("monitors", self._monitors, tick, now)
+        if any(model.retention != retention.KEEP_FOREVER for model in self.config.models.values()):
+            self._add_job("retention", self._retention, retention.INTERVAL.total_seconds(), now)
         if self.config.alerts.rules or self.config.alerts.channels:
             self._add_job("alerts", self._alerts, tick, now)
         logging.getLogger("apscheduler.scheduler").addFilter(_SKIPPED_TICKS)
@@ -190,6 +195,12 @@ class Worker:
 
     def _monitors(self) -> None:
         self.scheduler.tick(self._stop)
+
+    def _retention(self) -> None:
+        pruned = retention.prune(self.engine, self.config, self.clock(), stop=self._stop)
+        for target, count in pruned:
+            if count:
+                log.info("retention: %d %s row(s) deleted", count, target.table, extra={"model": target.model})
 
     def _alerts(self) -> None:
         evaluate_alerts(self.engine, self.config, self.clock())

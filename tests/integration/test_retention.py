@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -314,3 +315,24 @@ def test_prune_command_dry_run_then_prune(tmp_path: Path) -> None:
     assert invoke("prune", "--model", "nope", "-c", str(file)).exit_code == 2
     engine.dispose()
 
+
+def test_the_worker_prunes_on_its_own(sqlite_engine: Engine) -> None:
+    from monitor.cli.worker_process import Worker
+
+    now = datetime(2026, 5, 1, 12, 30, tzinfo=UTC)
+    history = make_history(sqlite_engine, str(sqlite_engine.url), now)
+    before = predictions(sqlite_engine)
+    due_rows = {pid for pid, ts in before.items() if history.due(ts)}
+    worker = Worker(history.config, sqlite_engine, clock=lambda: now)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while set(predictions(sqlite_engine)) & due_rows and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        worker.shutdown()
+    after = predictions(sqlite_engine)
+    assert not set(after) & due_rows
+    assert {pid for pid, ts in after.items() if ts < history.t0 + 2 * HOUR} == {
+        pid for pid, ts in before.items() if ts < history.t0 + 2 * HOUR
+    }
