@@ -211,6 +211,8 @@ def column_drift(ref: ColumnProfile, current: np.ndarray | None, policy: ColumnP
             "alpha": calibration.alpha,
             "source": calibration.source,
             "tail_probability": calibration.tail_probability(value, cur.n),
+            # A reference that flags many of its own windows carries little signal: say so beside every score.
+            "reference_flags": f"{calibration.self_flagged} of its own {calibration.self_windows} windows",
         }
     elif calibration is not None:
         details["calibrated"] = {"skipped": f"calibrated for {calibration.method}, the window is tested by {method}"}

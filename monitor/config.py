@@ -22,7 +22,7 @@ import typing
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 import yaml
@@ -440,15 +440,60 @@ class ColumnPolicy(Frozen):
     )
 
 
+class FalseAlarms(NamedTuple):
+    """A false-alarm budget: ``count`` dataset-windows flagged without drift per ``per``."""
+
+    count: float
+    per: timedelta
+
+
+_BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s+per\s+(\d+(?:\.\d+)?)\s*(minutes?|hours?|days?|weeks?)\s*$")
+_BUDGET_UNITS = {"minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+
+
+def parse_false_alarms(value: str) -> FalseAlarms:
+    """``"1 per 30 days"`` (minutes, hours, days, weeks) → ``FalseAlarms(1.0, 30 days)``."""
+    if match := _BUDGET.match(value):
+        count, per = float(match[1]), float(match[2]) * _BUDGET_UNITS[match[3].rstrip("s")]
+        if count > 0 and per > 0:
+            return FalseAlarms(count, timedelta(seconds=per))
+    raise ValueError(f"expected a budget like '1 per 30 days' (minutes, hours, days or weeks), got {value!r}")
+
+
 class DriftSettings(Frozen):
     method: DriftMethodName = Field(
         "auto", description=_METHOD_HELP + " Columns of a kind it does not apply to keep auto."
     )
-    threshold: FiniteFloat | Literal["auto"] = Field(
+    threshold: FiniteFloat | Literal["auto", "calibrated"] = Field(
         "auto",
         description="Drift threshold of every column tested with `method`: a p-value test flags drift below it, a "
-        "distance above it; auto: each test's default (docs/detectors.md).",
+        "distance above it; auto: each test's default (docs/detectors.md); calibrated: each column's threshold at "
+        "the window's size, fitted on the reference to keep `false_alarms` (docs/detectors.md, Calibrated "
+        "thresholds).",
     )
+    # Kept as written (it reads better in the docs and in `config show`); false_alarm_budget parses it.
+    false_alarms: Annotated[str, AfterValidator(lambda text: parse_false_alarms(text) and text)] = Field(
+        "1 per 30 days",
+        description="With threshold: calibrated, how many windows without drift may flag a feature, e.g. "
+        "'1 per 30 days'; converted to α per feature with the window length and the number of features.",
+    )
+    multiple_testing: Literal["none", "holm", "bh"] = Field(
+        "none",
+        description="Correct the dataset-level decision across features: holm (family-wise error) or bh "
+        "(Benjamini–Hochberg, false discovery rate) over the p-values or calibrated tail probabilities; "
+        "share_drifted and count_drifted then count the corrected decisions. none: as Evidently.",
+    )
+    min_effect: FiniteFloat | None = Field(
+        None,
+        ge=0,
+        description="A p-value test flags drift only when the effect size (normed Wasserstein for numeric "
+        "columns, PSI for categories) is at least this; the size is reported beside the p-value.",
+    )
+
+    @property
+    def false_alarm_budget(self) -> FalseAlarms:
+        return parse_false_alarms(self.false_alarms)
+
     drift_share: float = Field(0.5, gt=0, le=1, description="Share of drifted columns that makes the dataset drift.")
     columns: dict[Name, ColumnPolicy] = Field(
         {},

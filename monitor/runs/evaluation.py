@@ -21,12 +21,14 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from detectors.calibration import ColumnCalibration, alpha_per_feature, calibrate_column
 from detectors.drift import ColumnPolicy, column_drift, drift_scores
 from detectors.npz import pack, unpack
 from detectors.performance import Band, bands_from_dict, bands_to_dict, fit_performance_bands, label_scores
 from detectors.performance import performance_scores as realized_performance_scores
 from detectors.profile import ColumnProfile, ReferenceProfile, profile_reference
 from detectors.quality import QualityReference, QualityThresholds, quality_scores
+from detectors.stattests import InsufficientDataError
 from detectors.types import ColumnKind, Score, ScoreKind
 from monitor.config import ModelConfig, MonitorConfig
 from monitor.methods import kind_mismatch
@@ -180,6 +182,7 @@ class Baseline:
     classes: tuple[Any, ...] | None = None
     notes: Mapping[str, str] = field(default_factory=dict)
     multivariate: MultivariateReference | None = None
+    calibration: Mapping[str, ColumnCalibration] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         meta = {
@@ -190,6 +193,7 @@ class Baseline:
             "cbpe": None if self.cbpe is None else self.cbpe.to_dict(),
             "classes": None if self.classes is None else list(self.classes),
             "notes": dict(self.notes),
+            "calibration": {name: cal.to_dict() for name, cal in self.calibration.items()},
         }
         arrays = {"drift": np.frombuffer(self.drift.to_bytes(), dtype=np.uint8)}
         if self.multivariate is not None:
@@ -216,6 +220,8 @@ class Baseline:
             cbpe=cbpe,
             classes=None if meta["classes"] is None else tuple(meta["classes"]),
             notes=meta["notes"],
+            # A baseline cached before calibrated thresholds existed has none.
+            calibration={n: ColumnCalibration.from_dict(c) for n, c in meta.get("calibration", {}).items()},
             multivariate=multivariate,
         )
 
@@ -296,7 +302,47 @@ def fit_baseline(
             multivariate = fit_multivariate({n: v for n, (_, v) in features.items()}, dict(model.features))
         except ValueError as exc:  # ProfileError: too few reference rows
             notes["multivariate"] = str(exc)
-    return Baseline(reference.n, drift, quality, bands, cbpe, classes, notes, multivariate)
+    calibration = _calibrate(model, monitor, present, chunk, notes) if monitor.drift.threshold == "calibrated" else {}
+    return Baseline(reference.n, drift, quality, bands, cbpe, classes, notes, multivariate, calibration)
+
+
+# Window sizes calibrated around the monitor's own (rows per window vary with traffic).
+CALIBRATION_SPAN = (0.5, 1.0, 2.0)
+
+
+def feature_alpha(model: ModelConfig, monitor: MonitorConfig) -> float:
+    """α of one feature-window from the monitor's ``false_alarms`` budget (docs/detectors.md)."""
+    budget = monitor.drift.false_alarm_budget
+    return alpha_per_feature(
+        budget.count, budget.per.total_seconds(), monitor.window.total_seconds(), len(model.features)
+    )
+
+
+def _calibrate(
+    model: ModelConfig,
+    monitor: MonitorConfig,
+    columns: Mapping[str, tuple[ColumnKind, np.ndarray]],
+    window_rows: int,
+    notes: dict[str, str],
+) -> dict[str, ColumnCalibration]:
+    """Calibrated thresholds of every drift column without a threshold of its own; each column's
+    report on the reference's own windows goes into ``notes`` as ``calibration.<column>``."""
+    alpha = feature_alpha(model, monitor)
+    rng = np.random.default_rng(0)  # the same reference gives the same baseline
+    sizes = [max(round(window_rows * f), monitor.min_rows, 2) for f in CALIBRATION_SPAN]
+    out: dict[str, ColumnCalibration] = {}
+    for name, (kind, values) in columns.items():
+        policy = _policy(name, kind, monitor)
+        if policy.threshold is not None:
+            continue
+        try:
+            cal = calibrate_column(name, values, kind, policy.method, sizes, alpha=alpha, rng=rng, own_size=window_rows)
+        except (InsufficientDataError, ValueError) as exc:
+            notes[f"calibration.{name}"] = f"not calibrated, the method's default threshold applies: {exc}"
+            continue
+        out[name] = cal
+        notes[f"calibration.{name}"] = cal.summary()
+    return out
 
 
 # ------------------------------------------------------------------------------------- evaluation
@@ -318,10 +364,12 @@ def _family(kind: ScoreKind, method: str, compute: Callable[[], list[Score]]) ->
         return [Score(kind=kind, method=method, value=None, status="error", reason=f"{type(exc).__name__}: {exc}")]
 
 
-def _policy(name: str, kind: ColumnKind, monitor: MonitorConfig) -> ColumnPolicy:
+def _policy(
+    name: str, kind: ColumnKind, monitor: MonitorConfig, calibration: ColumnCalibration | None = None
+) -> ColumnPolicy:
     settings = monitor.drift
     override = settings.columns.get(name)
-    threshold = None if settings.threshold == "auto" else float(settings.threshold)
+    threshold = None if settings.threshold in ("auto", "calibrated") else float(settings.threshold)
     if override is not None:
         return ColumnPolicy(
             name,
@@ -329,13 +377,23 @@ def _policy(name: str, kind: ColumnKind, monitor: MonitorConfig) -> ColumnPolicy
             override.method,
             override.threshold if override.threshold is not None else threshold,
             min_samples=monitor.min_rows,
+            min_effect=settings.min_effect,
+            calibration=calibration if override.threshold is None else None,
         )
     # A dataset-wide method applies to the column kinds it supports; the others keep auto.
     method = settings.method
     if kind_mismatch(method, kind):
         method, threshold = "auto", None
     # min_rows holds per column too: a window of 200 rows with 20 labels has 20 values of label drift.
-    return ColumnPolicy(name, kind, method, threshold, min_samples=monitor.min_rows)
+    return ColumnPolicy(
+        name,
+        kind,
+        method,
+        threshold,
+        min_samples=monitor.min_rows,
+        min_effect=settings.min_effect,
+        calibration=calibration,
+    )
 
 
 def _drift(
@@ -345,13 +403,20 @@ def _drift(
     out: list[Score] = []
     if "features" in parts:
         # The config refused, at load, a method that is unknown or does not apply to its column.
-        policies = [_policy(name, kind, monitor) for name, kind in model.features.items()]
+        policies = [
+            _policy(name, kind, monitor, baseline.calibration.get(name)) for name, kind in model.features.items()
+        ]
         current = {name: columns[name][1] for name in model.features}
-        out += drift_scores(baseline.drift, current, policies, monitor.drift.drift_share)
+        settings = monitor.drift
+        # Calibrated columns are corrected at the budget's window level; p-value tests at their threshold.
+        family_alpha = feature_alpha(model, monitor) * len(model.features) if baseline.calibration else None
+        out += drift_scores(
+            baseline.drift, current, policies, settings.drift_share, settings.multiple_testing, family_alpha
+        )
     extras = ([PREDICTION, SCORE] if "features" in parts else []) + ([LABEL] if "labels" in parts else [])
     for name in extras:
         if name in baseline.drift and name in columns:
-            policy = _policy(name, baseline.drift[name].kind, monitor)
+            policy = _policy(name, baseline.drift[name].kind, monitor, baseline.calibration.get(name))
             out += _family("drift", "auto", partial(_one_column, baseline.drift[name], columns[name][1], policy))
     return out
 

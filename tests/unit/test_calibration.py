@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import numpy as np
 import pytest
+from pydantic import ValidationError
 from scipy.stats import false_discovery_control
 
 from detectors.calibration import ColumnCalibration, alpha_per_feature, calibrate_column, to_scale
@@ -11,6 +14,9 @@ from detectors.drift import ColumnPolicy, column_drift, corrected_decisions, dri
 from detectors.profile import make_sample, profile_column, profile_reference
 from detectors.stattests import get_stattest
 from detectors.types import Score
+from monitor.config import DriftSettings, FalseAlarms, ModelConfig, MonitorConfig
+from monitor.runs.evaluation import Baseline, evaluate, fit_baseline
+from monitor.runs.windows import Batch
 
 
 def _brute_force_quantile(method: str, draw, reference_rows: int, size: int, q: float, repeat: int, seed: int) -> float:
@@ -160,3 +166,56 @@ def test_effect_floor_keeps_a_tiny_shift_at_large_n_out_of_drift():
     assert cat.details["effect"]["method"] == "psi"
     with pytest.raises(ValueError, match="min_effect"):
         ColumnPolicy("x", "numeric", min_effect=-1.0)
+
+
+def test_drift_settings_validate_the_new_keys():
+    settings = DriftSettings(threshold="calibrated", false_alarms="2 per 1 week", multiple_testing="bh", min_effect=0.1)
+    assert settings.false_alarm_budget == FalseAlarms(2.0, timedelta(days=7))
+    assert DriftSettings().false_alarm_budget == FalseAlarms(1.0, timedelta(days=30))
+    assert DriftSettings().multiple_testing == "none" and DriftSettings().threshold == "auto"  # defaults unchanged
+    for bad, key in [
+        ({"false_alarms": "often"}, "false_alarms"),
+        ({"false_alarms": "0 per 30 days"}, "false_alarms"),
+        ({"multiple_testing": "bonferroni"}, "multiple_testing"),
+        ({"min_effect": -0.1}, "min_effect"),
+        ({"threshold": "calibrate"}, "threshold"),
+    ]:
+        with pytest.raises(ValidationError, match=key):
+            DriftSettings(**bad)
+
+
+def test_a_calibrated_monitor_fits_its_thresholds_into_the_baseline_and_reports_its_reference():
+    """A reference ordered by a cycle: the fixed threshold flags its own windows, the calibrated one does not."""
+    rng = np.random.default_rng(11)
+    n, cycle = 12_000, 3_000
+    phase = 2 * np.pi * (np.arange(n) % cycle) / cycle
+    cyclic = (np.sin(phase) + rng.normal(0.0, 0.5, n)).astype(object)
+    plain = rng.normal(size=n).astype(object)
+    model = ModelConfig(task="binary", features={"cyclic": "numeric", "plain": "numeric"})
+
+    def monitor(**drift) -> MonitorConfig:
+        return MonitorConfig(model="m", reference={"previous_windows": 1}, min_rows=20, drift=drift)
+
+    reference = Batch(n, {"cyclic": cyclic, "plain": plain})
+    calibrated = monitor(threshold="calibrated", multiple_testing="holm")
+    # 12,000 rows over 12 hours: hourly windows of 1,000 rows.
+    baseline = fit_baseline(model, calibrated, reference, reference_seconds=12 * 3600)
+    baseline = Baseline.from_bytes(baseline.to_bytes())
+    assert baseline.calibration["cyclic"].source == "consecutive"
+    assert baseline.calibration["plain"].source == "resampled"
+    assert "the reference flags" in baseline.notes["calibration.cyclic"]
+    fixed = monitor()
+    fixed_baseline = fit_baseline(model, fixed, reference, reference_seconds=12 * 3600)
+    flagged = {"fixed": 0, "calibrated": 0}
+    for i in range(0, n, 1000):
+        window = Batch(1000, {"cyclic": cyclic[i : i + 1000], "plain": plain[i : i + 1000]})
+        for name, (mon, base) in {"fixed": (fixed, fixed_baseline), "calibrated": (calibrated, baseline)}.items():
+            scores = evaluate(model, mon, base, window, window_seconds=3600).scores
+            cyc = next(s for s in scores if s.feature == "cyclic")
+            flagged[name] += bool(cyc.breached)
+            if name == "calibrated":
+                assert cyc.details["calibrated"]["source"] == "consecutive"
+                assert "of its own" in cyc.details["calibrated"]["reference_flags"]
+                share = next(s for s in scores if s.method == "share_drifted")
+                assert share.details["multiple_testing"] == "holm"
+    assert flagged["fixed"] >= 10 and flagged["calibrated"] <= 1
