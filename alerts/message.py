@@ -36,13 +36,22 @@ def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def deep_link(config: Config, model: str, window_start: datetime | None, feature: str | None = None) -> str:
-    """``{dashboard.public_url}/models/{model}?window=...`` — the page that shows what the alert is about
-    (``/models/{model}/features/{feature}?window=...`` for a per-feature alert)."""
+def deep_link(
+    config: Config,
+    model: str,
+    window_start: datetime | None,
+    feature: str | None = None,
+    monitor: str | None = None,
+) -> str:
+    """``{dashboard.public_url}/models/{model}?window=...&monitor=...`` — the page that shows what the alert
+    is about (``/models/{model}/features/{feature}?...`` for a per-feature alert). The monitor is named:
+    without it the page shows the model's primary monitor, which need not be the one that alerted."""
     base = f"{config.dashboard.public_url.rstrip('/')}/models/{quote(model, safe='')}"
     if feature is not None:
         base += f"/features/{quote(feature, safe='')}"
-    return f"{base}?{urlencode({'window': iso(window_start)})}" if window_start else base
+    params = {"window": iso(window_start), "monitor": monitor} if window_start else {}
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    return f"{base}?{query}" if query else base
 
 
 def describe_reference(spec: ReferenceSpec | None) -> str | None:
@@ -160,6 +169,7 @@ def explain(
             model,
             latest.window_start if rule.selector.score_kind else None,
             series.labels.get("feature") if rule.selector.score_kind else None,
+            str(context["monitor"]) if rule.selector.score_kind and context.get("monitor") else None,
         ),
     }
     monitor = context.get("monitor")

@@ -204,7 +204,24 @@ def test_messages_explain_themselves(store_engine: Engine) -> None:
     assert notes["window_start"] == "2026-03-02T08:00:00Z" and notes["window_end"] == "2026-03-02T09:00:00Z"
     assert notes["reference"] == "range 2026-01-01T00:00:00Z → 2026-02-01T00:00:00Z"
     assert notes["estimated_performance"] == [{"method": "roc_auc", "value": 0.71, "threshold": 0.75}]
-    assert notes["link"] == "https://driftscope.example.test/models/churn?window=2026-03-02T08%3A00%3A00Z"
+    assert notes["link"] == (
+        "https://driftscope.example.test/models/churn?window=2026-03-02T08%3A00%3A00Z&monitor=churn-hourly"
+    )
+
+
+def test_each_monitors_alert_links_to_that_monitors_view(store_engine: Engine) -> None:
+    """Two monitors of one model alerted together and both links opened the primary monitor's page
+    (issue 18's walk): the link names the monitor whose scores fired."""
+    config = make_config([{**DRIFT_RULE, "for": 1}], CONSOLE, group_wait="0s")
+    model = setup_models(store_engine, config)["churn"]
+    add_window(store_engine, model, T0, 0.67)
+    add_window(store_engine, model, T0, 0.67, monitor="churn-rolling")
+    evaluate(store_engine, config, T0 + HOUR)
+    links = {a.labels["monitor"]: a.annotations["link"] for a in _alerts(store_engine)}
+    assert links == {
+        m: f"https://driftscope.example.test/models/churn?window=2026-03-02T08%3A00%3A00Z&monitor={m}"
+        for m in ("churn-hourly", "churn-rolling")
+    }
 
 
 def test_metric_rules_fire_per_series_with_its_labels(store_engine: Engine) -> None:
