@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from detectors.calibration import calibrate_column
 from detectors.drift import ColumnPolicy, drift_scores
 from detectors.profile import ReferenceProfile, profile_reference
 from detectors.stattests import stattest_keys
@@ -169,9 +170,36 @@ def _kinds(method: str) -> frozenset[str]:
     return frozenset(kind for kind in ("numeric", "categorical") if method == AUTO or method in stattest_keys(kind))
 
 
+def calibrated(method: str, alpha_window: float, seed: int) -> Mode:
+    """``threshold: calibrated`` at a budget of ``alpha_window`` per dataset-window, Holm across features."""
+
+    def policies(ds: Dataset, size: int) -> list[ColumnPolicy]:
+        columns = {name: kind for name, kind in ds.kinds.items() if kind in _kinds(method)}
+        alpha = alpha_window / len(columns)
+        rng = np.random.default_rng(seed)
+        out = []
+        for name, kind in columns.items():
+            cal = calibrate_column(name, ds.reference[name], kind, method, [size], alpha=alpha, rng=rng)
+            out.append(ColumnPolicy(name, kind, method, calibration=cal))
+        return out
+
+    return Mode(f"{method} calibrated", policies, {"multiple_testing": "holm", "family_alpha": alpha_window})
+
+
+def effect_floor(method: str, min_effect: float) -> Mode:
+    def policies(ds: Dataset, size: int) -> list[ColumnPolicy]:
+        return [
+            ColumnPolicy(name, kind, method, min_effect=min_effect)
+            for name, kind in ds.kinds.items()
+            if kind in _kinds(method)
+        ]
+
+    return Mode(f"{method} holm, min_effect {min_effect}", policies, {"multiple_testing": "holm"})
+
+
 def extra_modes(args: argparse.Namespace) -> list[Mode]:
-    """Modes beside today's fixed thresholds (none yet)."""
-    return []
+    """The new modes: calibrated thresholds (with Holm) and a p-value test with an effect floor."""
+    return [calibrated(m, args.alpha, args.seed) for m in args.calibrate] + [effect_floor("ks", args.min_effect)]
 
 
 def modes(args: argparse.Namespace) -> list[Mode]:
@@ -245,11 +273,13 @@ def detection(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true", help="also windows of 100k and 1M rows")
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("--quick", action="store_true", help="window sizes 50, 200, 1k, 10k (the default)")
+    scope.add_argument("--full", action="store_true", help="also windows of 100k and 1M rows")
     parser.add_argument("--sizes", type=int, nargs="+", help="window sizes (default: 50 200 1000 10000)")
-    parser.add_argument("--rows-per-size", type=int, default=200_000, help="rows scored per dataset and size")
+    parser.add_argument("--rows-per-size", type=int, default=40_000, help="rows scored per dataset and size")
     parser.add_argument("--min-windows", type=int, default=5)
-    parser.add_argument("--max-windows", type=int, default=200)
+    parser.add_argument("--max-windows", type=int, default=100)
     parser.add_argument("--skip", nargs="*", default=["anderson"], help="methods left out (anderson is slow)")
     parser.add_argument("--seed", type=int, default=0)
     add_options(parser)
@@ -292,11 +322,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
-    """Options of the modes beside today's (none yet)."""
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=0.01,
+        help="false-alarm budget per dataset-window of the calibrated modes (0.01: 1 per 4 days of hourly windows)",
+    )
+    parser.add_argument(
+        "--calibrate",
+        nargs="*",
+        default=[AUTO, "ks", "wasserstein", "jensenshannon", "chisquare"],
+        help="calibrated modes",
+    )
+    parser.add_argument("--min-effect", type=float, default=0.1)
 
 
 def detection_modes(args: argparse.Namespace) -> set[str]:
-    return {AUTO}
+    return {AUTO, f"{AUTO} calibrated", f"ks holm, min_effect {args.min_effect}"}
 
 
 if __name__ == "__main__":
