@@ -62,8 +62,11 @@ def test_smtp_receives_firing_and_resolved_emails(sqlite_engine: Engine, smtp_se
     assert "drift.share_drifted on churn = 0.67 > 0.3" in text
     assert text.index("plan: ks") < text.index("monthly_charges: ks") < text.index("tenure: ks")  # ranked
     assert "1000 rows in window" in text and "n=1000 vs 5000" in text
-    assert "https://driftscope.example.test/models/churn?window=2026-03-02T08%3A00%3A00Z" in text
-    assert '<a href="https://driftscope.example.test/models/churn?window=2026-03-02T08%3A00%3A00Z">' in html
+    assert "https://driftscope.example.test/models/churn?window=2026-03-02T08%3A00%3A00Z&monitor=churn-hourly" in text
+    assert (
+        '<a href="https://driftscope.example.test/models/churn?window=2026-03-02T08%3A00%3A00Z&amp;monitor=churn-hourly">'
+        in html
+    )
     assert "resolved (drift.share_drifted &lt; 0.2)" in resolved.message.get_body(("html",)).get_content()
 
 
@@ -98,7 +101,9 @@ def test_slack_receives_a_valid_block_kit_payload(sqlite_engine: Engine, http_re
     assert firing.json()["attachments"][0]["color"] == "#d62728"  # critical
     assert blocks[0]["text"]["text"] == "[FIRING:1] feature drift · model=churn"
     assert "0.67 &gt; 0.3" in blocks[1]["text"]["text"] and "plan: ks" in blocks[1]["text"]["text"]
-    assert blocks[-1]["elements"][0]["url"].endswith("/models/churn?window=2026-03-02T08%3A00%3A00Z")
+    assert blocks[-1]["elements"][0]["url"].endswith(
+        "/models/churn?window=2026-03-02T08%3A00%3A00Z&monitor=churn-hourly"
+    )
     _check_block_kit(resolved.json())
     assert resolved.json()["attachments"][0]["color"] == "#2ca02c"
 
