@@ -604,6 +604,50 @@ def breached_features(matrix: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class FailedRuns:
+    """A monitor's runs that ended ``failed`` (out of attempts: the worker will not try them again), and
+    the newest one's window, attempts and last error. ``error`` is whatever the failure said, data
+    included: text to show escaped, never markup."""
+
+    monitor: str
+    count: int
+    window_start: datetime
+    attempts: int
+    error: str | None
+
+
+def failed_runs(conn: Connection, model_id: int, monitor: str | None = None) -> list[FailedRuns]:
+    """:class:`FailedRuns` of each of ``model_id``'s monitors with such runs (of ``monitor`` only if
+    given), by monitor name; whatever their window, since each waits for ``driftscope runs retry``.
+
+    A failed run that still holds a lease is backing off before its next attempt, not ended.
+    """
+    ended = and_(Run.model_id == model_id, Run.status == "failed", Run.claimed_until.is_(None))
+    if monitor is not None:
+        ended = and_(ended, Run.monitor == monitor)
+    ranked = (
+        select(
+            Run.monitor,
+            Run.window_start,
+            Run.attempts,
+            Run.error,
+            func.count().over(partition_by=Run.monitor).label("count"),
+            func.row_number()
+            .over(partition_by=Run.monitor, order_by=(Run.window_start.desc(), Run.id.desc()))
+            .label("rank"),
+        )
+        .where(ended)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(ranked.c.monitor, ranked.c.count, ranked.c.window_start, ranked.c.attempts, ranked.c.error)
+        .where(ranked.c.rank == 1)
+        .order_by(ranked.c.monitor)
+    )
+    return [FailedRuns(r.monitor, r.count, r.window_start, r.attempts or 0, r.error) for r in rows]
+
+
 # --- feature page -------------------------------------------------------------------------------
 
 

@@ -366,3 +366,50 @@ def test_label_coverage_and_newest_computation(store_engine: Engine) -> None:
     assert (newest.window_start, newest.rows, newest.labelled, newest.coverage) == (ws + 2 * hour, 4, 2, 0.5)
     assert (newest.computed_at, newest.stale_since) == (newest_end + 2 * hour, newest_end + 3 * hour)
     assert (newest.late_labels, newest.waiting_labels) == (1, 1)
+
+
+def test_failed_runs_per_monitor(store_engine: Engine) -> None:
+    """Runs that ended failed, counted per monitor of the model with the newest one's window, attempts and
+    error; a failed run backing off before its next attempt (its lease kept) has not ended."""
+    ws, hour = datetime(2026, 1, 1, tzinfo=UTC), timedelta(hours=1)
+    hostile = "<script>alert(1)</script> value 'x' not in reference"
+    with store_engine.begin() as conn:
+        model_id, other_model = conn.execute(
+            insert(Model).returning(Model.id),
+            [{"name": name, "task": "binary", "feature_schema": {}} for name in ("m", "n")],
+        ).scalars()
+        runs = [  # monitor, model, window, status, attempts, lease kept, error
+            ("m-hourly", model_id, 0, "failed", 3, False, "old error"),
+            ("m-hourly", model_id, 1, "succeeded", 1, False, None),
+            ("m-hourly", model_id, 2, "failed", 3, False, hostile),
+            ("m-hourly", model_id, 3, "failed", 1, True, "backing off"),
+            ("m-daily", model_id, 0, "failed", 2, False, "abandoned after 2 attempts"),
+            ("m-clean", model_id, 0, "succeeded", 1, False, None),
+            ("n-hourly", other_model, 0, "failed", 3, False, "another model's"),
+        ]
+        conn.execute(
+            insert(Run),
+            [
+                {
+                    "monitor": monitor,
+                    "model_id": model,
+                    "window_start": ws + i * hour,
+                    "window_end": ws + (i + 1) * hour,
+                    "status": status,
+                    "attempts": attempts,
+                    "claimed_until": ws + timedelta(days=1) if lease else None,
+                    "error": error,
+                }
+                for monitor, model, i, status, attempts, lease, error in runs
+            ],
+        )
+    with store_engine.connect() as conn:
+        every = queries.failed_runs(conn, model_id)
+        hourly = queries.failed_runs(conn, model_id, "m-hourly")
+        clean = queries.failed_runs(conn, model_id, "m-clean")
+    assert every == [
+        queries.FailedRuns("m-daily", 1, ws, 2, "abandoned after 2 attempts"),
+        queries.FailedRuns("m-hourly", 2, ws + 2 * hour, 3, hostile),
+    ]
+    assert hourly == every[1:]
+    assert clean == []
