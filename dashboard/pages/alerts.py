@@ -54,7 +54,10 @@ def silence_matchers(alert: AlertRow) -> dict[str, str]:
 
 
 def _alert_item(alert: AlertRow, can_act: bool) -> html.Div:
-    when = f"fired {time_text(alert.fired_at)}" if alert.fired_at else f"pending since {time_text(alert.started_at)}"
+    monitor = alert.labels.get("monitor")
+    # Two monitors of a model alert under the same rule with the same summary: the monitor tells them apart.
+    when = f"monitor {monitor} · " if monitor else ""
+    when += f"fired {time_text(alert.fired_at)}" if alert.fired_at else f"pending since {time_text(alert.started_at)}"
     when += f" · breach since the window of {time_text(alert.breach_start)}"
     if alert.resolved_at:
         when += f" · resolved {time_text(alert.resolved_at)}"
@@ -87,7 +90,7 @@ def _alert_item(alert: AlertRow, can_act: bool) -> html.Div:
         actions.append(
             dcc.Link(
                 "View on timeline",
-                href=model_url(alert.model, window=alert.window_start),
+                href=model_url(alert.model, window=alert.window_start, monitor=monitor),
                 className="btn btn-sm btn-link",
             )
         )

@@ -74,3 +74,18 @@ def test_drifting_features_card_names_what_it_counts(page: Any, base_url: str, s
     hidden = more.get_attribute("title").split(", ")
     assert f"and {len(hidden)} more" in more.text
     assert sorted(named + hidden) == sorted(info.churn.features)
+
+
+def test_each_alert_names_its_monitor_and_opens_its_view(
+    page: Any, base_url: str, store: tuple[Engine, SeedInfo]
+) -> None:
+    """Two monitors of one model alerting under one rule gave two rows with the same summary and no way
+    to tell them apart, and "View on timeline" opened the primary monitor's view for both (the walk)."""
+    _, info = store
+    page.get(f"{base_url}/alerts?state=firing")
+    wait_for_text(page, "body", "feature drift")
+    items = page.find_elements(By.CSS_SELECTOR, ".ds-alert-item")
+    # The seed's one alert on the rolling monitor (its "feature drift"); the others are the primary's.
+    (item,) = [el for el in items if f"monitor {info.churn.rolling_monitor}" in el.text]
+    link = item.find_element(By.LINK_TEXT, "View on timeline").get_attribute("href")
+    assert f"monitor={info.churn.rolling_monitor}" in link, link
