@@ -632,7 +632,7 @@ def failed_runs(conn: Connection, model_id: int, monitor: str | None = None) -> 
             Run.window_start,
             Run.attempts,
             Run.error,
-            func.count().over(partition_by=Run.monitor).label("count"),
+            func.count().over(partition_by=Run.monitor).label("runs"),
             func.row_number()
             .over(partition_by=Run.monitor, order_by=(Run.window_start.desc(), Run.id.desc()))
             .label("rank"),
@@ -641,11 +641,11 @@ def failed_runs(conn: Connection, model_id: int, monitor: str | None = None) -> 
         .subquery()
     )
     rows = conn.execute(
-        select(ranked.c.monitor, ranked.c.count, ranked.c.window_start, ranked.c.attempts, ranked.c.error)
+        select(ranked.c.monitor, ranked.c.runs, ranked.c.window_start, ranked.c.attempts, ranked.c.error)
         .where(ranked.c.rank == 1)
         .order_by(ranked.c.monitor)
     )
-    return [FailedRuns(r.monitor, r.count, r.window_start, r.attempts or 0, r.error) for r in rows]
+    return [FailedRuns(r.monitor, r.runs, r.window_start, r.attempts or 0, r.error) for r in rows]
 
 
 # --- feature page -------------------------------------------------------------------------------

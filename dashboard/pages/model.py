@@ -6,6 +6,7 @@ data or service, and whether performance is really dropping.
 
 from __future__ import annotations
 
+import shlex
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +52,7 @@ from dashboard.theme import (
 RECENT_BUCKETS = 3  # "now" on the model page means the last few buckets of the range
 SERVICE_FACTOR = 1.5  # a service metric this far above its median over the range counts as abnormal
 SHOWN_FEATURES = 5  # drifting features named on the card; the rest are "… and N more" (names in a tooltip)
+ERROR_CHARS = 300  # of a failed run's error on its banner; `driftscope runs list` prints it whole
 
 
 @dataclass(frozen=True)
@@ -220,10 +222,44 @@ def recompute_caption(computation: queries.Computation | None) -> str:
     return text + "."
 
 
-def _firing_notes(alerts: list[AlertRow]) -> dict[str, str]:
-    """monitor → "N firing", for the monitor picker."""
-    counts = Counter(a.labels.get("monitor") for a in alerts if a.state == "firing")
-    return {monitor: f"{n} firing" for monitor, n in counts.items() if monitor}
+def _monitor_notes(alerts: list[AlertRow], failed: list[queries.FailedRuns]) -> dict[str, str]:
+    """monitor → "N firing · N failed", for the monitor picker."""
+    notes: dict[str, list[str]] = {}
+    for monitor, n in Counter(a.labels.get("monitor") for a in alerts if a.state == "firing").items():
+        if monitor:
+            notes.setdefault(monitor, []).append(f"{n} firing")
+    for f in failed:
+        notes.setdefault(f.monitor, []).append(f"{f.count} failed")
+    return {monitor: " · ".join(parts) for monitor, parts in notes.items()}
+
+
+def failed_banner(failed: queries.FailedRuns) -> dbc.Alert:
+    """A monitor's windows that ended failed: the newest one's error and the command that starts them
+    again. The error may quote data: it goes in as a string, which Dash renders as text."""
+    error = failed.error or "no error recorded"
+    if len(error) > ERROR_CHARS:
+        error = error[: ERROR_CHARS - 1] + "…"
+    monitor = shlex.quote(failed.monitor)
+    return dbc.Alert(
+        [
+            html.Strong(f"{failed.count} window(s) of monitor {failed.monitor} failed"),
+            f" — newest: {time_text(failed.window_start)}, after {failed.attempts} attempt(s): ",
+            html.Span(error, className="ds-run-error"),
+            html.Div(
+                [
+                    "The worker will not try them again; their scores stay missing (or out of date) until ",
+                    html.Code(f"driftscope runs retry --monitor {monitor} --all-failed"),
+                    " starts them again (",
+                    html.Code(f"driftscope runs list --monitor {monitor} --status failed"),
+                    " prints every error whole).",
+                ],
+                className="small mt-1",
+            ),
+        ],
+        id={"type": "failed-runs", "monitor": failed.monitor},
+        color="warning",
+        className="mb-2",
+    )
 
 
 def feature_list(names: list[str], href: Callable[[str], str], shown: int = SHOWN_FEATURES) -> list[str | Component]:
@@ -291,14 +327,16 @@ class ModelData:
     model: ModelInfo | None
     known: tuple[str, ...]  # every model's name, read only when ``model`` is unknown
     page: ModelPage | None  # None while no window was computed
+    failed: list[queries.FailedRuns]  # every monitor's runs that ended failed
 
 
 def query(ctx: Context, location: Location) -> ModelData:
     with queries.read_only(ctx.engine) as conn:
         model = queries.model_by_name(conn, location.params["model"])
         if model is None:
-            return ModelData(None, tuple(m.name for m in queries.models(conn)), None)
-    return ModelData(model, (), build(ctx.engine, model, location.query))
+            return ModelData(None, tuple(m.name for m in queries.models(conn)), None, [])
+        failed = queries.failed_runs(conn, model.id)
+    return ModelData(model, (), build(ctx.engine, model, location.query), failed)
 
 
 def render(location: Location, data: ModelData) -> html.Div:
@@ -310,6 +348,7 @@ def render(location: Location, data: ModelData) -> html.Div:
         return html.Div(
             [
                 page_header(name, f"{model.task} model · {len(model.features)} features"),
+                *[failed_banner(f) for f in data.failed],
                 empty_state(
                     "No windows computed yet",
                     "No predictions have been scored for this model. Point a collector at it (",
@@ -357,12 +396,15 @@ def render(location: Location, data: ModelData) -> html.Div:
                         page.monitor,
                         # The range stays; the window does not (the other monitor's windows may differ).
                         lambda m: model_url(name, page.range, monitor=m),
-                        _firing_notes(page.alerts),
+                        _monitor_notes(page.alerts, data.failed),
                     ),
                     range_picker(page.range, model_url(name), {"window": window, "monitor": location.query.monitor}),
                 ],
                 className="ds-toolbar",
             ),
+            # Another monitor's failures are noted on its picker button; one without a computed window has no
+            # button, so its banner shows here.
+            *[failed_banner(f) for f in data.failed if f.monitor == page.monitor or f.monitor not in page.monitors],
             _kpis(page),
             html.Div(
                 dcc.Graph(
