@@ -77,9 +77,12 @@ def score_dict(score: Score) -> dict[str, Any]:
 
 
 def to_float(values: np.ndarray) -> np.ndarray:
-    """Raw JSON values → float64; ``None`` and anything non-numeric become NaN."""
+    """Raw JSON values → float64; ``None`` and anything non-numeric become NaN.
+
+    A float64 column (from a file) is returned as it is: the detectors only read it.
+    """
     if values.dtype.kind in "fiub":
-        return values.astype(np.float64)
+        return values.astype(np.float64, copy=False)
     try:
         return np.array(values.tolist(), dtype=np.float64)  # None → NaN, fast for clean columns
     except (TypeError, ValueError):

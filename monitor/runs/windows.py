@@ -56,8 +56,12 @@ def due_windows(first: datetime, size: timedelta, lateness: timedelta, now: date
 class Batch:
     """Columns of one window (or one reference): NumPy arrays of equal length ``n``.
 
-    ``features`` hold the raw JSON values as object arrays (``None`` where absent), so data
-    quality can see type errors; detectors convert what they need. ``score`` is float64
+    ``features`` hold each column as its source typed it. Read from the store (JSON), a column is
+    an object array of the raw values (``None`` where absent), so data quality can see type errors.
+    Read from a file (:func:`monitor.runs.files.frame_to_batch`), a float, integer or bool column
+    is a typed array — it has no type errors to see, NaN where missing — and any other column
+    an object array. Detectors convert what they need and score a column alike in either form
+    (``tests/unit/test_windows.py``). ``score`` is float64
     (``(n,)``, or ``(n, k)`` in ``classes`` order for multiclass), NaN where missing.
     ``ts``/``label_ts`` are ``datetime64[us]`` in UTC (NaT where missing).
     """

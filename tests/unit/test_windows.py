@@ -6,10 +6,13 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from monitor.config import ModelConfig, MonitorConfig
-from monitor.runs.evaluation import Baseline, _policy, evaluate, fit_baseline, to_float
+from monitor.runs.drilldown import _frame
+from monitor.runs.evaluation import Baseline, _policy, evaluate, fit_baseline, score_dict, to_float
+from monitor.runs.files import frame_to_batch
 from monitor.runs.windows import Batch, batch_from_rows, due_windows, score_matrix, window_floor
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
@@ -207,3 +210,106 @@ def test_every_drift_score_respects_min_rows_of_non_missing_values() -> None:
         assert f"has {present} non-missing values (need 30)" in score.reason
     assert scores[("drift", "c")].status == "ok"
     assert scores[("drift", "prediction")].status == "ok"
+
+
+FILE_MODEL = ModelConfig(
+    task="binary",
+    features={
+        "x": "numeric",  # float64 with NaN and ±inf
+        "count": "numeric",  # int64
+        "small": "numeric",  # uint8
+        "flag": "numeric",  # bool declared numeric: every value a type error
+        "flag_c": "categorical",  # bool
+        "tier": "categorical",  # int64, few values
+        "ratio_c": "categorical",  # float64 categories with NaN
+        "plan": "categorical",  # strings with None: an object column either way
+    },
+    fields={"prediction": "y_pred", "score": "y_pred_proba", "label": "label"},
+)
+
+
+def file_frame(n: int, *, shift: float = 0.0, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(shift, 1.0, n)
+    x[rng.random(n) < 0.05] = np.nan
+    x[:2] = [np.inf, -np.inf]
+    proba = 1 / (1 + np.exp(-np.nan_to_num(x, posinf=5, neginf=-5)))
+    return pd.DataFrame(
+        {
+            "x": x,
+            "count": rng.integers(0, 500 + int(100 * shift), n),
+            "small": rng.integers(0, 200, n).astype(np.uint8),
+            "flag": rng.random(n) < 0.3,
+            "flag_c": rng.random(n) < 0.3 + 0.2 * shift,
+            "tier": rng.choice([1, 2, 3, 4 + int(shift)], n),
+            "ratio_c": rng.choice([0.5, 1.0, 2.5, 1e-7, np.nan], n),
+            "plan": rng.choice(np.array(["a", "b", None, " "], dtype=object), n),
+            "y_pred": (proba >= 0.5).astype(int),
+            "y_pred_proba": proba,
+            "label": (rng.random(n) < proba).astype(int),
+        }
+    )
+
+
+def as_objects(batch: Batch, frame: pd.DataFrame) -> Batch:
+    """The batch with every feature boxed as frame_to_batch built them before issue 16."""
+    return dataclasses.replace(batch, features={name: frame[name].to_numpy(dtype=object) for name in batch.features})
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"performance": ["accuracy", "roc_auc"], "estimated_performance": True, "drift": {"multivariate": True}},
+        {"drift": {"threshold": "calibrated", "false_alarms": "1 per 30 days"}},
+    ],
+    ids=["every-detector", "calibrated"],
+)
+def test_a_file_scores_alike_with_typed_or_object_features(settings: dict) -> None:
+    """frame_to_batch keeps float/int/bool columns typed (issue 16); every detector must score them exactly
+    as the object arrays it built before: drift, quality, performance, CBPE, multivariate, calibration."""
+    mon = monitor(**settings)
+    ref_frame, cur_frame = file_frame(800), file_frame(200, shift=1.0, seed=3)
+    reference = frame_to_batch(ref_frame, FILE_MODEL, source="reference")
+    current = frame_to_batch(cur_frame, FILE_MODEL, source="current")
+    assert {name: v.dtype.kind for name, v in current.features.items()} == {
+        "x": "f", "count": "i", "small": "u", "flag": "b", "flag_c": "b", "tier": "i", "ratio_c": "f", "plan": "O"
+    }  # fmt: skip
+    assert np.shares_memory(current.features["x"], cur_frame["x"].to_numpy())  # a view, not a copy
+    typed_baseline = fit_baseline(FILE_MODEL, mon, reference, reference_seconds=None, chunk_rows=200)
+    object_baseline = fit_baseline(
+        FILE_MODEL, mon, as_objects(reference, ref_frame), reference_seconds=None, chunk_rows=200
+    )
+    # The cached bytes may differ only in the width of category strings ('<U21' from an int64 array).
+    assert (typed_baseline.quality, typed_baseline.notes) == (object_baseline.quality, object_baseline.notes)
+    typed = evaluate(FILE_MODEL, mon, typed_baseline, current, window_seconds=None).scores
+    boxed = evaluate(FILE_MODEL, mon, object_baseline, as_objects(current, cur_frame), window_seconds=None).scores
+    assert [score_dict(s) for s in typed] == [score_dict(s) for s in boxed]
+    assert all(s.status != "error" for s in typed), [s.reason for s in typed if s.status == "error"]
+    quality = {(s.feature, s.method): s.value for s in typed if s.kind == "quality"}
+    assert quality[("flag", "type_error_share")] == 1.0 and quality[("x", "type_error_share")] > 0  # ±inf
+    if "estimated_performance" in settings:
+        assert {s.kind for s in typed} >= {"performance", "estimated_performance"}
+        assert {s.method for s in typed if s.kind == "drift"} >= {"pca_reconstruction_error", "domain_classifier_auc"}
+
+
+def test_the_report_frame_is_alike_with_typed_or_object_features() -> None:
+    frame = file_frame(300)
+    batch = frame_to_batch(frame, FILE_MODEL, source="file")
+    pd.testing.assert_frame_equal(
+        _frame(batch, FILE_MODEL, "score"), _frame(as_objects(batch, frame), FILE_MODEL, "score")
+    )
+
+
+def test_frame_to_batch_keeps_nullable_and_text_columns_as_objects() -> None:
+    frame = pd.DataFrame(
+        {"n": pd.array([1, None, 3], dtype="Int64"), "s": ["a", None, "c"], "b": pd.array([True, None, False])}
+    )
+    model = ModelConfig(task="binary", features={"n": "numeric", "s": "categorical", "b": "categorical"})
+    batch = frame_to_batch(frame, model, source="file")
+    assert {name: v.dtype for name, v in batch.features.items()} == {"n": object, "s": object, "b": object}
+    assert batch.features["n"].tolist() == [1, pd.NA, 3]
+    # a typed score column is taken as it is; bools are no scores
+    scored = frame_to_batch(frame.assign(score=[1, 0, 1]), model, source="file")
+    assert scored.score.dtype == np.float64 and scored.score.tolist() == [1.0, 0.0, 1.0]
+    flags = frame_to_batch(frame.assign(score=[True, False, True]), model, source="file").score
+    assert np.isnan(flags).all()
