@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import typer
@@ -12,6 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from monitor.cli import check as check_command
+from monitor.runs.files import read_table
 from monitor.runs.gate import infer_model
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "nannyml"  # NannyML sample, see its README
@@ -236,3 +238,15 @@ def test_a_check_of_parquet_files_imports_neither_the_store_nor_scikit_learn(fil
     imported = set(json.loads(result.stdout.splitlines()[-1]))
     assert {"numpy", "pandas", "pyarrow", "scipy"} <= imported  # the probe ran a real check
     assert not imported & {"sqlalchemy", "sklearn", "alembic"}
+
+
+def test_read_table_reads_every_row_group_once_reporting_progress(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"x": np.arange(10, dtype=float), "c": list("abcdefghij"), "n": np.arange(10)})
+    path = tmp_path / "groups.parquet"
+    frame.to_parquet(path, row_group_size=4, index=False)
+    seen: list[tuple[int, int | None]] = []
+    read = read_table(path, lambda done, total: seen.append((done, total)))
+    pd.testing.assert_frame_equal(read, frame)
+    assert seen == [(4, 10), (8, 10), (10, 10)]
+    frame.iloc[:0].to_parquet(empty := tmp_path / "empty.parquet", index=False)
+    assert list(read_table(empty).columns) == ["x", "c", "n"] and len(read_table(empty)) == 0
