@@ -224,7 +224,7 @@ print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 
 def test_a_check_of_parquet_files_imports_neither_the_store_nor_scikit_learn(files: dict[str, Path]) -> None:
     """check reads two files and writes nothing: SQLAlchemy (the store) and scikit-learn (CBPE, multivariate
-    drift, neither run by default) were ≈ 0.7 s of its start (issue 16)."""
+    drift, neither run by default) were ≈ 0.4 s of its start (issue 16)."""
     import subprocess
     import sys
 
