@@ -628,7 +628,10 @@ def add_read_routes(
         return AlertsOut(alerts=[AlertOut(**asdict(a)) for a in rows])
 
     @router.post(
-        "/v1/alerts/{alert_id}/acknowledge", response_model=AlertAckOut, tags=["operate"], responses=_errors(404, 409)
+        "/v1/alerts/{alert_id}/acknowledge",
+        response_model=AlertAckOut,
+        tags=["operate"],
+        responses=_errors(400, 404, 409),  # 400: a body that is not JSON
     )
     def acknowledge_alert(
         alert_id: Annotated[int, Path(ge=1, le=MAX_ID)],
