@@ -273,7 +273,7 @@ def calibrate_column(
     )
 
 
-def alpha_per_feature(false_alarms: int, per_seconds: float, window_seconds: float, n_features: int) -> float:
+def alpha_per_feature(false_alarms: float, per_seconds: float, window_seconds: float, n_features: int) -> float:
     """α of one feature-window from a budget of ``false_alarms`` dataset-windows per ``per_seconds``.
 
     α_window = false_alarms × window_seconds / per_seconds (the expected share of windows that may

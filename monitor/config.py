@@ -441,9 +441,9 @@ class ColumnPolicy(Frozen):
 
 
 class FalseAlarms(NamedTuple):
-    """A false-alarm budget: ``count`` dataset-windows flagged without drift per ``per``."""
+    """A false-alarm budget: ``alarms`` dataset-windows flagged without drift per ``per``."""
 
-    count: float
+    alarms: float  # not "count": a NamedTuple field may not shadow tuple.count
     per: timedelta
 
 

@@ -317,7 +317,7 @@ def feature_alpha(model: ModelConfig, monitor: MonitorConfig) -> float:
     """α of one feature-window from the monitor's ``false_alarms`` budget (docs/detectors.md)."""
     budget = monitor.drift.false_alarm_budget
     return alpha_per_feature(
-        budget.count, budget.per.total_seconds(), monitor.window.total_seconds(), len(model.features)
+        budget.alarms, budget.per.total_seconds(), monitor.window.total_seconds(), len(model.features)
     )
 
 
