@@ -177,8 +177,11 @@ def explain(
         annotations["monitor"] = monitor
         monitor_config = config.monitors.get(monitor)
         annotations["reference"] = describe_reference(monitor_config.reference if monitor_config else None)
-        annotations["sample_size"] = context.get("row_count")
         details = latest.details
+        # A realised metric is computed on the labelled rows only, which can be far fewer than the window's.
+        labelled = rule.selector.source == "performance" and details.get("n") is not None
+        annotations["sample_size"] = details["n"] if labelled else context.get("row_count")
+        annotations["sample_unit"] = "labelled rows" if labelled else "rows"
         if details.get("n_current") is not None:
             annotations["n_current"] = details.get("n_current")
             annotations["n_reference"] = details.get("n_reference")
@@ -295,7 +298,7 @@ def alert_lines(alert: Mapping[str, Any]) -> list[str]:
     if where:
         lines.append(": ".join(where))
     if notes.get("sample_size") is not None:
-        sizes = f"{notes['sample_size']} rows in window"
+        sizes = f"{notes['sample_size']} {notes.get('sample_unit', 'rows')} in window"
         if notes.get("n_current") is not None:
             sizes += f" ({notes['n_current']} tested vs {notes.get('n_reference')} in reference)"
         lines.append(sizes)

@@ -6,13 +6,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import TypeAdapter
+from sqlalchemy.orm import Session
 
 from alerts.alertmanager import am_alerts
 from alerts.base import REDACTED, redact
 from alerts.email import build_message, message_id
-from alerts.message import TOP_FEATURES, probe_payload, render_text, split_outputs, title
+from alerts.message import TOP_FEATURES, alert_lines, explain, probe_payload, render_text, split_outputs, title
+from alerts.observe import Series
+from alerts.rules import Observation, compile_rules
 from alerts.slack import MAX_ALERT_SECTIONS, blocks
-from monitor.config import Channel
+from monitor.config import Channel, parse_config
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -155,3 +158,24 @@ def test_grouped_message_names_each_monitor_on_slack_and_in_email() -> None:
     for body in (html, plain):
         assert "monitor churn-5m: window" in body and "monitor churn-rolling: window" in body
         assert body.index("f4:") < body.index("model outputs:")
+
+
+def test_a_performance_alert_gives_the_labelled_rows_as_its_sample_size() -> None:
+    config = parse_config(
+        {
+            "models": {"churn": {"task": "binary", "features": {"tenure": "numeric"}}},
+            "monitors": {
+                "churn-5m": {"model": "churn", "reference": {"previous_windows": 3}, "performance": ["roc_auc"]}
+            },
+            "alerts": {"rules": [{"name": "auc", "when": "performance.roc_auc < 0.7"}]},
+        },
+        env={},
+    )
+    (rule,) = compile_rules(config)
+    latest = Observation(value=0.61, window_start=NOW, details={"n": 405})
+    series = Series({"model": "churn"}, [latest], {"model": "churn", "monitor": "churn-5m", "row_count": 595})
+    # The performance source reads nothing from the store: an unbound session proves it.
+    notes = explain(Session(), config, rule, series, latest, NOW)
+    assert (notes["sample_size"], notes["sample_unit"]) == (405, "labelled rows")
+    lines = alert_lines({"state": "firing", "severity": "warning", "rule": "auc", "annotations": notes})
+    assert "405 labelled rows in window" in lines
