@@ -44,6 +44,11 @@ _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {
 }
 # Rendered by the console renderer as blocks of their own, kept multi-line on purpose.
 _MULTILINE = frozenset({"exception", "stack"})
+# Logged with extra={MULTILINE: True}, a message written to be read as lines (the console alert
+# channel's text) keeps them: each line is escaped as above, and every line after the first is
+# indented under the record, so nothing in the message can pass for a record of its own.
+MULTILINE = "multiline"
+_CONTINUATION = "\n    "
 
 
 def escape_control(text: str) -> str:
@@ -58,10 +63,13 @@ def escape_control(text: str) -> str:
 def _clean(*, one_line: bool) -> structlog.types.Processor:
     def clean(_logger: object, _method: str, event: structlog.types.EventDict) -> structlog.types.EventDict:
         cleaned = {}
+        lines = bool(event.pop(MULTILINE, False))
         for key, value in event.items():
             if isinstance(value, str):
                 value = redact(value)
-                if one_line and key not in _MULTILINE:
+                if one_line and lines and key == "event":
+                    value = _CONTINUATION.join(escape_control(line) for line in value.split("\n"))
+                elif one_line and key not in _MULTILINE:
                     value = escape_control(value)
             cleaned[escape_control(key) if one_line else key] = value
         return cleaned

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 
 import pytest
 
+from alerts.console import ConsoleNotifier
+from alerts.message import probe_payload, render_text
+from monitor.config import ConsoleChannel
 from monitor.logs import LogFormat, configure_logging
 
 # Every character that ends a line for str.splitlines, plus ESC (drives the terminal) and a C1 control.
@@ -60,3 +64,25 @@ def test_urls_lose_their_credentials_in_messages_and_values(capsys: pytest.Captu
     assert "hunter2" not in out and "hunter3" not in out and "admin" not in out
     assert "http://[redacted]@prometheus:9090" in out
     assert "api_key=[redacted]&size=1" in out
+
+
+def test_a_multiline_message_keeps_its_lines_indented_under_the_record(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _logged(capsys, "console", "%s", "[FIRING:1] drift\n\nfeature f" + FORGED + "\r\x1b[2J", multiline=True)
+    first, *rest = out.splitlines()
+    assert "[FIRING:1] drift" in first and len(rest) == 3, out
+    assert all(line.startswith("    ") for line in rest), out
+    assert rest[2].startswith("    INFO  [monitor.api.app]") and r"\r\x1b[2J" in out and "multiline" not in out
+
+
+def test_json_drops_the_multiline_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    record = json.loads(_logged(capsys, "json", "%s", "a\nb", multiline=True))
+    assert record["event"] == "a\nb" and "multiline" not in record
+
+
+def test_the_console_channel_prints_its_alert_text_as_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO", "console")
+    payload = probe_payload("console", datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    ConsoleNotifier().send(ConsoleChannel(kind="console"), payload, "k")
+    first, *rest = capsys.readouterr().err.splitlines()
+    assert first.split("] ", 1)[1].startswith(render_text(payload).splitlines()[0])
+    assert len(rest) == render_text(payload).count("\n") and all(line.startswith("    ") for line in rest)
