@@ -66,25 +66,22 @@ def running_worker(config: Config, engine: Engine) -> Iterator[Worker]:
         worker.shutdown()
 
 
-def serve_dashboard_until_stopped(config: Config, engine: Engine, port: int) -> None:
-    """Serve the dashboard in the foreground until Ctrl-C or SIGTERM."""
-    from monitor.cli.dashboard_server import serve_in_process
-
-    serve_in_process(build_dashboard(config, engine), config.dashboard.host, port, config.dashboard.threads)
-    out_console.print("stopping…", highlight=False)
-
-
 def run_all(config: Config, engine: Engine, api_port: int, dashboard_port: int) -> None:
+    from monitor.cli.dashboard_server import serve_in_process
     from monitor.store.queries import sync_models
 
     sync_models(engine, config)
     with running_worker(config, engine), api_server(config, engine, api_port) as api_url:
+        # Built before the addresses are printed: building takes seconds (more while the worker
+        # catches up), and a URL printed earlier would be refused that long.
+        dashboard = build_dashboard(config, engine)
         out_console.print(
             f"[bold]dashboard[/bold] http://{config.dashboard.host}:{dashboard_port}   "
             f"[bold]api[/bold] {api_url}/docs   (Ctrl-C stops)",
             highlight=False,
         )
-        serve_dashboard_until_stopped(config, engine, dashboard_port)
+        serve_in_process(dashboard, config.dashboard.host, dashboard_port, config.dashboard.threads)
+        out_console.print("stopping…", highlight=False)
 
 
 @user_errors

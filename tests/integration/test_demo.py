@@ -110,16 +110,21 @@ def test_driftscope_demo_runs_stops_cleanly_and_restarts_where_it_stopped(tmp_pa
             return False
 
     def run_demo_until(condition) -> str:
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        output = tmp_path / "demo-output.txt"
+        with output.open("w") as out:
+            process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
         try:
+            wait_for(lambda: "(Ctrl-C stops)" in output.read_text(), timeout=120, what="the demo's addresses")
+            # The address it prints answers at once: a newcomer opens it as soon as it appears.
+            wait_for(lambda: answers(f"http://127.0.0.1:{port}/"), timeout=3, what="the printed dashboard address")
             wait_for(condition, timeout=120, what="the demo to compute its windows")
             wait_for(lambda: answers(f"http://127.0.0.1:{port}/models/{MODEL}"), timeout=60, what="the dashboard")
             assert httpx.get(f"http://127.0.0.1:{api_port}/healthz", timeout=10).status_code == 200
         finally:
             process.send_signal(signal.SIGINT)
-            output, _ = process.communicate(timeout=60)
-        assert process.returncode == 0, output
-        return output
+            process.wait(timeout=60)
+        assert process.returncode == 0, output.read_text()
+        return output.read_text()
 
     run_demo_until(lambda: computed_runs() >= 10)
     timeline = load_timeline(engine, datetime.now(UTC))
