@@ -92,7 +92,7 @@ class HealthOut(BaseModel):
 
 
 def _health_out(health: reads.Health) -> HealthOut:
-    return HealthOut(**{**asdict(health), "exit_code": health.exit_code})
+    return HealthOut.model_validate(reads.health_document(health))
 
 
 class ModelsOut(BaseModel):

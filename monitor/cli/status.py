@@ -8,21 +8,13 @@ every model: 1 if any alerts, else 2 if any has no data).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from monitor.cli.main import ConfigOption, open_store, out_console, user_errors
 from monitor.config import load_config
 from monitor.errors import DriftscopeError
-
-
-def _json_default(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(type(value).__name__)
 
 
 def register(app: typer.Typer) -> None:
@@ -55,8 +47,8 @@ def register(app: typer.Typer) -> None:
         codes = {h.exit_code for h in healths} or {reads.EXIT_NO_DATA}
         code = reads.EXIT_ALERTING if reads.EXIT_ALERTING in codes else max(codes)
         if format == "json":
-            body = [{**asdict(h), "exit_code": h.exit_code} for h in healths]
-            out_console.print_json(json.dumps(body[0] if model else body, default=_json_default))
+            body = [reads.health_document(h) for h in healths]
+            out_console.print_json(json.dumps(body[0] if model else body))
         else:
             for h in healths:
                 age = f"{h.age_seconds / 60:.0f} min ago" if h.age_seconds is not None else "never"

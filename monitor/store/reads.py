@@ -18,10 +18,11 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic_core import to_jsonable_python
 from sqlalchemy import ColumnElement, Connection, Row, and_, case, func, or_, select
 
 from monitor.store.tables import Alert, Model, Prediction, Reference, RejectedRecord, Run, Score, Silence
@@ -82,6 +83,15 @@ class Health:
         if self.firing:
             return EXIT_ALERTING
         return EXIT_NO_DATA if self.latest_window is None else EXIT_HEALTHY
+
+
+def health_document(health: Health) -> dict[str, Any]:
+    """A model's health as JSON values, times in UTC with ``Z``.
+
+    The one serialisation behind ``GET /v1/models/{model}/health`` and ``driftscope status --format json``,
+    so that a script reading either gets the same text.
+    """
+    return to_jsonable_python({**asdict(health), "exit_code": health.exit_code})
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,7 +112,12 @@ def test_health_models_windows_and_the_status_gate_agree(served, tmp_path: Path)
     runner = CliRunner()
     alerting = runner.invoke(cli, ["status", "--model", "churn", "--format", "json", "-c", str(config)])
     assert alerting.exit_code == 1, alerting.output
-    assert orjson.loads(alerting.stdout)["drifting_features"] == ["tenure"]
+    printed = orjson.loads(alerting.stdout)
+    assert printed["drifting_features"] == ["tenure"]
+    # Byte for byte the API's document (times with Z, as the API gives them), but for the clock-dependent age.
+    served_health = get(url, keys["read"], "/v1/models/churn/health").json()
+    assert printed["latest_window"] == "2026-03-01T02:00:00Z" and printed["firing"][0]["since"].endswith("Z")
+    assert {**printed, "age_seconds": None} == {**served_health, "age_seconds": None}
     assert runner.invoke(cli, ["status", "--model", "price", "-c", str(config)]).exit_code == 2
     with transaction(engine) as session:
         session.get(Alert, alert_id).state = "resolved"
