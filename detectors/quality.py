@@ -375,12 +375,24 @@ def volume_score(
     reference_rate_per_second: float | None,
     thresholds: QualityThresholds = QualityThresholds(),
 ) -> Score:
-    """Row count of the window vs the reference rate scaled to the window length."""
-    if window_seconds is None or reference_rate_per_second is None:
-        return Score.insufficient("quality", "volume", "no window length or reference rate to compare with")
-    expected = reference_rate_per_second * window_seconds
-    if expected <= 0:
-        return Score.insufficient("quality", "volume", "reference rate is zero: no expected volume")
+    """Row count of the window vs the reference rate scaled to the window length.
+
+    Without an expected count (an uploaded dataset has no time span, so no rate) the row count is still
+    the value, so the volume panel and a rule on the raw count work; nothing is compared, so nothing is
+    breached, and the reason says why."""
+    expected = (
+        reference_rate_per_second * window_seconds
+        if window_seconds is not None and reference_rate_per_second is not None
+        else None
+    )
+    if expected is None or expected <= 0:
+        return Score(
+            kind="quality",
+            method="volume",
+            value=float(n_rows),
+            breached=False,
+            reason="no reference row rate (or window length) to compare the row count with",
+        )
     ratio = n_rows / expected
     return Score(
         kind="quality",

@@ -12,6 +12,9 @@ import pytest
 from sqlalchemy import Engine, insert, select
 
 from dashboard import queries
+from dashboard.figures import Timeline, model_timeline
+from detectors.quality import volume_score
+from monitor.runs.evaluation import score_dict
 from monitor.store.engine import make_engine, upgrade
 from monitor.store.tables import MetricPoint, MetricSeries, Model, Prediction, Run, Score
 from tests.conftest import unique_name
@@ -413,3 +416,53 @@ def test_failed_runs_per_monitor(store_engine: Engine) -> None:
     ]
     assert hourly == every[1:]
     assert clean == []
+
+
+def test_volume_of_a_dataset_referenced_monitor_is_drawn(sqlite_engine: Engine) -> None:
+    """An uploaded dataset has no time span, so no expected row rate: the window's row count still reaches
+    the volume panel (issue 18's primary monitor showed an empty one)."""
+    ws = datetime(2026, 1, 1, tzinfo=UTC)
+    volumes = [volume_score(n, window_seconds=3600.0, reference_rate_per_second=None) for n in (120, 95)]
+    with sqlite_engine.begin() as conn:
+        model_id = conn.execute(
+            insert(Model).returning(Model.id), [{"name": "m", "task": "binary", "feature_schema": {}}]
+        ).scalar_one()
+        for i, score in enumerate(volumes):
+            start = ws + timedelta(hours=i)
+            run_id = conn.execute(
+                insert(Run).returning(Run.id),
+                [
+                    {
+                        "monitor": "m1",
+                        "model_id": model_id,
+                        "window_start": start,
+                        "window_end": start + timedelta(hours=1),
+                        "status": "succeeded",
+                    }
+                ],
+            ).scalar_one()
+            conn.execute(
+                insert(Score),
+                [{"run_id": run_id, "monitor": "m1", "model_id": model_id, "window_start": start, **score_dict(score)}],
+            )
+    end = ws + timedelta(hours=2)
+    with sqlite_engine.connect() as conn:
+        quality = queries.quality_series(conn, model_id, "m1", ws, end, timedelta(hours=1))
+    assert quality["rows"].tolist() == [120, 95] and quality["expected_rows"].isna().all()
+
+    empty = pd.DataFrame()
+    timeline = Timeline(
+        share=empty,
+        matrix=pd.DataFrame(columns=["feature", "bucket", "severity", "breached"]),
+        performance=pd.DataFrame(columns=["method", "kind"]),
+        coverage=empty,
+        quality=quality,
+        metrics=empty,
+        alerts=[],
+        start=ws,
+        end=end,
+        bucket=timedelta(hours=1),
+        window=timedelta(hours=1),
+    )
+    bars = [t for t in model_timeline(timeline)["data"] if t.get("name") == "rows"]
+    assert [list(t["y"]) for t in bars] == [[120, 95]]

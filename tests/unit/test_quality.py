@@ -96,7 +96,12 @@ def test_volume_expected_count_and_ratio():
     assert high.details["ratio"] == pytest.approx(3.0) and high.breached and high.threshold == 2.0
     ok = _get(quality_scores(ref, {"age": np.ones(12), "plan": np.array(["pro"] * 12)}, window_seconds=100.0), "volume")
     assert not ok.breached
-    assert _get(quality_scores(_ref(), {"age": np.ones(2)}), "volume").status == "insufficient_data"
+
+
+def test_volume_without_a_reference_rate_is_the_row_count_never_breached():
+    uncompared = _get(quality_scores(_ref(), {"age": np.ones(2)}, window_seconds=100.0), "volume")
+    assert (uncompared.status, uncompared.value, uncompared.breached) == ("ok", 2.0, False)
+    assert uncompared.threshold is None and "reference row rate" in (uncompared.reason or "")
 
 
 def test_empty_window_is_insufficient_per_column_but_volume_is_zero():
