@@ -99,6 +99,18 @@ class Timeline:
     selected: datetime | None = None
 
 
+def share_axis(values: Any, intervals: int) -> dict[str, Any]:
+    """Range, ticks and format of a y axis of shares, from 0 to just above the largest value in
+    ``intervals`` equal steps. The format has as many decimals as the step needs: a fixed ``.0%`` under
+    Plotly's own ticks labelled 0, 0.5 % and 1 % all "0%"."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    top = min(float(finite.max()), 1.0) if finite.size and finite.max() > 0 else 0.01  # a flat zero gets a scale
+    step = next(m * 10.0**e for e in range(-6, 1) for m in (1, 2, 5) if m * 10.0**e * intervals >= top * (1 - 1e-9))
+    decimals = max(0, int(np.ceil(-np.log10(step * 100) - 1e-9)))
+    return {"range": [0, min(step * intervals, 1.0)], "tick0": 0, "dtick": step, "tickformat": f".{decimals}%"}
+
+
 def _mid(frame: pd.DataFrame, bucket: timedelta) -> pd.Series:
     return frame["bucket"] + pd.Timedelta(bucket) / 2
 
@@ -552,7 +564,7 @@ def _quality_panel(fig: _Panels, t: Timeline, row: int) -> None:
                     "hovertemplate": _hover(f"worst {label}: %{{y:.1%}}"),
                 },
             )
-    fig.yaxis(row, tickformat=".0%", nticks=3, rangemode="tozero")
+    fig.yaxis(row, **share_axis(q[[column for column, _, _ in series]], intervals=2))
 
 
 def _metric_panel(fig: _Panels, t: Timeline, name: str, colour: str, row: int) -> None:
@@ -755,5 +767,5 @@ def feature_quality(scores: pd.DataFrame, monitor: str, start: datetime, end: da
         title={"text": f"Data quality over time · {monitor}", "font": {"size": 13}, "x": 0, "xanchor": "left"},
     )
     fig.update_xaxes(range=[start, end], gridcolor=GRID)
-    fig.update_yaxes(tickformat=".1%", rangemode="tozero", gridcolor=GRID, zeroline=False)
+    fig.update_yaxes(**share_axis(ok["value"], intervals=4), gridcolor=GRID, zeroline=False)
     return fig

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -241,3 +242,47 @@ def test_coverage_panel_and_recompute_caption(seeded: tuple[Engine, SeedInfo]) -
         "recompute pending."
     )
     assert model_page.recompute_caption(None) == "Performance not computed yet."
+
+
+def _tick_labels(axis: dict[str, Any]) -> list[str]:
+    """The labels Plotly draws for a linear axis with tick0 and dtick (d3's ".N%" formats as Python's does)."""
+    top, step = axis["range"][1], axis["dtick"]
+    return [format(k * step, axis["tickformat"]) for k in range(round(top / step) + 1)]
+
+
+@pytest.mark.parametrize("worst", [0.0, 0.0004, 0.0012, 0.004, 0.03, 0.4, 1.0])
+def test_share_axes_label_each_tick_distinctly(worst: float) -> None:
+    """Issue 18: "0%" twice on the model page, "0.1%" three times on the feature page (a fixed format
+    coarser than the tick spacing)."""
+    ts = pd.date_range(T0, periods=3, freq="h")
+    scores = pd.DataFrame(
+        {"window_start": ts, "method": "missing_share", "value": [0.0, worst / 2, worst], "status": "ok"}
+    )
+    feature_axis = figures.feature_quality(scores, "m", T0, T0 + 3 * HOUR).to_dict()["layout"]["yaxis"]
+    quality = pd.DataFrame(
+        {
+            "bucket": ts,
+            "worst_missing": [0.0, worst / 2, worst],
+            **{c: [None] * 3 for c in ("worst_out_of_range", "worst_unseen", "worst_type_error")},
+            "rows": [None] * 3,
+        }
+    )
+    empty = pd.DataFrame()
+    timeline = figures.Timeline(
+        share=empty,
+        matrix=pd.DataFrame(columns=["feature", "bucket", "severity", "breached"]),
+        performance=pd.DataFrame(columns=["method", "kind"]),
+        coverage=empty,
+        quality=quality,
+        metrics=empty,
+        alerts=[],
+        start=T0,
+        end=T0 + 3 * HOUR,
+        bucket=HOUR,
+        window=HOUR,
+    )
+    model_axis = figures.model_timeline(timeline)["layout"]["yaxis7"]  # "Data quality — worst feature"
+    for axis in (dict(feature_axis), dict(model_axis)):
+        labels = _tick_labels(axis)
+        assert len(labels) == len(set(labels)) >= 3, labels
+        assert axis["range"][1] >= worst
