@@ -213,18 +213,19 @@ class LoanTraffic:
             - 2.8 * (dti - 0.27)
             + 0.5 * np.log(income / 62_000)
             - 0.9 * np.log(loan / 12_000) / 2
-            - 2.0 * drift * ((purpose == PURPOSES.index("small_business")) | (channel == CHANNELS.index("partner")))
+            - 3.0 * drift * ((purpose == PURPOSES.index("small_business")) | (channel == CHANNELS.index("partner")))
         )
         label = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit_true))).astype(int)
-        # The model: learned on reference traffic; noisier as the population moves away from it.
+        # The model: learned on reference traffic. On applicants unlike those it grows unsure (scores
+        # closer to 0.5: what label-free estimation reads as a drop, before any label arrives) and
+        # noisier; scores made extreme by noise would instead raise the estimate while accuracy falls.
         logit_model = (
             -0.6
             + 2.0 * (credit - 690) / 55
             - 2.5 * (dti - 0.27)
             + 0.45 * np.log(income / 62_000)
             - 0.4 * np.log(loan / 12_000) / 2
-            + rng.normal(0, 0.5 + 3.0 * drift, size=n)
-        )
+        ) * (1 - 0.8 * drift) + rng.normal(0, 0.5 + 0.5 * drift, size=n)
         score = 1 / (1 + np.exp(-logit_model))
 
         out = []

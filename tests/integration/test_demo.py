@@ -12,9 +12,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 from sqlalchemy import func, select
 
 from alerts.engine import evaluate
+from detectors.estimation import estimated_performance_scores, fit_cbpe
 from monitor.demo.traffic import MODEL, MONITOR, LoanTraffic, Simulator, Timeline, demo_config, load_timeline
 from monitor.runs.scheduler import Scheduler
 from monitor.store.engine import make_engine, upgrade
@@ -36,6 +38,32 @@ def test_traffic_is_deterministic_and_drift_moves_the_population():
     )
     partner_share = np.mean([a.features["channel"] == "partner" for a in drifted])
     assert np.mean([a.features["channel"] == "partner" for a in calm]) == 0 and partner_share > 0.3
+
+
+def test_drifted_traffic_lowers_the_realized_and_the_estimated_roc_auc():
+    """Realized ROC AUC falls below the demo's 'AUC drop' rule and the label-free estimate falls with it."""
+    traffic = LoanTraffic(seed=5)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def scored(drift: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+        applicants = traffic.applicants([t0 + timedelta(seconds=i) for i in range(n)], np.full(n, drift))
+        return np.array([a.score for a in applicants]), np.array([a.label for a in applicants])
+
+    cbpe = fit_cbpe(*scored(0.0, 20_000), chunk_size=480)
+
+    def median_roc_auc(drift: float) -> tuple[float, float]:
+        realized, estimated = [], []
+        for _ in range(10):
+            scores, labels = scored(drift, 480)
+            realized.append(roc_auc_score(labels, scores))
+            (estimate,) = estimated_performance_scores(cbpe, scores, metrics=["roc_auc"])
+            estimated.append(estimate.value)
+        return float(np.median(realized)), float(np.median(estimated))
+
+    calm_realized, calm_estimated = median_roc_auc(0.0)
+    drifted_realized, drifted_estimated = median_roc_auc(1.0)
+    assert calm_realized > 0.82 and drifted_realized < 0.78
+    assert drifted_estimated < calm_estimated - 0.05
 
 
 def test_timeline_places_reference_episode_and_live_drift():
