@@ -16,6 +16,7 @@ import gc
 import logging
 import os
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -24,6 +25,7 @@ from gunicorn.glogging import Logger
 from monitor.cli.dashboard import build_app
 from monitor.cli.main import open_store
 from monitor.config import Config
+from monitor.errors import DriftscopeError
 
 log = logging.getLogger(__name__)
 GRACEFUL_STOP_S = 20  # below Kubernetes' default 30 s grace period, so a stop is never a SIGKILL
@@ -81,11 +83,18 @@ def serve_workers(config: Config, host: str, port: int, workers: int, threads: i
     DashboardServer(config, host, port, workers, threads).run()
 
 
-def serve_in_process(app: Any, host: str, port: int, threads: int) -> None:
-    """Serve ``app`` with waitress on this process's threads until Ctrl-C or SIGTERM."""
+def serve_in_process(app: Any, host: str, port: int, threads: int, on_listening: Callable[[], None]) -> None:
+    """Serve ``app`` with waitress on this process's threads until Ctrl-C or SIGTERM.
+
+    ``on_listening`` runs once the socket listens (a connection from then on is answered).
+    """
     from waitress import create_server
 
-    server = create_server(app.server, host=host, port=port, threads=threads)
+    try:
+        server = create_server(app.server, host=host, port=port, threads=threads)
+    except OSError as exc:
+        raise DriftscopeError(f"dashboard.port {port}: cannot serve the dashboard ({exc.strerror})") from exc
+    on_listening()
 
     def stop(_signum: int, _frame: Any) -> None:
         # waitress's run() stops its loop and its threads on KeyboardInterrupt, as for Ctrl-C.

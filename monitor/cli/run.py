@@ -12,7 +12,9 @@ uvicorn, FastAPI, the worker and the store are imported inside the functions tha
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -25,6 +27,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from monitor.cli.dashboard import build_app as build_dashboard
 from monitor.cli.main import ConfigOption, open_store, out_console, user_errors
 from monitor.config import Config, load_config, parse_duration
+from monitor.errors import DriftscopeError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -42,16 +45,28 @@ def api_server(config: Config, engine: Engine, port: int) -> Iterator[str]:
 
     from monitor.api.app import create_app as create_api
 
+    # Bound here rather than in uvicorn's thread, whose bind error would end that thread with a log line
+    # while `up` went on as if the API were served.
+    family = socket.AF_INET6 if ":" in config.api.host else socket.AF_INET
+    try:
+        listener = socket.create_server((config.api.host, port), family=family)
+    except OSError as exc:
+        raise DriftscopeError(f"api.port {port}: cannot serve the API ({exc.strerror})") from exc
     server = uvicorn.Server(
         uvicorn.Config(create_api(config, engine), host=config.api.host, port=port, log_config=None, access_log=False)
     )
-    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="api", daemon=True)
     thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.05)
     try:
+        if not server.started:
+            raise DriftscopeError("the API did not start (its error is logged above)")
         yield f"http://{config.api.host}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        listener.close()
 
 
 @contextmanager
@@ -72,15 +87,19 @@ def run_all(config: Config, engine: Engine, api_port: int, dashboard_port: int) 
 
     sync_models(engine, config)
     with running_worker(config, engine), api_server(config, engine, api_port) as api_url:
-        # Built before the addresses are printed: building takes seconds (more while the worker
-        # catches up), and a URL printed earlier would be refused that long.
         dashboard = build_dashboard(config, engine)
-        out_console.print(
-            f"[bold]dashboard[/bold] http://{config.dashboard.host}:{dashboard_port}   "
-            f"[bold]api[/bold] {api_url}/docs   (Ctrl-C stops)",
-            highlight=False,
+        # Printed once both listen: a URL printed earlier (building the dashboard takes seconds) would be refused.
+        serve_in_process(
+            dashboard,
+            config.dashboard.host,
+            dashboard_port,
+            config.dashboard.threads,
+            on_listening=lambda: out_console.print(
+                f"[bold]dashboard[/bold] http://{config.dashboard.host}:{dashboard_port}   "
+                f"[bold]api[/bold] {api_url}/docs   (Ctrl-C stops)",
+                highlight=False,
+            ),
         )
-        serve_in_process(dashboard, config.dashboard.host, dashboard_port, config.dashboard.threads)
         out_console.print("stopping…", highlight=False)
 
 

@@ -8,6 +8,7 @@ Werkzeug's development server, and exit 0 soon after SIGTERM.
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -111,3 +112,38 @@ def test_up_serves_the_dashboard_in_its_one_process_and_stops_on_sigterm(tmp_pat
         assert children_of(process.pid) == set(), "up forked"
 
         assert stop_with_sigterm(process) == 0
+
+
+def _up_config(sqlite_engine: Engine, **worker: Any) -> dict[str, Any]:
+    port = free_port()
+    return {
+        "store": sqlite_engine.url.render_as_string(),
+        "dashboard": {"port": port},
+        "api": {"port": next(p for p in iter(free_port, None) if p != port)},
+        "worker": {"metrics_port": None, **worker},
+    }
+
+
+def test_up_prints_its_addresses_only_once_both_answer(tmp_path: Path, sqlite_engine: Engine) -> None:
+    config = _up_config(sqlite_engine)
+    log = tmp_path / "driftscope.log"
+    with driftscope(tmp_path, config, "up"):
+        wait_for(lambda: "(Ctrl-C stops)" in log.read_text(encoding="utf-8"), what="the address line", timeout=90)
+        # No retry: the first request after the line is printed must be answered.
+        dashboard = httpx.get(f"http://127.0.0.1:{config['dashboard']['port']}/healthz", timeout=10)
+        api = httpx.get(f"http://127.0.0.1:{config['api']['port']}/healthz", timeout=10)
+        assert (dashboard.status_code, api.status_code) == (200, 200)
+
+
+@pytest.mark.parametrize("setting", ["worker.metrics_port", "api.port", "dashboard.port"])
+def test_up_names_the_setting_of_a_port_in_use(tmp_path: Path, sqlite_engine: Engine, setting: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        section, key = setting.split(".")
+        config = _up_config(sqlite_engine)
+        config[section][key] = port
+        with driftscope(tmp_path, config, "up") as process:
+            assert process.wait(timeout=90) == 2
+        output = (tmp_path / "driftscope.log").read_text(encoding="utf-8")
+    assert f"error: {setting} {port}: cannot serve" in output and "in use" in output
+    assert "Traceback" not in output, output
