@@ -22,7 +22,7 @@ import hashlib
 import io
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,15 @@ def _stored_span(spec: ReferenceSpec, window: timedelta, window_start: datetime)
     if spec.previous_windows is not None:
         return window_start - window * spec.previous_windows, window_start
     return None
+
+
+def _windows_with_rows(ts: np.ndarray | None, window_start: datetime, window: timedelta, count: int) -> int:
+    """How many of the ``count`` windows before ``window_start`` hold at least one row."""
+    if ts is None or not len(ts):
+        return 0
+    start = np.datetime64(window_start.astimezone(UTC).replace(tzinfo=None), "us")
+    back = -((ts[~np.isnat(ts)] - start) // np.timedelta64(window))  # 1: the window just before, 2: the one before
+    return len(np.unique(back[(back >= 1) & (back <= count)]))
 
 
 def _seconds_spanned(ts: np.ndarray | None) -> float | None:
@@ -131,8 +140,14 @@ class References:
         """The baseline for one window of a monitor; profiles and caches it when its key changed."""
         monitor = self._config.monitors[monitor_name]
         model = self._config.models[monitor.model]
-        if monitor.reference.previous_windows is not None:
+        wanted = monitor.reference.previous_windows
+        if wanted is not None:
             batch, seconds = self.reference_batch(monitor_name, window_start)
+            # A monitor's first windows would otherwise be compared with one or two windows' rows, where
+            # chance differences look like drift.
+            present = _windows_with_rows(batch.ts, window_start, monitor.window, wanted)
+            if present < wanted:
+                raise InsufficientReference(f"reference has {present} of {wanted} previous windows")
             return self._fit(monitor_name, model, monitor, batch, seconds)
         key = self._profile_key(monitor_name, monitor, model)
         cached = self._memory.get(monitor_name)
@@ -149,6 +164,8 @@ class References:
             ).scalar_one_or_none()
         if stored is not None:
             baseline = Baseline.from_bytes(stored)
+            if baseline.needs_dle:  # the bytes cannot hold DLE's learners: refit them, once per key
+                baseline = baseline.with_dle(model, self.reference_batch(monitor_name, window_start)[0])
         else:
             batch, seconds = self.reference_batch(monitor_name, window_start)
             baseline = self._fit(monitor_name, model, monitor, batch, seconds)

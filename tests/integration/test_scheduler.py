@@ -302,10 +302,31 @@ def test_previous_windows_reference(store_engine: Engine) -> None:
     add_predictions(store_engine, config, range(4, 5), shift=3.0, seed=2)
     Scheduler(config, store_engine, clock=clock_at(T0 + 6 * HOUR)).tick()
     statuses = [(r.status, r.error) for r in runs(store_engine)]
-    assert statuses[0] == ("insufficient_data", "reference has 0 rows (min_rows 20)")
-    assert [s for s, _ in statuses[1:]] == ["succeeded"] * 4
+    assert statuses[:2] == [
+        ("insufficient_data", "reference has 0 of 2 previous windows"),
+        ("insufficient_data", "reference has 1 of 2 previous windows"),
+    ]
+    assert [s for s, _ in statuses[2:]] == ["succeeded"] * 3
     assert scores(store_engine, T0 + 3 * HOUR, kind="drift", feature="tenure")[0].breached is False
     assert scores(store_engine, T0 + 4 * HOUR, kind="drift", feature="tenure")[0].breached is True
+
+
+def test_previous_windows_reference_waits_for_every_window_with_rows(store_engine: Engine) -> None:
+    # 100 rows would pass min_rows: the count of windows is what keeps a first window from being compared
+    # with a reference of one window. Hour 3 has no traffic, so window 4's reference has 2 of its 3 windows.
+    config = make_config(reference={"previous_windows": 3}, performance=[])
+    add_predictions(store_engine, config, [*range(3), *range(4, 8)])
+    Scheduler(config, store_engine, clock=clock_at(T0 + 9 * HOUR)).tick()
+    by_start = {r.window_start: (r.status, r.error) for r in runs(store_engine)}
+    assert [by_start[T0 + h * HOUR] for h in (1, 2, 3, 4, 5, 6, 7)] == [
+        ("insufficient_data", "reference has 1 of 3 previous windows"),
+        ("insufficient_data", "reference has 2 of 3 previous windows"),
+        ("insufficient_data", "window has 0 rows (min_rows 20)"),
+        ("insufficient_data", "reference has 2 of 3 previous windows"),
+        ("insufficient_data", "reference has 2 of 3 previous windows"),
+        ("insufficient_data", "reference has 2 of 3 previous windows"),
+        ("succeeded", None),
+    ]
 
 
 def test_rerun_replaces_scores(store_engine: Engine) -> None:
