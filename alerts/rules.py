@@ -265,7 +265,7 @@ def computed_methods(model: ModelConfig, monitor: MonitorConfig) -> dict[str, se
         "drift": _drift_methods(model, monitor),
         "quality": quality if monitor.quality.enabled else set(),
         "performance": set(monitor.performance),
-        "estimated": set(monitor.estimated_metrics),
+        "estimated": set(monitor.estimated_metrics(model.task)),
         "labels": set(LABEL_METHODS),
     }
 
@@ -275,7 +275,7 @@ KNOWN_METHODS: Mapping[str, frozenset[str]] = {
     "drift": frozenset((*methods.DRIFT_METHODS, *DATASET_DRIFT_METHODS, *MULTIVARIATE_METHODS)),
     "quality": frozenset((*QUALITY_METHODS["numeric"], *QUALITY_METHODS["categorical"], *QUALITY_DATASET_METHODS)),
     "performance": frozenset(methods.PERFORMANCE_METRICS),
-    "estimated": frozenset(methods.ESTIMATED_METRICS),
+    "estimated": frozenset((*methods.ESTIMATED_METRICS, *methods.ESTIMATED_REGRESSION_METRICS)),
     "labels": frozenset(LABEL_METHODS),
 }
 

@@ -55,8 +55,9 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # s
 from detectors.estimation import check_metrics, window_scores
 from detectors.performance import Band, band_from_values
 from detectors.types import Score
+from monitor.methods import ESTIMATED_REGRESSION_METRICS
 
-DLE_METRICS: tuple[str, ...] = ("mae", "mse", "rmse")
+DLE_METRICS = ESTIMATED_REGRESSION_METRICS
 # The learner's OpenMP threads spin while waiting: beside the worker's other jobs on a small machine
 # that made a reference fit ten times slower (20 s instead of 2 s on 60k rows, 2 busy cores).
 _THREADS = 1

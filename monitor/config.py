@@ -393,7 +393,8 @@ class ReferenceSpec(Frozen):
     previous_windows: int | None = Field(
         None,
         ge=1,
-        description="The N windows before the one computed: a rolling reference.",
+        description="The N windows before the one computed: a rolling reference. Until each of the N windows "
+        "holds rows, the window is insufficient_data ('reference has k of N previous windows').",
     )
 
     @model_validator(mode="after")
@@ -555,8 +556,9 @@ class MonitorConfig(Frozen):
     )
     estimated_performance: bool = Field(
         False,
-        description="Estimate (CBPE, binary models with scores) the metrics of `performance` that can be "
-        f"estimated ({', '.join(methods.ESTIMATED_METRICS)}); all of them when `performance` is empty.",
+        description="Estimate without labels the metrics of `performance` that can be estimated; all of them "
+        f"when `performance` is empty. Classifiers with scores (CBPE): {', '.join(methods.ESTIMATED_METRICS)}; "
+        f"regression (DLE): {', '.join(methods.ESTIMATED_REGRESSION_METRICS)}.",
     )
     min_rows: int = Field(30, ge=1, description="Fewer rows in a window → status insufficient_data.")
     recompute_within: Duration = Field(
@@ -566,14 +568,14 @@ class MonitorConfig(Frozen):
         "(a warning, driftscope_late_rows_not_recomputed_total).",
     )
 
-    @property
-    def estimated_metrics(self) -> tuple[str, ...]:
-        """The metrics CBPE estimates for this monitor (none when estimation is off)."""
+    def estimated_metrics(self, task: str) -> tuple[str, ...]:
+        """The metrics estimated for this monitor of a ``task`` model (none when estimation is off)."""
         if not self.estimated_performance:
             return ()
+        estimable = methods.estimated_metrics_for(task)
         if not self.performance:
-            return methods.ESTIMATED_METRICS
-        return tuple(m for m in methods.ESTIMATED_METRICS if m in self.performance)
+            return estimable
+        return tuple(m for m in estimable if m in self.performance)
 
     @field_validator("drift")
     @classmethod
@@ -622,14 +624,18 @@ class MonitorConfig(Frozen):
             return enabled
         model = _context_model(info)
         problems = []
-        if model is not None and model.task != "binary":
-            problems.append("label-free estimation supports binary models only")
-        if model is not None and model.source is not None and model.fields.score is None:
+        # CBPE reads the classifier's scores; DLE learns the regression error from features and predictions.
+        if model is not None and model.task != "regression" and model.source is not None and model.fields.score is None:
             problems.append(f"needs the model's scores: set models.{info.data['model']}.fields.score")
+        estimable = (
+            methods.ESTIMATED_METRICS + methods.ESTIMATED_REGRESSION_METRICS
+            if model is None
+            else methods.estimated_metrics_for(model.task)
+        )
         performance = info.data.get("performance") or []
-        if performance and not set(performance) & set(methods.ESTIMATED_METRICS):
+        if performance and not set(performance) & set(estimable):
             problems.append(f"none of performance ({', '.join(performance)}) can be estimated "
-                            f"(estimable: {', '.join(methods.ESTIMATED_METRICS)})")  # fmt: skip
+                            f"(estimable: {', '.join(estimable)})")  # fmt: skip
         if problems:
             raise _Problems([("", message) for message in problems])
         return enabled

@@ -98,8 +98,11 @@ _BY_NAME: Mapping[str, str] = {
 CLASSIFICATION_METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 REGRESSION_METRICS: tuple[str, ...] = ("mae", "rmse", "mape", "r2")
 PERFORMANCE_METRICS: tuple[str, ...] = CLASSIFICATION_METRICS + REGRESSION_METRICS
-# What CBPE can estimate without labels (binary classifiers only).
+# What CBPE can estimate without labels (binary and multiclass classifiers).
 ESTIMATED_METRICS: tuple[str, ...] = ("roc_auc", "accuracy", "precision", "recall", "f1")
+# What DLE estimates for a regression model without targets; mse has no realized twin, so a monitor
+# estimates it only when its `performance` is empty (every estimable metric).
+ESTIMATED_REGRESSION_METRICS: tuple[str, ...] = ("mae", "mse", "rmse")
 # Metrics computed from the model's scores rather than its decisions.
 SCORE_METRICS: frozenset[str] = frozenset({"roc_auc", "log_loss"})
 
@@ -148,3 +151,8 @@ def kind_mismatch(key: str, kind: str) -> str | None:
 def metrics_for(task: str) -> tuple[str, ...]:
     """The performance metrics of a ``binary``, ``multiclass`` or ``regression`` model."""
     return REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+
+
+def estimated_metrics_for(task: str) -> tuple[str, ...]:
+    """The metrics label-free estimation gives for a ``binary``, ``multiclass`` or ``regression`` model."""
+    return ESTIMATED_REGRESSION_METRICS if task == "regression" else ESTIMATED_METRICS

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeGuard, overload
 
@@ -37,7 +37,8 @@ from monitor.runs.windows import Batch
 if TYPE_CHECKING:
     # Both import scikit-learn (≈ 0.5 s): imported where CBPE or multivariate drift is configured,
     # so a check or a window without them never loads it.
-    from detectors.estimation import CBPEModel
+    from detectors.dle import DLEModel
+    from detectors.estimation import CBPEModel, MulticlassCBPEModel
     from detectors.multivariate import MultivariateReference
 
 log = logging.getLogger(__name__)
@@ -181,11 +182,28 @@ class Baseline:
     drift: ReferenceProfile
     quality: QualityReference
     bands: Mapping[str, Band] = field(default_factory=dict)
-    cbpe: CBPEModel | None = None
+    cbpe: CBPEModel | MulticlassCBPEModel | None = None
     classes: tuple[Any, ...] | None = None
     notes: Mapping[str, str] = field(default_factory=dict)
     multivariate: MultivariateReference | None = None
     calibration: Mapping[str, ColumnCalibration] = field(default_factory=dict)
+    # DLE's learners are scikit-learn objects, which the no-pickle bytes cannot hold: only the chunk
+    # size they were fitted with is stored, and whoever loads the bytes refits them on the same
+    # reference (:meth:`with_dle`; deterministic, so the estimates are the same). The scheduler
+    # does it once per cache key: the loaded baseline stays in its memory cache.
+    dle_chunk: int | None = None
+    dle: DLEModel | None = None
+
+    @property
+    def needs_dle(self) -> bool:
+        """A DLE was fitted on the reference but is not held (the baseline came from bytes)."""
+        return self.dle_chunk is not None and self.dle is None
+
+    def with_dle(self, model: ModelConfig, reference: Batch) -> Baseline:
+        """This baseline with its DLE refitted on ``reference`` (the one it was profiled from)."""
+        if self.dle_chunk is None:
+            return self
+        return replace(self, dle=_fit_dle(model, reference, self.dle_chunk))
 
     def to_bytes(self) -> bytes:
         meta = {
@@ -194,6 +212,8 @@ class Baseline:
             "quality": self.quality.to_dict(),
             "bands": bands_to_dict(self.bands),
             "cbpe": None if self.cbpe is None else self.cbpe.to_dict(),
+            "cbpe_task": "multiclass" if self.classes is not None and len(self.classes) > 2 else "binary",
+            "dle_chunk": self.dle_chunk,
             "classes": None if self.classes is None else list(self.classes),
             "notes": dict(self.notes),
             "calibration": {name: cal.to_dict() for name, cal in self.calibration.items()},
@@ -208,9 +228,10 @@ class Baseline:
         meta, arrays = unpack(data, "baseline", version=_FORMAT_VERSION)
         cbpe, multivariate, packed = None, None, arrays.get("multivariate")
         if meta["cbpe"] is not None:
-            from detectors.estimation import CBPEModel
+            from detectors.estimation import CBPEModel, MulticlassCBPEModel
 
-            cbpe = CBPEModel.from_dict(meta["cbpe"])
+            kind = MulticlassCBPEModel if meta.get("cbpe_task") == "multiclass" else CBPEModel
+            cbpe = kind.from_dict(meta["cbpe"])
         if packed is not None:
             from detectors.multivariate import MultivariateReference
 
@@ -226,6 +247,7 @@ class Baseline:
             # A baseline cached before calibrated thresholds existed has none.
             calibration={n: ColumnCalibration.from_dict(c) for n, c in meta.get("calibration", {}).items()},
             multivariate=multivariate,
+            dle_chunk=meta.get("dle_chunk"),
         )
 
 
@@ -279,21 +301,21 @@ def fit_baseline(
             )
         except ValueError as exc:
             notes["performance"] = f"no performance bands: {exc}"
-    if monitor.estimated_performance:
+    dle_chunk, dle = None, None
+    if monitor.estimated_performance and model.task == "regression":
+        if not _present(reference.label) or y_pred is None:
+            notes["estimated_performance"] = "reference has no labels or predictions: DLE cannot be fitted"
+        else:
+            try:
+                dle_chunk, dle = chunk, _fit_dle(model, reference, chunk)
+            except ValueError as exc:
+                notes["estimated_performance"] = f"DLE cannot be fitted: {exc}"
+    elif monitor.estimated_performance:
         if reference.label is None or y_score is None:
             notes["estimated_performance"] = "reference has no labels or scores: CBPE cannot be fitted"
         else:
-            from detectors.estimation import fit_cbpe
-
             try:
-                labels01 = _binary01(reference.label, classes)
-                preds01 = None if y_pred is None else _binary01(y_pred, classes)
-                keep = np.isfinite(labels01) & (
-                    np.ones(len(labels01), bool) if preds01 is None else np.isfinite(preds01)
-                )
-                cbpe = fit_cbpe(
-                    y_score[keep], labels01[keep], None if preds01 is None else preds01[keep], chunk_size=chunk
-                )
+                cbpe = _fit_cbpe(model, reference.label, y_pred, y_score, classes, chunk)
             except ValueError as exc:
                 notes["estimated_performance"] = f"CBPE cannot be fitted: {exc}"
     multivariate = None
@@ -306,7 +328,54 @@ def fit_baseline(
         except ValueError as exc:  # ProfileError: too few reference rows
             notes["multivariate"] = str(exc)
     calibration = _calibrate(model, monitor, present, chunk, notes) if monitor.drift.threshold == "calibrated" else {}
-    return Baseline(reference.n, drift, quality, bands, cbpe, classes, notes, multivariate, calibration)
+    return Baseline(reference.n, drift, quality, bands, cbpe, classes, notes, multivariate, calibration, dle_chunk, dle)
+
+
+def _fit_cbpe(
+    model: ModelConfig,
+    labels: np.ndarray,
+    y_pred: np.ndarray | None,
+    y_score: np.ndarray,
+    classes: tuple[str, ...] | None,
+    chunk: int,
+) -> CBPEModel | MulticlassCBPEModel:
+    if model.task == "multiclass":
+        from detectors.estimation import fit_multiclass_cbpe
+
+        if classes is None or y_score.ndim != 2:
+            raise ValueError("the reference has no per-class scores")
+        return fit_multiclass_cbpe(y_score, as_classes(labels), as_classes(y_pred), classes=classes, chunk_size=chunk)
+    from detectors.estimation import fit_cbpe
+
+    labels01 = _binary01(labels, classes)
+    preds01 = None if y_pred is None else _binary01(y_pred, classes)
+    keep = np.isfinite(labels01) & (np.ones(len(labels01), bool) if preds01 is None else np.isfinite(preds01))
+    return fit_cbpe(y_score[keep], labels01[keep], None if preds01 is None else preds01[keep], chunk_size=chunk)
+
+
+def _dle_features(model: ModelConfig, batch: Batch) -> pd.DataFrame:
+    """The features as DLE reads them: numbers as floats, categories by their string form."""
+    return pd.DataFrame(
+        {
+            name: to_float(batch.features[name]) if kind == "numeric" else as_classes(batch.features[name])
+            for name, kind in model.features.items()
+        }
+    )
+
+
+def _fit_dle(model: ModelConfig, reference: Batch, chunk: int) -> DLEModel:
+    from detectors.dle import fit_dle
+
+    if reference.prediction is None or reference.label is None:
+        raise ValueError("the reference has no predictions or labels")
+    categorical = [name for name, kind in model.features.items() if kind == "categorical"]
+    return fit_dle(
+        _dle_features(model, reference),
+        to_float(reference.prediction),
+        to_float(reference.label),
+        chunk_size=chunk,
+        categorical=categorical,
+    )
 
 
 # Window sizes calibrated around the monitor's own (rows per window vary with traffic).
@@ -468,19 +537,45 @@ def _performance(model: ModelConfig, monitor: MonitorConfig, baseline: Baseline,
     )
 
 
-def _estimated(monitor: MonitorConfig, baseline: Baseline, window: Batch) -> list[Score]:
-    metrics = monitor.estimated_metrics
+def _estimated(model: ModelConfig, monitor: MonitorConfig, baseline: Baseline, window: Batch) -> list[Score]:
+    metrics = monitor.estimated_metrics(model.task)
+    if model.task == "regression":
+        return _estimated_regression(model, metrics, baseline, window)
     if baseline.cbpe is None:
         reason = baseline.notes.get("estimated_performance", "no CBPE model fitted on the reference")
         return [Score.insufficient("estimated_performance", m, reason) for m in metrics]
     if window.score is None:
         return [Score.insufficient("estimated_performance", m, "window has no scores") for m in metrics]
-    from detectors.estimation import estimated_performance_scores
+    from detectors.estimation import (
+        MulticlassCBPEModel,
+        estimated_multiclass_performance_scores,
+        estimated_performance_scores,
+    )
 
+    if isinstance(baseline.cbpe, MulticlassCBPEModel):
+        if window.score.ndim != 2:
+            return [Score.insufficient("estimated_performance", m, "window has no per-class scores") for m in metrics]
+        labels = as_classes(window.prediction) if _present(window.prediction) else None
+        return estimated_multiclass_performance_scores(baseline.cbpe, window.score, labels, metrics=metrics)
     preds = _binary01(window.prediction, baseline.classes) if _present(window.prediction) else None
     if preds is not None and not np.isfinite(preds).all():
         preds = None  # a missing decision: derive all decisions from the scores instead
     return estimated_performance_scores(baseline.cbpe, window.score, preds, metrics=metrics)
+
+
+def _estimated_regression(model: ModelConfig, metrics: Sequence[str], baseline: Baseline, window: Batch) -> list[Score]:
+    if baseline.dle is None:
+        reason = baseline.notes.get("estimated_performance", "no DLE model fitted on the reference")
+        if baseline.needs_dle:
+            reason = "DLE not refitted after the baseline was loaded (Baseline.with_dle)"
+        return [Score.insufficient("estimated_performance", m, reason) for m in metrics]
+    if window.prediction is None:
+        return [Score.insufficient("estimated_performance", m, "window has no predictions") for m in metrics]
+    from detectors.dle import estimated_regression_scores
+
+    return estimated_regression_scores(
+        baseline.dle, _dle_features(model, window), to_float(window.prediction), metrics=metrics
+    )
 
 
 def evaluate(
@@ -517,7 +612,7 @@ def evaluate(
     if quality_on:
         scores += _family("quality", "quality", lambda: _quality(monitor, baseline, window, window_seconds))
     if "features" in parts and monitor.estimated_performance:
-        scores += _family("estimated_performance", "cbpe", lambda: _estimated(monitor, baseline, window))
+        scores += _family("estimated_performance", "cbpe", lambda: _estimated(model, monitor, baseline, window))
     if "labels" in parts and (monitor.performance or window.label_count):
         if monitor.performance:
             scores += _family("performance", "performance", lambda: _performance(model, monitor, baseline, window))

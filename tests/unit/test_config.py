@@ -237,13 +237,13 @@ def test_score_metrics_need_a_score_field_on_a_source_backed_model():
     assert errors["monitors.churn-hourly.performance[1]"].startswith("roc_auc needs the model's scores")
     assert errors["monitors.churn-hourly.estimated_performance"].startswith("needs the model's scores")
     data["models"]["churn"]["fields"] = {"score": "proba"}
-    assert parse_config(data, env={}).monitors["churn-hourly"].estimated_metrics == ("roc_auc", "accuracy")
+    assert parse_config(data, env={}).monitors["churn-hourly"].estimated_metrics("binary") == ("roc_auc", "accuracy")
 
 
 def test_estimated_metrics_follow_performance():
-    assert parse_config(_monitor(estimated_performance=True), env={}).monitors["churn-hourly"].estimated_metrics == (
-        "roc_auc", "accuracy", "precision", "recall", "f1"
-    )  # fmt: skip
+    churn = parse_config(_monitor(estimated_performance=True), env={}).monitors["churn-hourly"]
+    assert churn.estimated_metrics("binary") == ("roc_auc", "accuracy", "precision", "recall", "f1")
+    assert churn.estimated_metrics("regression") == ("mae", "mse", "rmse")
     assert errors_of(_monitor(performance=["log_loss"], estimated_performance=True)) == {
         "monitors.churn-hourly.estimated_performance": "none of performance (log_loss) can be estimated "
         "(estimable: roc_auc, accuracy, precision, recall, f1)"
