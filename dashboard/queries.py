@@ -12,7 +12,7 @@ becomes epoch seconds.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,11 +36,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.expression import literal
 
-from monitor.config import parse_time
-
 # Shared with the read API, so the dashboard and /v1 give the same numbers (issue 18).
-from monitor.store.reads import COMPUTED_STATUSES, model_monitors, predictions_24h
+from monitor.store.reads import COMPUTED_STATUSES, model_monitors, predictions_24h, silences
 from monitor.store.reads import OUTPUT_COLUMNS as OUTPUT_COLUMNS
+
+# The alert and silence rows of the read API, so the dashboard and /v1 list the same alerts.
+from monitor.store.reads import AlertRow as AlertRow
+from monitor.store.reads import SilenceRow as SilenceRow
+from monitor.store.reads import alert_by_id as alert_by_id
+from monitor.store.reads import alerts as alerts
 from monitor.store.tables import (
     Alert,
     MetricPoint,
@@ -49,7 +53,6 @@ from monitor.store.tables import (
     Prediction,
     Run,
     Score,
-    Silence,
     UtcDateTime,
 )
 
@@ -76,60 +79,6 @@ class Extent:
     window: timedelta
     monitor: str | None
     monitors: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class AlertRow:
-    id: int
-    rule: str
-    severity: str
-    state: str
-    labels: dict[str, str]
-    annotations: dict[str, Any]
-    value: float | None
-    window_start: datetime | None
-    started_at: datetime
-    fired_at: datetime | None
-    resolved_at: datetime | None
-    acknowledged_by: str | None
-    acknowledged_at: datetime | None
-    ack_comment: str | None
-
-    @property
-    def model(self) -> str | None:
-        return self.labels.get("model")
-
-    def concerns(self, monitor: str | None) -> bool:
-        """Whether the alert belongs on ``monitor``'s view: it is that monitor's, or no monitor's (a
-        rule over the model's metrics); None (a model without monitors) takes every alert."""
-        return monitor is None or self.labels.get("monitor") in (None, monitor)
-
-    @property
-    def breach_start(self) -> datetime:
-        """Start of the first window of the breach (data time, from the alert engine's ``since``
-        annotation), else when the alert fired: a backfill fires late for old windows."""
-        since = self.annotations.get("since")
-        if isinstance(since, str):
-            with suppress(ValueError):
-                return parse_time(since)
-        return self.fired_at or self.started_at
-
-    @property
-    def breach_end(self) -> datetime | None:
-        """The window that resolved it (data time), None while open."""
-        if self.state != "resolved":
-            return None
-        return self.window_start or self.resolved_at
-
-
-@dataclass(frozen=True)
-class SilenceRow:
-    id: int
-    matchers: dict[str, str]
-    starts_at: datetime
-    ends_at: datetime
-    created_by: str
-    comment: str
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -581,12 +530,7 @@ def metric_series(conn: Connection, model_id: int, start: datetime, end: datetim
 
 def model_alerts(conn: Connection, model: str, start: datetime, end: datetime) -> list[AlertRow]:
     """Alerts of ``model`` that were open at some point in [start, end)."""
-    return alerts(
-        conn,
-        model=model,
-        where=(Alert.started_at < end, or_(Alert.resolved_at.is_(None), Alert.resolved_at >= start)),
-        limit=1000,
-    )
+    return alerts(conn, model=model, since=start, until=end, limit=1000)
 
 
 def breached_features(matrix: pd.DataFrame) -> pd.DataFrame:
@@ -749,48 +693,9 @@ def worst_window(
 # --- alerts -------------------------------------------------------------------------------------
 
 
-def alerts(
-    conn: Connection,
-    states: Sequence[str] | None = None,
-    model: str | None = None,
-    where: Sequence[ColumnElement[bool]] = (),
-    limit: int = 500,
-) -> list[AlertRow]:
-    """Alerts, newest first, optionally only in ``states`` and of ``model`` (its ``model`` label)."""
-    stmt = select(
-        Alert.id,
-        Alert.rule,
-        Alert.severity,
-        Alert.state,
-        Alert.labels,
-        Alert.annotations,
-        Alert.value,
-        Alert.window_start,
-        Alert.started_at,
-        Alert.fired_at,
-        Alert.resolved_at,
-        Alert.acknowledged_by,
-        Alert.acknowledged_at,
-        Alert.ack_comment,
-    ).where(*where)
-    if states:
-        stmt = stmt.where(Alert.state.in_(tuple(states)))
-    if model:
-        stmt = stmt.where(Alert.labels["model"].as_string() == model)
-    stmt = stmt.order_by(Alert.started_at.desc(), Alert.id.desc()).limit(limit)
-    return [
-        AlertRow(**{**row._asdict(), "labels": dict(row.labels or {}), "annotations": dict(row.annotations or {})})
-        for row in conn.execute(stmt)
-    ]
-
-
 def active_silences(conn: Connection, now: datetime) -> list[SilenceRow]:
-    rows = conn.execute(
-        select(Silence.id, Silence.matchers, Silence.starts_at, Silence.ends_at, Silence.created_by, Silence.comment)
-        .where(Silence.starts_at <= now, Silence.ends_at > now)
-        .order_by(Silence.ends_at)
-    )
-    return [SilenceRow(**{**row._asdict(), "matchers": dict(row.matchers or {})}) for row in rows]
+    """Silences in force at ``now``, the soonest to lift first."""
+    return silences(conn, active_at=now)[::-1]
 
 
 def alert_model_names(conn: Connection) -> list[str]:

@@ -27,7 +27,6 @@ from dashboard.theme import SEVERITY_RANK, empty_state, page_header, severity_ba
 from monitor.config import Role
 from monitor.errors import DriftscopeError
 from monitor.store import actions
-from monitor.store.tables import Alert
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ STATE_FILTERS = {
     "open": ("pending", "firing"),
     "firing": ("firing",),
     "resolved": ("resolved",),
-    "all": None,
+    "all": (),
 }
 SILENCE_DURATIONS = {
     "1h": timedelta(hours=1),
@@ -391,7 +390,7 @@ def _perform(ctx: Context, action: str, alert_id: int, user: str, comment: str, 
         log.info("alert %s acknowledged by %s", alert_id, user)
         return f"Alert #{alert_id} acknowledged by {user}."
     with queries.read_only(ctx.engine) as conn:
-        alert = next(iter(queries.alerts(conn, where=(Alert.id == alert_id,), limit=1)), None)
+        alert = queries.alert_by_id(conn, alert_id)
     if alert is None:
         raise actions.ActionError(f"silence: alert {alert_id} does not exist")
     matchers = silence_matchers(alert)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Collection, Sequence
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 from sqlalchemy import ColumnElement, Connection, Row, and_, case, func, or_, select
 
+from monitor.config import parse_time
 from monitor.store.tables import Alert, Model, Prediction, Reference, RejectedRecord, Run, Score, Silence
 
 # Drift scores of these "features" describe the model's output, not its inputs.
@@ -459,6 +461,28 @@ class AlertRow:
     acknowledged_by: str | None
     acknowledged_at: datetime | None
     ack_comment: str | None
+
+    def concerns(self, monitor: str | None) -> bool:
+        """Whether the alert belongs on ``monitor``'s view: it is that monitor's, or no monitor's (a
+        rule over the model's metrics); None (a model without monitors) takes every alert."""
+        return monitor is None or self.labels.get("monitor") in (None, monitor)
+
+    @property
+    def breach_start(self) -> datetime:
+        """Start of the first window of the breach (data time, from the alert engine's ``since``
+        annotation), else when the alert fired: a backfill fires late for old windows."""
+        since = self.annotations.get("since")
+        if isinstance(since, str):
+            with suppress(ValueError):
+                return parse_time(since)
+        return self.fired_at or self.started_at
+
+    @property
+    def breach_end(self) -> datetime | None:
+        """The window that resolved it (data time), None while open."""
+        if self.state != "resolved":
+            return None
+        return self.window_start or self.resolved_at
 
 
 def alerts(

@@ -15,6 +15,7 @@ from dashboard import queries
 from dashboard.figures import Timeline, model_timeline
 from detectors.quality import volume_score
 from monitor.runs.evaluation import score_dict
+from monitor.store import actions
 from monitor.store.engine import make_engine, upgrade
 from monitor.store.tables import MetricPoint, MetricSeries, Model, Prediction, Run, Score
 from tests.conftest import unique_name
@@ -226,6 +227,22 @@ def test_overview_and_alerts(seeded: tuple[Engine, SeedInfo]) -> None:
     assert {a.id for a in churn_alerts} == {*info.firing_alert_ids, info.resolved_alert_id}
     assert healthy_alerts == []
     assert (empty.last, empty.monitor, empty.monitors) == (None, None, ())
+
+
+def test_active_silences_soonest_to_lift_first(sqlite_engine: Engine) -> None:
+    """The alerts page lists the silences in force, the soonest to lift first (the read API lists the
+    one ending last first)."""
+    now = datetime(2024, 3, 1, tzinfo=UTC)
+    for model, starts, ends in (
+        ("late", now - timedelta(hours=1), now + timedelta(days=2)),
+        ("soon", now - timedelta(hours=1), now + timedelta(hours=1)),
+        ("over", now - timedelta(hours=2), now - timedelta(hours=1)),
+        ("future", now + timedelta(hours=1), now + timedelta(hours=2)),
+    ):
+        actions.create_silence(sqlite_engine, {"model": model}, starts, ends, "dana", "maintenance")
+    with sqlite_engine.connect() as conn:
+        active = queries.active_silences(conn, now)
+    assert [s.matchers["model"] for s in active] == ["soon", "late"]
 
 
 def test_model_monitors_primary_first(seeded: tuple[Engine, SeedInfo], sqlite_engine: Engine) -> None:
