@@ -495,7 +495,9 @@ def _multiclass_sampling_error_units(y: np.ndarray, pred: np.ndarray, s: np.ndar
 
     def macro_unit(relevant: np.ndarray) -> float:
         q = tp / np.maximum(relevant, 1)
-        return float(np.sqrt(np.sum(q * (1 - q) / (relevant / n))) / k)
+        # A class no row enters (never predicted, for precision) adds no variance: 0, not 0/0.
+        variance = np.divide(q * (1 - q) * n, relevant, out=np.zeros(k), where=relevant > 0)
+        return float(np.sqrt(np.sum(variance)) / k)
 
     auroc = [_auroc_rank_variance(true_hot[:, c].astype(np.int64), s[:, c]) for c in range(k)]
     return {

@@ -404,3 +404,17 @@ def test_module_examples_run():
 
     assert doctest.testmod(detectors.estimation).failed == 0
     assert doctest.testmod(detectors.dle).failed == 0
+
+
+def test_multiclass_cbpe_fits_when_a_class_is_never_predicted():
+    """A rare class the model never predicts enters no precision term: its variance is 0, not 0/0."""
+    rng = np.random.default_rng(11)
+    classes = ["a", "b", "c"]
+    p = rng.dirichlet([4.0, 4.0, 0.3], size=6000)
+    p[:, 2] = np.minimum(p[:, 2], 0.9 * p[:, :2].max(axis=1))  # never the highest: never predicted
+    p /= p.sum(axis=1, keepdims=True)
+    y = np.asarray(classes)[[rng.choice(3, p=row) for row in p]]
+    model = fit_multiclass_cbpe(p, y, classes=classes, chunk_size=1000)
+    scores = estimated_multiclass_performance_scores(model, p[:1000])
+    assert all(s.status == "ok" and np.isfinite(s.value) for s in scores)
+    assert all(np.isfinite([b.lower, b.upper]).all() for b in model.bands.values())
