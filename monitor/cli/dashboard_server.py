@@ -90,6 +90,9 @@ def serve_in_process(app: Any, host: str, port: int, threads: int, on_listening:
     """
     from waitress import create_server
 
+    # A page load sends more requests than there are threads; waitress warns "Task queue depth is 1"
+    # each time, which reads like trouble and is not: the requests wait their turn.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     try:
         server = create_server(app.server, host=host, port=port, threads=threads)
     except OSError as exc:
