@@ -235,8 +235,9 @@ def test_runs_of_a_killed_worker_are_retaken_within_two_leases(
     assert len(orphans) >= 3, "the kills should have interrupted runs"
     data_windows = [start + timedelta(minutes=w) for w in range(windows)]
     # The first window has no previous windows to compare with (its reference): insufficient_data, nothing read.
-    assert [final[w].row_count for w in data_windows] == [None] + [rows_per_window] * (windows - 1)
-    assert [final[w].status for w in data_windows] == ["insufficient_data"] + ["succeeded"] * (windows - 1)
+    # The first five windows have fewer than the five previous windows their reference needs.
+    assert [final[w].row_count for w in data_windows] == [None] * 5 + [rows_per_window] * (windows - 5)
+    assert [final[w].status for w in data_windows] == ["insufficient_data"] * 5 + ["succeeded"] * (windows - 5)
     # Claimed once each, the interrupted ones once more: nothing computed twice, nothing lost.
     assert {w: r.attempts for w, r in final.items() if r.attempts != 1} == dict.fromkeys(orphans, 2)
     for window, killed_at in orphans.items():
@@ -291,8 +292,8 @@ def test_worker_in_process_start_and_shutdown(sqlite_engine: Engine) -> None:
     assert not worker._jobs.running
     with sqlite_engine.connect() as connection:
         statuses = dict(connection.execute(select(Run.window_start, Run.status)).all())
-    assert statuses[start] == "insufficient_data"  # no previous windows yet
-    assert [statuses[start + timedelta(minutes=w)] for w in range(1, 5)] == ["succeeded"] * 4
+    # Windows 0 and 1 have fewer than the two previous windows their reference needs.
+    assert [statuses[start + timedelta(minutes=w)] for w in range(5)] == ["insufficient_data"] * 2 + ["succeeded"] * 3
 
 
 def test_worker_metrics_port_in_use_is_a_clear_error(sqlite_engine: Engine) -> None:
