@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import dash
@@ -66,6 +66,30 @@ class ModelPage:
     alerts: list[AlertRow]  # every alert of the model in the range, whichever its monitor
     open_now: list[AlertRow]  # pending and firing now, whatever the range: the model's health
     computation: queries.Computation | None  # the monitor's newest window: when performance was computed
+    focus: Focus  # what the drifting-features and data-or-service cards describe
+
+
+@dataclass(frozen=True)
+class Focus:
+    """The windows the cards describe: the selected window (an alert's link opens a past one), else the
+    last few buckets of the range. ``breached`` is :func:`queries.breached_features` window-exact over
+    ``[start, end)`` (or wider: only its ``last_breach`` from ``start`` on counts)."""
+
+    start: datetime
+    end: datetime
+    breached: pd.DataFrame
+    selected: bool
+
+    def covers(self, buckets: pd.Series, bucket: timedelta) -> pd.Series:
+        """Which chart buckets overlap the focus."""
+        return (buckets < self.end) & (buckets + bucket > self.start)
+
+    def label(self) -> str:
+        """ "in the window 03:15–03:16" for a selected window, else "in the latest windows"."""
+        if not self.selected:
+            return "in the latest windows"
+        end = f"{self.end:%H:%M}" if self.end.date() == self.start.date() else f"{self.end:%b %d %H:%M}"
+        return f"in the window {self.start:%b %d %H:%M}–{end} UTC"
 
 
 def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | None:
@@ -100,6 +124,21 @@ def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | Non
             metrics = queries.metric_series(conn, model.id, tr.start, tr.end, bucket)  # the model's service
             alerts = queries.model_alerts(conn, model.name, tr.start, tr.end)
             open_now = queries.alerts(conn, states=("pending", "firing"), model=model.name)
+            # A bucket of the chart may merge windows: the cards read the selected window's own breaches.
+            focus = (
+                Focus(
+                    query.window,
+                    query.window + extent.window,
+                    queries.breached_features(
+                        queries.drift_matrix(
+                            conn, model.id, monitor, query.window, query.window + extent.window, extent.window
+                        )
+                    ),
+                    selected=True,
+                )
+                if query.window
+                else None
+            )
         timeline = figures.Timeline(
             share=share,
             matrix=matrix.result(),
@@ -115,8 +154,18 @@ def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | Non
             selected=query.window,
         )
     breached = queries.breached_features(timeline.matrix)
+    focus = focus or Focus(tr.end - RECENT_BUCKETS * bucket, tr.end, breached, selected=False)
     return ModelPage(
-        model, tr, timeline, breached, monitor, extent.monitors, alerts, open_now=open_now, computation=computation
+        model,
+        tr,
+        timeline,
+        breached,
+        monitor,
+        extent.monitors,
+        alerts,
+        open_now=open_now,
+        computation=computation,
+        focus=focus,
     )
 
 
@@ -125,44 +174,48 @@ def _since(alerts: list[AlertRow]) -> datetime | None:
     return min(firing) if firing else None
 
 
-def _drifting_now(page: ModelPage) -> pd.DataFrame:
-    """Input features breached in the last few buckets, with when their drift began in the range."""
-    recent = page.range.end - RECENT_BUCKETS * page.timeline.bucket
-    b = page.breached
+def _drifting(page: ModelPage) -> pd.DataFrame:
+    """Input features breached in the focus, with when their drift began."""
+    b = page.focus.breached
     inputs = b[~b["feature"].isin(queries.OUTPUT_COLUMNS) & b["last_breach"].notna()]
-    return inputs[inputs["last_breach"] >= recent].sort_values("first_breach")
+    return inputs[inputs["last_breach"] >= page.focus.start].sort_values(["first_breach", "feature"])
 
 
-def drift_episode_start(matrix: pd.DataFrame, features: list[str]) -> datetime | None:
-    """Start of the current drift episode: the earliest bucket from which any of ``features`` has
-    drifted in every bucket up to the newest one (None when none of them drifts in the newest)."""
+def drift_episode_start(matrix: pd.DataFrame, features: list[str], until: datetime | None = None) -> datetime | None:
+    """Start of the drift episode: the earliest bucket from which any of ``features`` has drifted in
+    every bucket up to the newest one (or the one holding ``until``); None when none of them drifts in it."""
+    cells = matrix[matrix["feature"].isin(features)]
+    if until is not None:
+        cells = cells[cells["bucket"] <= until]
     starts = []
-    for _, cells in matrix[matrix["feature"].isin(features)].groupby("feature"):
-        drifted = cells.sort_values("bucket")["breached"].to_numpy() > 0
+    for _, feature_cells in cells.groupby("feature"):
+        ordered = feature_cells.sort_values("bucket")
+        drifted = ordered["breached"].to_numpy() > 0
         if len(drifted) and drifted[-1]:
             calm = np.flatnonzero(~drifted)
             first = calm[-1] + 1 if len(calm) else 0
-            starts.append(cells.sort_values("bucket")["bucket"].iloc[first])
+            starts.append(ordered["bucket"].iloc[first])
     return min(starts).to_pydatetime() if starts else None
 
 
-def _service_abnormal(metrics: pd.DataFrame, recent: datetime) -> list[str]:
-    """Service metrics whose recent mean is well above their median over the range."""
+def _service_abnormal(metrics: pd.DataFrame, focus: Focus, bucket: timedelta) -> list[str]:
+    """Service metrics whose mean over the focus is well above their median over the range."""
     out = []
     for name, frame in metrics.groupby("name", sort=True):
         baseline = frame["value"].median()
-        now = frame[frame["bucket"] >= recent]["value"].mean()
+        now = frame[focus.covers(frame["bucket"], bucket)]["value"].mean()
         if baseline > 0 and now > SERVICE_FACTOR * baseline:
             out.append(f"{name} {now:.3g} (usually {baseline:.3g})")
     return out
 
 
 def _verdict(page: ModelPage) -> tuple[str, str, str | None]:
-    recent = page.range.end - RECENT_BUCKETS * page.timeline.bucket
-    drifting = _drifting_now(page)
+    focus, bucket = page.focus, page.timeline.bucket
+    drifting = _drifting(page)
     quality = page.timeline.quality
-    quality_breaches = int(quality[quality["bucket"] >= recent]["breaches"].sum()) if not quality.empty else 0
-    service = _service_abnormal(page.timeline.metrics, recent)
+    in_focus = quality[focus.covers(quality["bucket"], bucket)] if not quality.empty else quality
+    quality_breaches = int(in_focus["breaches"].sum()) if not quality.empty else 0
+    service = _service_abnormal(page.timeline.metrics, focus, bucket)
     data_issue = not drifting.empty or quality_breaches > 0
     parts = []
     if not drifting.empty:
@@ -281,10 +334,15 @@ def _kpis(page: ModelPage) -> html.Div:
     health = model_health(page.open_now, True)
     firing = [a for a in page.open_now if a.state == "firing"]
     since = _since(page.open_now)
-    drifting = _drifting_now(page)
+    drifting = _drifting(page)
     verdict, why, tone = _verdict(page)
+    focus = page.focus
+    if focus.selected:
+        why += f" ({focus.label()})"
     n_inputs = len([f for f in page.model.features if f not in queries.OUTPUT_COLUMNS]) or len(page.breached)
-    episode = drift_episode_start(page.timeline.matrix, list(drifting["feature"]))
+    episode = drift_episode_start(
+        page.timeline.matrix, list(drifting["feature"]), focus.start if focus.selected else None
+    )
     feature_links = feature_list(
         list(drifting["feature"]),
         lambda feature: feature_url(page.model.name, feature, tr=page.range, monitor=page.monitor),
@@ -308,9 +366,13 @@ def _kpis(page: ModelPage) -> html.Div:
                 "Drifting features",
                 f"{len(drifting)} of {n_inputs}",
                 html.Span(
-                    [*feature_links, f" · since {time_text(episode)}" if episode else ""]
+                    [
+                        *feature_links,
+                        f" {focus.label()}" if focus.selected else "",
+                        f" · since {time_text(episode)}" if episode else "",
+                    ]
                     if feature_links
-                    else "none in the latest windows"
+                    else f"none {focus.label()}"
                 ),
                 tone="warning" if len(drifting) else "ok",
                 id="kpi-drifting",

@@ -4,20 +4,22 @@ elements it listens to in some rendered page."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from dash import dcc
 from dash.development.base_component import Component
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from dashboard import create_app, queries
 from dashboard.app import route
 from dashboard.context import Context
 from dashboard.pages import PAGES, alerts, feature, model, overview, report
-from dashboard.state import PageQuery, match_path, with_params
+from dashboard.state import PageQuery, format_time, match_path, with_params
 from monitor.config import Config
 from monitor.store.engine import make_engine, upgrade
+from monitor.store.tables import Score
 from tests.seed import SeedInfo, seed_store
 
 URLS = (
@@ -129,3 +131,46 @@ def test_navigation_during_a_refresh_tick_renders_the_new_page(seeded: tuple[Eng
     # while the page still shows the previous URL: it renders the new one, whatever the data.
     assert router("/models/churn", ["refresh.n_intervals"], shown="/") == 200
     assert router("/reports/churn-hourly/2026-11-24T20:00:00Z", ["refresh.n_intervals"], shown="/models/churn") == 200
+
+
+def _text(component: Any) -> str:
+    """What the browser shows: every string child, in order."""
+    if isinstance(component, str):
+        return component
+    if isinstance(component, list | tuple):
+        return "".join(_text(c) for c in component)
+    return _text(getattr(component, "children", None) or "")
+
+
+def test_model_page_cards_describe_the_selected_window(seeded: tuple[Engine, SeedInfo]) -> None:
+    """An alert's link opens the model page on a past window: the drifting-features and data-or-service
+    cards describe that window (they described the end of the range: "0 of 10" beside a window with 6)."""
+    engine, info = seeded
+    churn = info.churn
+    incident = info.incident[0] + timedelta(hours=1)  # inputs stable; error rate and latency up
+    for window in (incident, info.drift_start - timedelta(hours=10), churn.last_window):
+        with queries.read_only(engine) as conn:
+            breached = conn.execute(
+                select(Score.feature).where(
+                    Score.model_id == churn.id,
+                    Score.monitor == churn.monitor,
+                    Score.kind == "drift",
+                    Score.window_start == window,
+                    Score.breached.is_(True),
+                    Score.feature.not_in(queries.OUTPUT_COLUMNS),
+                )
+            )
+            expected = sorted(breached.scalars())
+        found = route("/models/churn", f"?window={format_time(window)}")
+        assert found is not None
+        layout = found[0].layout(Context(Config(), engine), found[1])
+        cards = {c.id: c for c in layout._traverse() if getattr(c, "id", None) in ("kpi-drifting", "kpi-verdict")}
+        drifting = cards["kpi-drifting"]
+        named = sorted(c.children for c in drifting._traverse() if isinstance(c, dcc.Link))
+        assert _text(drifting.children[1]) == f"{len(expected)} of {len(churn.features)}", window
+        assert named == expected, window
+        assert f"in the window {window:%b %d %H:%M}" in _text(drifting), window
+        if window == incident:
+            assert not expected
+            verdict = _text(cards["kpi-verdict"])
+            assert "error_rate" in verdict and "drifting" not in verdict, verdict
