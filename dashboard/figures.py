@@ -25,6 +25,8 @@ REFERENCE = "rgba(138,148,166,0.18)"
 METRIC_COLOURS = [OKABE_ITO["blue"], OKABE_ITO["vermillion"], OKABE_ITO["bluish_green"], OKABE_ITO["reddish_purple"]]
 HEATMAP_ROW_PX = 15
 SMALL_MARGIN = {"l": 56, "r": 16, "t": 36, "b": 40}
+MODEBAR_PX = 32  # Plotly's mode bar (toolbar, shown on hover) covers this much of a figure's top right
+TITLE_LINE_PX = 22
 PREFERRED_METRICS = ("roc_auc", "f1", "accuracy", "rmse", "mae", "r2")
 
 
@@ -49,6 +51,25 @@ def _base_layout(height: int, **overrides: Any) -> dict[str, Any]:
             },
         },
         **overrides,
+    }
+
+
+def _below_modebar(text: str) -> dict[str, Any]:
+    """Layout of a chart whose title, left-aligned, sits on the line below the mode bar: a long title (a
+    method, a monitor and how to read it) ran under the toolbar in a half-width card."""
+    lines = text.count("<br>") + 1
+    return {
+        "title": {
+            "text": text,
+            "font": {"size": 13},
+            "x": 0,
+            "xanchor": "left",
+            "y": 1,
+            "yref": "paper",
+            "yanchor": "bottom",
+            "pad": {"b": 6},
+        },
+        "margin": {**SMALL_MARGIN, "t": MODEBAR_PX + lines * TITLE_LINE_PX + 6},
     }
 
 
@@ -719,15 +740,15 @@ def feature_drift(
     if selected is not None:
         fig.add_vline(x=selected, line={"color": INK, "width": 1.5, "dash": "dot"})
     fig.update_layout(
-        **_base_layout(330, margin=SMALL_MARGIN, showlegend=False),
-        title={
-            "text": f"{method} over time · {monitor}"
-            + (" (p-value: lower means drift)" if p_value_like else " (higher means drift)")
-            + (f"<br><sup>windows scored with {', '.join(others)} not shown</sup>" if others else ""),
-            "font": {"size": 13},
-            "x": 0,
-            "xanchor": "left",
-        },
+        **_base_layout(
+            330,
+            showlegend=False,
+            **_below_modebar(
+                f"{method} over time · {monitor}"
+                + (" (p-value: lower means drift)" if p_value_like else " (higher means drift)")
+                + (f"<br><sup>windows scored with {', '.join(others)} not shown</sup>" if others else "")
+            ),
+        ),
     )
     fig.update_xaxes(range=[start, end], gridcolor=GRID)
     fig.update_yaxes(

@@ -171,6 +171,31 @@ def test_feature_figures() -> None:
     assert "ks not shown" in fig.layout.title.text
 
 
+def test_feature_drift_title_clears_the_modebar() -> None:
+    """The drift chart's title ("… (higher means drift)") ran under Plotly's toolbar at the top right of
+    its half-width card: it sits left-aligned on the line below it, a second line included."""
+    scores = pd.DataFrame(
+        {
+            "window_start": [T0, T0 + HOUR],
+            "method": ["ks", "wasserstein"],
+            "value": [0.4, 0.3],
+            "threshold": [0.05, 0.1],
+            "breached": [False, True],
+            "status": "ok",
+        }
+    )
+    for fig in (
+        figures.feature_drift(scores.iloc[1:], "churn-hourly", T0, T0 + 2 * HOUR, None),
+        figures.feature_drift(scores, "churn-hourly", T0, T0 + 2 * HOUR, None),  # "ks not shown" below
+    ):
+        title = fig.layout.title
+        assert (title.x, title.xanchor) == (0, "left")
+        # Anchored on the plot's top edge: whatever is above the title lines is free for the toolbar.
+        assert (title.y, title.yref, title.yanchor) == (1, "paper", "bottom")
+        lines = title.text.count("<br>") + 1
+        assert fig.layout.margin.t - title.pad.b - lines * figures.TITLE_LINE_PX >= figures.MODEBAR_PX
+
+
 def test_pages_render_and_empty_states(seeded: tuple[Engine, SeedInfo]) -> None:
     engine, info = seeded
     ctx = Context(Config(), engine)
