@@ -162,7 +162,7 @@ def test_paths_inside_the_repository_or_generic_are_accepted(path: str, text: st
 @pytest.mark.parametrize(
     ("source", "outside"),
     [
-        ('DATA = Path(__file__).resolve().parents[2] / ".." / "shared"', True),
+        ('DATA = Path(__file__).resolve().parents[2] / ".." / "sibling"', True),
         ("DATA = Path(__file__).parent.parent.parent.parent", True),
         ('DATA = Path(__file__).resolve().parents[1] / "data" / "nannyml"', False),
         ('ROOT = Path(__file__).resolve().parents[2] / "tests" / ".." / "docs"', False),
