@@ -178,14 +178,16 @@ def test_predictions_after_their_window_was_computed_recompute_it(store_engine: 
 def test_late_predictions_beyond_recompute_within_are_counted_not_lost(
     store_engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cfg = config(recompute_within="4h")
+    # 270m (4 h 30), not 4h: BASE is fixed when the module is imported, and the suite may cross the hour before
+    # this test runs, moving window 3 (BASE + 3h) up to an hour further back from now.
+    cfg = config(recompute_within="270m")
     scheduler = computed(store_engine, cfg)
 
     def counted() -> float:
         return REGISTRY.get_sample_value("driftscope_late_rows_not_recomputed_total", {"monitor": MONITOR}) or 0.0
 
     before = counted()
-    push(store_engine, cfg, 0, rows=7, first=ROWS)  # window 0 started over 6 hours ago: beyond 4h
+    push(store_engine, cfg, 0, rows=7, first=ROWS)  # window 0 started over 6 hours ago: beyond 270m
     push(store_engine, cfg, 3, rows=4, first=ROWS)  # window 3, 3 to 4 hours ago: within
     with caplog.at_level(logging.WARNING, logger="monitor.runs.scheduler"):
         assert scheduler.mark_stale() == 1
