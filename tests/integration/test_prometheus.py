@@ -6,6 +6,7 @@ import glob
 import logging
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -348,7 +349,11 @@ def test_outage_mid_collection_leaves_no_gap_and_no_duplicate(
         assert restarted.wait(30)
         assert len(requests.ranges) > requests.responses  # some requests failed and were retried
 
-        # Collect on from the checkpoint, across the downtime, up to now.
+        # Collect on from the checkpoint, across the downtime, up to now. collect() stops at
+        # now - safety_lag (1 s): wait until that lies past the backfill's end, or a fast
+        # restart leaves nothing to collect beyond `until`.
+        beyond_until = until + timedelta(seconds=1, milliseconds=2 * STEP_MS)
+        time.sleep(max(0.0, (beyond_until - datetime.now(UTC)).total_seconds()))
         result = collector.collect()
         assert result.caught_up
 
