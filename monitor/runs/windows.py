@@ -63,7 +63,8 @@ class Batch:
     an object array. Detectors convert what they need and score a column alike in either form
     (``tests/unit/test_windows.py``). ``score`` is float64
     (``(n,)``, or ``(n, k)`` in ``classes`` order for multiclass), NaN where missing.
-    ``ts``/``label_ts`` are ``datetime64[us]`` in UTC (NaT where missing).
+    ``ts``/``label_ts`` are ``datetime64[us]`` in UTC (NaT where missing). ``model_version`` holds
+    the version that served each row (``None`` where the record named none: the version deployed then).
     """
 
     n: int
@@ -74,6 +75,7 @@ class Batch:
     score: np.ndarray | None = None
     label: np.ndarray | None = None
     label_ts: np.ndarray | None = None
+    model_version: np.ndarray | None = None
 
     @property
     def label_count(self) -> int:
@@ -158,6 +160,7 @@ def load_window(
             cast(p.score, Text),
             cast(p.label, Text),
             _epoch_us(p.label_ts, dialect),
+            p.model_version,
         )
         .where(p.model_id == model_id, p.ts >= start, p.ts < end)
         .order_by(p.ts, p.id)
@@ -168,12 +171,12 @@ def load_window(
 def batch_from_rows(
     rows: Sequence[Sequence[Any]], schema: Mapping[str, str], *, score_classes: Sequence[Any] | None = None
 ) -> Batch:
-    """Rows of ``(prediction_id, ts, features JSON, prediction JSON, score JSON, label JSON, label_ts)``.
+    """Rows of ``(prediction_id, ts, features JSON, prediction JSON, score JSON, label JSON, label_ts, model_version)``.
 
     Timestamps are ISO strings, epoch microseconds or ``None``.
     """
     n = len(rows)
-    ids, ts, features, predictions, scores, labels, label_ts = zip(*rows, strict=True) if n else ([],) * 7
+    ids, ts, features, predictions, scores, labels, label_ts, versions = zip(*rows, strict=True) if n else ([],) * 8
     return Batch(
         n=n,
         features=_feature_columns([_loads(f) or {} for f in features], list(schema)),
@@ -183,6 +186,7 @@ def batch_from_rows(
         score=score_matrix([_loads(v) for v in scores], score_classes),
         label=_object_array([_loads(v) for v in labels]),
         label_ts=_datetime64(label_ts),
+        model_version=_object_array(list(versions)),
     )
 
 

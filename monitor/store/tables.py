@@ -99,6 +99,8 @@ class Prediction(Base):
         # The stale scan reads what was received since its watermark, labels and predictions (migration 0008).
         Index("ix_prediction_model_id_label_received_at", "model_id", "label_received_at"),
         Index("ix_prediction_model_id_ingested_at", "model_id", "ingested_at"),
+        # The canary gate reads one version's rows over a time range (migration 0009).
+        Index("ix_prediction_model_id_model_version_ts", "model_id", "model_version", "ts"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -118,6 +120,8 @@ class Prediction(Base):
     source: Mapped[str] = mapped_column(String(100))
     # When the prediction was received: one that arrives after its window was computed makes it stale.
     ingested_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # The model version that served it; NULL means the version deployed at ``ts`` (see Deployment).
+    model_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class PendingLabel(Base):
@@ -199,6 +203,30 @@ class Reference(Base):
     profile_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     profiled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # The model version this reference belongs to (an uploaded training set); NULL: every version.
+    version: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # NULL while a reference that needs approval waits for `driftscope reference approve`.
+    approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    approved_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class Deployment(Base):
+    """One deployment of a model version: who deployed what, when, from which pipeline run."""
+
+    __tablename__ = "deployment"
+    __table_args__ = (Index("ix_deployment_model_id_deployed_at", "model_id", "deployed_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("model.id", ondelete="CASCADE"))
+    version: Mapped[str] = mapped_column(String(100))
+    deployed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Share of traffic the version receives (0 < traffic <= 1); NULL: all of it.
+    traffic: Mapped[float | None] = mapped_column(Double, nullable=True)
+    commit: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    url: Mapped[str | None] = mapped_column(Text, nullable=True)  # the pipeline run
+    deployed_by: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 # Runs a worker may claim (unfinished or stale); a partial index keeps claims cheap when almost
@@ -286,6 +314,38 @@ class Score(Base):
     monitor: Mapped[str] = mapped_column(String(100))
     model_id: Mapped[int] = mapped_column(ForeignKey("model.id", ondelete="CASCADE"))
     window_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    kind: Mapped[str] = mapped_column(String(30))
+    feature: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    method: Mapped[str] = mapped_column(String(50))
+    value: Mapped[float | None] = mapped_column(Double, nullable=True)
+    threshold: Mapped[float | None] = mapped_column(Double, nullable=True)
+    breached: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="ok")
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+
+
+class SegmentScore(Base):
+    """One number from a run, for one slice of its window (``segment_by`` = ``segment``).
+
+    Apart from :class:`Score` so that readers of whole-window scores need no segment filter.
+    Per-version scores are segments too: ``segment_by`` is ``model_version``.
+    """
+
+    __tablename__ = "segment_score"
+    __table_args__ = (
+        Index("ix_segment_score_run_id", "run_id"),
+        Index("ix_segment_score_model_id_segment_by_window_start", "model_id", "segment_by", "window_start"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
+    monitor: Mapped[str] = mapped_column(String(100))
+    model_id: Mapped[int] = mapped_column(ForeignKey("model.id", ondelete="CASCADE"))
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    segment_by: Mapped[str] = mapped_column(String(200))
+    segment: Mapped[str] = mapped_column(String(200))
+    rows: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(30))
     feature: Mapped[str | None] = mapped_column(String(200), nullable=True)
     method: Mapped[str] = mapped_column(String(50))

@@ -45,9 +45,9 @@ def test_due_windows_wait_for_the_lateness(now: datetime, expected: list[datetim
 def test_batch_from_rows_builds_columns_by_the_schema() -> None:
     rows = [  # timestamps as SQLite returns them (ISO text)
         ("a", "2026-03-02 00:00:00.000000", '{"x": 1.5, "c": "red", "extra": 1}', "1", "0.9", "1",
-         "2026-03-02 01:00:00.000000"),
-        ("b", "2026-03-02 00:01:00.000000", '{"x": null}', "0", "0.2", "null", None),
-        ("c", "2026-03-02 00:02:00.000000", '{"c": 3}', "1", None, None, None),
+         "2026-03-02 01:00:00.000000", "2.1"),
+        ("b", "2026-03-02 00:01:00.000000", '{"x": null}', "0", "0.2", "null", None, None),
+        ("c", "2026-03-02 00:02:00.000000", '{"c": 3}', "1", None, None, None, "2.0"),
     ]  # fmt: skip
     batch = batch_from_rows(rows, {"x": "numeric", "c": "categorical"})
     assert batch.n == 3
@@ -59,8 +59,9 @@ def test_batch_from_rows_builds_columns_by_the_schema() -> None:
     assert batch.label.tolist() == [1, None, None] and batch.label_count == 1
     assert batch.ts.tolist()[1] == datetime(2026, 3, 2, 0, 1)
     assert np.isnat(batch.label_ts).tolist() == [False, True, True]
+    assert batch.model_version.tolist() == ["2.1", None, "2.0"]
     # as Postgres returns them (epoch microseconds)
-    epoch = [(r[0], int(T0.timestamp() * 1e6) + i, *r[2:6], None) for i, r in enumerate(rows)]
+    epoch = [(r[0], int(T0.timestamp() * 1e6) + i, *r[2:6], None, r[7]) for i, r in enumerate(rows)]
     assert batch_from_rows(epoch, {"x": "numeric"}).ts.tolist()[2] == datetime(2026, 3, 2, 0, 0, 0, 2)
 
 
