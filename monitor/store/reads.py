@@ -19,14 +19,16 @@ import base64
 import binascii
 from collections.abc import Collection, Sequence
 from contextlib import suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic_core import to_jsonable_python
-from sqlalchemy import ColumnElement, Connection, Row, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Row, Select, and_, case, func, or_, select
+from sqlalchemy.orm import aliased
 
 from monitor.config import parse_time
+from monitor.store.reliability import EstimatePoint, Unreliable, unreliable_marks
 from monitor.store.tables import Alert, Model, Prediction, Reference, RejectedRecord, Run, Score, Silence
 
 # Drift scores of these "features" describe the model's output, not its inputs.
@@ -78,6 +80,8 @@ class Health:
     share_drifted: float | None = None
     performance: dict[str, float] = field(default_factory=dict)  # newest realized value per metric
     estimated_performance: dict[str, float] = field(default_factory=dict)
+    # metric → why its newest estimate is not to be trusted (see monitor.store.reliability); trusted ones are absent
+    estimate_unreliable: dict[str, Unreliable] = field(default_factory=dict)
     rows_24h: int = 0  # predictions stored in the 24 h up to the end of the model's newest window
 
     @property
@@ -222,6 +226,7 @@ def model_health(conn: Connection, model: ModelRow, now: datetime | None = None)
         share_drifted=heads.get(("drift", "share_drifted")),
         performance={m: v for (k, m), v in heads.items() if k == "performance"},
         estimated_performance={m: v for (k, m), v in heads.items() if k == "estimated_performance"},
+        estimate_unreliable=newest_estimate_marks(conn, model.id, primary.name),
         rows_24h=predictions_24h(conn, (model.id,)).get(model.id, 0),
     )
 
@@ -250,6 +255,117 @@ def _headline_scores(conn: Connection, model_id: int, monitor: str) -> dict[tupl
     )
     rows = conn.execute(select(newest.c.kind, newest.c.method, newest.c.value).where(newest.c.rank == 1))
     return {(r.kind, r.method): float(r.value) for r in rows}
+
+
+# --- whether estimates can be trusted -----------------------------------------------------------
+# Derived at read time from the stored scores (monitor.store.reliability): a late label recomputes a
+# window's realized score and the next read sees the new mark, with no state of its own to keep in step.
+
+# Labelled windows read per query while looking back for the start of a disagreement.
+SEED_PAGE = 200
+
+
+def _estimate_points_query(model_id: int, monitor: str, method: str, *, labelled: bool = False) -> Select[Any]:
+    """Per window, ``method``'s estimate with its interval and (outer-joined, or only those with one when
+    ``labelled``) the realized value of the same window with its standard error."""
+    est, real = aliased(Score), aliased(Score)
+    stmt = select(
+        est.window_start,
+        est.value,
+        est.details["ci_lower"].as_float(),
+        est.details["ci_upper"].as_float(),
+        real.value,
+        real.details["std_error"].as_float(),
+    ).where(
+        est.model_id == model_id,
+        est.monitor == monitor,
+        est.kind == "estimated_performance",
+        est.method == method,
+        est.feature.is_(None),
+        est.status == "ok",
+    )
+    same_window = and_(
+        real.model_id == est.model_id,
+        real.monitor == est.monitor,
+        real.window_start == est.window_start,
+        real.kind == "performance",
+        real.method == est.method,
+        real.feature.is_(None),
+        real.status == "ok",
+        real.value.is_not(None),
+    )
+    if labelled:
+        return stmt.join(real, same_window).where(est.details["ci_lower"].as_float().is_not(None))
+    return stmt.outerjoin(real, same_window)
+
+
+def _point(row: Row[Any]) -> EstimatePoint:
+    return EstimatePoint(*row)
+
+
+def _seed(conn: Connection, model_id: int, monitor: str, method: str, before: datetime) -> list[EstimatePoint]:
+    """The labelled windows before ``before`` that decide its first mark, oldest first: back to the newest
+    one that agreed (or the first), since a stretch of disagreement starts after it."""
+    found: list[EstimatePoint] = []
+    query = _estimate_points_query(model_id, monitor, method, labelled=True)
+    window_start = query.selected_columns[0]
+    query = query.order_by(window_start.desc())
+    bound = before
+    while True:
+        page = [_point(r) for r in conn.execute(query.where(window_start < bound).limit(SEED_PAGE)).all()]
+        for point in page:
+            if point.comparable:
+                found.append(point)
+                if not point.disagrees():
+                    return found[::-1]
+        if len(page) < SEED_PAGE:
+            return found[::-1]
+        bound = page[-1].window_start
+
+
+def estimate_marks(
+    conn: Connection,
+    model_id: int,
+    monitor: str,
+    method: str,
+    since: datetime,
+    until: datetime | None = None,
+) -> list[tuple[EstimatePoint, Unreliable | None]]:
+    """``method``'s estimates of ``monitor`` in the windows from ``since`` through ``until`` (inclusive; to
+    the newest without it), oldest first, each with its mark."""
+    query = _estimate_points_query(model_id, monitor, method)
+    window_start = query.selected_columns[0]
+    query = query.where(window_start >= since)
+    if until is not None:
+        query = query.where(window_start <= until)
+    points = [_point(r) for r in conn.execute(query.order_by(window_start)).all()]
+    if not points:
+        return []
+    seed = _seed(conn, model_id, monitor, method, points[0].window_start)
+    marks = unreliable_marks([*seed, *points])[len(seed) :]
+    return list(zip(points, marks, strict=True))
+
+
+def newest_estimate_marks(conn: Connection, model_id: int, monitor: str) -> dict[str, Unreliable]:
+    """metric → why ``monitor``'s newest estimate of it is unreliable; metrics whose newest estimate is
+    trusted (or cannot be judged yet) are left out."""
+    newest = conn.execute(
+        select(Score.method, func.max(Score.window_start))
+        .where(
+            Score.model_id == model_id,
+            Score.monitor == monitor,
+            Score.kind == "estimated_performance",
+            Score.feature.is_(None),
+            Score.status == "ok",
+        )
+        .group_by(Score.method)
+    ).all()
+    out = {}
+    for method, window_start in newest:
+        marked = estimate_marks(conn, model_id, monitor, method, window_start, window_start)
+        if marked and (mark := marked[-1][1]) is not None:
+            out[method] = mark
+    return out
 
 
 # --- windows ------------------------------------------------------------------------------------
@@ -344,9 +460,12 @@ class ScoreRow:
     breached: bool | None
     status: str
     reason: str | None
+    # Estimated metrics only: whether the estimate is marked unreliable in this window (None for others).
+    estimate_unreliable: bool | None = None
 
 
-SCORE_COLUMNS = tuple(ScoreRow.__slots__)
+SCORE_FIELDS = tuple(ScoreRow.__slots__)
+SCORE_COLUMNS = SCORE_FIELDS[:-1]  # those stored in the score table
 
 
 def encode_cursor(window_start: datetime, score_id: int) -> str:
@@ -386,13 +505,35 @@ def scores_page(
     # .all() fetches in one call; iterating the result would fetch row by row (a third of a 5,000-row page's time).
     rows = [ScoreRow(*r) for r in conn.execute(stmt.order_by(Score.window_start, Score.id).limit(limit + 1)).all()]
     if len(rows) <= limit:
-        return rows, None
+        return _mark_estimates(conn, where.model_id, rows), None
     rows = rows[:limit]
     if rows[-1].window_start == rows[limit - 1].window_start and rows[0].window_start != rows[-1].window_start:
         # The next row (rows[limit] before the cut) may share the last window: end the page before that window.
         last = rows[-1].window_start
         rows = [r for r in rows if r.window_start != last]
-    return rows, encode_cursor(rows[-1].window_start, rows[-1].id)
+    return _mark_estimates(conn, where.model_id, rows), encode_cursor(rows[-1].window_start, rows[-1].id)
+
+
+def _mark_estimates(conn: Connection, model_id: int, rows: list[ScoreRow]) -> list[ScoreRow]:
+    """``rows`` with ``estimate_unreliable`` set on the model-level estimates (one read per metric and monitor)."""
+    spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+    for r in rows:
+        if r.kind == "estimated_performance" and r.feature is None and r.status == "ok":
+            first, last = spans.get((r.monitor, r.method), (r.window_start, r.window_start))
+            spans[r.monitor, r.method] = (min(first, r.window_start), max(last, r.window_start))
+    if not spans:
+        return rows
+    marked = {
+        (monitor, method, point.window_start): mark is not None
+        for (monitor, method), (first, last) in spans.items()
+        for point, mark in estimate_marks(conn, model_id, monitor, method, first, last)
+    }
+    return [
+        replace(r, estimate_unreliable=marked.get((r.monitor, r.method, r.window_start)))
+        if r.kind == "estimated_performance"
+        else r
+        for r in rows
+    ]
 
 
 @dataclass(frozen=True, slots=True)
