@@ -208,5 +208,5 @@ def test_slow_drift_config_is_validated_at_load_with_its_key_path() -> None:
 
 def test_an_alert_rule_targets_the_slow_drift_score() -> None:
     compile_rules(_config({"method": "cusum"}, [{"name": "slow", "when": "drift.cusum.breached"}]))  # type: ignore[arg-type]
-    with pytest.raises(RuleError, match="drift.slow_drift.method"):
+    with pytest.raises(RuleError, match=r"drift\.slow_drift\.method"):
         compile_rules(_config(None, [{"name": "slow", "when": "drift.cusum > threshold"}]))  # type: ignore[arg-type]
