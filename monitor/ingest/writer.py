@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Engine, bindparam, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor.ingest.records import CHUNK, MAX_PAYLOAD_CHARS, Rejection, UnparsableRecord, ValidLabel, ValidPrediction
@@ -17,6 +18,7 @@ from monitor.store.queries import upsert_insert
 from monitor.store.tables import Checkpoint, RejectedRecord, UtcDateTime, utcnow
 
 log = logging.getLogger(__name__)
+_KEY_RETRIES = 3
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -37,6 +39,9 @@ def _without_none(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if v is not None}
 
 
+# Postgres: prediction is partitioned by ts, so (model_id, prediction_id) is unique through prediction_key
+# (monitor/store/partitions.py); a stored id's ts comes from there, so a record re-sent with another
+# timestamp conflicts with its one row.
 # A prediction already stored keeps its first version (and its reception time): a replay changes
 # nothing. A label it carries is received now (label_ts is its reception time too); it replaces a
 # different one as a correction, and an equal one is left alone.
@@ -44,11 +49,13 @@ _UPSERT_PREDICTIONS = {
     "postgresql": """
         INSERT INTO prediction (model_id, prediction_id, ts, features, prediction, score, label, label_ts,
                                 label_received_at, source, ingested_at)
-        SELECT :model_id, r.id, r.ts, r.features, r.prediction, r.score, r.label, r.label_ts, r.label_ts,
+        SELECT :model_id, r.id, COALESCE(k.ts, r.ts), r.features, r.prediction, r.score, r.label, r.label_ts,
+               r.label_ts,
                :source, :now
         FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id text, ts timestamptz, features jsonb,
              prediction jsonb, score jsonb, label jsonb, label_ts timestamptz)
-        ON CONFLICT (model_id, prediction_id) DO UPDATE
+        LEFT JOIN prediction_key k ON k.model_id = :model_id AND k.prediction_id = r.id
+        ON CONFLICT (model_id, prediction_id, ts) DO UPDATE
             SET label = EXCLUDED.label, label_ts = EXCLUDED.label_ts, label_received_at = EXCLUDED.label_received_at,
                 label_corrections = prediction.label_corrections + CASE WHEN prediction.label IS NULL THEN 0 ELSE 1 END
             WHERE EXCLUDED.label IS NOT NULL AND prediction.label IS DISTINCT FROM EXCLUDED.label
@@ -171,6 +178,23 @@ def _dedupe_predictions(rows: list[ValidPrediction]) -> list[ValidPrediction]:
     return list(by_id.values())
 
 
+def _upsert_predictions(session: Session, dialect: str, params: dict[str, Any]) -> None:
+    if dialect != "postgresql":
+        session.execute(_statement(_UPSERT_PREDICTIONS[dialect]), params)
+        return
+    # Two transactions inserting the same new id with different timestamps both miss it in
+    # prediction_key; the second to commit fails on the key. Again from a savepoint, the statement
+    # sees the first one's key (read committed) and updates its row.
+    for attempt in range(_KEY_RETRIES):
+        try:
+            with session.begin_nested():
+                session.execute(_statement(_UPSERT_PREDICTIONS[dialect]), params)
+            return
+        except IntegrityError as exc:
+            if "pk_prediction_key" not in str(exc.orig) or attempt == _KEY_RETRIES - 1:
+                raise
+
+
 def write_predictions(session: Session, model_id: int, rows: list[ValidPrediction], source: str) -> None:
     """Upsert validated predictions and join their waiting labels, in the caller's transaction."""
     if not rows:
@@ -196,8 +220,8 @@ def write_predictions(session: Session, model_id: int, rows: list[ValidPredictio
             )
             for r in chunk
         ]
-        params = {"model_id": model_id, "source": source, "now": now}
-        session.execute(_statement(_UPSERT_PREDICTIONS[dialect]), {**params, "rows": orjson.dumps(payload).decode()})
+        params = {"model_id": model_id, "source": source, "now": now, "rows": orjson.dumps(payload).decode()}
+        _upsert_predictions(session, dialect, params)
         _lock_pending_labels(session, model_id)
         ids = orjson.dumps([r.id for r in chunk]).decode()
         for sql in _JOIN_PENDING[dialect]:

@@ -87,10 +87,17 @@ class Model(Base):
     feature_schema: Mapped[dict[str, str]] = mapped_column(Json)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+    # Retention may have deleted predictions older than this (migration 0010): their windows are not recomputed.
+    pruned_before: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class Prediction(Base):
-    """One prediction; the label arrives later. Unique per (model, prediction id): upserts are idempotent."""
+    """One prediction; the label arrives later. Unique per (model, prediction id): upserts are idempotent.
+
+    On Postgres the table is partitioned by week of ``ts`` (migration 0010, ``monitor/store/partitions.py``):
+    the unique constraint below is ``UNIQUE (model_id, prediction_id, ts)`` there, the primary key
+    ``(id, ts)``, and ``(model_id, prediction_id)`` is kept unique by the ``prediction_key`` table.
+    """
 
     __tablename__ = "prediction"
     __table_args__ = (
