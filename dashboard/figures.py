@@ -21,6 +21,7 @@ from dashboard.theme import GREY, GRID, HEATMAP_SCALE, INK, MUTED, OKABE_ITO, SE
 FONT = {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", "size": 12, "color": INK}
 REALIZED = OKABE_ITO["blue"]
 ESTIMATED = OKABE_ITO["reddish_purple"]
+UNRELIABLE = OKABE_ITO["vermillion"]  # estimates that labelled windows refute
 REFERENCE = "rgba(138,148,166,0.18)"
 METRIC_COLOURS = [OKABE_ITO["blue"], OKABE_ITO["vermillion"], OKABE_ITO["bluish_green"], OKABE_ITO["reddish_purple"]]
 HEATMAP_ROW_PX = 15
@@ -478,7 +479,31 @@ def _performance_panel(fig: _Panels, t: Timeline, metric: str | None, row: int) 
                 "hovertemplate": _hover(f"{label} {metric} %{{y:.3f}}"),
             },
         )
+    _unreliable_points(fig, t, perf[perf["kind"] == "estimated_performance"], metric, row)
     fig.yaxis(row, nticks=4)
+
+
+def _unreliable_points(fig: _Panels, t: Timeline, estimated: pd.DataFrame, metric: str, row: int) -> None:
+    """Hollow vermillion rings on the estimates that labelled windows refute (monitor.store.reliability),
+    with why in the hover: the realized value that fell outside the interval."""
+    if "unreliable" not in estimated:
+        return
+    marked = estimated[estimated["unreliable"].notna()]
+    if marked.empty:
+        return
+    fig.add(
+        row,
+        {
+            "type": "scatter",
+            "x": _mid(marked, t.bucket),
+            "y": marked["value"],
+            "mode": "markers",
+            "marker": {"symbol": "circle-open", "size": 9, "color": UNRELIABLE, "line": {"width": 2}},
+            "name": "estimate unreliable",
+            "text": [f"since {m.since:%b %d %H:%M} UTC: {m.text()}" for m in marked["unreliable"]],
+            "hovertemplate": _hover(f"estimate unreliable: {metric} %{{y:.3f}}<br>%{{text}}"),
+        },
+    )
 
 
 def coverage_text(frame: pd.DataFrame, bucket: timedelta, window: timedelta) -> list[str]:

@@ -37,7 +37,8 @@ from sqlalchemy import (
 from sqlalchemy.sql.expression import literal
 
 # Shared with the read API, so the dashboard and /v1 give the same numbers (issue 18).
-from monitor.store.reads import COMPUTED_STATUSES, model_monitors, predictions_24h, silences
+from monitor.methods import SEQUENTIAL_METHODS
+from monitor.store.reads import COMPUTED_STATUSES, carried_mark, model_monitors, predictions_24h, silences
 from monitor.store.reads import OUTPUT_COLUMNS as OUTPUT_COLUMNS
 
 # The alert and silence rows of the read API, so the dashboard and /v1 list the same alerts.
@@ -45,6 +46,7 @@ from monitor.store.reads import AlertRow as AlertRow
 from monitor.store.reads import SilenceRow as SilenceRow
 from monitor.store.reads import alert_by_id as alert_by_id
 from monitor.store.reads import alerts as alerts
+from monitor.store.reliability import EstimatePoint, unreliable_marks
 from monitor.store.tables import (
     Alert,
     MetricPoint,
@@ -318,6 +320,8 @@ def drift_matrix(
             _in_range(Score.window_start, start, end),
             Score.feature.is_not(None),
             Score.status == "ok",
+            # One score per feature and window: a slow-drift score beside it would count the window twice.
+            Score.method.not_in(SEQUENTIAL_METHODS),
         )
         .group_by(b, Score.feature)
         .order_by(b)
@@ -331,7 +335,9 @@ def drift_matrix(
 def performance_series(
     conn: Connection, model_id: int, monitor: str, start: datetime, end: datetime, bucket: timedelta
 ) -> pd.DataFrame:
-    """bucket, kind (performance | estimated_performance), method, value, ci_lower, ci_upper, band_lower/upper."""
+    """bucket, kind (performance | estimated_performance), method, value, ci_lower, ci_upper, band_lower/upper,
+    std_error (of a realized value) and ``unreliable``: on estimated rows, why the estimate is not to be
+    trusted (a :class:`~monitor.store.reliability.Unreliable`) or None; on realized rows None."""
     b = _bucket(conn, Score.window_start, bucket).label("bucket")
     details = Score.details
     stmt = (
@@ -344,6 +350,7 @@ def performance_series(
             func.avg(details["ci_upper"].as_float()).label("ci_upper"),
             func.max(details["band_lower"].as_float()).label("band_lower"),
             func.max(details["band_upper"].as_float()).label("band_upper"),
+            func.avg(details["std_error"].as_float()).label("std_error"),
         )
         .where(
             Score.model_id == model_id,
@@ -356,7 +363,41 @@ def performance_series(
         .group_by(b, Score.kind, Score.method)
         .order_by(b)
     )
-    return _frame(conn, stmt)
+    frame = _frame(conn, stmt)
+    frame["unreliable"] = None
+    for method in frame.loc[frame["kind"] == "estimated_performance", "method"].unique():
+        _mark_estimates(conn, frame, model_id, monitor, str(method), start)
+    return frame
+
+
+def _mark_estimates(
+    conn: Connection, frame: pd.DataFrame, model_id: int, monitor: str, method: str, start: datetime
+) -> None:
+    """Set ``unreliable`` on ``method``'s estimated rows: each bucket's mean estimate, interval and realized
+    value judged as one window (exact when a bucket is one window), from the mark the windows before
+    ``start`` left (see monitor.store.reliability)."""
+    rows = frame[frame["method"] == method]
+    estimated = rows[rows["kind"] == "estimated_performance"]
+    realized = rows[rows["kind"] == "performance"].set_index("bucket")
+
+    def number(value: Any) -> float | None:
+        return None if value is None or pd.isna(value) else float(value)
+
+    points = [
+        EstimatePoint(
+            bucket,
+            number(value),
+            number(lo),
+            number(hi),
+            number(realized["value"].get(bucket)),
+            number(realized["std_error"].get(bucket)),
+        )
+        for bucket, value, lo, hi in zip(
+            estimated["bucket"], estimated["value"], estimated["ci_lower"], estimated["ci_upper"], strict=True
+        )
+    ]
+    marks = unreliable_marks(points, carried_mark(conn, model_id, monitor, method, start))
+    frame.loc[estimated.index, "unreliable"] = pd.Series(marks, index=estimated.index, dtype=object)
 
 
 def label_coverage(
@@ -624,6 +665,7 @@ def feature_scores(
             Score.kind.in_(tuple(kinds)),
             Score.feature == feature,
             _in_range(Score.window_start, start, end),
+            Score.method.not_in(SEQUENTIAL_METHODS),  # the drift chart plots the window's own test
         )
         .order_by(Score.window_start)
     )
@@ -684,6 +726,7 @@ def worst_window(
             Score.feature == feature,
             _in_range(Score.window_start, start, end),
             Score.status == "ok",
+            Score.method.not_in(SEQUENTIAL_METHODS),
         )
         .order_by(severity.desc().nulls_last(), Score.window_start.desc())
         .limit(1)

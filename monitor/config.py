@@ -280,11 +280,6 @@ class FieldMap(Frozen):
     features: str | None = Field(
         None, description="Path of the object holding the features; None means the features are top-level."
     )
-    model_version: str | None = Field(
-        "model_version",
-        description="Path of the version of the model that made the prediction (a string, docs/versions.md); a "
-        "record without one belongs to the version deployed at its time; null: never read a version.",
-    )
 
 
 class MetricQuery(Frozen):
@@ -466,38 +461,6 @@ def parse_false_alarms(value: str) -> FalseAlarms:
     raise ValueError(f"expected a budget like '1 per 30 days' (minutes, hours, days or weeks), got {value!r}")
 
 
-class SlowDriftSettings(Frozen):
-    """A sequential detector over each feature's per-window input (docs/detectors.md, Slow drift)."""
-
-    method: Literal["cusum", "page_hinkley"] = Field(
-        "cusum",
-        description="cusum: the tabular CUSUM against the reference; page_hinkley: the Page–Hinkley test against "
-        "the monitored period's own running mean. Each writes one drift score per feature under this method name.",
-    )
-    allowance: FiniteFloat = Field(
-        0.5,
-        ge=0,
-        description="CUSUM's k (Page–Hinkley's delta), in standard deviations of the per-window input: half the "
-        "shift detected fastest.",
-    )
-    threshold: FiniteFloat = Field(
-        5.0,
-        gt=0,
-        description="CUSUM's h (Page–Hinkley's lambda): the statistic breaches above it. With allowance 0.5, 5 gives "
-        "about one false alarm per 465 windows per feature, 4 one per 168.",
-    )
-    reset: bool = Field(True, description="Restart the statistic after it breached, as the textbook scheme.")
-    lookback: int = Field(
-        200,
-        ge=1,
-        le=5000,
-        description="Windows of the monitor's stored history the statistic is recomputed from, each window.",
-    )
-    min_windows: int = Field(
-        10, ge=1, description="Page–Hinkley only: windows seen before it may breach (river's min_instances)."
-    )
-
-
 class DriftSettings(Frozen):
     method: DriftMethodName = Field(
         "auto", description=_METHOD_HELP + " Columns of a kind it does not apply to keep auto."
@@ -541,11 +504,6 @@ class DriftSettings(Frozen):
         False,
         description="Also score drift over all features at once: PCA reconstruction error and a domain classifier's "
         "AUC.",
-    )
-    slow_drift: SlowDriftSettings | None = Field(
-        None,
-        description="Also track each feature with a sequential detector that raises on a gradual shift no single "
-        "window shows, e.g. {method: cusum, threshold: 5}; null: off.",
     )
 
 

@@ -10,14 +10,14 @@ prediction from its return value (``async def`` functions too). Any object with 
 ``log_prediction`` will do as the client; here one that prints:
 
 >>> class Printing:
-...     def log_prediction(self, model, id, features, prediction, score=None, model_version=None):
-...         print(model, id, features, prediction, score, model_version)
+...     def log_prediction(self, model, id, features, prediction, score=None):
+...         print(model, id, features, prediction, score)
 >>> @instrument(Printing(), "churn", prediction="label", score="proba", id="request_id",
 ...             features=lambda args: args["row"], model_version="1.2")
 ... def predict(request_id: str, row: dict) -> dict:
 ...     return {"label": int(row["tenure"] > 12), "proba": 0.9 if row["tenure"] > 12 else 0.2}
 >>> predict("r-1", {"tenure": 24, "plan": "pro"})["label"]
-churn r-1 {'tenure': 24, 'plan': 'pro'} 1 0.9 1.2
+churn r-1 {'tenure': 24, 'plan': 'pro', 'model_version': '1.2'} 1 0.9
 1
 >>> predict.counters.logged
 1
@@ -26,9 +26,8 @@ Fields are mapped by dotted paths (``"inputs.0.tenure"``: keys of objects, indic
 callables; features default to the whole request body (the middleware) or the bound arguments with
 their defaults (the decorator). A request id comes from a header (``X-Request-ID``; when absent one is
 generated and returned in that header, so the caller can send the label later) or, for the decorator,
-from an argument (``id="request_id"``) or is generated. ``model_version`` is sent as each prediction's
-version (docs/versions.md); with ``version_feature`` it is also added to the features under that name,
-which the model's config must then declare (categorical), so the version's share is scored like a feature.
+from an argument (``id="request_id"``) or is generated. With ``model_version`` set, the version is
+added to the features under ``version_feature``, which the model's config must declare (categorical).
 
 ``sample_rate`` keeps a share of the requests, chosen by a hash of the request id, so whoever sends
 the labels can skip the same ones with :func:`sampled`.
@@ -80,13 +79,7 @@ class PredictionLogger(Protocol):
     """What the instrumentation needs of a client: :meth:`monitor.sdk.Client.log_prediction`, which must not raise."""
 
     def log_prediction(
-        self,
-        model: str,
-        id: str,
-        features: Mapping[str, Any],
-        prediction: Any,
-        score: Any = None,
-        model_version: str | None = None,
+        self, model: str, id: str, features: Mapping[str, Any], prediction: Any, score: Any = None
     ) -> None: ...
 
 
@@ -164,8 +157,7 @@ class _Recorder:
     features: Callable[[Any], Any]
     prediction: Callable[[Any], Any]
     score: Callable[[Any], Any] | None
-    model_version: str | None
-    version_feature: str | None  # also add the version to the features under this name
+    version: tuple[str, str] | None  # (feature name, model version)
     sample_rate: float
     counters: Counters
 
@@ -179,7 +171,7 @@ class _Recorder:
         prediction: Field | None,
         score: Field | None,
         model_version: str | None,
-        version_feature: str | None,
+        version_feature: str,
         sample_rate: float,
         counters: Counters | None,
     ) -> _Recorder:
@@ -191,8 +183,7 @@ class _Recorder:
             _getter(features),
             _getter(prediction),
             None if score is None else _getter(score),
-            model_version,
-            version_feature if model_version is not None else None,
+            None if model_version is None else (version_feature, model_version),
             sample_rate,
             counters or Counters(),
         )
@@ -209,8 +200,8 @@ class _Recorder:
             features = self.features(inputs())
             if not isinstance(features, Mapping):
                 raise TypeError(f"features are a {type(features).__name__}, not an object")
-            if self.version_feature is not None:
-                features = {**features, self.version_feature: self.model_version}
+            if self.version is not None:
+                features = {**features, self.version[0]: self.version[1]}
             result = outputs()
             prediction = self.prediction(result)
             score = None
@@ -222,9 +213,7 @@ class _Recorder:
         except Exception as exc:  # the service must never fail because of monitoring
             self.counters._fail(self.model, f"{type(exc).__name__}: {exc}")
             return
-        self.client.log_prediction(
-            self.model, request_id, features, prediction, score=score, model_version=self.model_version
-        )
+        self.client.log_prediction(self.model, request_id, features, prediction, score=score)
         self.counters._count("logged")
 
 
@@ -246,7 +235,7 @@ class DriftscopeMiddleware:
         prediction: Field = "prediction",
         score: Field | None = "score",
         model_version: str | None = None,
-        version_feature: str | None = None,
+        version_feature: str = "model_version",
         sample_rate: float = 1.0,
         paths: Collection[str] | None = None,
         methods: Collection[str] = ("POST",),
@@ -344,7 +333,7 @@ def instrument(
     score: Field | None = None,
     id: Field | None = None,
     model_version: str | None = None,
-    version_feature: str | None = None,
+    version_feature: str = "model_version",
     sample_rate: float = 1.0,
     counters: Counters | None = None,
 ) -> Callable[[F], F]:

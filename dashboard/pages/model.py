@@ -251,7 +251,23 @@ def _performance_kpi(page: ModelPage) -> html.Div:
     band = rows.dropna(subset=["band_lower"])
     ref = f"reference {band['band_lower'].iloc[-1]:.2f}–{band['band_upper'].iloc[-1]:.2f}" if not band.empty else ""
     headline = parts[0].split(" (")[0] if parts else "—"
-    return kpi(f"Performance ({metric})", headline, " · ".join([*parts[1:], ref]) or None, tone=tone if parts else None)
+    sub: list[str | Component] = [" · ".join([*parts[1:], ref])]
+    if (doubt := _estimate_doubt(rows)) is not None:
+        sub.append(html.Div(doubt, id="estimate-unreliable", className="ds-estimate-unreliable"))
+        tone = "warning" if tone == "ok" else tone
+    return kpi(f"Performance ({metric})", headline, sub if any(sub) else None, tone=tone if parts else None)
+
+
+def _estimate_doubt(rows: pd.DataFrame) -> str | None:
+    """``estimate unreliable since Mar 01 10:00 UTC (realized 0.77 outside 0.90–0.97)`` when labelled
+    windows refute the newest estimate of the metric (see monitor.store.reliability), else None."""
+    estimated = rows[rows["kind"] == "estimated_performance"].dropna(subset=["value"])
+    if estimated.empty or "unreliable" not in estimated:
+        return None
+    mark = estimated["unreliable"].iloc[-1]
+    if mark is None:
+        return None
+    return f"estimate unreliable since {time_text(mark.since)} ({mark.text()})"
 
 
 def recompute_caption(computation: queries.Computation | None) -> str:

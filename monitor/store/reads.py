@@ -303,23 +303,24 @@ def _point(row: Row[Any]) -> EstimatePoint:
     return EstimatePoint(*row)
 
 
-def _seed(conn: Connection, model_id: int, monitor: str, method: str, before: datetime) -> list[EstimatePoint]:
-    """The labelled windows before ``before`` that decide its first mark, oldest first: back to the newest
-    one that agreed (or the first), since a stretch of disagreement starts after it."""
-    found: list[EstimatePoint] = []
+def carried_mark(conn: Connection, model_id: int, monitor: str, method: str, before: datetime) -> Unreliable | None:
+    """The mark the windows before ``before`` leave on ``method``'s estimates: read back through the labelled
+    windows to the newest one that agreed (a stretch of disagreement starts after it), a page at a time."""
+    seed: list[EstimatePoint] = []
     query = _estimate_points_query(model_id, monitor, method, labelled=True)
     window_start = query.selected_columns[0]
     query = query.order_by(window_start.desc())
     bound = before
     while True:
         page = [_point(r) for r in conn.execute(query.where(window_start < bound).limit(SEED_PAGE)).all()]
+        agreed = False
         for point in page:
             if point.comparable:
-                found.append(point)
-                if not point.disagrees():
-                    return found[::-1]
-        if len(page) < SEED_PAGE:
-            return found[::-1]
+                seed.append(point)
+                if agreed := not point.disagrees():
+                    break
+        if agreed or len(page) < SEED_PAGE:
+            return unreliable_marks(seed[::-1])[-1] if seed else None
         bound = page[-1].window_start
 
 
@@ -341,8 +342,7 @@ def estimate_marks(
     points = [_point(r) for r in conn.execute(query.order_by(window_start)).all()]
     if not points:
         return []
-    seed = _seed(conn, model_id, monitor, method, points[0].window_start)
-    marks = unreliable_marks([*seed, *points])[len(seed) :]
+    marks = unreliable_marks(points, carried_mark(conn, model_id, monitor, method, points[0].window_start))
     return list(zip(points, marks, strict=True))
 
 

@@ -84,14 +84,15 @@ class Unreliable:
         }
 
 
-def unreliable_marks(points: Sequence[EstimatePoint]) -> list[Unreliable | None]:
+def unreliable_marks(points: Sequence[EstimatePoint], carried: Unreliable | None = None) -> list[Unreliable | None]:
     """One mark per point of one metric's series (oldest first): why its estimate is unreliable, or None.
 
     The verdict of each labelled, comparable window holds for it and every later window up to the next
-    labelled one; windows before the first labelled one are unmarked (nothing refutes them yet).
+    labelled one. ``carried`` is the mark the windows before ``points`` left (None: nothing refuted the
+    estimate yet); it holds until the first labelled point.
     """
     marks: list[Unreliable | None] = []
-    current: Unreliable | None = None
+    current = carried
     for point in points:
         if point.comparable:
             if not point.disagrees():
