@@ -148,7 +148,7 @@ class ElasticsearchCollector:
         else:
             prefix = f"{fields.features}." if fields.features else ""
             paths = [fields.id, fields.timestamp, fields.prediction]
-            paths += [p for p in (fields.score, fields.label) if p]
+            paths += [p for p in (fields.score, fields.label, fields.model_version) if p]
             paths += [prefix + name for name in self.model.features]
         return list(dict.fromkeys([*paths, self.cursor_field]))  # the event timestamp is always among them
 

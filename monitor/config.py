@@ -280,6 +280,11 @@ class FieldMap(Frozen):
     features: str | None = Field(
         None, description="Path of the object holding the features; None means the features are top-level."
     )
+    model_version: str | None = Field(
+        "model_version",
+        description="Path of the version of the model that made the prediction (a string, docs/versions.md); a "
+        "record without one belongs to the version deployed at its time; null: never read a version.",
+    )
 
 
 class MetricQuery(Frozen):
@@ -306,6 +311,63 @@ class Retention(Frozen):
     alerts: PositiveDuration | None = Field(
         None,
         description="Alerts resolved longer ago than this are deleted with their delivered or failed notifications.",
+    )
+
+
+class CanarySettings(Frozen):
+    """How `driftscope canary` compares a candidate version with a baseline (docs/versions.md, Canary gate)."""
+
+    min_rows: int = Field(200, ge=2, description="Rows each version needs in the time range; fewer: exit 2.")
+    min_labels: int = Field(
+        100, ge=2, description="Labelled rows each version needs before realized performance is compared."
+    )
+    require_labels: bool = Field(
+        False,
+        description="Exit 2 (not 0) while either version has fewer than `min_labels` labels: promote only on "
+        "realized performance.",
+    )
+    alpha: float = Field(
+        0.01,
+        gt=0,
+        lt=1,
+        description="Significance of the distribution tests (KS, chi-square), Bonferroni-corrected over the tests "
+        "of each family (the whole rows; the slices).",
+    )
+    min_effect: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="Smallest difference of distributions that fails the gate: KS D or total variation distance.",
+    )
+    margin: float = Field(
+        0.02,
+        ge=0,
+        description="Performance loss tolerated (absolute, in the metric's units) before the candidate is worse.",
+    )
+    confidence: float = Field(
+        0.95, gt=0, lt=1, description="Confidence of the bootstrap interval of realized performance differences."
+    )
+    n_resamples: int = Field(2000, ge=100, le=100_000, description="Bootstrap resamples (seeded: reruns agree).")
+    metrics: list[str] = Field(
+        [],
+        description="Metrics compared; default: the first monitor's `performance`, else ROC AUC (binary with "
+        "scores), accuracy (classification) or MAE (regression).",
+    )
+    slices: list[Name] | None = Field(
+        None,
+        description="Categorical features whose values are compared one by one (a slice where the candidate is "
+        "worse); default: every categorical feature with at most `max_slice_categories` values.",
+    )
+    max_slice_categories: int = Field(20, ge=1, description="Default slicing skips features with more values.")
+    min_slice_rows: int = Field(30, ge=2, description="Rows (and labels) each version needs in a slice to test it.")
+    service_metrics: list[Name] = Field(
+        [],
+        description="Service metrics (names under the model's `metrics`, higher is worse: errors, latency) "
+        "compared per version through the series label `version_label`; empty: not compared.",
+    )
+    version_label: str = Field("version", description="Label of the service metrics' series naming the version.")
+    service_margin: float = Field(
+        0.1, ge=0, description="Relative increase of a service metric's mean that makes the candidate worse."
     )
 
 
@@ -342,6 +404,9 @@ class ModelConfig(Frozen):
         Retention(),
         description="How long this model's rows are kept (`driftscope prune`, and the worker hourly); absent: forever.",
     )
+    canary: CanarySettings = Field(
+        CanarySettings(), description="How `driftscope canary` compares two versions of this model."
+    )
 
     @field_validator("features")
     @classmethod
@@ -363,6 +428,29 @@ class ModelConfig(Frozen):
                 problems.append(("classes", f"a binary model has 2 classes, got {len(self.classes)}"))
             if self.positive_class is not None and self.positive_class not in self.classes:
                 problems.append(("positive_class", f"{self.positive_class!r} is not one of classes {self.classes}"))
+        if problems:
+            raise _Problems(problems)
+        return self
+
+    @model_validator(mode="after")
+    def _canary_fits_the_model(self) -> ModelConfig:
+        canary, problems = self.canary, []
+        allowed = methods.metrics_for(self.task)
+        for i, m in enumerate(canary.metrics):
+            if m not in allowed:
+                problems.append((f"canary.metrics[{i}]", f"unknown {self.task} metric {m!r}"
+                                 f"{methods.did_you_mean(m, allowed)} (valid: {', '.join(allowed)})"))  # fmt: skip
+        categorical = [name for name, kind in self.features.items() if kind == "categorical"]
+        for i, name in enumerate(canary.slices or []):
+            if name not in categorical:
+                hint = methods.did_you_mean(name, categorical)
+                problems.append((f"canary.slices[{i}]", f"not a categorical feature{hint} "
+                                 f"(categorical features: {', '.join(categorical) or 'none'})"))  # fmt: skip
+        for i, name in enumerate(canary.service_metrics):
+            if name not in self.metrics:
+                hint = methods.did_you_mean(name, self.metrics)
+                problems.append((f"canary.service_metrics[{i}]", f"{name!r} is not one of the model's metrics{hint} "
+                                 f"(metrics: {_known(self.metrics)})"))  # fmt: skip
         if problems:
             raise _Problems(problems)
         return self
@@ -461,6 +549,38 @@ def parse_false_alarms(value: str) -> FalseAlarms:
     raise ValueError(f"expected a budget like '1 per 30 days' (minutes, hours, days or weeks), got {value!r}")
 
 
+class SlowDriftSettings(Frozen):
+    """A sequential detector over each feature's per-window input (docs/detectors.md, Slow drift)."""
+
+    method: Literal["cusum", "page_hinkley"] = Field(
+        "cusum",
+        description="cusum: the tabular CUSUM against the reference; page_hinkley: the Page–Hinkley test against "
+        "the monitored period's own running mean. Each writes one drift score per feature under this method name.",
+    )
+    allowance: FiniteFloat = Field(
+        0.5,
+        ge=0,
+        description="CUSUM's k (Page–Hinkley's delta), in standard deviations of the per-window input: half the "
+        "shift detected fastest.",
+    )
+    threshold: FiniteFloat = Field(
+        5.0,
+        gt=0,
+        description="CUSUM's h (Page–Hinkley's lambda): the statistic breaches above it. With allowance 0.5, 5 gives "
+        "about one false alarm per 465 windows per feature, 4 one per 168.",
+    )
+    reset: bool = Field(True, description="Restart the statistic after it breached, as the textbook scheme.")
+    lookback: int = Field(
+        200,
+        ge=1,
+        le=5000,
+        description="Windows of the monitor's stored history the statistic is recomputed from, each window.",
+    )
+    min_windows: int = Field(
+        10, ge=1, description="Page–Hinkley only: windows seen before it may breach (river's min_instances)."
+    )
+
+
 class DriftSettings(Frozen):
     method: DriftMethodName = Field(
         "auto", description=_METHOD_HELP + " Columns of a kind it does not apply to keep auto."
@@ -504,6 +624,11 @@ class DriftSettings(Frozen):
         False,
         description="Also score drift over all features at once: PCA reconstruction error and a domain classifier's "
         "AUC.",
+    )
+    slow_drift: SlowDriftSettings | None = Field(
+        None,
+        description="Also track each feature with a sequential detector that raises on a gradual shift no single "
+        "window shows, e.g. {method: cusum, threshold: 5}; null: off.",
     )
 
 

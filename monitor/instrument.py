@@ -10,14 +10,14 @@ prediction from its return value (``async def`` functions too). Any object with 
 ``log_prediction`` will do as the client; here one that prints:
 
 >>> class Printing:
-...     def log_prediction(self, model, id, features, prediction, score=None):
-...         print(model, id, features, prediction, score)
+...     def log_prediction(self, model, id, features, prediction, score=None, model_version=None):
+...         print(model, id, features, prediction, score, model_version)
 >>> @instrument(Printing(), "churn", prediction="label", score="proba", id="request_id",
 ...             features=lambda args: args["row"], model_version="1.2")
 ... def predict(request_id: str, row: dict) -> dict:
 ...     return {"label": int(row["tenure"] > 12), "proba": 0.9 if row["tenure"] > 12 else 0.2}
 >>> predict("r-1", {"tenure": 24, "plan": "pro"})["label"]
-churn r-1 {'tenure': 24, 'plan': 'pro', 'model_version': '1.2'} 1 0.9
+churn r-1 {'tenure': 24, 'plan': 'pro'} 1 0.9 1.2
 1
 >>> predict.counters.logged
 1
@@ -26,8 +26,9 @@ Fields are mapped by dotted paths (``"inputs.0.tenure"``: keys of objects, indic
 callables; features default to the whole request body (the middleware) or the bound arguments with
 their defaults (the decorator). A request id comes from a header (``X-Request-ID``; when absent one is
 generated and returned in that header, so the caller can send the label later) or, for the decorator,
-from an argument (``id="request_id"``) or is generated. With ``model_version`` set, the version is
-added to the features under ``version_feature``, which the model's config must declare (categorical).
+from an argument (``id="request_id"``) or is generated. ``model_version`` is sent as each prediction's
+version (docs/versions.md); with ``version_feature`` it is also added to the features under that name,
+which the model's config must then declare (categorical), so the version's share is scored like a feature.
 
 ``sample_rate`` keeps a share of the requests, chosen by a hash of the request id, so whoever sends
 the labels can skip the same ones with :func:`sampled`.
@@ -79,7 +80,13 @@ class PredictionLogger(Protocol):
     """What the instrumentation needs of a client: :meth:`monitor.sdk.Client.log_prediction`, which must not raise."""
 
     def log_prediction(
-        self, model: str, id: str, features: Mapping[str, Any], prediction: Any, score: Any = None
+        self,
+        model: str,
+        id: str,
+        features: Mapping[str, Any],
+        prediction: Any,
+        score: Any = None,
+        model_version: str | None = None,
     ) -> None: ...
 
 
@@ -157,7 +164,8 @@ class _Recorder:
     features: Callable[[Any], Any]
     prediction: Callable[[Any], Any]
     score: Callable[[Any], Any] | None
-    version: tuple[str, str] | None  # (feature name, model version)
+    model_version: str | None
+    version_feature: str | None  # also add the version to the features under this name
     sample_rate: float
     counters: Counters
 
@@ -171,7 +179,7 @@ class _Recorder:
         prediction: Field | None,
         score: Field | None,
         model_version: str | None,
-        version_feature: str,
+        version_feature: str | None,
         sample_rate: float,
         counters: Counters | None,
     ) -> _Recorder:
@@ -183,7 +191,8 @@ class _Recorder:
             _getter(features),
             _getter(prediction),
             None if score is None else _getter(score),
-            None if model_version is None else (version_feature, model_version),
+            model_version,
+            version_feature if model_version is not None else None,
             sample_rate,
             counters or Counters(),
         )
@@ -200,8 +209,8 @@ class _Recorder:
             features = self.features(inputs())
             if not isinstance(features, Mapping):
                 raise TypeError(f"features are a {type(features).__name__}, not an object")
-            if self.version is not None:
-                features = {**features, self.version[0]: self.version[1]}
+            if self.version_feature is not None:
+                features = {**features, self.version_feature: self.model_version}
             result = outputs()
             prediction = self.prediction(result)
             score = None
@@ -213,7 +222,9 @@ class _Recorder:
         except Exception as exc:  # the service must never fail because of monitoring
             self.counters._fail(self.model, f"{type(exc).__name__}: {exc}")
             return
-        self.client.log_prediction(self.model, request_id, features, prediction, score=score)
+        self.client.log_prediction(
+            self.model, request_id, features, prediction, score=score, model_version=self.model_version
+        )
         self.counters._count("logged")
 
 
@@ -235,7 +246,7 @@ class DriftscopeMiddleware:
         prediction: Field = "prediction",
         score: Field | None = "score",
         model_version: str | None = None,
-        version_feature: str = "model_version",
+        version_feature: str | None = None,
         sample_rate: float = 1.0,
         paths: Collection[str] | None = None,
         methods: Collection[str] = ("POST",),
@@ -333,7 +344,7 @@ def instrument(
     score: Field | None = None,
     id: Field | None = None,
     model_version: str | None = None,
-    version_feature: str = "model_version",
+    version_feature: str | None = None,
     sample_rate: float = 1.0,
     counters: Counters | None = None,
 ) -> Callable[[F], F]:

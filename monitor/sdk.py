@@ -17,6 +17,8 @@ With ``elasticsearch=`` (an ``elasticsearch.Elasticsearch`` client) and ``index=
 as document ``_id``; the collector reads them with this model config::
 
     fields: {id: id, timestamp: timestamp, prediction: prediction, score: score, label: label, features: features}
+
+(``model_version`` is read from the path of the same name by default.)
 """
 
 from __future__ import annotations
@@ -123,12 +125,15 @@ class Client:
         index: str | None = None,
         label_index: str | None = None,
         read_attempts: int = 5,
+        model_version: str | None = None,
     ) -> None:
         if url is None and elasticsearch is None:
             raise ValueError("give the API url, an elasticsearch client, or both")
         if elasticsearch is not None and index is None:
             raise ValueError("the Elasticsearch sink needs index= (and label_index= for labels)")
         self.url, self.api_key = url, api_key
+        # The version this process serves, sent with every prediction unless a call names another.
+        self.model_version = model_version
         self.batch_size, self.flush_interval, self.timeout = batch_size, flush_interval, timeout
         self.retry = Backoff(attempts=None, base=0.1, cap=max_backoff)  # until delivered, or close() gives up
         self.elasticsearch, self.index, self.label_index = elasticsearch, index, label_index
@@ -168,12 +173,19 @@ class Client:
         prediction: Any,
         score: Any = None,
         timestamp: datetime | float | str | None = None,
+        model_version: str | None = None,
     ) -> None:
-        """Queue one prediction; returns at once and never raises."""
+        """Queue one prediction; returns at once and never raises.
+
+        ``model_version`` (default: the client's) names the version that made it; the API rejects a
+        version that is not 1 to 100 printable characters, and one left out means the version deployed then.
+        """
         try:
             record = {"id": id, "timestamp": _timestamp(timestamp), "features": features, "prediction": prediction}
             if score is not None:
                 record["score"] = score
+            if (version := model_version or self.model_version) is not None:
+                record["model_version"] = version
             self._append("prediction", model, _dumps(record))
         except Exception:  # the serving path must never fail because of monitoring
             self._count_failed(1)

@@ -22,7 +22,14 @@ app = FastAPI(title="churn model", version=VERSION)
 
 driftscope = Client(os.environ["DRIFTSCOPE_URL"], os.environ["DRIFTSCOPE_API_KEY"])
 # The one line: the request body is the features, the answer has the prediction and the score.
-app.add_middleware(DriftscopeMiddleware, client=driftscope, model="churn", model_version=VERSION, paths={"/predict"})
+app.add_middleware(
+    DriftscopeMiddleware,
+    client=driftscope,
+    model="churn",
+    model_version=VERSION,
+    version_feature="model_version",
+    paths={"/predict"},
+)
 
 
 class Customer(BaseModel):

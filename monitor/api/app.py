@@ -100,6 +100,29 @@ class CanonicalPrediction(BaseModel):
     prediction: str | int | float
     score: float | dict[str, float] | None = None
     label: str | int | float | None = None
+    model_version: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="The version of the model that made it (printable, 1 to 100 characters); absent: the version"
+        " deployed at its timestamp (docs/versions.md).",
+        examples=["2.1"],
+    )
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "req-1",
+                    "timestamp": "2026-01-01T12:00:00Z",
+                    "features": {"tenure": 12, "plan": "pro"},
+                    "prediction": 1,
+                    "score": 0.83,
+                    "model_version": "2.1",
+                }
+            ]
+        }
+    }
 
 
 class CanonicalLabel(BaseModel):

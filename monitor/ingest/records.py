@@ -22,12 +22,19 @@ Shape = Literal["native", "canonical"]
 
 # The canonical shape, expressed as a field map so both shapes share one validator.
 CANONICAL_FIELDS = FieldMap(
-    id="id", timestamp="timestamp", prediction="prediction", score="score", label="label", features="features"
+    id="id",
+    timestamp="timestamp",
+    prediction="prediction",
+    score="score",
+    label="label",
+    features="features",
+    model_version="model_version",
 )
-CANONICAL_KEYS = frozenset({"id", "timestamp", "features", "prediction", "score", "label"})
+CANONICAL_KEYS = frozenset({"id", "timestamp", "features", "prediction", "score", "label", "model_version"})
 CANONICAL_LABEL_KEYS = frozenset({"id", "timestamp", "label"})
 
 MAX_ID_LENGTH = 200  # prediction.prediction_id is VARCHAR(200)
+MAX_VERSION_LENGTH = 100  # prediction.model_version and deployment.version are VARCHAR(100)
 MAX_STRING_LENGTH = 1024  # categories and class names; a 10 MB string is a bug upstream, not a category
 MAX_PAYLOAD_CHARS = 2000  # how much of a rejected record is kept for debugging
 CHUNK = 2000  # records per statement: bounds statement size, not round trips per row
@@ -100,6 +107,7 @@ class ValidPrediction:
     prediction: Any
     score: Any
     label: Any
+    model_version: str | None = None  # None: the version deployed at ``ts``
 
 
 @dataclass(slots=True)
@@ -289,6 +297,30 @@ def _record_id(value: Any, where: str) -> str:
     return _check_text(value, where, MAX_ID_LENGTH)
 
 
+def check_version(value: Any) -> str:
+    """A model version as sent (``"2.1"``, ``"v2-canary"``); raises ValueError saying what is wrong with it.
+
+    Versions name series in charts, labels in alert messages and rows in the dashboard: a printable
+    string of 1 to 100 characters, so nothing upstream can smuggle line breaks or escapes into them.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"expected a version string, got {_show(value)}")
+    if not 1 <= len(value) <= MAX_VERSION_LENGTH:
+        raise ValueError(f"version must be 1 to {MAX_VERSION_LENGTH} characters, got {len(value)}")
+    if not value.isprintable():
+        raise ValueError(
+            f"version {_show(value)} contains a non-printable character (control, format or line separator)"
+        )
+    return value
+
+
+def _version(value: Any, where: str) -> str:
+    try:
+        return check_version(value)
+    except ValueError as exc:
+        raise _Invalid(where, str(exc)) from None
+
+
 def _timestamp(value: Any, where: str) -> datetime:
     value = _required(value, where)
     try:
@@ -373,7 +405,10 @@ def _validate_prediction(
         score = checks.run(_score, raw, fields.score, model)
     if fields.label is not None and (raw := resolve_path(record, fields.label)) not in (_MISSING, None):
         label = checks.run(_class_value, raw, fields.label, model)
-    return checks.problems or ValidPrediction(id_, ts, features, prediction, score, label)
+    version = None
+    if fields.model_version is not None and (raw := resolve_path(record, fields.model_version)) not in (_MISSING, None):
+        version = checks.run(_version, raw, fields.model_version)
+    return checks.problems or ValidPrediction(id_, ts, features, prediction, score, label, version)
 
 
 def _validate_label(

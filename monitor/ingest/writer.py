@@ -42,18 +42,18 @@ def _without_none(row: dict[str, Any]) -> dict[str, Any]:
 # Postgres: prediction is partitioned by ts, so (model_id, prediction_id) is unique through prediction_key
 # (monitor/store/partitions.py); a stored id's ts comes from there, so a record re-sent with another
 # timestamp conflicts with its one row.
-# A prediction already stored keeps its first version (and its reception time): a replay changes
-# nothing. A label it carries is received now (label_ts is its reception time too); it replaces a
-# different one as a correction, and an equal one is left alone.
+# A prediction already stored keeps its first version (its reception time and the model version that
+# served it too): a replay changes nothing. A label it carries is received now (label_ts is its
+# reception time too); it replaces a different one as a correction, and an equal one is left alone.
 _UPSERT_PREDICTIONS = {
     "postgresql": """
         INSERT INTO prediction (model_id, prediction_id, ts, features, prediction, score, label, label_ts,
-                                label_received_at, source, ingested_at)
+                                label_received_at, source, ingested_at, model_version)
         SELECT :model_id, r.id, COALESCE(k.ts, r.ts), r.features, r.prediction, r.score, r.label, r.label_ts,
                r.label_ts,
-               :source, :now
+               :source, :now, r.model_version
         FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id text, ts timestamptz, features jsonb,
-             prediction jsonb, score jsonb, label jsonb, label_ts timestamptz)
+             prediction jsonb, score jsonb, label jsonb, label_ts timestamptz, model_version text)
         LEFT JOIN prediction_key k ON k.model_id = :model_id AND k.prediction_id = r.id
         ON CONFLICT (model_id, prediction_id, ts) DO UPDATE
             SET label = EXCLUDED.label, label_ts = EXCLUDED.label_ts, label_received_at = EXCLUDED.label_received_at,
@@ -62,10 +62,10 @@ _UPSERT_PREDICTIONS = {
     """,
     "sqlite": """
         INSERT INTO prediction (model_id, prediction_id, ts, features, prediction, score, label, label_ts,
-                                label_received_at, source, ingested_at)
+                                label_received_at, source, ingested_at, model_version)
         SELECT :model_id, r.value ->> '$.id', r.value ->> '$.ts', r.value -> '$.features',
                r.value -> '$.prediction', r.value -> '$.score', r.value -> '$.label',
-               r.value ->> '$.label_ts', r.value ->> '$.label_ts', :source, :now
+               r.value ->> '$.label_ts', r.value ->> '$.label_ts', :source, :now, r.value ->> '$.model_version'
         FROM json_each(:rows) AS r WHERE true
         ON CONFLICT (model_id, prediction_id) DO UPDATE
             SET label = excluded.label, label_ts = excluded.label_ts, label_received_at = excluded.label_received_at,
@@ -216,6 +216,7 @@ def write_predictions(session: Session, model_id: int, rows: list[ValidPredictio
                     "score": r.score,
                     "label": r.label,
                     "label_ts": label_ts if r.label is not None else None,
+                    "model_version": r.model_version,
                 }
             )
             for r in chunk

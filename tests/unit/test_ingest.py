@@ -185,7 +185,42 @@ def test_canonical_shape_rejects_unknown_top_level_keys() -> None:
     record = {"id": 1, "timestamp": 0, "features": {"x": 1}, "prediction": "a", "score": {"a": 0.7, "b": 0.3}}
     good, bad = validate_predictions(SPECIES, [record, {**record, "extra": 1}], shape="canonical")
     assert good[0].score == {"a": 0.7, "b": 0.3} and good[0].id == "1"
-    assert bad[0].message == "[1].extra: unknown field (expected features, id, label, prediction, score, timestamp)"
+    assert bad[0].message == (
+        "[1].extra: unknown field (expected features, id, label, model_version, prediction, score, timestamp)"
+    )
+
+
+def test_a_model_version_is_kept_and_a_record_without_one_has_none() -> None:
+    record = {"id": 1, "timestamp": 0, "features": {"x": 1}, "prediction": 2.5}
+    records = [{**record, "model_version": "2.1"}, record, {**record, "model_version": None}]
+    good, bad = validate_predictions(PRICE, records, shape="canonical")
+    assert bad == [] and [row.model_version for row in good] == ["2.1", None, None]
+    # The native shape reads it at the configured path (default: model_version).
+    good, _ = validate_predictions(CHURN, [native(model_version="v2-canary")])
+    assert good[0].model_version == "v2-canary"
+    nested = parse_config(
+        {"models": {"m": {"task": "regression", "features": {"x": "numeric"}, "fields": {"model_version": "meta.v"}}}}
+    ).models["m"]
+    good, _ = validate_predictions(nested, [{"id": 1, "timestamp": 0, "x": 1, "prediction": 1, "meta": {"v": "7"}}])
+    assert good[0].model_version == "7"
+
+
+def test_a_bad_model_version_names_the_record_and_the_field() -> None:
+    record = {"id": "r", "timestamp": 0, "features": {"x": 1}, "prediction": 2.5}
+    versions = ["", "v" * 101, 2.1, ["2"], "2.1\n", "2.1\x1b[31m", "2.1\u202e"]
+    good, bad = validate_predictions(PRICE, [{**record, "model_version": v} for v in versions], shape="canonical")
+    assert good == []
+    assert [r.fields for r in bad] == ["model_version"] * len(versions)
+    assert [r.message for r in bad] == [
+        "[0].model_version: version must be 1 to 100 characters, got 0",
+        "[1].model_version: version must be 1 to 100 characters, got 101",
+        "[2].model_version: expected a version string, got 2.1",
+        '[3].model_version: expected a version string, got ["2"]',
+        '[4].model_version: version "2.1\\n" contains a non-printable character (control, format or line separator)',
+        '[5].model_version: version "2.1\\u001b[31m" contains a non-printable character (control, format or line'
+        " separator)",
+        '[6].model_version: version "2.1\u202e" contains a non-printable character (control, format or line separator)',
+    ]
 
 
 def test_classes_and_regression_targets() -> None:

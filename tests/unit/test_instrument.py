@@ -27,9 +27,13 @@ class Recording:
 
     def __init__(self) -> None:
         self.logged: list[Logged] = []
+        self.versions: list[str | None] = []
 
-    def log_prediction(self, model: str, id: str, features: Any, prediction: Any, score: Any = None) -> None:
+    def log_prediction(
+        self, model: str, id: str, features: Any, prediction: Any, score: Any = None, model_version: str | None = None
+    ) -> None:
         self.logged.append((model, id, features, prediction, score))
+        self.versions.append(model_version)
 
 
 def service() -> FastAPI:
@@ -126,8 +130,21 @@ def test_a_prediction_is_logged_with_its_features_score_request_id_and_version()
     status, headers, body = call(app, headers=[(b"x-request-id", b"req-7")])
     assert (status, body) == (200, b'{"prediction":1,"score":0.75}')
     assert b"x-request-id" not in headers  # the caller has it already
-    assert client.logged == [("churn", "req-7", {"tenure": 24, "plan": "pro", "model_version": "2.1"}, 1, 0.75)]
+    assert client.logged == [("churn", "req-7", {"tenure": 24, "plan": "pro"}, 1, 0.75)]
+    assert client.versions == ["2.1"]
     assert (counters.logged, counters.failed) == (1, 0)
+
+
+def test_the_version_is_also_a_feature_only_when_asked() -> None:
+    client = Recording()
+    app, _ = instrumented(client, model_version="2.1", version_feature="model_version")
+    call(app)
+    unversioned, _ = instrumented(client)
+    call(unversioned)
+    assert [entry[2] for entry in client.logged] == [{"tenure": 24, "plan": "pro", "model_version": "2.1"}] + [
+        {"tenure": 24, "plan": "pro"}
+    ]
+    assert client.versions == ["2.1", None]
 
 
 def test_a_generated_request_id_is_returned_so_the_label_can_follow() -> None:
@@ -268,7 +285,8 @@ def test_the_decorator_logs_arguments_with_defaults_and_the_return_value() -> No
     assert predict("r-1", {"tenure": 20}) == (1, 0.5)
     assert plain(5) == 0
     assert client.logged[0] == ("churn", "r-1", {"tenure": 20}, 1, 0.5)
-    assert client.logged[1][2:] == ({"tenure": 5, "plan": "basic", "model_version": "3"}, 0, None)
+    assert client.logged[1][2:] == ({"tenure": 5, "plan": "basic"}, 0, None)
+    assert client.versions == [None, "3"]
     assert plain.counters.logged == 1  # type: ignore[attr-defined]
 
 
