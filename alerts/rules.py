@@ -233,7 +233,8 @@ PER_FEATURE_SOURCES = ("drift", "quality")
 EXTRA_DRIFT_COLUMNS = ("prediction", "label", "score")
 
 _HOW_TO_COMPUTE: Mapping[str, str] = {
-    "drift": "choose it with drift.method or drift.columns.<column>.method (multivariate: drift.multivariate: true)",
+    "drift": "choose it with drift.method or drift.columns.<column>.method (multivariate: drift.multivariate: true; "
+    "cusum, page_hinkley: drift.slow_drift.method)",
     "quality": "set quality.enabled: true",
     "performance": "list it in the monitor's performance",
     "estimated": "set estimated_performance: true and list it in performance (or leave performance empty)",
@@ -251,6 +252,8 @@ def _drift_methods(model: ModelConfig, monitor: MonitorConfig) -> set[str]:
     found = set(DATASET_DRIFT_METHODS)
     if monitor.drift.multivariate:
         found.update(MULTIVARIATE_METHODS)
+    if monitor.drift.slow_drift is not None:
+        found.add(monitor.drift.slow_drift.method)
     for column in (*model.features, *EXTRA_DRIFT_COLUMNS):
         if (kind := model.column_kind(column)) is not None:
             found.update(chosen(column, kind))
@@ -272,7 +275,9 @@ def computed_methods(model: ModelConfig, monitor: MonitorConfig) -> dict[str, se
 
 # Every method a monitor could compute, whatever the config, by selector source.
 KNOWN_METHODS: Mapping[str, frozenset[str]] = {
-    "drift": frozenset((*methods.DRIFT_METHODS, *DATASET_DRIFT_METHODS, *MULTIVARIATE_METHODS)),
+    "drift": frozenset(
+        (*methods.DRIFT_METHODS, *DATASET_DRIFT_METHODS, *MULTIVARIATE_METHODS, *methods.SEQUENTIAL_METHODS)
+    ),
     "quality": frozenset((*QUALITY_METHODS["numeric"], *QUALITY_METHODS["categorical"], *QUALITY_DATASET_METHODS)),
     "performance": frozenset(methods.PERFORMANCE_METRICS),
     "estimated": frozenset((*methods.ESTIMATED_METRICS, *methods.ESTIMATED_REGRESSION_METRICS)),

@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.expression import literal
 
 # Shared with the read API, so the dashboard and /v1 give the same numbers (issue 18).
+from monitor.methods import SEQUENTIAL_METHODS
 from monitor.store.reads import COMPUTED_STATUSES, carried_mark, model_monitors, predictions_24h, silences
 from monitor.store.reads import OUTPUT_COLUMNS as OUTPUT_COLUMNS
 
@@ -319,6 +320,8 @@ def drift_matrix(
             _in_range(Score.window_start, start, end),
             Score.feature.is_not(None),
             Score.status == "ok",
+            # One score per feature and window: a slow-drift score beside it would count the window twice.
+            Score.method.not_in(SEQUENTIAL_METHODS),
         )
         .group_by(b, Score.feature)
         .order_by(b)
@@ -662,6 +665,7 @@ def feature_scores(
             Score.kind.in_(tuple(kinds)),
             Score.feature == feature,
             _in_range(Score.window_start, start, end),
+            Score.method.not_in(SEQUENTIAL_METHODS),  # the drift chart plots the window's own test
         )
         .order_by(Score.window_start)
     )
@@ -722,6 +726,7 @@ def worst_window(
             Score.feature == feature,
             _in_range(Score.window_start, start, end),
             Score.status == "ok",
+            Score.method.not_in(SEQUENTIAL_METHODS),
         )
         .order_by(severity.desc().nulls_last(), Score.window_start.desc())
         .limit(1)

@@ -20,6 +20,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 AUTO = "auto"
+# Slow-drift detectors (config drift.slow_drift.method): one sequential drift score per feature and window,
+# beside the window's own test; readers that count drifted windows keep them apart.
+SEQUENTIAL_METHODS = ("cusum", "page_hinkley")
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 
 

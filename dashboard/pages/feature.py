@@ -18,6 +18,7 @@ from dashboard.pages.base import Page
 from dashboard.queries import Extent, ModelInfo, WindowScore
 from dashboard.state import Location, TimeRange, feature_url, model_url, report_url, with_params
 from dashboard.theme import empty_state, kpi, monitor_picker, page_header, range_picker, time_text
+from monitor.methods import SEQUENTIAL_METHODS
 
 _QUALITY_LABELS = {
     "missing_share": "Missing",
@@ -46,6 +47,24 @@ def _drift_kpi(score: WindowScore | None) -> html.Div:
         tone="critical" if score.breached else "ok",
         id="kpi-drift",
     )
+
+
+def _slow_drift_kpi(score: WindowScore | None) -> list[html.Div]:
+    """The slow-drift statistic of the window (docs/detectors.md, Slow drift); nothing when not configured."""
+    if score is None:
+        return []
+    if score.status != "ok":
+        return [kpi("Slow drift", "—", score.reason or score.status)]
+    return [
+        kpi(
+            f"Slow drift ({score.method})",
+            "DRIFT" if score.breached else "no drift",
+            f"statistic {_fmt(score.value)} over {score.details.get('windows', '?')} windows, threshold "
+            f"{_fmt(score.threshold)}",
+            tone="critical" if score.breached else "ok",
+            id="kpi-slow-drift",
+        )
+    ]
 
 
 def _quality_kpis(scores: list[WindowScore]) -> list[html.Div]:
@@ -148,7 +167,8 @@ def render(location: Location, data: FeatureData | None) -> html.Div:
                 ),
             ]
         )
-    drift_score = next((s for s in scores if s.kind == "drift"), None)
+    drift_score = next((s for s in scores if s.kind == "drift" and s.method not in SEQUENTIAL_METHODS), None)
+    slow_score = next((s for s in scores if s.kind == "drift" and s.method in SEQUENTIAL_METHODS), None)
     histogram = (drift_score.details.get("histogram") if drift_score else None) or {}
     distribution = (
         figures.distribution(histogram, feature, window)
@@ -183,7 +203,11 @@ def render(location: Location, data: FeatureData | None) -> html.Div:
                 className="ds-toolbar",
             ),
             html.Div(
-                [_drift_kpi(drift_score), *_quality_kpis([s for s in scores if s.kind == "quality"])],
+                [
+                    _drift_kpi(drift_score),
+                    *_slow_drift_kpi(slow_score),
+                    *_quality_kpis([s for s in scores if s.kind == "quality"]),
+                ],
                 className="ds-kpis",
             ),
             dbc.Row(

@@ -28,9 +28,10 @@ from detectors.performance import Band, bands_from_dict, bands_to_dict, fit_perf
 from detectors.performance import performance_scores as realized_performance_scores
 from detectors.profile import ColumnProfile, ReferenceProfile, profile_reference
 from detectors.quality import QualityReference, QualityThresholds, quality_scores
+from detectors.sequential import SlowDriftParams, slow_drift_score, window_input
 from detectors.stattests import InsufficientDataError
 from detectors.types import ColumnKind, Score, ScoreKind
-from monitor.config import ModelConfig, MonitorConfig
+from monitor.config import ModelConfig, MonitorConfig, SlowDriftSettings
 from monitor.methods import kind_mismatch
 from monitor.runs.windows import Batch
 
@@ -507,6 +508,34 @@ def _multivariate(model: ModelConfig, baseline: Baseline, window: Batch) -> list
     return list(multivariate_scores(baseline.multivariate, {name: columns[name][1] for name in model.features}))
 
 
+def _slow_drift(
+    model: ModelConfig,
+    monitor: MonitorConfig,
+    settings: SlowDriftSettings,
+    baseline: Baseline,
+    window: Batch,
+    drift: Sequence[Score],
+    history: Mapping[str, Sequence[float]],
+) -> list[Score]:
+    """Each feature's slow-drift score: the sequential detector over ``history`` (the feature's inputs in
+    the monitor's earlier windows, oldest first) and this window's input (docs/detectors.md, Slow drift)."""
+    params = SlowDriftParams(
+        settings.method, settings.allowance, settings.threshold, settings.reset, settings.min_windows
+    )
+    per_window = {s.feature: s for s in drift if s.feature is not None}
+    out = []
+    for name, kind in model.features.items():
+        values = window.features[name]
+        value, how = window_input(
+            baseline.drift[name],
+            to_float(values) if kind == "numeric" else values,
+            per_window.get(name),
+            monitor.min_rows,
+        )
+        out.append(slow_drift_score(name, params, history.get(name, ()), value, how))
+    return out
+
+
 def _quality(monitor: MonitorConfig, baseline: Baseline, window: Batch, window_seconds: float | None) -> list[Score]:
     settings = monitor.quality
     thresholds = QualityThresholds(
@@ -586,8 +615,12 @@ def evaluate(
     *,
     window_seconds: float | None,
     parts: Collection[Part] = ALL_PARTS,
+    history: Mapping[str, Sequence[float]] | None = None,
 ) -> Evaluation:
-    """Every configured score of one window; ``parts`` limits it to the features or the label part."""
+    """Every configured score of one window; ``parts`` limits it to the features or the label part.
+
+    ``history``: per feature, the slow-drift inputs of the monitor's earlier windows, oldest first
+    (the scheduler reads them from the store; none: this window is the first)."""
     quality_on = monitor.quality.enabled and "features" in parts
     if baseline.n_rows < monitor.min_rows:
         return Evaluation(
@@ -609,6 +642,11 @@ def evaluate(
     scores = _family("drift", "drift", lambda: _drift(model, monitor, baseline, window, parts))
     if "features" in parts and monitor.drift.multivariate:
         scores += _family("drift", "multivariate", lambda: _multivariate(model, baseline, window))
+    if "features" in parts and (slow := monitor.drift.slow_drift) is not None:
+        drift = list(scores)
+        scores += _family(
+            "drift", slow.method, lambda: _slow_drift(model, monitor, slow, baseline, window, drift, history or {})
+        )
     if quality_on:
         scores += _family("quality", "quality", lambda: _quality(monitor, baseline, window, window_seconds))
     if "features" in parts and monitor.estimated_performance:

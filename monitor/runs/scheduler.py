@@ -434,6 +434,7 @@ class Scheduler:
                 batch,
                 window_seconds=monitor.window.total_seconds(),
                 parts=claim.parts,
+                history=self._slow_drift_history(claim),
             )
             arrival = self._arrival_scores(claim)
         except InsufficientReference as exc:
@@ -553,6 +554,33 @@ class Scheduler:
         if "labels" in claim.parts:
             scores.append(Score("labels", "label_corrections", float(corrections)))
         return scores
+
+    def _slow_drift_history(self, claim: Claim) -> dict[str, list[float]]:
+        """Per feature, the slow-drift inputs of the monitor's windows before ``claim``'s (oldest first, at
+        most ``lookback``): the detector's state comes from the store, so a recomputed window gets the same
+        score and no worker keeps any. A window not computed yet (another worker holds it) is a gap."""
+        monitor = self.config.monitors[claim.monitor]
+        settings = monitor.drift.slow_drift
+        if settings is None or "features" not in claim.parts:
+            return {}
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(ScoreRow.feature, ScoreRow.details)
+                .where(
+                    ScoreRow.model_id == self.model_ids[monitor.model],
+                    ScoreRow.kind == "drift",
+                    ScoreRow.window_start >= claim.window_start - settings.lookback * monitor.window,
+                    ScoreRow.window_start < claim.window_start,
+                    ScoreRow.monitor == claim.monitor,
+                    ScoreRow.method == settings.method,
+                    ScoreRow.status == "ok",
+                )
+                .order_by(ScoreRow.window_start)
+            ).all()
+        history: dict[str, list[float]] = {}
+        for feature, details in rows:
+            history.setdefault(feature, []).append(float(details["input"]))
+        return history
 
     def _score_row(self, claim: Claim, score: Score) -> dict[str, Any]:
         return {

@@ -267,15 +267,20 @@ def _batch(n: int, seed: int) -> Batch:
     )
 
 
+@pytest.mark.parametrize("slow_drift", ["cusum", "page_hinkley"])
 @pytest.mark.parametrize("reference_rows", [400, 1500])  # auto picks other tests above 1000 reference rows
-def test_every_score_an_evaluation_writes_is_one_the_rules_know(reference_rows: int) -> None:
+def test_every_score_an_evaluation_writes_is_one_the_rules_know(reference_rows: int, slow_drift: str) -> None:
     model = ModelConfig(task="binary", features={"tenure": "numeric", "seats": "numeric", "plan": "categorical"})
     monitor = MonitorConfig(
         model="churn",
         reference={"previous_windows": 1},
         performance=["roc_auc", "accuracy", "log_loss"],
         estimated_performance=True,
-        drift={"multivariate": True, "columns": {"plan": {"method": "hellinger"}}},
+        drift={
+            "multivariate": True,
+            "columns": {"plan": {"method": "hellinger"}},
+            "slow_drift": {"method": slow_drift, "min_windows": 1},
+        },
     )
     baseline = fit_baseline(model, monitor, _batch(reference_rows, 0), reference_seconds=3600.0)
     scores = evaluate(model, monitor, baseline, _batch(300, 1), window_seconds=600.0).scores
