@@ -5,6 +5,8 @@ crossed which threshold (value vs threshold), since when, the window and the ref
 for drift the top drifting features ranked by how far past their threshold they are (the drift of the
 model's outputs — prediction, score, label — listed apart, so they never push a feature out of the top),
 the estimated performance of the same window when the monitor has it, and a deep link to the dashboard page.
+An estimate that labelled windows refute (:mod:`monitor.store.reliability`) is said to be unreliable, in the
+summary of an alert on it and beside it in the list of a drift alert.
 Every alert names its monitor: a model with several monitors gets one alert per monitor.
 
 The payload stored in the outbox is channel-neutral JSON (typed as :class:`alerts.payload.NotificationPayload`);
@@ -26,6 +28,8 @@ from alerts.observe import Series
 from alerts.payload import AlertView, NotificationPayload
 from alerts.rules import EXTRA_DRIFT_COLUMNS, CompiledRule, Observation
 from monitor.config import Config, ReferenceSpec
+from monitor.store.reads import estimate_marks
+from monitor.store.reliability import Unreliable
 from monitor.store.tables import Alert, Score
 
 TOP_FEATURES = 5
@@ -118,15 +122,45 @@ def split_outputs(
 
 
 def estimated_performance(session: Session, monitor: str, window_start: datetime) -> list[dict[str, Any]]:
+    """The window's estimated metrics, each with why it is not to be trusted (``unreliable``) when it is not."""
     rows = session.execute(
-        select(Score.method, Score.value, Score.threshold).where(
+        select(Score.model_id, Score.method, Score.value, Score.threshold).where(
             Score.monitor == monitor,
             Score.window_start == window_start,
             Score.kind == "estimated_performance",
             Score.status == "ok",
         )
     ).all()
-    return [{"method": r.method, "value": r.value, "threshold": r.threshold} for r in rows]
+    return [
+        {
+            "method": r.method,
+            "value": r.value,
+            "threshold": r.threshold,
+            "unreliable": _unreliable_note(unreliable_at(session, r.model_id, monitor, r.method, window_start)),
+        }
+        for r in rows
+    ]
+
+
+def unreliable_at(
+    session: Session, model_id: int, monitor: str, method: str, window_start: datetime
+) -> Unreliable | None:
+    """Why ``method``'s estimate of that window is not to be trusted, or None (see monitor.store.reliability)."""
+    marked = estimate_marks(session.connection(), model_id, monitor, method, window_start, window_start)
+    return marked[-1][1] if marked else None
+
+
+def _unreliable_note(mark: Unreliable | None) -> dict[str, Any] | None:
+    if mark is None:
+        return None
+    return {
+        "since": iso(mark.since),
+        "window_start": iso(mark.window_start),
+        "realized": mark.realized,
+        "ci_lower": mark.ci_lower,
+        "ci_upper": mark.ci_upper,
+        "text": f"estimate unreliable since {iso(mark.since)} ({mark.text()})",
+    }
 
 
 def explain(
@@ -153,6 +187,17 @@ def explain(
         value_text = f"{_fmt(latest.value)}, resolved ({back})"
     else:
         value_text = f"{_fmt(latest.value)} {rule.when.op} {_fmt(limit)}"
+    # An estimate that labelled windows refute still pages (the refutation itself means the model no longer
+    # behaves as on its reference), but says so first: the realized metric is the one to read.
+    doubt = None
+    if rule.selector.source == "estimated" and context.get("monitor") and context.get("model_id") is not None:
+        doubt = _unreliable_note(
+            unreliable_at(
+                session, int(context["model_id"]), str(context["monitor"]), str(context["method"]), latest.window_start
+            )
+        )
+    if doubt is not None:
+        value_text += f"; {doubt['text']}"
     annotations: dict[str, Any] = {
         "summary": f"{rule.name}: {rule.selector} on {where} = {value_text}",
         "condition": rule.when.text,
@@ -173,6 +218,8 @@ def explain(
         ),
     }
     monitor = context.get("monitor")
+    if doubt is not None:
+        annotations["estimate_unreliable"] = doubt
     if monitor is not None:
         annotations["monitor"] = monitor
         monitor_config = config.monitors.get(monitor)
@@ -315,8 +362,16 @@ def alert_lines(alert: Mapping[str, Any]) -> list[str]:
             f"{o['feature']} {o['method']} {_fmt(o['value'])} ({'drifted' if o['breached'] else 'ok'})" for o in outputs
         )
         lines.append("model outputs: " + ", ".join(drifts))
+    if doubt := notes.get("estimate_unreliable"):
+        lines.append(
+            f"{doubt['text']}: labelled windows refute the estimate, read the realized metric until one agrees again"
+        )
     for estimate in notes.get("estimated_performance") or ():
-        lines.append(f"estimated {estimate['method']}: {_fmt(estimate['value'])}")
+        unreliable = estimate.get("unreliable")
+        lines.append(
+            f"estimated {estimate['method']}: {_fmt(estimate['value'])}"
+            + (f" ({unreliable['text']})" if unreliable else "")
+        )
     if alert.get("acknowledged_by"):
         lines.append(f"acknowledged by {alert['acknowledged_by']}")
     if notes.get("link"):

@@ -202,6 +202,7 @@ def _score_series(session: Session, rule: CompiledRule, scope: Scope) -> list[Se
                 "feature": row.feature,
                 "method": row.method,
                 "run_id": row.run_id,
+                "model_id": row.model_id,
                 "row_count": row.row_count,
                 "details": details,
             }

@@ -405,10 +405,24 @@ def _bootstrap(
     out = []
     for start in range(0, n_resamples, block):
         b = min(block, n_resamples - start)
-        draws = rng.integers(0, d.n, size=(b, d.n)) + (np.arange(b) * d.n)[:, None]
-        counts = np.bincount(draws.ravel(), minlength=b * d.n).reshape(b, d.n).astype(np.float64)
-        out.append(metric_fn(counts, d))
+        out.append(metric_fn(_resample_counts(rng, b, d.n), d))
     return np.concatenate(out)
+
+
+def _resample_counts(rng: np.random.Generator, resamples: int, n: int) -> np.ndarray:
+    """How often each of ``n`` rows is drawn in each of ``resamples`` resamples with replacement, ``(resamples, n)``.
+
+    The draws are ``rng.integers(0, n, (resamples, n))``: the indices scipy.stats.bootstrap draws.
+    """
+    draws = rng.integers(0, n, size=(resamples, n))
+    return counts_of_draws(draws, n)
+
+
+def counts_of_draws(draws: np.ndarray, n: int) -> np.ndarray:
+    """Resampled row indices ``(B, m)`` as weights ``(B, n)``: how often each row was drawn."""
+    b = draws.shape[0]
+    flat = (draws + (np.arange(b) * n)[:, None]).ravel()
+    return np.bincount(flat, minlength=b * n).reshape(b, n).astype(np.float64)
 
 
 def _band_check(metric: str, value: float, band: Band | None) -> tuple[float | None, bool | None]:
@@ -616,3 +630,79 @@ def label_scores(
         )
     )
     return scores
+
+
+@dataclass(frozen=True, slots=True)
+class MetricDifference:
+    """One metric on a candidate's rows and on a baseline's, and the interval of candidate − baseline."""
+
+    metric: str
+    candidate: float
+    baseline: float
+    n_candidate: int
+    n_baseline: int
+    confidence: float
+    n_resamples: int
+    n_valid_resamples: int
+    ci_lower: float | None  # None when most resamples left the metric undefined
+    ci_upper: float | None
+
+    @property
+    def difference(self) -> float:
+        return self.candidate - self.baseline
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.metric in LOWER_IS_BETTER
+
+
+Rows = tuple[Any, Any, Any]  # y_true, y_pred, y_score of one sample, as performance_scores takes them
+
+
+def metric_difference(
+    task: Task,
+    metric: str,
+    candidate: Rows,
+    baseline: Rows,
+    *,
+    classes: Sequence[Any] | None = None,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> MetricDifference:
+    """``metric`` on two independent samples and a percentile bootstrap interval of their difference.
+
+    The samples are rows served by two model versions: nothing pairs a row of one with a row of the
+    other, so each resample draws ``n_candidate`` candidate rows and ``n_baseline`` baseline rows with
+    replacement, independently, and takes candidate − baseline. That is
+    ``scipy.stats.bootstrap((candidate, baseline), statistic, paired=False, method="percentile")``,
+    draw for draw with the same generator (the candidate's draws, then the baseline's, per block;
+    tests/unit/test_canary.py compares the intervals value for value). Unlabelled rows are left out.
+    Raises ``ValueError`` when the metric is undefined on either sample (no labelled rows, one class
+    only for ROC AUC, ...).
+    """
+    c = _prepare(task, *candidate, classes)
+    b = _prepare(task, *baseline, classes)
+    fn = _METRICS[_available_metrics(c, [metric])[0]]
+    _available_metrics(b, [metric])
+    points = []
+    for side, d in (("candidate", c), ("baseline", b)):
+        undefined = d.n == 0 or (metric == "roc_auc" and _multiclass_auc_undefined(d))
+        value = np.nan if undefined else float(fn(np.ones((1, d.n)), d)[0])
+        if not np.isfinite(value):
+            why = _why_undefined(metric, d) if d.n else "no labelled rows"
+            raise ValueError(f"{metric} is undefined on the {side}'s rows: {why}")
+        points.append(value)
+    rng = np.random.default_rng(seed)
+    block = max(1, _BLOCK_ELEMENTS // max(c.n, b.n))
+    out = []
+    for start in range(0, n_resamples, block):
+        k = min(block, n_resamples - start)
+        out.append(fn(_resample_counts(rng, k, c.n), c) - fn(_resample_counts(rng, k, b.n), b))
+    boot = np.concatenate(out) if out else np.empty(0)
+    boot = boot[np.isfinite(boot)]
+    lower = upper = None
+    if len(boot) and len(boot) >= n_resamples / 2:
+        alpha = (1.0 - confidence) / 2.0
+        lower, upper = (float(v) for v in np.quantile(boot, [alpha, 1.0 - alpha]))
+    return MetricDifference(metric, points[0], points[1], c.n, b.n, confidence, n_resamples, len(boot), lower, upper)

@@ -60,6 +60,14 @@ class FiringAlertOut(BaseModel):
     acknowledged: bool
 
 
+class UnreliableOut(BaseModel):
+    since: datetime = Field(description="Start of the first window of the current stretch of disagreement.")
+    window_start: datetime = Field(description="The newest labelled window that disagreed.")
+    realized: float = Field(description="Its realized value.")
+    ci_lower: float = Field(description="Lower end of that window's estimate interval (estimate - 3 sampling errors).")
+    ci_upper: float = Field(description="Upper end of that window's estimate interval (estimate + 3 sampling errors).")
+
+
 class HealthOut(BaseModel):
     model_config = _example(
         model="churn", state="warning", exit_code=1,
@@ -67,6 +75,8 @@ class HealthOut(BaseModel):
         pending_alerts=0, monitor="churn-hourly", latest_window=T0, latest_window_end=T1, age_seconds=312.5,
         drifting_features=["monthly_charges", "tenure"], share_drifted=0.4, performance={"roc_auc": 0.81},
         estimated_performance={"roc_auc": 0.79}, rows_24h=24000,
+        estimate_unreliable={"roc_auc": {"since": T0, "window_start": T0, "realized": 0.77, "ci_lower": 0.9,
+                                         "ci_upper": 0.97}},
     )  # fmt: skip
 
     model: str
@@ -85,6 +95,11 @@ class HealthOut(BaseModel):
     share_drifted: float | None
     performance: dict[str, float] = Field(description="Newest realized value of each metric.")
     estimated_performance: dict[str, float]
+    estimate_unreliable: dict[str, UnreliableOut] = Field(
+        description="Estimated metrics whose newest estimate is not to be trusted: the newest labelled window at "
+        "or before it showed the realized value outside the estimate's interval (beyond the realized value's own "
+        "sampling error), and none agreed since. Metrics absent here are trusted or not yet judged."
+    )
     rows_24h: int = Field(
         description="Predictions stored in the 24 hours up to the end of the model's newest window (the "
         "dashboard's 'Rows, 24 h')."
@@ -163,12 +178,17 @@ class ScoreOut(BaseModel):
     breached: bool | None
     status: str
     reason: str | None
+    estimate_unreliable: bool | None = Field(
+        description="Estimated performance only (null for other kinds): the estimate is unreliable in this window, "
+        "as the newest labelled window at or before it showed the realized value outside its interval."
+    )
 
 
 class ScoresOut(BaseModel):
     model_config = _example(
         scores=[{"id": 41, "monitor": "churn-hourly", "window_start": T0, "kind": "drift", "feature": "tenure",
-                 "method": "ks", "value": 0.18, "threshold": 0.1, "breached": True, "status": "ok", "reason": None}],
+                 "method": "ks", "value": 0.18, "threshold": 0.1, "breached": True, "status": "ok", "reason": None,
+                 "estimate_unreliable": None}],
         next_cursor="MjAyNi0wMy0wMVQxMjowMDowMCswMDowMHw0MQ",
     )  # fmt: skip
 
@@ -493,9 +513,9 @@ def add_read_routes(
         if wants_csv:
             out = io.StringIO()
             writer = csv.writer(out)
-            writer.writerow(reads.SCORE_COLUMNS)
+            writer.writerow(reads.SCORE_FIELDS)
             for r in rows:
-                writer.writerow([_csv_cell(getattr(r, c)) for c in reads.SCORE_COLUMNS])
+                writer.writerow([_csv_cell(getattr(r, c)) for c in reads.SCORE_FIELDS])
             headers = {"X-Next-Cursor": next_cursor} if next_cursor else {}
             return Response(out.getvalue(), media_type="text/csv", headers=headers)
         # ScoresOut documents the body; building and validating a model per row cost ~0.1 ms each (0.5 s a

@@ -203,7 +203,9 @@ def test_messages_explain_themselves(store_engine: Engine) -> None:
     assert notes["sample_size"] == 1000
     assert notes["window_start"] == "2026-03-02T08:00:00Z" and notes["window_end"] == "2026-03-02T09:00:00Z"
     assert notes["reference"] == "range 2026-01-01T00:00:00Z → 2026-02-01T00:00:00Z"
-    assert notes["estimated_performance"] == [{"method": "roc_auc", "value": 0.71, "threshold": 0.75}]
+    assert notes["estimated_performance"] == [
+        {"method": "roc_auc", "value": 0.71, "threshold": 0.75, "unreliable": None}  # no labelled window refutes it
+    ]
     assert notes["link"] == (
         "https://driftscope.example.test/models/churn?window=2026-03-02T08%3A00%3A00Z&monitor=churn-hourly"
     )
