@@ -93,3 +93,13 @@ def test_other_tasks_metrics(metric: str, points: list[EstimatePoint], expected:
 
 def test_empty_series() -> None:
     assert unreliable_marks([]) == []
+
+
+def test_a_carried_mark_holds_until_the_first_labelled_window() -> None:
+    carried = Unreliable(since=w(-5), window_start=w(-2), realized=0.77, ci_lower=0.90, ci_upper=0.97)
+    marks = unreliable_marks(
+        [est(0, 0.95, 0.9, 0.97), est(1, 0.95, 0.9, 0.97, 0.6), est(2, 0.95, 0.9, 0.97, 0.94)], carried
+    )
+    assert marks[0] == carried
+    assert marks[1] is not None and marks[1].since == w(-5) and marks[1].window_start == w(1)
+    assert marks[2] is None
