@@ -686,12 +686,36 @@ class MonitorConfig(Frozen):
         f"regression (DLE): {', '.join(methods.ESTIMATED_REGRESSION_METRICS)}.",
     )
     min_rows: int = Field(30, ge=1, description="Fewer rows in a window → status insufficient_data.")
+    segments: list[Name] = Field(
+        [],
+        description="Categorical features whose values split each window into segments, e.g. [channel, region]: "
+        "drift, quality and performance are scored per segment as well, against the same reference, and the "
+        "segments ranked by how far they moved (docs/detectors.md, Segments).",
+    )
+    segment_top: int = Field(
+        10,
+        ge=1,
+        le=100,
+        description="Per segment feature, the values with the most rows in the window are scored on their own; "
+        "the rest are pooled into one segment, '(other)'.",
+    )
+    segment_min_rows: int | None = Field(
+        None,
+        ge=1,
+        description="A segment with fewer rows is insufficient_data (with its row count) instead of a noisy score; "
+        "null: min_rows.",
+    )
     recompute_within: Duration = Field(
         timedelta(days=7),
         description="Predictions received after their window was computed recompute it if the window started "
         "within this long before now; older windows are not recomputed, their late rows are counted "
         "(a warning, driftscope_late_rows_not_recomputed_total).",
     )
+
+    @property
+    def segment_rows(self) -> int:
+        """The fewest rows a segment is scored with."""
+        return self.min_rows if self.segment_min_rows is None else self.segment_min_rows
 
     def estimated_metrics(self, task: str) -> tuple[str, ...]:
         """The metrics estimated for this monitor of a ``task`` model (none when estimation is off)."""
@@ -719,6 +743,28 @@ class MonitorConfig(Frozen):
         if problems:
             raise _Problems(problems)
         return drift
+
+    @field_validator("segments")
+    @classmethod
+    def _segments_are_categorical_features(cls, segments: list[str], info: ValidationInfo) -> list[str]:
+        model = _context_model(info)
+        if model is None:
+            return segments
+        problems = []
+        for i, name in enumerate(segments):
+            kind = model.features.get(name)
+            if kind is None:
+                hint = methods.did_you_mean(name, model.features)
+                problems.append((f"[{i}]", f"not a feature of model {info.data['model']!r}{hint} "
+                                 f"(features: {_known(model.features)})"))  # fmt: skip
+            elif kind != "categorical":
+                problems.append((f"[{i}]", f"{name} is {kind}: segments split by the values of a categorical "
+                                 "feature (a numeric one has as many segments as rows)"))  # fmt: skip
+            elif name in segments[:i]:
+                problems.append((f"[{i}]", f"{name} is listed twice"))
+        if problems:
+            raise _Problems(problems)
+        return segments
 
     @field_validator("performance")
     @classmethod

@@ -69,12 +69,23 @@ from sqlalchemy import (
 from detectors.types import Score
 from monitor.config import Config, as_utc
 from monitor.metrics.process import count_late_rows_not_recomputed, observe_run
-from monitor.runs.evaluation import ALL_PARTS, LABEL, LABEL_PARTS, Evaluation, Part, evaluate, score_dict
+from monitor.runs.evaluation import (
+    ALL_PARTS,
+    LABEL,
+    LABEL_PARTS,
+    Baseline,
+    Evaluation,
+    Part,
+    evaluate,
+    score_dict,
+)
 from monitor.runs.references import InsufficientReference, References
-from monitor.runs.windows import due_windows, load_window, window_floor, window_origin
+from monitor.runs.segments import SegmentResult, evaluate_segments, resolve_versions
+from monitor.runs.windows import Batch, due_windows, load_window, window_floor, window_origin
 from monitor.store.engine import transaction
 from monitor.store.queries import sync_models, upsert_insert
-from monitor.store.tables import CLAIMABLE, Prediction, Run, ScanWatermark, utcnow
+from monitor.store.segments import deployments
+from monitor.store.tables import CLAIMABLE, Prediction, Run, ScanWatermark, SegmentScore, utcnow
 from monitor.store.tables import Score as ScoreRow
 
 log = logging.getLogger(__name__)
@@ -414,6 +425,7 @@ class Scheduler:
         monitor = self.config.monitors[claim.monitor]
         model = self.config.models[monitor.model]
         rows = labels = None
+        segments: list[SegmentResult] = []
         try:
             baseline = self.references.baseline(claim.monitor, claim.window_start)
             classes = baseline.classes if model.task == "multiclass" else None
@@ -437,6 +449,8 @@ class Scheduler:
                 history=self._slow_drift_history(claim),
             )
             arrival = self._arrival_scores(claim)
+            if evaluation.status == "succeeded":
+                segments = self._segments(claim, baseline, batch)
         except InsufficientReference as exc:
             evaluation, arrival = Evaluation("insufficient_data", [], str(exc)), []
         except Exception as exc:  # a run that cannot be computed is recorded, and the next one goes on
@@ -445,7 +459,7 @@ class Scheduler:
             )
             return self._write(claim, "failed", [], f"{type(exc).__name__}: {exc}", rows, labels, begun)
         return self._write(
-            claim, evaluation.status, evaluation.scores + arrival, evaluation.reason, rows, labels, begun
+            claim, evaluation.status, evaluation.scores + arrival, evaluation.reason, rows, labels, begun, segments
         )
 
     def _write(
@@ -457,6 +471,7 @@ class Scheduler:
         rows: int | None,
         labels: int | None,
         begun: float,
+        segments: list[SegmentResult] | None = None,
     ) -> str:
         now = self.clock()
         duration_ms = (time.perf_counter() - begun) * 1000
@@ -503,17 +518,21 @@ class Scheduler:
                 )
                 return "lost"  # nothing else was written in this transaction
             if status != "failed":
-                old = delete(ScoreRow).where(ScoreRow.run_id == claim.run_id)
-                if claim.parts == LABEL_PARTS:
-                    old = old.where(
-                        or_(
-                            ScoreRow.kind.in_(("performance", "labels")),
-                            and_(ScoreRow.kind == "drift", ScoreRow.feature == LABEL),
+                for table in (ScoreRow, SegmentScore):
+                    old = delete(table).where(table.run_id == claim.run_id)
+                    if claim.parts == LABEL_PARTS:
+                        old = old.where(
+                            or_(
+                                # a segment's too-few-rows marker is written again with its label scores
+                                table.kind.in_(("performance", "labels", "segment")),
+                                and_(table.kind == "drift", table.feature == LABEL),
+                            )
                         )
-                    )
-                session.execute(old.execution_options(synchronize_session=False))
+                    session.execute(old.execution_options(synchronize_session=False))
                 if scores:
                     session.execute(insert(ScoreRow), [self._score_row(claim, s) for s in scores])
+                if segments:
+                    session.execute(insert(SegmentScore), self._segment_rows(claim, segments))
         observe_run(claim.monitor, status, duration_ms / 1000)
         log.info(
             "run finished",
@@ -581,6 +600,44 @@ class Scheduler:
         for feature, details in rows:
             history.setdefault(feature, []).append(float(details["input"]))
         return history
+
+    def _segments(self, claim: Claim, baseline: Baseline, batch: Batch) -> list[SegmentResult]:
+        """The window's segments (docs/detectors.md, Segments): per value of each ``segments:`` feature, and per
+        version when more than one served in it."""
+        monitor = self.config.monitors[claim.monitor]
+        model = self.config.models[monitor.model]
+        versions = None
+        if batch.model_version is not None and batch.ts is not None and batch.n:
+            with self.engine.connect() as connection:
+                deployed = deployments(connection, self.model_ids[monitor.model], claim.window_end)
+            versions = resolve_versions(batch.model_version, batch.ts, deployed)
+        return evaluate_segments(
+            model,
+            monitor,
+            baseline,
+            batch,
+            window_seconds=monitor.window.total_seconds(),
+            versions=versions,
+            parts=claim.parts,
+        )
+
+    def _segment_rows(self, claim: Claim, segments: list[SegmentResult]) -> list[dict[str, Any]]:
+        rows = []
+        for segment in segments:
+            where = {"segment_by": segment.segment_by, "segment": segment.segment, "rows": segment.rows}
+            if segment.status != "succeeded":
+                # Too few rows: one row says so, with the count, instead of a noisy score per feature.
+                rows.append(
+                    {
+                        **self._score_row(claim, Score("quality", "rows", None)),
+                        **where,
+                        "kind": "segment",
+                        "status": segment.status,
+                        "reason": segment.reason,
+                    }
+                )
+            rows += [{**self._score_row(claim, s), **where} for s in segment.scores]
+        return rows
 
     def _score_row(self, claim: Claim, score: Score) -> dict[str, Any]:
         return {
