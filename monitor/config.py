@@ -312,6 +312,10 @@ class Retention(Frozen):
         None,
         description="Alerts resolved longer ago than this are deleted with their delivered or failed notifications.",
     )
+    metrics: PositiveDuration | None = Field(
+        None,
+        description="Prometheus samples (metric_point) of the model's series older than this are deleted.",
+    )
 
 
 class CanarySettings(Frozen):

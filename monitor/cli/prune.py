@@ -54,7 +54,7 @@ def prune(
         out_console.print("no retention configured: nothing to prune (see `retention:` under each model)")
         return
     if dry_run:
-        _print(due, "would delete")
+        _print(due, "would delete", "would drop")
         return
     bars = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
     with Progress(*bars, console=err_console, transient=True) as progress:
@@ -70,10 +70,13 @@ def prune(
             progress=lambda target, count: progress.advance(tasks[target.model, target.table], count),
         )
     engine.dispose()
-    _print(done, "deleted")
+    _print(done, "deleted", "dropped")
 
 
-def _print(counts: list[tuple[Target, int]], verb: str) -> None:
+def _print(counts: list[tuple[Target, int]], deletes: str, drops: str) -> None:
+    """One line per model and table; a Postgres partition dropped whole is named with its rows (store-wide)."""
     width = max(len(target.model or "(store)") for target, _ in counts)
     for target, count in counts:
-        out_console.print(f"{target.model or '(store)':<{width}}  {target.table:<18} {verb} {count:,}", highlight=False)
+        verb = deletes if target.partition is None else f"{drops} partition with"
+        line = f"{target.model or '(store)':<{width}}  {target.table:<18} {verb} {count:,}"
+        out_console.print(line + (" rows" if target.partition is not None else ""), highlight=False)

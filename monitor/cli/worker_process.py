@@ -49,7 +49,7 @@ from monitor.config import Config
 from monitor.errors import DriftscopeError
 from monitor.metrics.exporter import MetricsServer, start_metrics_server
 from monitor.runs.scheduler import Scheduler
-from monitor.store import retention
+from monitor.store import partitions, retention
 from monitor.store.queries import sync_models
 from monitor.store.tables import utcnow
 
@@ -122,6 +122,8 @@ class Worker:
         self._add_job("monitors", self._monitors, tick, now)
         if any(model.retention != retention.KEEP_FOREVER for model in self.config.models.values()):
             self._add_job("retention", self._retention, retention.INTERVAL.total_seconds(), now)
+        if self.engine.dialect.name == "postgresql":
+            self._add_job("partitions", self._partitions, retention.INTERVAL.total_seconds(), now)
         if self.config.alerts.rules or self.config.alerts.channels:
             self._add_job("alerts", self._alerts, tick, now)
         logging.getLogger("apscheduler.scheduler").addFilter(_SKIPPED_TICKS)
@@ -201,6 +203,10 @@ class Worker:
         for target, count in pruned:
             if count:
                 log.info("retention: %d %s row(s) deleted", count, target.table, extra={"model": target.model})
+
+    def _partitions(self) -> None:
+        for partition in partitions.ensure(self.engine, self.clock()):
+            log.info("partition %s created", partition.name, extra={"worker": self.worker_id})
 
     def _alerts(self) -> None:
         evaluate_alerts(self.engine, self.config, self.clock())

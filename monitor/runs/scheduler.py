@@ -85,7 +85,7 @@ from monitor.runs.windows import Batch, due_windows, load_window, window_floor, 
 from monitor.store.engine import transaction
 from monitor.store.queries import sync_models, upsert_insert
 from monitor.store.segments import deployments
-from monitor.store.tables import CLAIMABLE, Prediction, Run, ScanWatermark, SegmentScore, utcnow
+from monitor.store.tables import CLAIMABLE, Model, Prediction, Run, ScanWatermark, SegmentScore, utcnow
 from monitor.store.tables import Score as ScoreRow
 
 log = logging.getLogger(__name__)
@@ -237,6 +237,7 @@ class Scheduler:
         with self.engine.begin() as connection:
             if not _advance_watermark(connection, name, stored, advanced):
                 return 0  # another worker scanned the same rows: it marks and reports them
+            late_labels, late_rows = _unpruned(connection, name, model_id, late_labels, late_rows)
             marked = _mark(connection, name, late_labels, rows=False) + _mark(connection, name, late_rows, rows=True)
         for start, rows in zip(pd.DatetimeIndex(beyond.index).to_pydatetime(), beyond["rows"], strict=True):
             log.warning(
@@ -687,6 +688,26 @@ def _advance_watermark(connection: Connection, monitor: str, stored: Any, values
         )
     # RETURNING, not rowcount: the rowcount of this INSERT … ON CONFLICT DO NOTHING was not 1 on psycopg.
     return connection.execute(statement.returning(ScanWatermark.monitor)).first() is not None
+
+
+def _unpruned(
+    connection: Connection, monitor: str, model_id: int, labels: pd.DataFrame, rows: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``labels`` and ``rows`` without the windows retention may have deleted rows of (``model.pruned_before``).
+
+    Recomputing such a window would replace its scores with those of what is left. The model's row
+    is read under a share lock, which a retention batch's lock waits for (and the other way round).
+    """
+    floor = connection.scalar(select(Model.pruned_before).where(Model.id == model_id).with_for_update(read=True))
+    if floor is None:
+        return labels, rows
+    for late in (labels, rows):
+        for start in pd.DatetimeIndex(late.index[late.index <= floor]).to_pydatetime():
+            log.warning(
+                "late data for a window retention deleted rows of: window not recomputed",
+                extra={"monitor": monitor, "window_start": start.isoformat(), "pruned_before": floor.isoformat()},
+            )
+    return labels[labels.index > floor], rows[rows.index > floor]
 
 
 def _mark(connection: Connection, monitor: str, late: pd.DataFrame, *, rows: bool) -> int:

@@ -114,9 +114,15 @@ def _alembic_config(engine: Engine) -> AlembicConfig:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate to ``revision``; on a partitioned Postgres store, then create the weekly partitions ahead."""
+    from datetime import UTC, datetime
+
     from alembic import command
 
+    from monitor.store import partitions
+
     command.upgrade(_alembic_config(engine), revision)
+    partitions.ensure(engine, datetime.now(UTC))
 
 
 def downgrade(engine: Engine, revision: str) -> None:

@@ -57,7 +57,11 @@ def test_retention_is_read_per_kind_and_absent_keeps_forever() -> None:
     [
         ({"predictions": "0d"}, "models.churn.retention.predictions", "expected a duration greater than 0, got 0s"),
         ({"scores": "-1d"}, "models.churn.retention.scores", "expected a duration like 30s, 5m, 1h or 7d"),
-        ({"alert": "90d"}, "models.churn.retention.alert", "unknown key (valid keys: alerts, predictions, scores)"),
+        (
+            {"alert": "90d"},
+            "models.churn.retention.alert",
+            "unknown key (valid keys: alerts, metrics, predictions, scores)",
+        ),
     ],
 )
 def test_a_bad_retention_names_its_key(retention: dict[str, Any], path: str, message: str) -> None:
@@ -336,3 +340,35 @@ def test_the_worker_prunes_on_its_own(sqlite_engine: Engine) -> None:
     assert {pid for pid, ts in after.items() if ts < history.t0 + 2 * HOUR} == {
         pid for pid, ts in before.items() if ts < history.t0 + 2 * HOUR
     }
+
+
+# --- a late label for a window retention reached ------------------------------------------------
+
+
+def test_a_late_label_for_a_window_retention_reached_does_not_recompute_it(store_engine: Engine) -> None:
+    from monitor.config import Retention
+    from monitor.ingest.writer import write_labels
+    from tests.integration import test_late_data as late
+
+    plain = late.config(recompute_within="1m")
+    model = plain.models["churn"].model_copy(update={"retention": Retention(predictions=timedelta(hours=3))})
+    cfg = plain.model_copy(update={"models": {"churn": model}})
+    scheduler = late.computed(store_engine, cfg)  # windows 0-3 hold 50 rows each, computed
+    # Retention (3h) reaches window 2 only (0-1 are the reference range); the pass stops after one batch
+    # of 30 rows, in the middle of window 2, as a worker's shutdown would stop it.
+    stop = threading.Event()
+    done = retention.prune(store_engine, cfg, utcnow(), batch=30, stop=stop, progress=lambda target, n: stop.set())
+    assert ("prediction", 30) in [(target.table, n) for target, n in done]
+    left = sorted(pid for pid, ts in predictions(store_engine).items() if pid.startswith("2-"))
+    assert len(left) == late.ROWS - 30
+
+    # Late labels for what is left of window 2, and for window 3, which retention did not reach.
+    for hour, ids in ((2, range(30, late.ROWS)), (3, range(late.ROWS))):
+        with late.transaction(store_engine) as session:
+            records = [late.ValidLabel(id=f"{hour}-{i}", label=i % 2, ts=late.BASE + hour * HOUR) for i in ids]
+            write_labels(session, sync_models(store_engine, cfg)["churn"], records, "test")
+    assert scheduler.mark_stale() == 1  # window 3 only: window 2 computed from 20 rows would replace its scores
+    assert late.window_run(store_engine, 2).stale_since is None
+    assert late.window_run(store_engine, 3).stale_since is not None
+    scores = late.window_scores(store_engine, 2, method="volume")
+    assert [s.value for s in scores] == [late.ROWS]  # window 2 keeps what it was computed from
