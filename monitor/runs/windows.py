@@ -7,7 +7,10 @@ passed.
 
 :func:`load_window` reads one window with one SQL query (ordered by the ``(model_id, ts)``
 index) and turns the JSON columns into NumPy arrays by the model's schema: this is the hot
-path of every run, so JSON is fetched as text and parsed with orjson instead of row objects.
+path of every run, so JSON is parsed with orjson in as few calls as possible and never becomes
+row objects. Postgres builds one JSON array per column (``json_agg``); SQLite returns each row's
+JSON as text and the texts of a column are parsed as one array (docs/benchmarks.md, "Whole
+window in the worker").
 
 >>> from datetime import UTC, datetime, timedelta
 >>> window_floor(datetime(2026, 1, 1, 10, 42, tzinfo=UTC), timedelta(hours=1))
@@ -56,8 +59,9 @@ def due_windows(first: datetime, size: timedelta, lateness: timedelta, now: date
 class Batch:
     """Columns of one window (or one reference): NumPy arrays of equal length ``n``.
 
-    ``features`` hold each column as its source typed it. Read from the store (JSON), a column is
-    an object array of the raw values (``None`` where absent), so data quality can see type errors.
+    ``features`` hold each column as its source typed it. Read from the store (JSON), a numeric
+    column whose values are all numbers (or absent) is float64, NaN where absent; any other column
+    is an object array of the raw values (``None`` where absent), so data quality can see type errors.
     Read from a file (:func:`monitor.runs.files.frame_to_batch`), a float, integer or bool column
     is a typed array — it has no type errors to see, NaN where missing — and any other column
     an object array. Detectors convert what they need and score a column alike in either form
@@ -77,35 +81,11 @@ class Batch:
     label_ts: np.ndarray | None = None
     model_version: np.ndarray | None = None
 
-    def take(self, rows: np.ndarray) -> Batch:
-        """The rows selected by ``rows`` (a boolean mask of length ``n``, or indices), every column alike."""
-
-        def pick(column: np.ndarray | None) -> np.ndarray | None:
-            return None if column is None else column[rows]
-
-        features = {name: values[rows] for name, values in self.features.items()}
-        n = int(np.count_nonzero(rows)) if rows.dtype == bool else len(rows)
-        return Batch(
-            n=n,
-            features=features,
-            ids=pick(self.ids),
-            ts=pick(self.ts),
-            prediction=pick(self.prediction),
-            score=pick(self.score),
-            label=pick(self.label),
-            label_ts=pick(self.label_ts),
-            model_version=pick(self.model_version),
-        )
-
     @property
     def label_count(self) -> int:
         if self.label is None:
             return 0
         return int(np.count_nonzero(self.label != None))  # noqa: E711  (element-wise on an object array)
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else orjson.loads(text)
 
 
 def score_matrix(values: Sequence[Any], classes: Sequence[Any] | None) -> np.ndarray:
@@ -165,13 +145,42 @@ def load_window(
     """
     # The store is imported here, not at the top: driftscope check builds Batches from files and
     # needs neither SQLAlchemy nor the tables.
-    from sqlalchemy import Text, cast, select
+    from sqlalchemy import Text, cast, func, select
 
     from monitor.store.tables import Prediction
 
     p = Prediction
     dialect = connection.dialect.name
-    rows = connection.execute(
+    in_window = (p.model_id == model_id, p.ts >= start, p.ts < end)
+    if dialect == "postgresql":
+        # One JSON array per column, built by the server over the window's rows (ordered by the
+        # index): one orjson.loads per column instead of one per row and field, and no row objects.
+        # Every aggregate reads the same rows in the same order, so the columns stay aligned.
+        rows = (
+            select(
+                p.prediction_id,
+                _epoch_us(p.ts, dialect).label("ts"),
+                *(p.features.op("->")(name).label(f"f{i}") for i, name in enumerate(schema)),
+                p.prediction,
+                p.score,
+                p.label,
+                _epoch_us(p.label_ts, dialect).label("label_ts"),
+                p.model_version,
+            )
+            .where(*in_window)
+            .order_by(p.ts, p.id)
+            .subquery()
+        )
+        texts = connection.execute(select(*(cast(func.json_agg(column), Text) for column in rows.c))).one()
+        ids, ts, *rest = [orjson.loads(t) if t is not None else [] for t in texts]
+        features = rest[: len(schema)]
+        predictions, scores, labels, label_ts, versions = rest[len(schema) :]
+        return batch_from_columns(
+            schema, ids, ts, dict(zip(schema, features, strict=True)), predictions, scores, labels, label_ts,
+            versions, score_classes=score_classes,
+        )  # fmt: skip
+    # SQLite would re-parse a row's features once per name (json_extract): rows are read as text instead.
+    result = connection.execute(
         select(
             p.prediction_id,
             _epoch_us(p.ts, dialect),
@@ -182,10 +191,10 @@ def load_window(
             _epoch_us(p.label_ts, dialect),
             p.model_version,
         )
-        .where(p.model_id == model_id, p.ts >= start, p.ts < end)
+        .where(*in_window)
         .order_by(p.ts, p.id)
     ).all()
-    return batch_from_rows(rows, schema, score_classes=score_classes)
+    return batch_from_rows(result, schema, score_classes=score_classes)
 
 
 def batch_from_rows(
@@ -195,32 +204,69 @@ def batch_from_rows(
 
     Timestamps are ISO strings, epoch microseconds or ``None``.
     """
-    n = len(rows)
-    ids, ts, features, predictions, scores, labels, label_ts, versions = zip(*rows, strict=True) if n else ([],) * 8
+    ids, ts, features, predictions, scores, labels, label_ts, versions = zip(*rows, strict=True) if rows else ([],) * 8
+    dicts = _json_list(features, "{}")
+    return batch_from_columns(
+        schema, list(ids), list(ts), _feature_lists(dicts, list(schema)), _json_list(predictions), _json_list(scores),
+        _json_list(labels), list(label_ts), list(versions), score_classes=score_classes,
+    )  # fmt: skip
+
+
+def batch_from_columns(
+    schema: Mapping[str, str],
+    ids: list[Any],
+    ts: list[Any],
+    features: Mapping[str, list[Any]],
+    predictions: list[Any],
+    scores: list[Any],
+    labels: list[Any],
+    label_ts: list[Any],
+    versions: list[Any],
+    *,
+    score_classes: Sequence[Any] | None = None,
+) -> Batch:
+    """A :class:`Batch` from one list per column: JSON values parsed, timestamps as in :func:`batch_from_rows`."""
     return Batch(
-        n=n,
-        features=_feature_columns([_loads(f) or {} for f in features], list(schema)),
-        ids=_object_array(list(ids)),
+        n=len(ids),
+        features={name: _feature_array(features[name], schema[name]) for name in schema},
+        ids=_object_array(ids),
         ts=_datetime64(ts),
-        prediction=_object_array([_loads(v) for v in predictions]),
-        score=score_matrix([_loads(v) for v in scores], score_classes),
-        label=_object_array([_loads(v) for v in labels]),
+        prediction=_object_array(predictions),
+        score=score_matrix(scores, score_classes),
+        label=_object_array(labels),
         label_ts=_datetime64(label_ts),
-        model_version=_object_array(list(versions)),
+        model_version=_object_array(versions),
     )
 
 
-def _feature_columns(dicts: list[dict[str, Any]], names: list[str]) -> dict[str, np.ndarray]:
-    if not names:
-        return {}
+def _json_list(texts: Sequence[str | None], missing: str = "null") -> list[Any]:
+    """JSON texts (``None`` for SQL NULL) parsed as one array: one orjson call instead of one per row."""
+    return orjson.loads("[" + ",".join([missing if t is None else t for t in texts]) + "]") if texts else []
+
+
+def _feature_lists(dicts: list[dict[str, Any]], names: list[str]) -> dict[str, list[Any]]:
     try:
-        # Ingestion stores every feature key (null when absent): one C-level lookup per row.
-        get = itemgetter(*names)
-        table = [get(d) for d in dicts] if len(names) > 1 else [(get(d),) for d in dicts]
+        # Ingestion stores every feature key (null when absent): one C-level lookup per row and name.
+        return {name: list(map(itemgetter(name), dicts)) for name in names}
     except KeyError:
-        table = [tuple(d.get(name) for name in names) for d in dicts]
-    columns = list(zip(*table, strict=True)) if table else [() for _ in names]
-    return {name: _object_array(list(values)) for name, values in zip(names, columns, strict=True)}
+        return {name: [d.get(name) for d in dicts] for name in names}
+
+
+_NUMBER_TYPES = frozenset({int, float, type(None)})  # not bool: true in a numeric column is a type error
+
+
+def _feature_array(values: list[Any], kind: str) -> np.ndarray:
+    """A numeric column of numbers (or missing values) as float64, NaN where missing; anything else as raw values.
+
+    The typed form is what the detectors convert a column to anyway; a numeric column holding text
+    or booleans stays raw so data quality counts them as type errors.
+    """
+    if kind == "numeric" and set(map(type, values)) <= _NUMBER_TYPES:
+        try:
+            return np.array(values, dtype=np.float64)
+        except OverflowError:  # an integer beyond float64: left for the detectors to judge
+            pass
+    return _object_array(values)
 
 
 def _object_array(values: list[Any]) -> np.ndarray:

@@ -44,16 +44,21 @@ def test_due_windows_wait_for_the_lateness(now: datetime, expected: list[datetim
 
 def test_batch_from_rows_builds_columns_by_the_schema() -> None:
     rows = [  # timestamps as SQLite returns them (ISO text)
-        ("a", "2026-03-02 00:00:00.000000", '{"x": 1.5, "c": "red", "extra": 1}', "1", "0.9", "1",
+        ("a", "2026-03-02 00:00:00.000000", '{"x": 1.5, "c": "red", "y": 1, "z": 2, "extra": 1}', "1", "0.9", "1",
          "2026-03-02 01:00:00.000000", "2.1"),
-        ("b", "2026-03-02 00:01:00.000000", '{"x": null}', "0", "0.2", "null", None, None),
+        ("b", "2026-03-02 00:01:00.000000", '{"x": null, "y": "7", "z": true}', "0", "0.2", "null", None, None),
         ("c", "2026-03-02 00:02:00.000000", '{"c": 3}', "1", None, None, None, "2.0"),
     ]  # fmt: skip
-    batch = batch_from_rows(rows, {"x": "numeric", "c": "categorical"})
-    assert batch.n == 3
-    assert batch.features["x"].tolist() == [1.5, None, None]
+    schema = {"x": "numeric", "c": "categorical", "y": "numeric", "z": "numeric"}
+    batch = batch_from_rows(rows, schema)
+    assert batch.n == 3 and set(batch.features) == set(schema)
+    # A numeric column of numbers (or nothing) is typed, NaN where missing, as a file gives it ...
+    assert batch.features["x"].dtype == np.float64
+    np.testing.assert_array_equal(batch.features["x"], [1.5, np.nan, np.nan])
+    # ... one holding text or a boolean keeps its raw values, for data quality to count as type errors.
+    assert batch.features["y"].dtype == object and batch.features["y"].tolist() == [1, "7", None]
+    assert batch.features["z"].dtype == object and batch.features["z"].tolist() == [2, True, None]
     assert batch.features["c"].tolist() == ["red", None, 3]
-    assert batch.features["x"].dtype == object and set(batch.features) == {"x", "c"}
     assert batch.prediction.tolist() == [1, 0, 1]
     np.testing.assert_array_equal(batch.score, [0.9, 0.2, np.nan])
     assert batch.label.tolist() == [1, None, None] and batch.label_count == 1
