@@ -330,6 +330,65 @@ class ReferencesOut(BaseModel):
     references: list[ReferenceOut]
 
 
+class CanaryFindingOut(BaseModel):
+    check: str = Field(description="prediction_drift | feature_drift | estimated_performance | realized_performance | "
+                       "service_metric")  # fmt: skip
+    name: str = Field(description="The column, metric or service metric compared.")
+    slice: str | None = Field(description="'feature=value' for one slice; null for all the rows.")
+    candidate: float | None
+    baseline: float | None
+    difference: float | None = Field(description="candidate - baseline; for distributions the effect (KS D, TVD).")
+    ci: list[float] | None = Field(description="Bootstrap interval of the difference (realized performance).")
+    p_value: float | None
+    threshold: float | None
+    worse: bool = Field(description="This comparison fails the gate.")
+    status: str
+    message: str
+    details: dict[str, Any]
+
+
+class CanaryNeedOut(BaseModel):
+    version: str
+    role: str = Field(description="candidate or baseline")
+    what: str = Field(description="rows or labels")
+    have: int
+    need: int
+    more: int
+    per_minute: float | None = Field(description="The version's current rate in the range.")
+    eta_seconds: float | None = Field(description="About how long `more` takes at that rate.")
+    message: str
+
+
+class CanaryOut(BaseModel):
+    model_config = _example(
+        model="churn", candidate="2.1", baseline="2.0", start=T0, end=T1, verdict="worse", exit_code=1,
+        reasons=["score distribution in region=eu of 2.1 differs from 2.0's: KS D 0.94 (fails at ≥ 0.1 with "
+                 "p < 0.00333), p=1.5e-169; mean 0.812 vs 0.208; 194 vs 989 rows"],
+        rows={"candidate": 600, "baseline": 3000}, labels={"candidate": 0, "baseline": 0},
+        candidate_traffic_share=0.167, needs=[],
+        findings=[{"check": "prediction_drift", "name": "score", "slice": "region=eu", "candidate": 0.812,
+                   "baseline": 0.208, "difference": 0.94, "ci": None, "p_value": 1.5e-169, "threshold": 0.1,
+                   "worse": True, "status": "ok", "message": "score distribution in region=eu of 2.1 differs …",
+                   "details": {"method": "ks"}}],
+        notes=["service metrics: not compared (no canary.service_metrics configured)"],
+    )  # fmt: skip
+
+    model: str
+    candidate: str
+    baseline: str
+    start: datetime
+    end: datetime
+    verdict: str = Field(description="promote | worse | not enough data")
+    exit_code: int = Field(description="What `driftscope canary` exits with: 0 promote, 1 worse, 2 not enough data.")
+    reasons: list[str] = Field(description="The failed comparisons (worse) or what is missing (not enough data).")
+    rows: dict[str, int]
+    labels: dict[str, int]
+    candidate_traffic_share: float | None
+    needs: list[CanaryNeedOut]
+    findings: list[CanaryFindingOut]
+    notes: list[str] = Field(description="What was skipped and why.")
+
+
 class UploadOut(BaseModel):
     model_config = _example(name="train.csv", model="churn", rows=50000)
 
@@ -443,6 +502,38 @@ def add_read_routes(
         drifting features, performance. `driftscope status --model M` prints the same."""
         with reading() as conn:
             return _health_out(reads.model_health(conn, model_row(conn, model, key)))
+
+    @router.get("/v1/models/{model}/canary", response_model=CanaryOut, tags=["read"], responses=_errors(400, 404))
+    def get_canary(
+        model: str,
+        key: ReadKey,
+        candidate: Annotated[str, Query(min_length=1, max_length=100, description="The new version.")],
+        baseline: Annotated[str, Query(min_length=1, max_length=100, description="The version it would replace.")],
+        since: Annotated[
+            str | None,
+            Query(
+                max_length=64,
+                description="A duration back from now (30m, 1h) or an ISO time; default: the candidate's newest "
+                "recorded deployment, else 1h.",
+            ),
+        ] = None,
+    ) -> CanaryOut:
+        """The canary gate: is the candidate version worse than the baseline over the same range? The verdict
+        of `driftscope canary` (docs/versions.md, Canary gate)."""
+        from monitor.runs.canary import parse_since, run_canary  # NumPy and SciPy: only when asked
+
+        with reading() as conn:
+            model_row(conn, model, key)
+        if model not in config.models:
+            known = sorted(config.models)
+            raise HTTPException(404, {"message": f"model {model!r} is not in the config", "known_models": known})
+        try:
+            verdict = run_canary(
+                engine, config, model, candidate, baseline, since=None if since is None else parse_since(since)
+            )
+        except (DriftscopeError, ValueError) as exc:
+            raise HTTPException(400, str(exc)) from None
+        return CanaryOut.model_validate(verdict.to_dict())
 
     @router.get("/v1/models/{model}/windows", response_model=WindowsOut, tags=["read"], responses=_errors(400, 404))
     def get_windows(

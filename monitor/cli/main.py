@@ -72,6 +72,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "check",
         "Gate a deployment: exit 1 if drift or a performance drop fails a test, 0 if all pass, 2 on bad input.",
     ),
+    "canary": (
+        "canary",
+        "Compare a candidate version with its baseline: exit 0 to promote, 1 if worse, 2 if not enough data yet.",
+    ),
     "status": (
         "status",
         "Print each model's live health; exit 0 if healthy, 1 if an alert fires, 2 if there is no data yet.",

@@ -40,7 +40,7 @@ import numpy as np
 
 from detectors.comparison import distribution_difference
 from detectors.performance import LOWER_IS_BETTER, MetricDifference, metric_difference
-from monitor.config import CanarySettings, Config, ModelConfig, MonitorConfig
+from monitor.config import CanarySettings, Config, ModelConfig, MonitorConfig, parse_duration, parse_time
 from monitor.errors import DriftscopeError
 from monitor.runs.evaluation import (
     PREDICTION,
@@ -323,7 +323,7 @@ def _distribution_findings(
             if d.method == "ks"
             else _share_change(d.candidate_summary, d.baseline_summary)  # type: ignore[arg-type]
         )
-        verdict = "differs from" if worse else "alike with"
+        verdict = "differs from" if worse else "is like"
         message = (
             f"{what} of {versions[0]} {verdict} {versions[1]}'s: {label} {_g(d.effect)} (fails at ≥ "
             f"{_g(settings.min_effect)} with p < {_g(alpha)}), p={_g(d.p_value)}; {summary}; "
@@ -664,6 +664,18 @@ def _service_points(
         ]
         out[name] = (per_version[0], per_version[1])
     return out
+
+
+def parse_since(text: str) -> timedelta | datetime:
+    """``--since``/``?since=``: a duration back from now (``30m``, ``1h``) or an ISO 8601 time; else ValueError."""
+    try:
+        return parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        return parse_time(text)
+    except (ValueError, OverflowError):
+        raise ValueError(f"since: expected a duration (30m, 1h, 2d) or an ISO time, got {text!r}") from None
 
 
 def run_canary(
