@@ -3,7 +3,7 @@ all of one monitor (``monitor=``, default the model's primary monitor)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,9 +16,11 @@ from dashboard import figures, queries
 from dashboard.context import Context
 from dashboard.pages.base import Page
 from dashboard.queries import Extent, ModelInfo, WindowScore
+from dashboard.segments import worst_card
 from dashboard.state import Location, TimeRange, feature_url, model_url, report_url, with_params
 from dashboard.theme import empty_state, kpi, monitor_picker, page_header, range_picker, time_text
 from monitor.methods import SEQUENTIAL_METHODS
+from monitor.store.segments import SegmentRank, worst_segments
 
 _QUALITY_LABELS = {
     "missing_share": "Missing",
@@ -34,6 +36,17 @@ def _fmt(value: float | None, share: bool = False) -> str:
     return f"{value:.2%}" if share else f"{value:.3g}"
 
 
+def threshold_kind(details: dict[str, Any]) -> str:
+    """Which threshold judged a drift score: calibrated to the false-alarm budget, or the test's fixed one."""
+    calibrated = details.get("calibrated")
+    if isinstance(calibrated, dict) and "alpha" in calibrated:
+        return (
+            f"calibrated threshold (α {calibrated['alpha']:.2g} per window; the reference flags "
+            f"{calibrated.get('reference_flags', '?')})"
+        )
+    return "fixed threshold"
+
+
 def _drift_kpi(score: WindowScore | None) -> html.Div:
     if score is None:
         return kpi("Drift", "—", "no drift score in this window")
@@ -43,7 +56,7 @@ def _drift_kpi(score: WindowScore | None) -> html.Div:
     return kpi(
         f"Drift ({score.method})",
         verdict,
-        f"{score.method} = {_fmt(score.value)}, threshold {_fmt(score.threshold)}",
+        f"{score.method} = {_fmt(score.value)}, {threshold_kind(score.details)} {_fmt(score.threshold)}",
         tone="critical" if score.breached else "ok",
         id="kpi-drift",
     )
@@ -99,6 +112,7 @@ class FeatureData:
     quality: pd.DataFrame
     window: datetime | None  # the URL's window, else the worst one in the range
     scores: list[WindowScore]  # every score of ``window``
+    worst: list[SegmentRank] = field(default_factory=list)  # ``window``'s segments ranked by this feature's drift
 
 
 def query(ctx: Context, location: Location) -> FeatureData | None:
@@ -115,7 +129,8 @@ def query(ctx: Context, location: Location) -> FeatureData | None:
         quality = queries.feature_scores(conn, model.id, monitor, feature, tr.start, tr.end, ("quality",))
         window = location.query.window or queries.worst_window(conn, model.id, monitor, feature, tr.start, tr.end)
         scores = queries.feature_window(conn, model.id, monitor, feature, window) if window else []
-    return FeatureData(model, extent, tr, drift, quality, window, scores)
+        worst = worst_segments(conn, monitor, window, feature=feature)[1] if window else []
+    return FeatureData(model, extent, tr, drift, quality, window, scores, worst)
 
 
 def render(location: Location, data: FeatureData | None) -> html.Div:
@@ -241,6 +256,7 @@ def render(location: Location, data: FeatureData | None) -> html.Div:
                 ),
                 className="ds-card mt-3",
             ),
+            worst_card(window, data.worst, feature=feature),
             dbc.Alert(
                 "Tip: click a point of the drift chart to inspect that window.",
                 color="light",

@@ -174,3 +174,13 @@ def test_model_page_cards_describe_the_selected_window(seeded: tuple[Engine, See
             assert not expected
             verdict = _text(cards["kpi-verdict"])
             assert "error_rate" in verdict and "drifting" not in verdict, verdict
+
+
+def test_the_drift_kpi_says_which_threshold_judged_the_score() -> None:
+    threshold_kind = feature.threshold_kind
+    calibrated = {"calibrated": {"alpha": 6.9e-05, "source": "resampled", "reference_flags": "0 of its own 60 windows"}}
+    assert threshold_kind(calibrated) == (
+        "calibrated threshold (α 6.9e-05 per window; the reference flags 0 of its own 60 windows)"
+    )
+    skipped = {"calibrated": {"skipped": "calibrated for ks, the window is tested by psi"}}
+    assert threshold_kind(skipped) == threshold_kind({}) == "fixed threshold"
