@@ -300,7 +300,9 @@ def _estimate_points_query(model_id: int, monitor: str, method: str, *, labelled
 
 
 def _point(row: Row[Any]) -> EstimatePoint:
-    return EstimatePoint(*row)
+    # window_start, estimate, ci_lower, ci_upper, realized, realized_std_error: _estimate_points_query's columns
+    values: tuple[Any, ...] = tuple(row)
+    return EstimatePoint(*values)
 
 
 def carried_mark(conn: Connection, model_id: int, monitor: str, method: str, before: datetime) -> Unreliable | None:
