@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/false_alarms.py            # --quick: window sizes 50, 200, 1k, 10k (a few minutes)
     .venv/bin/python bench/false_alarms.py --full     # adds 100k and 1M (long; not on a shared machine)
+    .venv/bin/python bench/false_alarms.py --gradual  # slow drift: CUSUM vs per-window KS (about 3 minutes)
 
 Three datasets, each a reference and a stream of windows with no drift at all:
 
@@ -19,6 +20,9 @@ For every mode (each registered method at its fixed default threshold, ``auto``,
 tested columns) and per dataset-window (windows with at least one flagged column, what on-call
 sees). Then shifts of known size are injected into ``mixed`` (location +0.1/+0.5 sd, scale ×1.5,
 category mix, a new category at 5 %): detection rate and windows until first detection.
+
+``--gradual`` runs the slow-drift scenario alone (:func:`gradual_drift`): a mean that moves a little
+every window, the slow-drift CUSUM against each window's own KS test.
 
 Everything goes through ``detectors.drift.drift_scores`` with a profile from
 ``detectors.profile`` — the code the worker runs, without the store.
@@ -271,6 +275,48 @@ def detection(
     return sum(hits) / max(len(hits), 1), first
 
 
+GRADUAL_DETECTORS = ("CUSUM h 5", "KS p < 1/465", "KS p < 0.05")
+
+
+def gradual_drift(
+    rng: np.random.Generator, size: int, *, step: float, top: float, windows: int, streams: int
+) -> dict[str, tuple[float, float]]:
+    """Slow drift: a numeric column whose mean moves ``step`` sd per window up to ``top`` sd (windows of
+    ``size`` rows against a 20,000-row reference), ``streams`` times. Per detector — the slow-drift CUSUM
+    (k 0.5, h 5: ARL₀ ≈ 465 windows), each window's own KS test at the same false-alarm rate (p < 1/465)
+    and at its default (p < 0.05) — the median windows to the first alarm (``windows`` when none) and the
+    share of streams with an alarm. ``step=0``: no drift, so the share is the false-alarm share."""
+    from scipy import stats
+
+    from detectors.sequential import cusum, window_input
+
+    profile = profile_reference({"x": rng.normal(size=20_000)}, {"x": "numeric"})["x"]
+    shifts = np.minimum(np.arange(windows) * step, top)
+    first: dict[str, list[int]] = {name: [] for name in GRADUAL_DETECTORS}
+    for _ in range(streams):
+        draws = [rng.normal(shift, 1.0, size) for shift in shifts]
+        z = np.array([window_input(profile, d, None, 2)[0] for d in draws], dtype=np.float64)
+        p = np.array([stats.ks_2samp(profile.values, d).pvalue for d in draws])
+        alarms = (cusum(z, k=0.5, h=5.0).alarm, p < 1 / 465, p < 0.05)
+        for name, hits in zip(GRADUAL_DETECTORS, alarms, strict=True):
+            first[name].append(int(np.argmax(hits)) if hits.any() else windows)
+    return {name: (float(np.median(at)), float(np.mean(np.array(at) < windows))) for name, at in first.items()}
+
+
+def print_gradual(sizes: Sequence[int], seed: int, windows: int = 120, streams: int = 30) -> None:
+    print(f"\n## Gradual drift: median windows to the first alarm (share of {streams} streams alarmed in {windows})\n")
+    header = ["window rows", "stream", *GRADUAL_DETECTORS, "CUSUM / KS same rate"]
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for size in sizes:
+        for label, step in (("+0.01 sd per window to 0.1 sd", 0.01), ("no drift", 0.0)):
+            found = gradual_drift(
+                np.random.default_rng(seed), size, step=step, top=0.1, windows=windows, streams=streams
+            )
+            cells = [f"{median:g} ({share:.0%})" for median, share in found.values()]
+            ratio = found[GRADUAL_DETECTORS[0]][0] / found[GRADUAL_DETECTORS[1]][0]
+            print(f"| {size:,} | {label} | " + " | ".join(cells) + f" | {ratio:.2f} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     scope = parser.add_mutually_exclusive_group()
@@ -282,8 +328,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-windows", type=int, default=100)
     parser.add_argument("--skip", nargs="*", default=["anderson"], help="methods left out (anderson is slow)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gradual", action="store_true", help="only the gradual-drift scenario (slow drift)")
     add_options(parser)
     args = parser.parse_args(argv)
+    if args.gradual:
+        print_gradual(args.sizes or (200, 1_000), args.seed)
+        return 0
     sizes = args.sizes or (FULL_SIZES if args.full else QUICK_SIZES)
     rng = np.random.default_rng(args.seed)
     reference_rows = max(20_000, 2 * max(sizes))
