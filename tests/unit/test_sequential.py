@@ -210,3 +210,12 @@ def test_an_alert_rule_targets_the_slow_drift_score() -> None:
     compile_rules(_config({"method": "cusum"}, [{"name": "slow", "when": "drift.cusum.breached"}]))  # type: ignore[arg-type]
     with pytest.raises(RuleError, match=r"drift\.slow_drift\.method"):
         compile_rules(_config(None, [{"name": "slow", "when": "drift.cusum > threshold"}]))  # type: ignore[arg-type]
+
+
+def test_the_module_docstring_example_runs() -> None:
+    import doctest
+
+    import detectors.sequential
+
+    result = doctest.testmod(detectors.sequential)
+    assert result.attempted > 0 and result.failed == 0
