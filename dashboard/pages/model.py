@@ -27,6 +27,7 @@ from dashboard.context import Context
 from dashboard.pages.base import Page
 from dashboard.pages.overview import model_health
 from dashboard.queries import AlertRow, ModelInfo
+from dashboard.segments import worst_card
 from dashboard.state import (
     Location,
     PageQuery,
@@ -48,6 +49,7 @@ from dashboard.theme import (
     severity_badge,
     time_text,
 )
+from monitor.store.segments import SegmentRank, worst_segments
 
 RECENT_BUCKETS = 3  # "now" on the model page means the last few buckets of the range
 SERVICE_FACTOR = 1.5  # a service metric this far above its median over the range counts as abnormal
@@ -67,6 +69,8 @@ class ModelPage:
     open_now: list[AlertRow]  # pending and firing now, whatever the range: the model's health
     computation: queries.Computation | None  # the monitor's newest window: when performance was computed
     focus: Focus  # what the drifting-features and data-or-service cards describe
+    # "Where is it worst": the window's ranked segments (the selected window, else the newest with segments)
+    worst: tuple[datetime | None, list[SegmentRank]] = (None, [])
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,7 @@ def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | Non
             metrics = queries.metric_series(conn, model.id, tr.start, tr.end, bucket)  # the model's service
             alerts = queries.model_alerts(conn, model.name, tr.start, tr.end)
             open_now = queries.alerts(conn, states=("pending", "firing"), model=model.name)
+            worst = worst_segments(conn, monitor, query.window)
             # A bucket of the chart may merge windows: the cards read the selected window's own breaches.
             focus = (
                 Focus(
@@ -166,6 +171,7 @@ def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | Non
         open_now=open_now,
         computation=computation,
         focus=focus,
+        worst=worst,
     )
 
 
@@ -495,6 +501,7 @@ def render(location: Location, data: ModelData) -> html.Div:
             html.Div(
                 recompute_caption(page.computation), id="performance-recomputed", className="small text-muted mt-1"
             ),
+            worst_card(*page.worst, feature_href=lambda f: feature_url(name, f, page.worst[0], page.range)),
             dbc.Alert(
                 "Tip: click a heatmap cell to open that feature's distributions for that window; "
                 "drag to zoom all panels.",

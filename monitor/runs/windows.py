@@ -81,6 +81,26 @@ class Batch:
     label_ts: np.ndarray | None = None
     model_version: np.ndarray | None = None
 
+    def take(self, rows: np.ndarray) -> Batch:
+        """The rows selected by ``rows`` (a boolean mask of length ``n``, or indices), every column alike."""
+
+        def pick(column: np.ndarray | None) -> np.ndarray | None:
+            return None if column is None else column[rows]
+
+        features = {name: values[rows] for name, values in self.features.items()}
+        n = int(np.count_nonzero(rows)) if rows.dtype == bool else len(rows)
+        return Batch(
+            n=n,
+            features=features,
+            ids=pick(self.ids),
+            ts=pick(self.ts),
+            prediction=pick(self.prediction),
+            score=pick(self.score),
+            label=pick(self.label),
+            label_ts=pick(self.label_ts),
+            model_version=pick(self.model_version),
+        )
+
     @property
     def label_count(self) -> int:
         if self.label is None:

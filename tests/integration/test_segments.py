@@ -56,13 +56,20 @@ def make_config(**monitor: Any) -> Config:
 
 
 def add_hour(
-    engine: Engine, config: Config, hour: int, *, partner_shift: float = 0.0, versions: dict[str, float] | None = None
+    engine: Engine,
+    config: Config,
+    hour: int,
+    *,
+    partner_shift: float = 0.0,
+    versions: dict[str, float] | None = None,
+    fax: str = "fax",
 ) -> None:
     """``ROWS`` predictions in hour ``hour``; the partner channel's tenure moved by ``partner_shift``; a share of
-    rows per named version (the rest name none)."""
+    rows per named version (the rest name none); ``fax`` is what the fax channel is called."""
     model_id = sync_models(engine, config)["churn"]
     rng = np.random.default_rng(hour)
     channel = rng.choice(list(CHANNELS), ROWS, p=list(CHANNELS.values()))
+    channel = np.where(channel == "fax", fax, channel)
     region = rng.choice(["north", "south", "east"], ROWS)
     tenure = rng.normal(0.0, 1.0, ROWS) + np.where(channel == "partner", partner_shift, 0.0)
     spend = rng.normal(5.0, 2.0, ROWS)
