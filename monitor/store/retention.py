@@ -251,7 +251,8 @@ def _batches(engine: Engine, target: Target, batch: int) -> Iterator[int]:
 def _lock_model(connection: Connection, model_id: int) -> None:
     """Lock the model's row: the stale scan reads pruned_before under a share lock, so a batch decides and deletes
     either before a late label marks a window (and sees the mark) or after (and the scan sees the new floor)."""
-    connection.execute(select(Model.id).where(Model.id == model_id).with_for_update())
+    # FOR NO KEY UPDATE: ingestion's foreign key checks (FOR KEY SHARE) go on meanwhile.
+    connection.execute(select(Model.id).where(Model.id == model_id).with_for_update(key_share=True))
 
 
 def _raise_pruned_before(connection: Connection, model_id: int, newest: datetime) -> None:
@@ -311,6 +312,10 @@ def _drop(engine: Engine, config: Config, partition: Partition, now: datetime, b
                 break
     try:
         with engine.begin() as connection:
+            # The table first, as ingestion and partition creation take it before model (no deadlock); every
+            # statement waits meanwhile, so at most partitions.LOCK_TIMEOUT.
+            connection.execute(text(f"SET LOCAL lock_timeout = '{partitions.LOCK_TIMEOUT}'"))
+            connection.execute(text("LOCK TABLE prediction IN ACCESS EXCLUSIVE MODE"))
             ids = {name: i for name, i in connection.execute(select(Model.name, Model.id)).all()}
             holders = _holders(connection, partition, list(ids.values()))
             for model_id in sorted(holders):
