@@ -28,6 +28,7 @@ from sqlalchemy import ColumnElement, Connection, Row, Select, and_, case, func,
 from sqlalchemy.orm import aliased
 
 from monitor.config import parse_time
+from monitor.methods import SEQUENTIAL_METHODS
 from monitor.store.reliability import EstimatePoint, Unreliable, unreliable_marks
 from monitor.store.tables import Alert, Model, Prediction, Reference, RejectedRecord, Run, Score, Silence
 
@@ -207,6 +208,8 @@ def model_health(conn: Connection, model: ModelRow, now: datetime | None = None)
             Score.feature.is_not(None),
             Score.feature.not_in(OUTPUT_COLUMNS),
             Score.breached.is_(True),
+            # The window's own test, as the dashboard's drifting-features card; slow drift raises through alerts.
+            Score.method.not_in(SEQUENTIAL_METHODS),
         )
         .distinct()
         .order_by(Score.feature)

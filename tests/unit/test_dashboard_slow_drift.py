@@ -10,6 +10,7 @@ from sqlalchemy import Engine, insert
 from dashboard import queries
 from dashboard.pages.feature import _slow_drift_kpi
 from dashboard.queries import WindowScore
+from monitor.store import reads
 from monitor.store.tables import Model, Run, Score
 
 WS = datetime(2026, 1, 1, tzinfo=UTC)
@@ -17,7 +18,7 @@ HOUR = timedelta(hours=1)
 
 
 def _seed(engine: Engine) -> int:
-    """Two windows of feature x: KS calm then drifted, CUSUM raised in both."""
+    """Two windows: feature x calm then drifted by KS, y calm by KS in both; the CUSUM raised on both in both."""
     with engine.begin() as conn:
         model_id = conn.execute(
             insert(Model).returning(Model.id), [{"name": "m", "task": "binary", "feature_schema": {"x": "numeric"}}]
@@ -50,6 +51,9 @@ def _seed(engine: Engine) -> int:
             rows += [
                 {**base, "method": "ks", "value": p_value, "threshold": 0.05, "breached": ks_breached},
                 {**base, "method": "cusum", "value": 50.0, "threshold": 5.0, "breached": True},
+                # y: calm in every window by its own test, raised by the CUSUM
+                {**base, "feature": "y", "method": "ks", "value": 0.6, "threshold": 0.05, "breached": False},
+                {**base, "feature": "y", "method": "cusum", "value": 7.0, "threshold": 5.0, "breached": True},
             ]
         conn.execute(insert(Score), rows)
     return model_id
@@ -61,12 +65,21 @@ def test_per_window_views_do_not_count_the_slow_drift_score(sqlite_engine: Engin
         matrix = queries.drift_matrix(conn, model_id, "m1", WS, WS + 2 * HOUR, 2 * HOUR)
         chart = queries.feature_scores(conn, model_id, "m1", "x", WS, WS + 2 * HOUR, ("drift",))
         worst = queries.worst_window(conn, model_id, "m1", "x", WS, WS + 2 * HOUR)
-    (row,) = matrix.to_dict("records")
+    row = matrix.set_index("feature").loc["x"].to_dict()
+    assert matrix.set_index("feature").loc["y", "breached"] == 0
     # Two windows, one drifted by its own test: not four scores, three of them breached.
     assert (row["windows"], row["breached"], row["method"]) == (2, 1, "ks")
     assert row["severity"] == 1.25  # the KS p-value's (0.05 / 0.04), not the CUSUM statistic's (capped at 2)
     assert set(chart["method"]) == {"ks"} and len(chart) == 2
     assert worst == WS + HOUR
+
+
+def test_health_lists_the_features_drifting_by_their_window_test(sqlite_engine: Engine) -> None:
+    """The read API's and `driftscope status`'s drifting features agree with the dashboard's card."""
+    model_id = _seed(sqlite_engine)
+    with sqlite_engine.connect() as conn:
+        health = reads.model_health(conn, reads.ModelRow(model_id, "m", "binary", {"x": "numeric", "y": "numeric"}))
+    assert health.drifting_features == ("x",)
 
 
 def test_the_feature_page_shows_slow_drift_apart() -> None:
