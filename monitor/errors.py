@@ -12,6 +12,7 @@ Every subclass, with the module that defines it (``tests/unit/test_errors.py`` k
     ├── LabelFileError            monitor.ingest.files: a label file that cannot be read as a whole (type, columns)
     ├── ApiKeyError               monitor.store.api_keys: a duplicate or unknown API key name
     ├── ActionError               monitor.store.actions: a human action that cannot be applied (unknown alert...)
+    ├── DeploymentError           monitor.store.deployments: a deployment that cannot be recorded (bad version, URL...)
     ├── ReferenceError            monitor.runs.files: a reference that cannot be read or built
     ├── InsufficientReference     monitor.runs.references: too few reference rows (the run is ``insufficient_data``)
     ├── ReportError               monitor.runs.drilldown: a report that cannot be built (unknown monitor, empty window)

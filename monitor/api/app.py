@@ -50,17 +50,23 @@ class Public:
 
 @dataclass(frozen=True, slots=True)
 class RequireScope:
-    """The dependency of a route that needs a valid key with ``scope``: 401 without one, 403 without the scope."""
+    """The dependency of a route that needs a valid key with ``scope`` (or one of ``also``): 401 without a
+    key, 403 without the scope."""
 
     scope: Scope
     # Part of equality: typing caches Annotated[..., Depends(x)] by equal arguments, so with an equal
     # RequireScope a second app (another store) would get the first one's authentication.
     authenticate: Callable[[str | None], KeyInfo] = field(repr=False)
+    also: tuple[Scope, ...] = ()  # scopes that do as well (recording a deployment: operate or admin)
+
+    @property
+    def accepted(self) -> tuple[Scope, ...]:
+        return (self.scope, *self.also)
 
     def __call__(self, authorization: Annotated[str | None, Header()] = None) -> KeyInfo:
         key = self.authenticate(authorization)
-        if self.scope not in key.scopes:
-            raise HTTPException(403, f"this API key lacks the {self.scope!r} scope")
+        if not any(scope in key.scopes for scope in self.accepted):
+            raise HTTPException(403, f"this API key lacks the {' or '.join(map(repr, self.accepted))} scope")
         return key
 
 

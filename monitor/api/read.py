@@ -34,7 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from monitor.api.app import ErrorOut, RequireScope
 from monitor.config import Config
 from monitor.errors import DriftscopeError
-from monitor.store import actions, reads
+from monitor.store import actions, deployments, reads
 from monitor.store.api_keys import KeyInfo
 
 MAX_LIMIT = 10_000
@@ -126,12 +126,20 @@ class MonitorOut(BaseModel):
     last_status: str | None
 
 
+class VersionRowsOut(BaseModel):
+    version: str | None = Field(description="null: rows that named no version, before any full deployment.")
+    rows: int = Field(description="Predictions of this version: those that named it, and those with none in its time.")
+    tagged: int = Field(description="Of rows, those that named the version themselves.")
+
+
 class ModelOut(BaseModel):
     model_config = _example(
         name="churn", task="binary", features={"tenure": "numeric", "plan": "categorical"}, configured=True,
         monitors=[{"name": "churn-hourly", "window": 3600, "reference": {"range": [T0, T1]},
                    "drift": {"method": "auto", "threshold": "auto"}, "performance": ["roc_auc"], "last_window": T0,
                    "last_status": "succeeded"}],
+        current_version="2.0",
+        versions_24h=[{"version": "2.0", "rows": 21600, "tagged": 0}, {"version": "2.1", "rows": 2400, "tagged": 2400}],
     )  # fmt: skip
 
     name: str
@@ -139,6 +147,13 @@ class ModelOut(BaseModel):
     features: dict[str, str] = Field(description="Feature name → numeric | categorical, as stored.")
     configured: bool = Field(description="False for a model removed from the config (its history stays).")
     monitors: list[MonitorOut]
+    current_version: str | None = Field(
+        description="The version of the newest deployment that took all traffic (docs/versions.md); null: none "
+        "recorded. Predictions that name no version belong to it."
+    )
+    versions_24h: list[VersionRowsOut] = Field(
+        description="Versions that served in the last 24 hours, most rows first."
+    )
 
 
 class WindowOut(BaseModel):
@@ -397,6 +412,53 @@ class UploadOut(BaseModel):
     rows: int
 
 
+_DEPLOYMENT_EXAMPLE = {
+    "id": 4, "model": "churn", "version": "2.1", "deployed_at": T0, "traffic": 0.1, "commit": "9f2c1ab",
+    "url": "https://ci.example.com/runs/812", "deployed_by": "apikey:ci", "note": "canary", "created_at": T0,
+}  # fmt: skip
+
+
+class DeploymentOut(BaseModel):
+    model_config = _example(**_DEPLOYMENT_EXAMPLE)
+
+    id: int
+    model: str
+    version: str
+    deployed_at: datetime
+    traffic: float | None = Field(description="Share of traffic the version got, in (0, 1]; null: all of it.")
+    commit: str | None
+    url: str | None = Field(description="The pipeline run (http or https).")
+    deployed_by: str = Field(description="'apikey:<key name>' through the API, the user through the CLI.")
+    note: str | None
+    created_at: datetime
+
+
+class DeploymentsOut(BaseModel):
+    model_config = _example(deployments=[_DEPLOYMENT_EXAMPLE])
+
+    deployments: list[DeploymentOut] = Field(description="Newest first.")
+
+
+class DeploymentIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"version": "2.1", "commit": "9f2c1ab", "url": "https://ci.example.com/runs/812", "traffic": "10%"}
+            ]
+        },
+    )
+
+    version: str = Field(description="The version deployed: 1 to 100 printable characters.")
+    deployed_at: datetime | None = Field(None, description="When it went live; default: now.")
+    traffic: float | str | None = Field(
+        None, description="Share of traffic, 0.1 or '10%' (a canary), in (0, 1]; null: all of it."
+    )
+    commit: str | None = Field(None, max_length=100)
+    url: str | None = Field(None, max_length=2000, description="The pipeline run (http or https).")
+    note: str | None = Field(None, max_length=2000)
+
+
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     why = {
         400: "a bad parameter (cursor, time range, upload)",
@@ -450,6 +512,8 @@ def add_read_routes(
     ReadKey = Annotated[KeyInfo, Depends(RequireScope("read", authenticate))]
     OperateKey = Annotated[KeyInfo, Depends(RequireScope("operate", authenticate))]
     AdminKey = Annotated[KeyInfo, Depends(RequireScope("admin", authenticate))]
+    # Deployment pipelines hold operate keys, platform admins admin keys: either records a deployment.
+    DeployKey = Annotated[KeyInfo, Depends(RequireScope("operate", authenticate, also=("admin",)))]
 
     @contextmanager
     def reading() -> Iterator[Connection]:
@@ -492,9 +556,14 @@ def add_read_routes(
             for name, spec in sorted(config.monitors.items())
             if spec.model == model
         ]
+        now = datetime.now(UTC)
+        with reading() as conn:
+            current = deployments.version_at(conn, row.id, now)
+            seen = deployments.versions_seen(conn, row.id, now - timedelta(hours=24), now)
         return ModelOut(
-            name=row.name, task=row.task, features=row.features, configured=model in config.models, monitors=monitors
-        )
+            name=row.name, task=row.task, features=row.features, configured=model in config.models, monitors=monitors,
+            current_version=current, versions_24h=[VersionRowsOut(**asdict(v)) for v in seen],
+        )  # fmt: skip
 
     @router.get("/v1/models/{model}/health", response_model=HealthOut, tags=["read"], responses=_errors(404))
     def get_health(model: str, key: ReadKey) -> HealthOut:
@@ -809,6 +878,41 @@ def add_read_routes(
         actions.expire_silence(engine, silence_id)
         with reading() as conn:
             return _silence_out(reads.silence_by_id(conn, silence_id), datetime.now(UTC))  # type: ignore[arg-type]
+
+    @router.get(
+        "/v1/models/{model}/deployments",
+        response_model=DeploymentsOut,
+        tags=["read"],
+        responses=_errors(400, 404),
+    )
+    def get_deployments(model: str, key: ReadKey, since: Since = None, until: Until = None, limit: Limit = 500) -> Any:
+        """The model's deployments (`driftscope deploy record`), newest first: the dashboard's markers."""
+        start, end = _utc(since, "since"), _utc(until, "until")
+        with reading() as conn:
+            row = model_row(conn, model, key)
+            found = deployments.deployments(conn, row.id, since=start, until=end, limit=limit)
+        return DeploymentsOut(deployments=[DeploymentOut(**d.to_dict()) for d in found])
+
+    @router.post(
+        "/v1/models/{model}/deployments",
+        response_model=DeploymentOut,
+        status_code=201,
+        tags=["operate"],
+        responses=_errors(400, 404),
+    )
+    def record_deployment(model: str, body: DeploymentIn, key: DeployKey) -> Any:
+        """Record that a version went live (an `operate` or `admin` key; `deployed_by` is the key's name)."""
+        with reading() as conn:
+            model_row(conn, model, key)
+        try:
+            row = deployments.record_deployment(
+                engine, model, body.version, deployed_by=f"apikey:{key.name}",
+                at=_utc(body.deployed_at, "deployed_at"), traffic=body.traffic, commit=body.commit, url=body.url,
+                note=body.note,
+            )  # fmt: skip
+        except deployments.DeploymentError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return DeploymentOut(**row.to_dict())
 
 
 def _silence_out(silence: reads.SilenceRow, now: datetime) -> SilenceOut:

@@ -76,6 +76,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "canary",
         "Compare a candidate version with its baseline: exit 0 to promote, 1 if worse, 2 if not enough data yet.",
     ),
+    "deploy": ("deploy", "Record deployments of model versions; list them."),
     "status": (
         "status",
         "Print each model's live health; exit 0 if healthy, 1 if an alert fires, 2 if there is no data yet.",

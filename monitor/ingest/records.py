@@ -14,6 +14,7 @@ from typing import Any, Literal
 import orjson
 
 from monitor.config import FieldMap, ModelConfig
+from monitor.store.deployments import check_version
 from monitor.store.tables import utcnow
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,6 @@ CANONICAL_KEYS = frozenset({"id", "timestamp", "features", "prediction", "score"
 CANONICAL_LABEL_KEYS = frozenset({"id", "timestamp", "label"})
 
 MAX_ID_LENGTH = 200  # prediction.prediction_id is VARCHAR(200)
-MAX_VERSION_LENGTH = 100  # prediction.model_version and deployment.version are VARCHAR(100)
 MAX_STRING_LENGTH = 1024  # categories and class names; a 10 MB string is a bug upstream, not a category
 MAX_PAYLOAD_CHARS = 2000  # how much of a rejected record is kept for debugging
 CHUNK = 2000  # records per statement: bounds statement size, not round trips per row
@@ -295,23 +295,6 @@ def _record_id(value: Any, where: str) -> str:
     if not value or len(value) > MAX_ID_LENGTH:
         raise _Invalid(where, f"id must be 1 to {MAX_ID_LENGTH} characters, got {len(value)}")
     return _check_text(value, where, MAX_ID_LENGTH)
-
-
-def check_version(value: Any) -> str:
-    """A model version as sent (``"2.1"``, ``"v2-canary"``); raises ValueError saying what is wrong with it.
-
-    Versions name series in charts, labels in alert messages and rows in the dashboard: a printable
-    string of 1 to 100 characters, so nothing upstream can smuggle line breaks or escapes into them.
-    """
-    if not isinstance(value, str):
-        raise ValueError(f"expected a version string, got {_show(value)}")
-    if not 1 <= len(value) <= MAX_VERSION_LENGTH:
-        raise ValueError(f"version must be 1 to {MAX_VERSION_LENGTH} characters, got {len(value)}")
-    if not value.isprintable():
-        raise ValueError(
-            f"version {_show(value)} contains a non-printable character (control, format or line separator)"
-        )
-    return value
 
 
 def _version(value: Any, where: str) -> str:

@@ -219,7 +219,8 @@ def test_a_bad_model_version_names_the_record_and_the_field() -> None:
         '[4].model_version: version "2.1\\n" contains a non-printable character (control, format or line separator)',
         '[5].model_version: version "2.1\\u001b[31m" contains a non-printable character (control, format or line'
         " separator)",
-        '[6].model_version: version "2.1\u202e" contains a non-printable character (control, format or line separator)',
+        '[6].model_version: version "2.1\\u202e" contains a non-printable character (control, format or line'
+        " separator)",
     ]
 
 
