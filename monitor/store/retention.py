@@ -44,6 +44,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, exists, func, not_, or_, select, text, tuple_, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.expression import Tuple
 
 from monitor.config import Config, MonitorConfig, Retention, as_utc
 from monitor.store import partitions
@@ -234,7 +235,8 @@ def _batches(engine: Engine, target: Target, batch: int) -> Iterator[int]:
             condition = target.condition(connection)
             if condition is None:
                 return
-            chosen = select(target.id_column).where(condition).order_by(target.order_column).limit(batch)
+            named = target.id_column.clauses if isinstance(target.id_column, Tuple) else [target.id_column]
+            chosen = select(*named).where(condition).order_by(target.order_column).limit(batch)
             statement = delete(table).where(target.id_column.in_(chosen))
             if target.watermark is None:
                 count = connection.execute(statement).rowcount

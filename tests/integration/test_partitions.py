@@ -3,18 +3,23 @@ drops whole weeks and new weeks are created — nothing lost, nothing stored twi
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import Engine, text
 
 from monitor.ingest import ingest_labels, ingest_predictions
 from monitor.store import partitions, retention
 from monitor.store.partitions import WEEK
-from tests.integration.test_retention import DAY, HOUR, first_hour, make_history, predictions
+from monitor.store.tables import utcnow
+from tests.integration.test_retention import DAY, HOUR, first_hour, history_data, make_history, predictions
+from tests.integration.test_scheduler_cli import invoke
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +34,15 @@ def records(ids: list[str], at: Callable[[int], datetime]) -> list[dict[str, Any
     ]  # fmt: skip
 
 
+def create_weeks(engine: Engine, start: datetime, end: datetime) -> None:
+    """The weekly partitions from ``start``'s week to ``end``'s (the store was migrated today)."""
+    with engine.begin() as connection:
+        week = partitions.week(start)
+        while week.start <= end:
+            partitions.create(connection, week)
+            week = partitions.week(week.end)
+
+
 def rows_per_id(engine: Engine) -> dict[str, int]:
     with engine.connect() as connection:
         found = connection.execute(text("SELECT prediction_id, count(*) FROM prediction GROUP BY prediction_id"))
@@ -37,11 +51,7 @@ def rows_per_id(engine: Engine) -> dict[str, int]:
 
 def test_ingestion_from_several_threads_while_weeks_are_dropped_and_created(postgres_engine: Engine) -> None:
     engine = postgres_engine
-    with engine.begin() as connection:
-        week = partitions.week(first_hour(NOW))
-        while week.start <= NOW:
-            partitions.create(connection, week)
-            week = partitions.week(week.end)
+    create_weeks(engine, first_hour(NOW), NOW)
     history = make_history(engine, str(engine.url), NOW)
     config = history.config
     before = predictions(engine)
@@ -160,3 +170,25 @@ def test_ingestion_from_several_threads_while_weeks_are_dropped_and_created(post
         floor = connection.execute(text("SELECT pruned_before FROM model WHERE name = 'churn'")).scalar_one()
     assert floor >= max(p.end for p in dropping) - timedelta(microseconds=1)
     assert {n for _, n in retention.prune(engine, config, NOW)} == {0}
+
+
+def test_prune_dry_run_names_the_weeks_it_would_drop(postgres_engine: Engine, tmp_path: Path) -> None:
+    engine, now = postgres_engine, utcnow()
+    create_weeks(engine, first_hour(now), now)
+    history = make_history(engine, str(engine.url), now)
+    file = tmp_path / "driftscope.yaml"
+    file.write_text(yaml.safe_dump(history_data(engine.url.render_as_string(False), history.t0)), encoding="utf-8")
+    before = predictions(engine)
+
+    dry = invoke("prune", "--dry-run", "-c", str(file))
+    assert dry.exit_code == 0, dry.output
+    weeks = re.findall(r"^\(store\)  (prediction_p\d{8}) would drop partition with ([\d,]+) rows$", dry.output, re.M)
+    batched = re.search(r"^churn    prediction         would delete ([\d,]+)$", dry.output, re.M)
+    assert weeks and batched, dry.output
+    with engine.connect() as connection:
+        stored = {p.name for p in partitions.partitions(connection)}
+    assert {name for name, _ in weeks} <= stored
+    assert sum(int(n.replace(",", "")) for _, n in [*weeks, ("", batched.group(1))]) == sum(
+        history.due(ts) for ts in before.values()
+    )
+    assert predictions(engine) == before  # a dry run

@@ -372,3 +372,35 @@ def test_a_late_label_for_a_window_retention_reached_does_not_recompute_it(store
     assert late.window_run(store_engine, 3).stale_since is not None
     scores = late.window_scores(store_engine, 2, method="volume")
     assert [s.value for s in scores] == [late.ROWS]  # window 2 keeps what it was computed from
+
+
+def test_metric_samples_older_than_their_retention_go_per_model(store_engine: Engine) -> None:
+    from monitor.config import Retention
+    from monitor.store.tables import MetricPoint, MetricSeries
+
+    now = datetime(2026, 5, 1, 12, 30, tzinfo=UTC)
+    data = config_data()
+    data["models"]["other"] = data["models"]["churn"]
+    plain = parse_config(data)
+    churn = plain.models["churn"].model_copy(update={"retention": Retention(metrics=timedelta(days=90))})
+    config = plain.model_copy(update={"models": {**plain.models, "churn": churn}})
+    ids = sync_models(store_engine, config)
+    with store_engine.begin() as connection:
+        for model in ("churn", "other"):
+            series = connection.execute(
+                insert(MetricSeries).values(model_id=ids[model], name="latency", query="q", labels={},
+                                            labels_hash=model).returning(MetricSeries.id)
+            ).scalar_one()  # fmt: skip
+            connection.execute(
+                insert(MetricPoint), [{"series_id": series, "ts": now - d * DAY, "value": 1.0} for d in range(0, 120)]
+            )
+    counts = {(t.model, t.table): n for t, n in retention.due(store_engine, config, now)}
+    assert counts[("churn", "metric_point")] == 29  # days 91-119; day 90 is exactly the cut-off and stays
+    retention.prune(store_engine, config, now, batch=7)
+    with store_engine.connect() as connection:
+        kept = connection.execute(
+            select(MetricSeries.labels_hash, func.min(MetricPoint.ts), func.count())
+            .join(MetricPoint, MetricPoint.series_id == MetricSeries.id)
+            .group_by(MetricSeries.labels_hash)
+        ).all()
+    assert sorted(tuple(k) for k in kept) == [("churn", now - 90 * DAY, 91), ("other", now - 119 * DAY, 120)]
