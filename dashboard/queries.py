@@ -336,8 +336,8 @@ def performance_series(
     conn: Connection, model_id: int, monitor: str, start: datetime, end: datetime, bucket: timedelta
 ) -> pd.DataFrame:
     """bucket, kind (performance | estimated_performance), method, value, ci_lower, ci_upper, band_lower/upper,
-    std_error (of a realized value) and ``unreliable``: on estimated rows, why the estimate is not to be
-    trusted (a :class:`~monitor.store.reliability.Unreliable`) or None; on realized rows None."""
+    n (rows scored; labelled rows of a realized value) and ``unreliable``: on estimated rows, why the
+    estimate is not to be trusted (a :class:`~monitor.store.reliability.Unreliable`) or None; else None."""
     b = _bucket(conn, Score.window_start, bucket).label("bucket")
     details = Score.details
     stmt = (
@@ -350,7 +350,7 @@ def performance_series(
             func.avg(details["ci_upper"].as_float()).label("ci_upper"),
             func.max(details["band_lower"].as_float()).label("band_lower"),
             func.max(details["band_upper"].as_float()).label("band_upper"),
-            func.avg(details["std_error"].as_float()).label("std_error"),
+            func.avg(details["n"].as_float()).label("n"),
         )
         .where(
             Score.model_id == model_id,
@@ -390,10 +390,16 @@ def _mark_estimates(
             number(lo),
             number(hi),
             number(realized["value"].get(bucket)),
-            number(realized["std_error"].get(bucket)),
+            number(n),
+            number(realized["n"].get(bucket)),
         )
-        for bucket, value, lo, hi in zip(
-            estimated["bucket"], estimated["value"], estimated["ci_lower"], estimated["ci_upper"], strict=True
+        for bucket, value, lo, hi, n in zip(
+            estimated["bucket"],
+            estimated["value"],
+            estimated["ci_lower"],
+            estimated["ci_upper"],
+            estimated["n"],
+            strict=True,
         )
     ]
     marks = unreliable_marks(points, carried_mark(conn, model_id, monitor, method, start))

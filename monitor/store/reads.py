@@ -270,7 +270,7 @@ SEED_PAGE = 200
 
 def _estimate_points_query(model_id: int, monitor: str, method: str, *, labelled: bool = False) -> Select[Any]:
     """Per window, ``method``'s estimate with its interval and (outer-joined, or only those with one when
-    ``labelled``) the realized value of the same window with its standard error."""
+    ``labelled``) the realized value of the same window, with the rows each is computed on."""
     est, real = aliased(Score), aliased(Score)
     stmt = select(
         est.window_start,
@@ -278,7 +278,8 @@ def _estimate_points_query(model_id: int, monitor: str, method: str, *, labelled
         est.details["ci_lower"].as_float(),
         est.details["ci_upper"].as_float(),
         real.value,
-        real.details["std_error"].as_float(),
+        est.details["n"].as_float(),
+        real.details["n"].as_float(),
     ).where(
         est.model_id == model_id,
         est.monitor == monitor,
@@ -303,7 +304,7 @@ def _estimate_points_query(model_id: int, monitor: str, method: str, *, labelled
 
 
 def _point(row: Row[Any]) -> EstimatePoint:
-    # window_start, estimate, ci_lower, ci_upper, realized, realized_std_error: _estimate_points_query's columns
+    # window_start, estimate, ci_lower, ci_upper, realized, n, n_realized: _estimate_points_query's columns
     values: tuple[Any, ...] = tuple(row)
     return EstimatePoint(*values)
 

@@ -12,10 +12,14 @@ estimate with an interval disagreed, and reliable again once a later labelled wi
 of it is stored: labels that arrive late recompute a window's realized score, and the next read sees
 the new marks.
 
-A realized value computed on few labels is noisy in its own right. So that such noise alone does not
-mark an estimate unreliable, the interval is widened by 3 of the realized value's own standard errors
-(``details.std_error`` of the realized score, from its bootstrap) before the comparison; the interval
-shown to people is the estimate's, which the realized value then lies outside all the more.
+The estimate's interval is the band the realized value of a fully labelled window falls in: its
+sampling error is the metric's at the window's row count (``details.n`` of the estimate). A realized
+value computed on fewer labelled rows (``details.n`` of the realized score) varies more, by
+``sqrt(rows / labelled rows)``; so that this noise alone does not refute the estimate, each side of the
+interval is widened by that factor before the comparison. The interval shown to people is the
+estimate's own, which a refuting realized value lies outside all the more. (The realized score's
+bootstrap standard error is not used instead: under concept drift it grows with the drift itself, and
+widening by it hid most of the refutations the labels showed — see docs/detectors.md.)
 
 Pure: no SQL here; :mod:`monitor.store.reads` feeds it from the store, and the dashboard and the
 alerts import it from the core.
@@ -29,9 +33,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-# Width of the realized value's own uncertainty, in its standard errors (as the estimate's ± 3).
-REALIZED_ERROR_RANGE = 3.0
-
 
 @dataclass(frozen=True, slots=True)
 class EstimatePoint:
@@ -42,7 +43,8 @@ class EstimatePoint:
     ci_lower: float | None
     ci_upper: float | None
     realized: float | None = None
-    realized_std_error: float | None = None
+    n: float | None = None  # rows the estimate is computed on
+    n_realized: float | None = None  # labelled rows the realized value is computed on
 
     @property
     def comparable(self) -> bool:
@@ -50,14 +52,17 @@ class EstimatePoint:
         return all(_finite(v) for v in (self.estimate, self.ci_lower, self.ci_upper, self.realized))
 
     def disagrees(self) -> bool:
-        """The realized value lies outside the estimate's interval, beyond its own sampling error.
-
-        Only meaningful when :attr:`comparable`.
-        """
-        assert self.realized is not None and self.ci_lower is not None and self.ci_upper is not None
-        se = self.realized_std_error
-        slack = REALIZED_ERROR_RANGE * se if se is not None and math.isfinite(se) else 0.0
-        return not (self.ci_lower - slack <= self.realized <= self.ci_upper + slack)
+        """The realized value lies outside the estimate's interval, each side widened by
+        ``sqrt(n / n_realized)`` when fewer rows are labelled. Only meaningful when :attr:`comparable`."""
+        assert self.estimate is not None and self.realized is not None
+        assert self.ci_lower is not None and self.ci_upper is not None
+        n, labelled = self.n, self.n_realized
+        widen = 1.0
+        if n is not None and labelled is not None and math.isfinite(n) and 0 < labelled < n:
+            widen = math.sqrt(n / labelled)
+        lower = self.estimate - (self.estimate - self.ci_lower) * widen
+        upper = self.estimate + (self.ci_upper - self.estimate) * widen
+        return not (lower <= self.realized <= upper)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,7 @@ def _scores(i: int) -> list[dict[str, Any]]:
     ]
     if i < CALM + EPISODE:
         realized = 0.77 if drifting else 0.85 + 0.004 * (i % 4)
-        details = {"n": 400, "std_error": 0.012, "ci_lower": realized - 0.024, "ci_upper": realized + 0.024}
+        details = {"n": 400, "ci_lower": realized - 0.024, "ci_upper": realized + 0.024}
         out.append({"kind": "performance", "method": "roc_auc", "value": realized, "details": details})
     return out
 

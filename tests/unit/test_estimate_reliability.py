@@ -15,8 +15,10 @@ def w(i: int) -> datetime:
     return T0 + timedelta(minutes=i)
 
 
-def est(i: int, value: float, lo: float, hi: float, realized: float | None = None, se: float | None = None):
-    return EstimatePoint(w(i), value, lo, hi, realized, se)
+def est(
+    i: int, value: float, lo: float, hi: float, realized: float | None = None, n: float = 1000, labelled: float = 1000
+) -> EstimatePoint:
+    return EstimatePoint(w(i), value, lo, hi, realized, n, labelled)
 
 
 def flags(points: list[EstimatePoint]) -> list[bool]:
@@ -67,11 +69,17 @@ def test_interval_ends_are_inside() -> None:
     assert flags([est(0, 0.93, 0.90, 0.97, 0.8999)]) == [True]
 
 
-def test_a_noisy_realized_value_widens_the_interval_by_its_own_sampling_error() -> None:
-    # 0.85 is 0.05 below the interval: within 3 standard errors of 0.02 (few labels), not within 3 of 0.01.
-    assert flags([est(0, 0.93, 0.90, 0.97, 0.85, se=0.02)]) == [False]
-    assert flags([est(0, 0.93, 0.90, 0.97, 0.85, se=0.01)]) == [True]
-    assert flags([est(0, 0.93, 0.90, 0.97, 0.85, se=float("nan"))]) == [True]
+def test_fewer_labelled_rows_widen_the_interval_by_the_square_root_of_the_share() -> None:
+    # 0.86 is 0.04 below the interval 0.90–0.97 around 0.93 (0.03 below it). With a quarter of the rows
+    # labelled the realized value's sampling error doubles, so the lower side reaches 0.93 - 2 × 0.03 = 0.87.
+    assert flags([est(0, 0.93, 0.90, 0.97, 0.86, n=1000, labelled=250)]) == [True]
+    assert flags([est(0, 0.93, 0.90, 0.97, 0.875, n=1000, labelled=250)]) == [False]
+    assert flags([est(0, 0.93, 0.90, 0.97, 0.875, n=1000, labelled=1000)]) == [True]
+    # Each side scales by itself: an interval clipped at 1 above stays tighter above than below.
+    assert flags([est(0, 0.98, 0.95, 1.0, 0.935, n=400, labelled=100)]) == [False]
+    # No row counts (or more labelled rows than estimated ones): the estimate's own interval.
+    assert flags([EstimatePoint(w(0), 0.93, 0.90, 0.97, 0.875)]) == [True]
+    assert flags([est(0, 0.93, 0.90, 0.97, 0.875, n=1000, labelled=2000)]) == [True]
 
 
 @pytest.mark.parametrize(
@@ -84,7 +92,7 @@ def test_a_noisy_realized_value_widens_the_interval_by_its_own_sampling_error() 
         ("mae", [est(0, 3.1, 2.8, 3.4, 3.0), est(1, 3.0, 2.7, 3.3, 5.2), est(2, 3.0, 2.7, 3.3, 2.9)],
          [False, True, False]),
         # regression RMSE with an interval clipped at 0 below (DLE clips ci_lower to 0)
-        ("rmse", [est(0, 0.1, 0.0, 0.4, 0.0), est(1, 0.1, 0.0, 0.4, 0.41, se=0.0)], [False, True]),
+        ("rmse", [est(0, 0.1, 0.0, 0.4, 0.0), est(1, 0.1, 0.0, 0.4, 0.41)], [False, True]),
     ],
 )  # fmt: skip
 def test_other_tasks_metrics(metric: str, points: list[EstimatePoint], expected: list[bool]) -> None:
