@@ -14,12 +14,22 @@ import pytest
 import yaml
 from sqlalchemy import Engine, text
 
+from monitor.config import parse_config
 from monitor.ingest import ingest_labels, ingest_predictions
 from monitor.store import partitions, retention
 from monitor.store.partitions import WEEK
 from monitor.store.tables import utcnow
-from tests.integration.test_retention import DAY, HOUR, first_hour, history_data, make_history, predictions
+from tests.integration.test_retention import (
+    DAY,
+    HOUR,
+    config_data,
+    first_hour,
+    history_data,
+    make_history,
+    predictions,
+)
 from tests.integration.test_scheduler_cli import invoke
+from tests.integration.test_workers import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -192,3 +202,22 @@ def test_prune_dry_run_names_the_weeks_it_would_drop(postgres_engine: Engine, tm
         history.due(ts) for ts in before.values()
     )
     assert predictions(engine) == before  # a dry run
+
+
+def test_the_worker_creates_the_weeks_ahead_of_its_clock(postgres_engine: Engine) -> None:
+    from monitor.cli.worker_process import Worker
+
+    later = utcnow() + 10 * WEEK  # the store was migrated today: these weeks do not exist yet
+    wanted = {partitions.week(later + ahead * WEEK).name for ahead in range(partitions.AHEAD + 1)}
+
+    def created() -> set[str]:
+        with postgres_engine.connect() as connection:
+            return wanted & {p.name for p in partitions.partitions(connection)}
+
+    assert created() == set()
+    worker = Worker(parse_config(config_data()), postgres_engine, clock=lambda: later)
+    worker.start()
+    try:
+        wait_until(lambda: created() == wanted, "the worker's partitions job")
+    finally:
+        worker.shutdown()
