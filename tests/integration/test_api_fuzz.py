@@ -40,6 +40,10 @@ def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
     upgrade(engine)
     # Every scope, so that each operation gets past authentication to its parameters and bodies.
     key, _ = create_api_key(engine, "svc-fuzz", scopes=["ingest", "read", "operate", "admin"])
+    # The canary route imports NumPy, SciPy and pandas on its first call, seconds on a busy runner. The server runs
+    # in this process: import them before the fuzzing, so that no generated request waits for them.
+    import monitor.runs.canary  # noqa: F401
+
     with serving(create_app(make_config(max_body_bytes=200_000), engine)) as url:
         yield url, key
         assert httpx.get(f"{url}/healthz", timeout=10).json() == {"status": "ok"}
