@@ -202,6 +202,8 @@ def prune(
             if progress is not None:
                 progress(target, deleted)
             done.append((target, deleted))
+            if stop is not None and stop.is_set():
+                break
             continue
         for count in _batches(engine, target, batch):
             deleted += count
