@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from html import escape
 from typing import Any, ClassVar
 
 import numpy as np
@@ -17,11 +18,14 @@ import plotly.graph_objects as go
 
 from dashboard.queries import OUTPUT_COLUMNS, SEVERITY_CAP, AlertRow
 from dashboard.theme import GREY, GRID, HEATMAP_SCALE, INK, MUTED, OKABE_ITO, SEVERITY_COLOURS, duration_text
+from monitor.store.deployments import DeploymentRow
 
 FONT = {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", "size": 12, "color": INK}
 REALIZED = OKABE_ITO["blue"]
 ESTIMATED = OKABE_ITO["reddish_purple"]
 UNRELIABLE = OKABE_ITO["vermillion"]  # estimates that labelled windows refute
+DEPLOYMENT = OKABE_ITO["bluish_green"]  # a deployment's line and version
+VERSION_LABEL_CHARS = 16  # of a version above its deployment's line; whole in the hover
 REFERENCE = "rgba(138,148,166,0.18)"
 METRIC_COLOURS = [OKABE_ITO["blue"], OKABE_ITO["vermillion"], OKABE_ITO["bluish_green"], OKABE_ITO["reddish_purple"]]
 HEATMAP_ROW_PX = 15
@@ -119,6 +123,7 @@ class Timeline:
     bucket: timedelta
     window: timedelta
     selected: datetime | None = None
+    deployments: Sequence[DeploymentRow] = ()  # in the range, newest first (monitor.store.deployments)
 
 
 def share_axis(values: Any, intervals: int) -> dict[str, Any]:
@@ -316,6 +321,7 @@ def model_timeline(t: Timeline) -> dict[str, Any]:
     for i, name in enumerate(metric_names):
         _metric_panel(fig, t, name, METRIC_COLOURS[i % len(METRIC_COLOURS)], row=8 + i)
     _alert_spans(fig, t)
+    _deployment_lines(fig, t)
     if t.selected is not None:
         mid = t.selected + t.window / 2
         fig.span(mid, mid, type="line", line={"color": INK, "width": 1.5, "dash": "dot"})
@@ -674,6 +680,41 @@ def _alert_spans(fig: _Panels, t: Timeline) -> None:
                 "name": "alerts",
                 "cliponaxis": False,
             },
+        )
+
+
+def _text(value: str) -> str:
+    """``value`` as literal text in Plotly's pseudo-HTML (hover and marker text): tags become entities."""
+    return escape(value, quote=False)
+
+
+def _deployment_lines(fig: _Panels, t: Timeline) -> None:
+    """A vertical line over every panel at each deployment, its version on top, and who, what and when in
+    the version's hover. Labels are annotations on the paper: a trace's point above its axis range is not
+    drawn. Every value is data, escaped, as Plotly reads tags (``<a href>`` too) in text and hover text."""
+    for d in sorted(t.deployments, key=lambda d: d.deployed_at):
+        if not t.start <= d.deployed_at <= t.end:
+            continue
+        fig.span(d.deployed_at, d.deployed_at, type="line", line={"color": DEPLOYMENT, "width": 1.5})
+        version = d.version if len(d.version) <= VERSION_LABEL_CHARS else d.version[: VERSION_LABEL_CHARS - 1] + "…"
+        fig.layout["annotations"].append(
+            {
+                "x": d.deployed_at,
+                "xref": "x",
+                "y": 1,
+                "yref": "paper",
+                "yanchor": "bottom",
+                "text": _text(version),
+                "hovertext": (
+                    f"<b>deployed {_text(d.version)}</b> ({'all traffic' if d.full else f'{d.traffic:.0%} canary'})"
+                    + (f"<br>commit {_text(d.commit)}" if d.commit else "")
+                    + f"<br>{d.deployed_at:%b %d %H:%M} UTC by {_text(d.deployed_by)}"
+                ),
+                "showarrow": False,
+                "font": {"size": 11, "color": DEPLOYMENT},
+                "bgcolor": "white",
+                "borderpad": 1,
+            }
         )
 
 

@@ -10,7 +10,7 @@ import shlex
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,6 +49,8 @@ from dashboard.theme import (
     severity_badge,
     time_text,
 )
+from dashboard.versions import deployments_card, versions_card
+from monitor.store.deployments import DeploymentRow, VersionRows, deployments, versions_seen
 from monitor.store.segments import SegmentRank, worst_segments
 
 RECENT_BUCKETS = 3  # "now" on the model page means the last few buckets of the range
@@ -71,6 +73,8 @@ class ModelPage:
     focus: Focus  # what the drifting-features and data-or-service cards describe
     # "Where is it worst": the window's ranked segments (the selected window, else the newest with segments)
     worst: tuple[datetime | None, list[SegmentRank]] = (None, [])
+    deployments: list[DeploymentRow] = field(default_factory=list)  # in the range, newest first
+    versions: list[VersionRows] = field(default_factory=list)  # rows per version in the range
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,8 @@ def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | Non
             alerts = queries.model_alerts(conn, model.name, tr.start, tr.end)
             open_now = queries.alerts(conn, states=("pending", "firing"), model=model.name)
             worst = worst_segments(conn, monitor, query.window)
+            deployed = deployments(conn, model.id, since=tr.start, until=tr.end)
+            versions = versions_seen(conn, model.id, tr.start, tr.end)
             # A bucket of the chart may merge windows: the cards read the selected window's own breaches.
             focus = (
                 Focus(
@@ -157,6 +163,7 @@ def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | Non
             bucket=bucket,
             window=extent.window,
             selected=query.window,
+            deployments=deployed,
         )
     breached = queries.breached_features(timeline.matrix)
     focus = focus or Focus(tr.end - RECENT_BUCKETS * bucket, tr.end, breached, selected=False)
@@ -172,6 +179,8 @@ def build(engine: Engine, model: ModelInfo, query: PageQuery) -> ModelPage | Non
         computation=computation,
         focus=focus,
         worst=worst,
+        deployments=deployed,
+        versions=versions,
     )
 
 
@@ -502,6 +511,8 @@ def render(location: Location, data: ModelData) -> html.Div:
                 recompute_caption(page.computation), id="performance-recomputed", className="small text-muted mt-1"
             ),
             worst_card(*page.worst, feature_href=lambda f: feature_url(name, f, page.worst[0], page.range)),
+            deployments_card(page.deployments),
+            versions_card(page.versions),
             dbc.Alert(
                 "Tip: click a heatmap cell to open that feature's distributions for that window; "
                 "drag to zoom all panels.",
