@@ -7,7 +7,9 @@ model's outputs — prediction, score, label — listed apart, so they never pus
 the estimated performance of the same window when the monitor has it, and a deep link to the dashboard page.
 An estimate that labelled windows refute (:mod:`monitor.store.reliability`) is said to be unreliable, in the
 summary of an alert on it and beside it in the list of a drift alert.
-Every alert names its monitor: a model with several monitors gets one alert per monitor.
+Every alert names its monitor: a model with several monitors gets one alert per monitor. A monitor with
+``segments:`` names the window's segments that moved furthest (per-version segments among them)
+(:mod:`monitor.store.segments` ranks them), each name on one line with its control characters escaped.
 
 The payload stored in the outbox is channel-neutral JSON (typed as :class:`alerts.payload.NotificationPayload`);
 each channel module renders it (Block Kit, e-mail, Alertmanager alerts...). It never holds a secret: it is
@@ -30,9 +32,12 @@ from alerts.rules import EXTRA_DRIFT_COLUMNS, CompiledRule, Observation
 from monitor.config import Config, ReferenceSpec
 from monitor.store.reads import estimate_marks
 from monitor.store.reliability import Unreliable
+from monitor.store.segments import worst_segments
 from monitor.store.tables import Alert, Score
 
 TOP_FEATURES = 5
+WORST_SEGMENTS = 3  # named in a message: the segments of the window that moved furthest (docs/detectors.md)
+SEGMENT_CHARS = 80  # of a segment's name in a message (it is data)
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 
@@ -239,9 +244,49 @@ def explain(
         )
     if monitor is not None and rule.selector.source in ("drift", "quality"):
         annotations["estimated_performance"] = estimated_performance(session, monitor, latest.window_start)
+    segmented = config.monitors.get(str(monitor)) if monitor is not None else None
+    if segmented is not None and segmented.segments and rule.selector.score_kind:
+        annotations["worst_segments"] = segment_notes(session, str(monitor), latest.window_start)
     if rule.selector.source == "staleness":
         annotations["last_prediction"] = context.get("last_prediction")
     return annotations
+
+
+def segment_notes(session: Session, monitor: str, window_start: datetime) -> list[dict[str, Any]]:
+    """The window's segments that moved furthest (at most ``WORST_SEGMENTS``, scored ones only), worst first."""
+    _, ranked = worst_segments(session.connection(), monitor, window_start)
+    return [
+        {
+            "segment_by": r.segment_by,
+            "segment": r.segment,
+            "rows": r.rows,
+            "moved": r.severity,
+            "kind": r.worst_kind,
+            "feature": r.worst_feature,
+            "method": r.worst_method,
+            "value": r.worst_value,
+            "threshold": r.worst_threshold,
+        }
+        for r in ranked
+        if r.severity is not None
+    ][:WORST_SEGMENTS]
+
+
+def _printable(text: str) -> str:
+    """A data value on one line of a message: control characters escaped (no forged lines), cut."""
+    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    return shown if len(shown) <= SEGMENT_CHARS else shown[: SEGMENT_CHARS - 1] + "…"
+
+
+def _segment_line(segment: Mapping[str, Any]) -> str:
+    score = f"{segment['method']} {_fmt(segment['value'])} (threshold {_fmt(segment['threshold'])})"
+    what = f"{segment['feature']} drift {score}" if segment["kind"] == "drift" else score
+    if segment["kind"] == "estimated_performance":
+        what = f"estimated {what}"
+    return (
+        f"  {_printable(segment['segment_by'])} = {_printable(segment['segment'])} ({segment['rows']} rows): "
+        f"{what}, {segment['moved']:.2f}× its threshold"
+    )
 
 
 def _fmt(value: float | None) -> str:
@@ -372,6 +417,9 @@ def alert_lines(alert: Mapping[str, Any]) -> list[str]:
             f"estimated {estimate['method']}: {_fmt(estimate['value'])}"
             + (f" ({unreliable['text']})" if unreliable else "")
         )
+    if segments := notes.get("worst_segments"):
+        lines.append("worst segments:")
+        lines += [_segment_line(segment) for segment in segments]
     if alert.get("acknowledged_by"):
         lines.append(f"acknowledged by {alert['acknowledged_by']}")
     if notes.get("link"):

@@ -9,11 +9,13 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, insert, select, update
 
+from alerts import evaluate as evaluate_alerts
+from alerts.message import alert_lines
 from monitor.config import Config, parse_config
 from monitor.runs.scheduler import Scheduler
 from monitor.store.queries import sync_models
 from monitor.store.segments import VERSION, worst_segments
-from monitor.store.tables import Deployment, Prediction, Score, SegmentScore
+from monitor.store.tables import Deployment, Notification, Prediction, Score, SegmentScore
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -22,7 +24,7 @@ ROWS = 2000
 CHANNELS = {"web": 0.5, "app": 0.3, "store": 0.1, "partner": 0.08, "kiosk": 0.01, "fax": 0.01}
 
 
-def make_config(**monitor: Any) -> Config:
+def make_config(alerts: dict[str, Any] | None = None, **monitor: Any) -> Config:
     spec = {
         "model": "churn",
         "window": "1h",
@@ -51,6 +53,7 @@ def make_config(**monitor: Any) -> Config:
             },
             "monitors": {"churn-hourly": spec},
             "worker": {"metrics_port": None, "run_lease": "10m"},
+            "alerts": alerts or {},
         }
     )
 
@@ -156,6 +159,27 @@ def test_a_shift_in_one_channel_is_ranked_worst_while_the_window_barely_moves(st
     assert {r.rows for r in partner} == {worst.rows} and 100 < worst.rows < 220
     # The earlier windows carry no version split: no row names a version and no deployment is recorded.
     assert not segment_rows(store_engine, window, segment_by=VERSION)
+
+
+def test_an_alert_on_the_window_names_its_worst_segments(store_engine: Engine) -> None:
+    rule = {"name": "tenure drift", "when": "drift.wasserstein > 0.05", "for": 1, "notify": ["console"]}
+    config = make_config({"rules": [rule], "channels": {"console": {"kind": "console"}}, "group_wait": "0s"})
+    for hour in range(3):
+        add_hour(store_engine, config, hour)
+    add_hour(store_engine, config, 3, partner_shift=1.0, fax="fax\nFIRING: forged line")
+    assert Scheduler(config, store_engine, clock=lambda: T0 + 5 * HOUR).tick() == 4
+    evaluate_alerts(store_engine, config, T0 + 5 * HOUR)
+    with store_engine.connect() as connection:
+        payloads = [n.payload for n in connection.execute(select(Notification)).all()]
+    tenure = [a for p in payloads for a in p["alerts"] if a["labels"].get("feature") == "tenure"]
+    assert tenure, payloads
+    worst = tenure[0]["annotations"]["worst_segments"]
+    assert (worst[0]["segment_by"], worst[0]["segment"], worst[0]["feature"]) == ("channel", "partner", "tenure")
+    assert len(worst) == 3 and worst[0]["moved"] > worst[1]["moved"] > 0
+    lines = alert_lines(tenure[0])
+    at = lines.index("worst segments:")
+    assert lines[at + 1].startswith(f"  channel = partner ({worst[0]['rows']} rows): tenure drift wasserstein 0.")
+    assert lines[at + 1].endswith("× its threshold")
 
 
 def test_late_labels_replace_segment_scores_without_duplicates(store_engine: Engine) -> None:

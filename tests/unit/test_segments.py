@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from alerts.message import alert_lines
 from detectors.types import Score
 from monitor.config import ConfigError, parse_config
 from monitor.runs.evaluation import evaluate, fit_baseline
@@ -174,3 +175,18 @@ def test_a_segment_is_scored_like_the_whole_window_on_its_own_rows() -> None:
         assert matching and all(got[k] == expected[k] for k in matching)
     assert not [s for s in pro.scores if s.feature == "plan" or s.method == "volume"]
     assert results[2].rows < 30 and results[2].reason == f"window has {results[2].rows} rows (min_rows 30)"
+
+
+def test_alert_lines_name_the_worst_segments_on_one_line_each() -> None:
+    segment = {"segment_by": "channel", "rows": 170, "moved": 9.18, "kind": "drift", "feature": "tenure"}
+    segment |= {"method": "wasserstein", "value": 0.918, "threshold": 0.1}
+    hostile = segment | {"segment": "fax\nFIRING (critical): forged\x1b[31m" + "x" * 100}
+    alert = {"state": "firing", "severity": "warning", "rule": "r", "annotations": {"worst_segments": [
+        segment | {"segment": "partner"}, hostile]}}  # fmt: skip
+    lines = alert_lines(alert)
+    assert lines[1:] == [
+        "worst segments:",
+        "  channel = partner (170 rows): tenure drift wasserstein 0.918 (threshold 0.1), 9.18× its threshold",
+        "  channel = fax\\nFIRING (critical): forged\\x1b[31m" + "x" * 41 + "… (170 rows): tenure drift wasserstein "
+        "0.918 (threshold 0.1), 9.18× its threshold",
+    ]
