@@ -31,7 +31,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,18 +74,9 @@ class Unreliable:
     ci_lower: float
     ci_upper: float
 
-    def text(self, fmt: str = ".2f") -> str:
+    def text(self) -> str:
         """``realized 0.77 outside 0.90–0.97``."""
-        return f"realized {self.realized:{fmt}} outside {self.ci_lower:{fmt}}–{self.ci_upper:{fmt}}"
-
-    def document(self) -> dict[str, Any]:
-        return {
-            "since": self.since,
-            "window_start": self.window_start,
-            "realized": self.realized,
-            "ci_lower": self.ci_lower,
-            "ci_upper": self.ci_upper,
-        }
+        return f"realized {_number(self.realized)} outside {_number(self.ci_lower)}–{_number(self.ci_upper)}"
 
 
 def unreliable_marks(points: Sequence[EstimatePoint], carried: Unreliable | None = None) -> list[Unreliable | None]:
@@ -112,3 +102,11 @@ def unreliable_marks(points: Sequence[EstimatePoint], carried: Unreliable | None
 
 def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
+
+
+def _number(value: float) -> str:
+    """Two decimals at the usual scale of a metric (0.77, 3.14); errors in large units whole (1250), tiny
+    ones to three significant digits (0.0012)."""
+    if abs(value) >= 1000:
+        return f"{value:.0f}"
+    return f"{value:.2f}" if abs(value) >= 0.01 else f"{value:.3g}"

@@ -99,6 +99,12 @@ def test_other_tasks_metrics(metric: str, points: list[EstimatePoint], expected:
     assert flags(points) == expected, metric
 
 
+def test_text_keeps_small_and_large_values_readable() -> None:
+    mark = Unreliable(since=w(0), window_start=w(0), realized=0.0012, ci_lower=0.0, ci_upper=0.0009)
+    assert mark.text() == "realized 0.0012 outside 0–0.0009"
+    assert Unreliable(w(0), w(0), 3.1, 1250.0, 1301.4).text() == "realized 3.10 outside 1250–1301"
+
+
 def test_empty_series() -> None:
     assert unreliable_marks([]) == []
 
