@@ -175,7 +175,7 @@ class CanaryVerdict:
 
     @property
     def verdict(self) -> Literal["promote", "worse", "not enough data"]:
-        return ("promote", "worse", "not enough data")[self.exit_code]  # type: ignore[return-value]
+        return ("promote", "worse", "not enough data")[self.exit_code]
 
     @property
     def reasons(self) -> tuple[str, ...]:
@@ -217,55 +217,6 @@ def _duration(seconds: float) -> str:
 
 def _g(value: float) -> str:
     return f"{value:.3g}"
-
-
-# ------------------------------------------------------------------------------------------ rows
-
-
-def take(batch: Batch, mask: np.ndarray) -> Batch:
-    """The rows of ``batch`` where ``mask`` is true."""
-
-    def sub(values: np.ndarray | None) -> np.ndarray | None:
-        return None if values is None else values[mask]
-
-    return Batch(
-        n=int(np.count_nonzero(mask)),
-        features={name: values[mask] for name, values in batch.features.items()},
-        ids=sub(batch.ids),
-        ts=sub(batch.ts),
-        prediction=sub(batch.prediction),
-        score=sub(batch.score),
-        label=sub(batch.label),
-        label_ts=sub(batch.label_ts),
-        model_version=sub(batch.model_version),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class DeploymentEvent:
-    version: str
-    deployed_at: datetime
-    traffic: float | None  # share of traffic; None: all of it
-
-
-def resolve_versions(batch: Batch, deployments: Sequence[DeploymentEvent]) -> np.ndarray:
-    """Each row's version: its own ``model_version``, else the version deployed at its time.
-
-    A row without a version was served by the model's main version then: the newest deployment at or
-    before the row that took all the traffic (a canary's rows must name their version to be told
-    apart). Rows before any deployment keep ``None``.
-    """
-    out = np.empty(batch.n, dtype=object)
-    out[:] = None if batch.model_version is None else batch.model_version
-    full = sorted((d for d in deployments if d.traffic is None or d.traffic >= 1), key=lambda d: d.deployed_at)
-    missing = np.array([v is None for v in out], dtype=bool)
-    if not full or not missing.any() or batch.ts is None:
-        return out
-    times = np.array([np.datetime64(d.deployed_at.astimezone(UTC).replace(tzinfo=None), "us") for d in full])
-    at = np.searchsorted(times, batch.ts[missing], side="right") - 1  # the newest deployment at or before
-    versions = np.array([d.version for d in full], dtype=object)
-    out[np.flatnonzero(missing)] = np.where(at >= 0, versions[np.maximum(at, 0)], None)
-    return out
 
 
 # ------------------------------------------------------------------------------------- comparing
@@ -474,18 +425,17 @@ def _realized_findings(
 ) -> tuple[list[Finding], list[str]]:
     findings: list[Finding] = []
     notes: list[str] = []
-    labelled = (candidate.label_count, baseline.label_count)
-    slices = _slices(model, settings, take(candidate, _labelled(candidate)), take(baseline, _labelled(baseline)),
-                     settings.min_slice_rows)  # fmt: skip
+    # Slices are drawn among the labelled rows: a slice needs min_slice_rows labels in both versions.
+    lc, lb = candidate.take(_labelled(candidate)), baseline.take(_labelled(baseline))
+    slices = _slices(model, settings, lc, lb, settings.min_slice_rows)
     parts: list[tuple[str | None, Batch, Batch, float]] = [(None, candidate, baseline, settings.confidence)]
     slice_confidence = 1.0 - (1.0 - settings.confidence) / max(len(slices), 1)
-    lc, lb = take(candidate, _labelled(candidate)), take(baseline, _labelled(baseline))
-    parts += [(f"{name}={value}", take(lc, cm), take(lb, bm), slice_confidence) for name, value, cm, bm in slices]
+    parts += [(f"{name}={value}", lc.take(cm), lb.take(bm), slice_confidence) for name, value, cm, bm in slices]
     for metric in metrics:
         for where, c, b, confidence in parts:
             try:
                 d = metric_difference(
-                    model.task,  # type: ignore[arg-type]
+                    model.task,
                     metric,
                     _performance_rows(model, c, classes),
                     _performance_rows(model, b, classes),
@@ -497,7 +447,7 @@ def _realized_findings(
                 notes.append(f"realized {metric}{f' in {where}' if where else ''}: skipped ({exc})")
                 continue
             findings.append(_realized_finding(settings, d, where, versions))
-    if not slices and labelled[0] >= settings.min_slice_rows:
+    if not slices and lc.n >= settings.min_slice_rows:
         notes.append("realized performance per slice: no slice has enough labelled rows in both versions")
     return findings, notes
 
@@ -630,19 +580,6 @@ def primary_monitor(config: Config, model_name: str) -> tuple[str, MonitorConfig
     return monitors[0] if monitors else None
 
 
-def _deployments(conn: Connection, model_id: int) -> list[DeploymentEvent]:
-    from sqlalchemy import select
-
-    from monitor.store.tables import Deployment
-
-    rows = conn.execute(
-        select(Deployment.version, Deployment.deployed_at, Deployment.traffic)
-        .where(Deployment.model_id == model_id)
-        .order_by(Deployment.deployed_at, Deployment.id)
-    ).all()
-    return [DeploymentEvent(v, at, traffic) for v, at, traffic in rows]
-
-
 def _service_points(
     conn: Connection, model_id: int, settings: CanarySettings, versions: tuple[str, str], start: datetime, end: datetime
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -696,6 +633,8 @@ def run_canary(
     from sqlalchemy import select
 
     from monitor.runs.references import References
+    from monitor.runs.segments import resolve_versions
+    from monitor.store.segments import deployments
     from monitor.store.tables import Model
 
     model = config.models.get(model_name)
@@ -709,13 +648,13 @@ def run_canary(
         model_id = conn.execute(select(Model.id).where(Model.name == model_name)).scalar_one_or_none()
         if model_id is None:
             raise CanaryError(f"model {model_name!r} has no data in the store yet")
-        deployments = _deployments(conn, model_id)
+        deployed = deployments(conn, model_id, end)  # (deployed_at, version, traffic), oldest first
         if isinstance(since, timedelta):
             start = end - since
         elif isinstance(since, datetime):
             start = since if since.tzinfo else since.replace(tzinfo=UTC)
         else:
-            recorded = [d.deployed_at for d in deployments if d.version == candidate and d.deployed_at <= end]
+            recorded = [at for at, version, _ in deployed if version == candidate]
             if recorded:
                 start = max(recorded)
                 notes.append(f"range: since the deployment of {candidate} at {start.isoformat()}")
@@ -729,8 +668,8 @@ def run_canary(
         classes = model.classes if model.task == "multiclass" else None
         batch = load_window(conn, model_id, model.features, start, end, score_classes=classes)
         service = _service_points(conn, model_id, model.canary, (candidate, baseline), start, end)
-    versions = resolve_versions(batch, deployments)
-    cand, base = take(batch, versions == candidate), take(batch, versions == baseline)
+    versions = resolve_versions(batch.model_version, batch.ts, deployed)
+    cand, base = batch.take(versions == candidate), batch.take(versions == baseline)
     primary = primary_monitor(config, model_name)
     reference = None
     monitor = None
