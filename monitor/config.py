@@ -472,7 +472,8 @@ class ModelConfig(Frozen):
 
 
 class ReferenceSpec(Frozen):
-    """Exactly one of: a fixed time range, an uploaded dataset, or the previous N windows."""
+    """Exactly one of: a fixed time range, an uploaded dataset, the previous N windows, or the reference of the
+    version that served the rows."""
 
     range: tuple[UtcTime, UtcTime] | None = Field(
         None,
@@ -488,14 +489,30 @@ class ReferenceSpec(Frozen):
         description="The N windows before the one computed: a rolling reference. Until each of the N windows "
         "holds rows, the window is insufficient_data ('reference has k of N previous windows').",
     )
+    version: Literal["current"] | None = Field(
+        None,
+        description="current: a baseline per model version (docs/versions.md). The whole window is compared "
+        "with the latest approved reference uploaded for the model's current version (its latest full "
+        "deployment, `driftscope deploy record`); each version's own scores with that version's reference "
+        "(`driftscope reference upload --model M --version V FILE`). A version without one is "
+        "insufficient_data, saying which command to run; nothing falls back to another version's reference.",
+    )
+    approval: Literal["required", "none"] | None = Field(
+        None,
+        description="With `version: current` only. required: use only references approved with `driftscope "
+        "reference approve`; none (the default): a reference counts as approved when uploaded without "
+        "--require-approval. A reference waiting for approval is never used.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ReferenceSpec:
-        given = [k for k in ("range", "dataset", "previous_windows") if getattr(self, k) is not None]
+        given = [k for k in ("range", "dataset", "previous_windows", "version") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of range, dataset, previous_windows (got {given or 'none'})")
+            raise ValueError(f"give exactly one of range, dataset, previous_windows, version (got {given or 'none'})")
         if self.range is not None and self.range[0] >= self.range[1]:
             raise ValueError("range start must be before its end")
+        if self.approval is not None and self.version is None:
+            raise ValueError("approval applies to `version: current` references only")
         return self
 
 

@@ -5,7 +5,11 @@ A monitor's reference is one of (``monitors.<m>.reference`` in the config):
 - ``range: [start, end]`` — the model's own predictions in that time range;
 - ``dataset: NAME`` — a file uploaded with ``driftscope reference upload --model M FILE``
   (CSV or Parquet; kept in ``reference.dataset`` as Parquet under the file's name);
-- ``previous_windows: N`` — the N windows before the window being computed.
+- ``previous_windows: N`` — the N windows before the window being computed;
+- ``version: current`` — a baseline per model version: the newest approved dataset uploaded with
+  ``--version V`` for the version that served the rows (the whole window: the model's current version,
+  its latest full deployment; each version's segment: that version). A version without one makes the run
+  (or its segment) ``insufficient_data`` with the command to run; no other version's reference stands in.
 
 Fixed references (range, dataset) are reduced once to a :class:`~monitor.runs.evaluation.Baseline`
 (sorted samples, histograms, category counts, bands, calibration) and its bytes cached in the
@@ -13,7 +17,8 @@ Fixed references (range, dataset) are reduced once to a :class:`~monitor.runs.ev
 depends on (the reference spec, the model's schema, the monitor's settings and a fingerprint of
 the data: row and label counts of a range, the content hash of a dataset). A config change or
 new data in the range changes the key, and the next window re-profiles. Rolling references
-(previous_windows) differ for every window, so they are profiled in memory and not cached.
+(previous_windows) differ for every window, so they are profiled in memory and not cached. A version's
+baseline is cached in the row ``monitor:<name>#<reference id>``, its key holding the dataset's id and hash.
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ from monitor.errors import DriftscopeError
 from monitor.runs.evaluation import Baseline, classification_classes, fit_baseline
 from monitor.runs.files import Progress, ReferenceError, frame_to_batch, read_table
 from monitor.runs.windows import Batch, load_window
+from monitor.store.deployments import check_version, version_at
 from monitor.store.engine import transaction
 from monitor.store.queries import sync_models, upsert_insert
+from monitor.store.references import ReferenceRow, uploaded_references, version_reference
 from monitor.store.tables import Prediction, Reference, utcnow
 
 log = logging.getLogger(__name__)
@@ -78,15 +85,44 @@ def _seconds_spanned(ts: np.ndarray | None) -> float | None:
 
 
 def upload_dataset(
-    engine: Engine, config: Config, model: str, path: Path, *, name: str | None = None, progress: Progress | None = None
+    engine: Engine,
+    config: Config,
+    model: str,
+    path: Path,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    require_approval: bool = False,
+    progress: Progress | None = None,
 ) -> tuple[str, int]:
-    """Store a CSV/Parquet file as the reference dataset ``name`` (default: the file name) of ``model``.
+    """Store a CSV/Parquet file as the reference dataset ``name`` of ``model``; returns ``(name, rows)``.
 
-    The file is checked against the model's schema first. Returns ``(name, rows)``.
+    The file is checked against the model's schema first. With ``version`` it is that model version's
+    reference, named ``<file name>@<version>`` unless ``name`` is given; an upload never replaces a dataset
+    of another version (earlier versions' references stay). With ``require_approval`` no monitor uses it
+    until ``driftscope reference approve``; otherwise it counts as approved when stored.
     """
     spec = config.models.get(model)
     if spec is None:
         raise ReferenceError(f"unknown model {model!r} (known: {', '.join(sorted(config.models)) or 'none'})")
+    if version is not None:
+        try:
+            check_version(version)
+        except ValueError as exc:
+            raise ReferenceError(f"--version: {exc}") from None
+    name = name or (Path(path).name if version is None else f"{Path(path).name}@{version}")
+    if not 1 <= len(name) <= 200 or name.startswith("monitor:"):
+        raise ReferenceError(f"reference name {name[:60]!r}: give 1 to 200 characters, not starting with 'monitor:'")
+    model_id = sync_models(engine, config)[model]
+    with engine.connect() as connection:
+        stored_version = connection.execute(
+            select(Reference.version).where(Reference.model_id == model_id, Reference.name == name)
+        ).one_or_none()
+    if stored_version is not None and stored_version[0] != version:
+        raise ReferenceError(
+            f"reference {name!r} of model {model!r} belongs to version {stored_version[0] or '(none)'}, not "
+            f"{version or '(none)'}; give another --name (earlier references are kept, never replaced)"
+        )
     frame = read_table(path, progress)
     frame_to_batch(frame, spec, source=str(path))  # validates the columns before anything is stored
     buffer = io.BytesIO()
@@ -95,8 +131,7 @@ def upload_dataset(
     except (ValueError, TypeError, ArrowException) as exc:  # e.g. a column mixing numbers and text
         raise ReferenceError(f"{path}: cannot store as Parquet ({exc})") from exc
     data = buffer.getvalue()
-    name = name or Path(path).name
-    model_id = sync_models(engine, config)[model]
+    now = utcnow()
     values = {
         "model_id": model_id,
         "name": name,
@@ -105,7 +140,10 @@ def upload_dataset(
         "dataset": data,
         "row_count": len(frame),
         "profile_key": hashlib.sha256(data).hexdigest(),
-        "created_at": utcnow(),
+        "created_at": now,
+        "version": version,
+        "approved_at": None if require_approval else now,
+        "approved_by": None,
     }
     with transaction(engine) as session:
         insert = upsert_insert(session.get_bind().dialect.name)
@@ -113,7 +151,10 @@ def upload_dataset(
         session.execute(
             stmt.on_conflict_do_update(index_elements=["model_id", "name"], set_={k: stmt.excluded[k] for k in values})
         )
-    log.info("reference dataset uploaded", extra={"model": model, "reference": name, "rows": len(frame)})
+    log.info(
+        "reference dataset uploaded",
+        extra={"model": model, "reference": name, "rows": len(frame), "version": version, "waiting": require_approval},
+    )
     return name, len(frame)
 
 
@@ -136,24 +177,35 @@ class References:
         """
         self._fingerprints.clear()
 
-    def baseline(self, monitor_name: str, window_start: datetime) -> Baseline:
-        """The baseline for one window of a monitor; profiles and caches it when its key changed."""
+    def baseline(self, monitor_name: str, window_start: datetime, version: str | None = None) -> Baseline:
+        """The baseline for one window of a monitor; profiles and caches it when its key changed.
+
+        ``version``: with ``reference: {version: current}``, the baseline of that version's rows (a segment);
+        None: of the whole window, the model's current version's. Ignored by other references.
+        """
         monitor = self._config.monitors[monitor_name]
         model = self._config.models[monitor.model]
         wanted = monitor.reference.previous_windows
         if wanted is not None:
-            batch, seconds = self.reference_batch(monitor_name, window_start)
+            batch, seconds = self._batch(monitor_name, window_start, None)
             # A monitor's first windows would otherwise be compared with one or two windows' rows, where
             # chance differences look like drift.
             present = _windows_with_rows(batch.ts, window_start, monitor.window, wanted)
             if present < wanted:
                 raise InsufficientReference(f"reference has {present} of {wanted} previous windows")
             return self._fit(monitor_name, model, monitor, batch, seconds)
-        key = self._profile_key(monitor_name, monitor, model)
-        cached = self._memory.get(monitor_name)
+        uploaded = self._version_reference(monitor_name, window_start, version)
+        if uploaded is None:
+            if monitor_name not in self._fingerprints:
+                self._fingerprints[monitor_name] = self._fingerprint(monitor)
+            key = self._profile_key(monitor, model, self._fingerprints[monitor_name])
+            row_name = f"monitor:{monitor_name}"
+        else:
+            key = self._profile_key(monitor, model, [uploaded.id, uploaded.content_hash])
+            row_name = f"monitor:{monitor_name}#{uploaded.id}"
+        cached = self._memory.get(row_name)
         if cached is not None and cached[0] == key:
             return cached[1]
-        row_name = f"monitor:{monitor_name}"
         with self._engine.connect() as connection:
             stored = connection.execute(
                 select(Reference.profile).where(
@@ -165,16 +217,58 @@ class References:
         if stored is not None:
             baseline = Baseline.from_bytes(stored)
             if baseline.needs_dle:  # the bytes cannot hold DLE's learners: refit them, once per key
-                baseline = baseline.with_dle(model, self.reference_batch(monitor_name, window_start)[0])
+                baseline = baseline.with_dle(model, self._batch(monitor_name, window_start, uploaded)[0])
         else:
-            batch, seconds = self.reference_batch(monitor_name, window_start)
+            batch, seconds = self._batch(monitor_name, window_start, uploaded)
             baseline = self._fit(monitor_name, model, monitor, batch, seconds)
-            self._store(monitor_name, monitor, row_name, key, baseline)
-        self._memory[monitor_name] = (key, baseline)
+            self._store(monitor_name, monitor, row_name, key, baseline, uploaded)
+        self._memory[row_name] = (key, baseline)
         return baseline
 
-    def reference_batch(self, monitor_name: str, window_start: datetime) -> tuple[Batch, float | None]:
-        """The reference rows of a monitor (for a window) and the seconds they span, if known."""
+    def reference_batch(
+        self, monitor_name: str, window_start: datetime, version: str | None = None
+    ) -> tuple[Batch, float | None]:
+        """The reference rows of a monitor (for a window; ``version`` as in :meth:`baseline`) and the seconds
+        they span, if known."""
+        return self._batch(monitor_name, window_start, self._version_reference(monitor_name, window_start, version))
+
+    def _version_reference(self, monitor_name: str, window_start: datetime, version: str | None) -> ReferenceRow | None:
+        """The uploaded reference of ``version`` (None: the version current at the window's end) under
+        ``reference: {version: current}``; None for other references. Raises InsufficientReference, naming the
+        command to run, when the version has no approved reference or the model no current version."""
+        monitor = self._config.monitors[monitor_name]
+        spec = monitor.reference
+        if spec.version is None:
+            return None
+        model_id = self._model_ids[monitor.model]
+        with self._engine.connect() as connection:
+            if version is None:
+                end = window_start + monitor.window
+                version = version_at(connection, model_id, end - timedelta(microseconds=1))
+                if version is None:
+                    raise InsufficientReference(
+                        f"reference is the current version's, and model {monitor.model!r} had no full deployment "
+                        f"by {end.astimezone(UTC).isoformat()}; record one with `driftscope deploy record "
+                        f"--model {monitor.model} --version V`"
+                    )
+            explicit = spec.approval == "required"
+            found = version_reference(connection, model_id, version, explicit=explicit)
+            if found is not None:
+                return found
+            others = uploaded_references(connection, model_id, version)
+        upload = f"`driftscope reference upload --model {monitor.model} --version {version} FILE`"
+        unused = [r for r in others if r.approved_at is None or explicit]
+        if not unused:
+            raise InsufficientReference(f"no reference for version {version} of model {monitor.model!r}; run {upload}")
+        why = "waits for approval" if unused[0].approved_at is None else "was not approved with reference approve"
+        raise InsufficientReference(
+            f"no approved reference for version {version} of model {monitor.model!r}: {unused[0].name!r} {why}; "
+            f"run `driftscope reference approve --model {monitor.model} {unused[0].name}` (or {upload})"
+        )
+
+    def _batch(
+        self, monitor_name: str, window_start: datetime, uploaded: ReferenceRow | None
+    ) -> tuple[Batch, float | None]:
         monitor = self._config.monitors[monitor_name]
         model = self._config.models[monitor.model]
         model_id = self._model_ids[monitor.model]
@@ -191,17 +285,19 @@ class References:
                     learned = classification_classes(model, batch.label)
                     batch = load_window(connection, model_id, model.features, start, end, score_classes=learned)
             return batch, (end - start).total_seconds()
+        name = uploaded.name if uploaded is not None else spec.dataset
         with self._engine.connect() as connection:
+            where = Reference.id == uploaded.id if uploaded is not None else Reference.name == spec.dataset
             data = connection.execute(
-                select(Reference.dataset).where(Reference.model_id == model_id, Reference.name == spec.dataset)
+                select(Reference.dataset).where(Reference.model_id == model_id, where)
             ).scalar_one_or_none()
         if data is None:
             raise ReferenceError(
-                f"monitor {monitor_name!r}: reference dataset {spec.dataset!r} not uploaded for model "
-                f"{monitor.model!r}; run `driftscope reference upload --model {monitor.model} {spec.dataset}`"
+                f"monitor {monitor_name!r}: reference dataset {name!r} not uploaded for model "
+                f"{monitor.model!r}; run `driftscope reference upload --model {monitor.model} {name}`"
             )
         frame = pd.read_parquet(io.BytesIO(data))
-        source = f"reference dataset {spec.dataset!r}"
+        source = f"reference dataset {name!r}"
         batch = frame_to_batch(frame, model, source=source, classes=classes)
         if model.task == "multiclass" and classes is None and batch.label_count:
             batch = frame_to_batch(frame, model, source=source, classes=classification_classes(model, batch.label))
@@ -217,9 +313,7 @@ class References:
             log.warning("reference of %s: %s", monitor_name, note, extra={"monitor": monitor_name, "part": part})
         return baseline
 
-    def _profile_key(self, monitor_name: str, monitor: MonitorConfig, model: ModelConfig) -> str:
-        if monitor_name not in self._fingerprints:
-            self._fingerprints[monitor_name] = self._fingerprint(monitor)
+    def _profile_key(self, monitor: MonitorConfig, model: ModelConfig, data: Any) -> str:
         payload = {
             "version": _PROFILE_VERSION,
             "reference": monitor.reference.model_dump(mode="json"),
@@ -234,7 +328,7 @@ class References:
                     "drift": {"multivariate"},
                 },
             ),
-            "data": self._fingerprints[monitor_name],
+            "data": data,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -255,13 +349,24 @@ class References:
                 select(Reference.profile_key).where(Reference.model_id == model_id, Reference.name == spec.dataset)
             ).scalar_one_or_none()
 
-    def _store(self, monitor_name: str, monitor: MonitorConfig, row_name: str, key: str, baseline: Baseline) -> None:
+    def _store(
+        self,
+        monitor_name: str,
+        monitor: MonitorConfig,
+        row_name: str,
+        key: str,
+        baseline: Baseline,
+        uploaded: ReferenceRow | None,
+    ) -> None:
         spec = monitor.reference
+        described = spec.model_dump(mode="json", exclude_none=True)
+        if uploaded is not None:
+            described |= {"dataset": uploaded.name, "of_version": uploaded.version}
         values = {
             "model_id": self._model_ids[monitor.model],
             "name": row_name,
             "kind": "range" if spec.range is not None else "dataset",
-            "spec": spec.model_dump(mode="json", exclude_none=True),
+            "spec": described,
             "row_count": baseline.n_rows,
             "profile": baseline.to_bytes(),
             "profile_key": key,

@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, cast
 
 import pandas as pd
@@ -620,6 +621,11 @@ class Scheduler:
             window_seconds=monitor.window.total_seconds(),
             versions=versions,
             parts=claim.parts,
+            version_baseline=(
+                partial(self.references.baseline, claim.monitor, claim.window_start)
+                if monitor.reference.version is not None
+                else None
+            ),
         )
 
     def _segment_rows(self, claim: Claim, segments: list[SegmentResult]) -> list[dict[str, Any]]:

@@ -7,14 +7,17 @@ scores: the split feature itself (within ``channel = web`` every row is ``web``,
 volume (the reference's rate is the whole window's), multivariate and slow drift (per window only).
 Per version: when more than one version served in the window, each version is a segment too
 (``segment_by`` = ``model_version``); a row without a version belongs to the version of the latest full
-deployment at or before it, and to none when there is none.
+deployment at or before it, and to none when there is none. Under ``reference: {version: current}`` each
+version is scored against its own version's reference (``version_baseline``), and a version without an
+approved one gets an ``insufficient_data`` row saying which command to run; ``(other)``, which pools several
+versions, keeps the window's baseline.
 
 Segment names are data (hostile: they go to HTML, logs and URLs); readers escape them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,6 +27,7 @@ import pandas as pd
 from detectors.types import Score
 from monitor.config import ModelConfig, MonitorConfig, as_utc
 from monitor.runs.evaluation import ALL_PARTS, Baseline, Part, evaluate
+from monitor.runs.references import InsufficientReference
 from monitor.runs.windows import Batch
 from monitor.store.segments import VERSION
 
@@ -117,9 +121,12 @@ def evaluate_segments(
     window_seconds: float | None,
     versions: np.ndarray | None = None,
     parts: Collection[Part] = ALL_PARTS,
+    version_baseline: Callable[[str], Baseline] | None = None,
 ) -> list[SegmentResult]:
     """The scores of every segment of ``window`` (none when the monitor has no ``segments:`` and at most one
-    version served); ``versions`` are the rows' resolved versions (:func:`resolve_versions`)."""
+    version served); ``versions`` are the rows' resolved versions (:func:`resolve_versions`);
+    ``version_baseline``: each version's own baseline (raising InsufficientReference when it has none),
+    else every version is compared with ``baseline``."""
     drift = monitor.drift.model_copy(update={"multivariate": False, "slow_drift": None})
     scored = monitor.model_copy(update={"min_rows": monitor.segment_rows, "drift": drift})
     out = []
@@ -136,5 +143,13 @@ def evaluate_segments(
         names = [None if v is None else str(v)[:MAX_NAME] for v in versions]
         if len({n for n in names if n is not None}) > 1:
             for name, mask in split(names, monitor.segment_top):
-                out.append(_segment(model, scored, baseline, window.take(mask), VERSION, name, parts, window_seconds))
+                rows = window.take(mask)
+                own = baseline
+                if version_baseline is not None and name != OTHER:
+                    try:
+                        own = version_baseline(name)
+                    except InsufficientReference as exc:
+                        out.append(SegmentResult(VERSION, name, rows.n, [], "insufficient_data", str(exc)))
+                        continue
+                out.append(_segment(model, scored, own, rows, VERSION, name, parts, window_seconds))
     return out
