@@ -10,6 +10,9 @@ summary of an alert on it and beside it in the list of a drift alert.
 Every alert names its monitor: a model with several monitors gets one alert per monitor. A monitor with
 ``segments:`` names the window's segments that moved furthest (per-version segments among them)
 (:mod:`monitor.store.segments` ranks them), each name on one line with its control characters escaped.
+A breach that began after the model's latest deployment (or in the window it fell in; docs/versions.md)
+says so in its summary — "since deployment of 2.1 at …" and how long after it — and its message names the
+deployment's traffic, commit, author and pipeline run.
 
 The payload stored in the outbox is channel-neutral JSON (typed as :class:`alerts.payload.NotificationPayload`);
 each channel module renders it (Block Kit, e-mail, Alertmanager alerts...). It never holds a secret: it is
@@ -19,7 +22,7 @@ built from scores and labels only.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -30,6 +33,7 @@ from alerts.observe import Series
 from alerts.payload import AlertView, NotificationPayload
 from alerts.rules import EXTRA_DRIFT_COLUMNS, CompiledRule, Observation
 from monitor.config import Config, ReferenceSpec
+from monitor.store.deployments import latest_deployment
 from monitor.store.reads import estimate_marks
 from monitor.store.reliability import Unreliable
 from monitor.store.segments import worst_segments
@@ -203,6 +207,18 @@ def explain(
         )
     if doubt is not None:
         value_text += f"; {doubt['text']}"
+    deployed = None
+    if since is not None and context.get("model_id") is not None:
+        monitor_config = config.monitors.get(str(context.get("monitor")))
+        deployed = deployment_note(
+            session,
+            int(context["model_id"]),
+            since,
+            monitor_config.window if monitor_config is not None else timedelta(0),
+            latest.window_end or latest.window_start,
+        )
+    if deployed is not None:
+        value_text += f", {deployed['text']}"
     annotations: dict[str, Any] = {
         "summary": f"{rule.name}: {rule.selector} on {where} = {value_text}",
         "condition": rule.when.text,
@@ -225,6 +241,8 @@ def explain(
     monitor = context.get("monitor")
     if doubt is not None:
         annotations["estimate_unreliable"] = doubt
+    if deployed is not None:
+        annotations["deployment"] = deployed
     if monitor is not None:
         annotations["monitor"] = monitor
         monitor_config = config.monitors.get(monitor)
@@ -287,6 +305,49 @@ def _segment_line(segment: Mapping[str, Any]) -> str:
         f"  {_printable(segment['segment_by'])} = {_printable(segment['segment'])} ({segment['rows']} rows): "
         f"{what}, {segment['moved']:.2f}× its threshold"
     )
+
+
+def deployment_note(
+    session: Session, model_id: int, since: datetime, window: timedelta, until: datetime
+) -> dict[str, Any] | None:
+    """The model's latest deployment (at or before ``until``) when the breach began after it, or in the
+    window the deployment fell in (``since`` is that window's start); None otherwise, and when there is none.
+
+    Its ``text`` says how long after it the breach began, so a deployment of weeks ago does not read as the
+    cause: "since deployment of 2.1 at 2026-03-02T09:40:00Z (the breach began 20 min after it)".
+    """
+    latest = latest_deployment(session.connection(), model_id, until)
+    if latest is None or not (latest.deployed_at <= since or latest.deployed_at < since + window):
+        return None
+    gap = since - latest.deployed_at
+    when = (
+        "in the window it was deployed in"
+        if gap < timedelta(0)
+        else "at once"
+        if gap == timedelta(0)
+        else f"{_duration(gap)} after it"
+    )
+    traffic = "all traffic" if latest.full else f"{latest.traffic:.0%} canary"
+    return {
+        "version": latest.version,
+        "deployed_at": iso(latest.deployed_at),
+        "traffic": latest.traffic,
+        "commit": latest.commit,
+        "deployed_by": latest.deployed_by,
+        "url": latest.url,
+        "text": f"since deployment of {latest.version} at {iso(latest.deployed_at)} (the breach began {when})",
+        "detail": f"deployed {latest.version} ({traffic}"
+        + (f", commit {latest.commit}" if latest.commit else "")
+        + f", by {latest.deployed_by})"
+        + (f": {latest.url}" if latest.url else ""),
+    }
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = delta.total_seconds() / 60
+    if minutes < 120:
+        return f"{minutes:.0f} min"
+    return f"{minutes / 60:.0f} h" if minutes < 48 * 60 else f"{minutes / 1440:.0f} days"
 
 
 def _fmt(value: float | None) -> str:
@@ -407,6 +468,8 @@ def alert_lines(alert: Mapping[str, Any]) -> list[str]:
             f"{o['feature']} {o['method']} {_fmt(o['value'])} ({'drifted' if o['breached'] else 'ok'})" for o in outputs
         )
         lines.append("model outputs: " + ", ".join(drifts))
+    if deployed := notes.get("deployment"):
+        lines.append(f"{deployed['text']}: {deployed['detail']}")
     if doubt := notes.get("estimate_unreliable"):
         lines.append(
             f"{doubt['text']}: labelled windows refute the estimate, read the realized metric until one agrees again"

@@ -17,6 +17,8 @@ import pytest
 from elasticsearch import Elasticsearch, helpers
 from sqlalchemy import Engine, select
 
+from alerts import evaluate
+from alerts.message import alert_lines, deployment_note
 from collectors.elasticsearch import ElasticsearchCollector
 from monitor.api.app import create_app
 from monitor.config import parse_config
@@ -32,8 +34,12 @@ from monitor.store.deployments import (
     version_at,
     versions_seen,
 )
+from monitor.store.engine import transaction
 from monitor.store.queries import sync_models
-from monitor.store.tables import Prediction, RejectedRecord
+from monitor.store.tables import Alert, Prediction, RejectedRecord
+from tests.alert_support import HOUR, add_window, setup_models
+from tests.alert_support import T0 as ALERT_T0
+from tests.alert_support import make_config as alert_config
 from tests.integration.test_api import MODELS, bearer, canonical, client_for, make_config, serving
 
 pytestmark = pytest.mark.integration
@@ -278,3 +284,65 @@ def test_the_api_records_deployments_with_an_operate_or_admin_key(store_engine: 
         {"version": "2.0", "rows": 3, "tagged": 0},
         {"version": "2.1", "rows": 1, "tagged": 1},
     ]
+
+
+# --- alert messages ----------------------------------------------------------------------------------
+
+ALERT_RULE = {"name": "feature drift", "when": "drift.share_drifted > 0.3", "for": 1, "notify": ["console"]}
+
+
+def _fired(engine: Engine, config: Any, now: datetime) -> dict[str, Any]:
+    evaluate(engine, config, now)
+    with engine.connect() as connection:
+        (annotations,) = connection.scalars(select(Alert.annotations)).all()
+    return annotations
+
+
+def test_an_alert_that_began_after_the_latest_deployment_says_since_which(store_engine: Engine) -> None:
+    config = alert_config([ALERT_RULE], {"console": {"kind": "console"}}, group_wait="0s")
+    model = setup_models(store_engine, config)["churn"]
+    record_deployment(store_engine, "churn", "2.0", deployed_by="ana", at=ALERT_T0 - timedelta(days=3))
+    record_deployment(
+        store_engine, "churn", "2.1", deployed_by="apikey:ci", at=ALERT_T0 - timedelta(minutes=40), traffic="10%",
+        commit="9f2c1ab", url="https://ci.example.com/runs/812",
+    )  # fmt: skip
+    add_window(store_engine, model, ALERT_T0 - HOUR, 0.1, {"tenure": 0.5})
+    add_window(store_engine, model, ALERT_T0, 0.67, {"tenure": 1e-9})
+    notes = _fired(store_engine, config, ALERT_T0 + HOUR)
+    assert notes["summary"] == (
+        "feature drift: drift.share_drifted on churn = 0.67 > 0.3, since deployment of 2.1 at 2026-03-02T07:20:00Z"
+        " (the breach began 40 min after it)"
+    )
+    assert notes["deployment"]["version"] == "2.1" and notes["deployment"]["traffic"] == 0.1
+    lines = alert_lines({"state": "firing", "severity": "warning", "rule": "feature drift", "annotations": notes})
+    assert (
+        "since deployment of 2.1 at 2026-03-02T07:20:00Z (the breach began 40 min after it): deployed 2.1"
+        " (10% canary, commit 9f2c1ab, by apikey:ci): https://ci.example.com/runs/812"
+    ) in lines
+
+
+def test_an_alert_names_a_deployment_inside_its_first_window_and_none_made_after_the_breach(
+    store_engine: Engine,
+) -> None:
+    config = alert_config([ALERT_RULE], {"console": {"kind": "console"}}, group_wait="0s")
+    model = setup_models(store_engine, config)["churn"]
+    add_window(store_engine, model, ALERT_T0, 0.67, {"tenure": 1e-9})
+    # No deployment at all: the message is as before.
+    assert "deployment" not in _fired(store_engine, config, ALERT_T0 + HOUR)
+    with transaction(store_engine) as session:
+        # Deployed 20 minutes into the first breached window: the window mixes both versions.
+        inside = deployment_note(session, model, ALERT_T0, HOUR, ALERT_T0 + HOUR)
+        assert inside is None
+    record_deployment(store_engine, "churn", "3.0", deployed_by="bob", at=ALERT_T0 + timedelta(minutes=20))
+    with transaction(store_engine) as session:
+        inside = deployment_note(session, model, ALERT_T0, HOUR, ALERT_T0 + HOUR)
+        assert inside is not None
+        assert inside["text"] == (
+            "since deployment of 3.0 at 2026-03-02T08:20:00Z (the breach began in the window it was deployed in)"
+        )
+    # A rollback recorded after the breach began is the latest deployment: the breach predates it.
+    record_deployment(store_engine, "churn", "2.0", deployed_by="bob", at=ALERT_T0 + 2 * HOUR)
+    with transaction(store_engine) as session:
+        assert deployment_note(session, model, ALERT_T0, HOUR, ALERT_T0 + 3 * HOUR) is None
+        # Evaluated as of before the rollback, 3.0 is still the latest.
+        assert deployment_note(session, model, ALERT_T0, HOUR, ALERT_T0 + HOUR) is not None
