@@ -288,11 +288,14 @@ def weighted_roc_auc(w: np.ndarray, positive: np.ndarray, score: np.ndarray) -> 
     w = w[:, order]
     # index range [start, end) of each row's tie group in sorted order
     new_group = np.r_[True, s[1:] != s[:-1]]
-    starts = np.flatnonzero(new_group)
-    group = np.cumsum(new_group) - 1
-    ends = np.r_[starts[1:], len(s)]
     neg_cum = np.concatenate([np.zeros((w.shape[0], 1)), np.cumsum(w * (1.0 - pos), axis=1)], axis=1)
-    neg_below_or_tied = 0.5 * (neg_cum[:, starts[group]] + neg_cum[:, ends[group]])
+    if new_group.all():  # no ties (continuous scores): each row is its own group, slices instead of gathers
+        neg_below_or_tied = 0.5 * (neg_cum[:, :-1] + neg_cum[:, 1:])
+    else:
+        starts = np.flatnonzero(new_group)
+        group = np.cumsum(new_group) - 1
+        ends = np.r_[starts[1:], len(s)]
+        neg_below_or_tied = 0.5 * (neg_cum[:, starts[group]] + neg_cum[:, ends[group]])
     w_pos = w @ pos
     w_neg = neg_cum[:, -1]
     return _ratio((w * pos * neg_below_or_tied).sum(axis=1), w_pos * w_neg)
@@ -397,16 +400,21 @@ def _multiclass_auc_undefined(d: _Prepared) -> bool:
 
 
 def _bootstrap(
-    metric_fn: Callable[[np.ndarray, _Prepared], np.ndarray], d: _Prepared, n_resamples: int, seed: int
-) -> np.ndarray:
-    """Metric on ``n_resamples`` bootstrap resamples, in blocks that bound memory."""
+    metric_fns: Mapping[str, Callable[[np.ndarray, _Prepared], np.ndarray]], d: _Prepared, n_resamples: int, seed: int
+) -> dict[str, np.ndarray]:
+    """Each metric on the same ``n_resamples`` bootstrap resamples, in blocks that bound memory.
+
+    The resamples are drawn once for all metrics (drawing them is as costly as a metric): each
+    metric sees the draws it would see alone with ``seed``.
+    """
     rng = np.random.default_rng(seed)
     block = max(1, _BLOCK_ELEMENTS // max(d.n, 1))
-    out = []
+    out: dict[str, list[np.ndarray]] = {name: [] for name in metric_fns}
     for start in range(0, n_resamples, block):
-        b = min(block, n_resamples - start)
-        out.append(metric_fn(_resample_counts(rng, b, d.n), d))
-    return np.concatenate(out)
+        counts = _resample_counts(rng, min(block, n_resamples - start), d.n)
+        for name, metric_fn in metric_fns.items():
+            out[name].append(metric_fn(counts, d))
+    return {name: np.concatenate(parts) for name, parts in out.items()}
 
 
 def _resample_counts(rng: np.random.Generator, resamples: int, n: int) -> np.ndarray:
@@ -467,17 +475,19 @@ def performance_scores(
 
     alpha = (1.0 - confidence) / 2.0
     ones = np.ones((1, d.n))
+    values: dict[str, float] = {}
+    for name in names:
+        if not (name == "roc_auc" and _multiclass_auc_undefined(d)):
+            values[name] = float(_METRICS[name](ones, d)[0])
+    defined = {name: _METRICS[name] for name, value in values.items() if np.isfinite(value)}
+    resampled = _bootstrap(defined, d, n_resamples, seed) if defined else {}
     scores = []
     for name in names:
-        fn = _METRICS[name]
-        if name == "roc_auc" and _multiclass_auc_undefined(d):
+        if name not in defined:
             scores.append(Score.insufficient("performance", name, _why_undefined(name, d)))
             continue
-        value = float(fn(ones, d)[0])
-        if not np.isfinite(value):
-            scores.append(Score.insufficient("performance", name, _why_undefined(name, d)))
-            continue
-        boot = _bootstrap(fn, d, n_resamples, seed)
+        value = values[name]
+        boot = resampled[name]
         boot = boot[np.isfinite(boot)]
         details: dict[str, Any] = {
             "n": d.n,
