@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import false_discovery_control
 
+from detectors.binned import BinnedSample
 from detectors.calibration import ColumnCalibration
 from detectors.profile import ColumnProfile, ReferenceProfile, Sample, make_sample, profile_reference
 from detectors.stattests import (
@@ -108,6 +109,8 @@ def infer_kind(values: np.ndarray) -> ColumnKind:
 
 def _histogram(ref: ColumnProfile, cur: Sample) -> dict[str, Any]:
     """Small reference-vs-window histogram (shares) for the dashboard."""
+    if isinstance(cur, BinnedSample):
+        return cur.histogram(ref)
     if ref.kind == "numeric":
         low = min(ref.values[0], cur.numeric.min())
         high = max(ref.values[-1], cur.numeric.max())
@@ -138,18 +141,23 @@ def _histogram(ref: ColumnProfile, cur: Sample) -> dict[str, Any]:
 def _is_same_constant(ref: ColumnProfile, cur: Sample) -> bool:
     if ref.n_unique != 1:
         return False
+    if isinstance(cur, BinnedSample):
+        return cur.is_constant_at(float(ref.values[0]))
     if ref.kind == "numeric":
         return bool(np.all(cur.values == ref.values[0]))
     keys, _ = cur.counts()
     return keys.size == 1 and keys[0] == ref.categories[0]
 
 
-def column_drift(ref: ColumnProfile, current: np.ndarray | None, policy: ColumnPolicy) -> Score:
-    """The drift score of one column: never raises on bad data, never returns a NaN."""
+def column_drift(ref: ColumnProfile, current: np.ndarray | Sample | None, policy: ColumnPolicy) -> Score:
+    """The drift score of one column: never raises on bad data, never returns a NaN.
+
+    ``current`` is the window's values, or a sample already made of them (push-down mode's
+    counts, :mod:`detectors.binned`)."""
     method = policy.method
     if current is None:
         return Score.insufficient("drift", method, f"column {ref.name!r} is not in the window", ref.name)
-    cur = make_sample(ref.kind, current, ref.name)
+    cur = current if isinstance(current, Sample) else make_sample(ref.kind, current, ref.name)
     details: dict[str, Any] = {
         "n_reference": ref.n,
         "n_current": cur.n,
@@ -165,7 +173,11 @@ def column_drift(ref: ColumnProfile, current: np.ndarray | None, policy: ColumnP
         reason = f"column {ref.name!r} is constant (one value in reference and window): no distribution to compare"
         return Score("drift", method, None, ref.name, status="insufficient_data", reason=reason, details=details)
     if method == AUTO:
-        method = auto_method(ref, cur)
+        try:
+            method = auto_method(ref, cur)
+        except InsufficientDataError as exc:  # a binned window cannot say how many distinct values it has
+            reason = f"column {ref.name!r}: {exc}"
+            return Score("drift", method, None, ref.name, status="insufficient_data", reason=reason, details=details)
         details["auto"] = True
     test = get_stattest(method)
     threshold = test.default_threshold if policy.threshold is None else policy.threshold
@@ -174,6 +186,8 @@ def column_drift(ref: ColumnProfile, current: np.ndarray | None, policy: ColumnP
         with np.errstate(all="ignore"):
             value = test.compute(ref, cur)
             details["histogram"] = _histogram(ref, cur)
+            if isinstance(cur, BinnedSample):
+                details["binned"] = cur.details(method, ref)
     except InsufficientDataError as exc:
         return Score(
             "drift",
@@ -324,7 +338,7 @@ def dataset_drift(
 
 def drift_scores(
     reference: ReferenceProfile | Mapping[str, np.ndarray],
-    current_columns: Mapping[str, np.ndarray],
+    current_columns: Mapping[str, np.ndarray | Sample],
     policies: Sequence[ColumnPolicy],
     drift_share_threshold: float = 0.5,
     multiple_testing: str = "none",

@@ -294,9 +294,32 @@ def _share_score(method: str, feature: str, count: int, of: int, threshold: floa
     )
 
 
-def _column_scores(name: str, values: Any, profile: ColumnProfile, th: QualityThresholds) -> list[Score]:
-    parsed = _parse(values, profile.kind, name)
-    if parsed.n == 0:
+@dataclass(frozen=True, slots=True)
+class ColumnCounts:
+    """What the quality scores of one column need, counted: from its values (:func:`quality_scores`) or
+    by the source (push-down mode's aggregations, :func:`counted_quality_scores`)."""
+
+    n: int
+    n_missing: int
+    n_type_error: int
+    n_out_of_range: int  # numeric: valid values outside the reference's [min, max]
+    categories: Mapping[str, int]  # categorical: canonical category -> how many valid values
+
+    @property
+    def n_valid(self) -> int:
+        return self.n - self.n_missing - self.n_type_error
+
+
+def _counted(parsed: _Parsed, profile: ColumnProfile) -> ColumnCounts:
+    outside = 0
+    if profile.kind == "numeric" and profile.minimum is not None and profile.maximum is not None:
+        x = parsed.numbers
+        outside = int(((x < profile.minimum) | (x > profile.maximum)).sum())
+    return ColumnCounts(parsed.n, parsed.n_missing, parsed.n_type_error, outside, parsed.categories)
+
+
+def _column_scores(name: str, counts: ColumnCounts, profile: ColumnProfile, th: QualityThresholds) -> list[Score]:
+    if counts.n == 0:
         reason = "empty window"
         methods = [
             "missing_share",
@@ -309,8 +332,8 @@ def _column_scores(name: str, values: Any, profile: ColumnProfile, th: QualityTh
         _share_score(
             "missing_share",
             name,
-            parsed.n_missing,
-            parsed.n,
+            counts.n_missing,
+            counts.n,
             missing_threshold,
             "any",
             reference_missing_share=profile.missing_share,
@@ -318,26 +341,24 @@ def _column_scores(name: str, values: Any, profile: ColumnProfile, th: QualityTh
         _share_score(
             "type_error_share",
             name,
-            parsed.n_type_error,
-            parsed.n - parsed.n_missing,
+            counts.n_type_error,
+            counts.n - counts.n_missing,
             th.type_error_share,
             "non-missing",
         ),
     ]
-    n_valid = parsed.n_valid
+    n_valid = counts.n_valid
     if profile.kind == "numeric":
         if profile.minimum is None or profile.maximum is None:
             scores.append(
                 Score.insufficient("quality", "out_of_range_share", "reference has no valid values", feature=name)
             )
         else:
-            x = parsed.numbers
-            outside = int(((x < profile.minimum) | (x > profile.maximum)).sum())
             scores.append(
                 _share_score(
                     "out_of_range_share",
                     name,
-                    outside,
+                    counts.n_out_of_range,
                     n_valid,
                     th.out_of_range_share,
                     "valid",
@@ -351,7 +372,7 @@ def _column_scores(name: str, values: Any, profile: ColumnProfile, th: QualityTh
                 Score.insufficient("quality", "unseen_category_share", "reference has no valid values", feature=name)
             )
         else:
-            unseen = {c: count for c, count in parsed.categories.items() if c not in profile.categories}
+            unseen = {c: count for c, count in counts.categories.items() if c not in profile.categories}
             # a few examples make the alert actionable without storing the whole column
             examples = sorted(unseen)[:10]
             scores.append(
@@ -451,10 +472,30 @@ def quality_scores(
     if len(set(lengths.values())) > 1:
         raise ValueError(f"window columns differ in length: {lengths}")
     n_rows = next(iter(lengths.values()), 0)
-    scores: list[Score] = []
+    counts = {}
     for name, profile in reference.columns.items():
         values = current[name] if name in current else np.full(n_rows, None, dtype=object)
-        scores.extend(_column_scores(name, values, profile, thresholds))
+        counts[name] = _counted(_parse(values, profile.kind, name), profile)
+    scores = counted_quality_scores(reference, counts, n_rows, window_seconds=window_seconds, thresholds=thresholds)
+    if ids is not None:
+        scores.append(duplicate_id_score(ids, thresholds=thresholds))
+    return scores
+
+
+def counted_quality_scores(
+    reference: QualityReference,
+    counts: Mapping[str, ColumnCounts],
+    n_rows: int,
+    *,
+    window_seconds: float | None = None,
+    thresholds: QualityThresholds = QualityThresholds(),
+) -> list[Score]:
+    """The quality scores of a window known by its counts, then its volume; a profiled column without
+    counts is entirely missing. (Duplicate ids need the ids: :func:`quality_scores` only.)"""
+    scores: list[Score] = []
+    for name, profile in reference.columns.items():
+        column = counts.get(name, ColumnCounts(n_rows, n_rows, 0, 0, {}))
+        scores.extend(_column_scores(name, column, profile, thresholds))
     scores.append(
         volume_score(
             n_rows,
@@ -463,6 +504,4 @@ def quality_scores(
             thresholds=thresholds,
         )
     )
-    if ids is not None:
-        scores.append(duplicate_id_score(ids, thresholds=thresholds))
     return scores

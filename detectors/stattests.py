@@ -50,6 +50,7 @@ import numpy as np
 from scipy import stats
 from scipy.spatial import distance
 
+from detectors.binned import BinnedSample
 from detectors.profile import FEW_UNIQUE_LIMIT, ColumnProfile, Sample
 from detectors.types import ColumnKind
 from monitor.methods import DRIFT_METHODS, NUMERIC, UnknownMethodError, resolve_drift_method
@@ -94,6 +95,8 @@ class StatTest:
         """The test's value for a reference profile and the window's cleaned values."""
         if ref.kind not in self.kinds and not (ref.kind == NUMERIC and self.numeric_as_categories):
             raise UnknownStatTestError(f"column {ref.name!r}: method {self.key!r} does not apply to {ref.kind} columns")
+        if isinstance(cur, BinnedSample):  # push-down mode: a numeric window known by its bins
+            return cur.statistic(self.key, ref)
         return float(self.func(ref, cur))
 
     def breached(self, value: float, threshold: float) -> bool:

@@ -668,7 +668,6 @@ def run_canary(
         classes = model.classes if model.task == "multiclass" else None
         batch = load_window(conn, model_id, model.features, start, end, score_classes=classes)
         service = _service_points(conn, model_id, model.canary, (candidate, baseline), start, end)
-    assert batch.model_version is not None and batch.ts is not None  # load_window reads both columns
     versions = resolve_versions(batch.model_version, batch.ts, deployed)
     cand, base = batch.take(versions == candidate), batch.take(versions == baseline)
     primary = primary_monitor(config, model_name)
