@@ -447,7 +447,8 @@ def _realized_findings(
                 notes.append(f"realized {metric}{f' in {where}' if where else ''}: skipped ({exc})")
                 continue
             findings.append(_realized_finding(settings, d, where, versions))
-    if not slices and lc.n >= settings.min_slice_rows:
+    sliceable = settings.slices or [name for name, kind in model.features.items() if kind == "categorical"]
+    if sliceable and not slices and lc.n >= settings.min_slice_rows:
         notes.append("realized performance per slice: no slice has enough labelled rows in both versions")
     return findings, notes
 
@@ -668,6 +669,7 @@ def run_canary(
         classes = model.classes if model.task == "multiclass" else None
         batch = load_window(conn, model_id, model.features, start, end, score_classes=classes)
         service = _service_points(conn, model_id, model.canary, (candidate, baseline), start, end)
+    assert batch.model_version is not None and batch.ts is not None  # load_window reads both columns
     versions = resolve_versions(batch.model_version, batch.ts, deployed)
     cand, base = batch.take(versions == candidate), batch.take(versions == baseline)
     primary = primary_monitor(config, model_name)

@@ -172,6 +172,24 @@ def test_realized_performance_with_an_interval_once_labels_arrive() -> None:
     assert any(r.startswith("realized roc_auc in region=eu of 2.1 ") and "CI [" in r for r in verdict.reasons)
 
 
+def test_a_regression_candidate_with_larger_errors_fails_on_its_interval() -> None:
+    rng = np.random.default_rng(5)
+
+    def rows(n: int, noise: float) -> Batch:
+        x = rng.normal(size=n)
+        values = {"x": x, "prediction": 2 * x + rng.normal(0, noise, n), "label": 2 * x + rng.normal(0, 0.5, n)}
+        obj = {name: np.array(v.tolist(), dtype=object) for name, v in values.items()}
+        return Batch(n=n, features={"x": obj["x"]}, prediction=obj["prediction"], label=obj["label"])
+
+    model = ModelConfig(task="regression", features={"x": "numeric"}, canary={"n_resamples": 300})
+    verdict = compare("price", model, ("2.1", "2.0"), rows(400, 2.0), rows(2000, 0.1), start=T0,
+                      end=T0 + timedelta(hours=1))  # fmt: skip
+    (mae,) = [f for f in verdict.findings if f.check == "realized_performance"]
+    assert mae.name == "mae" and mae.worse and mae.ci is not None and mae.ci[0] > 0  # larger error is worse
+    assert verdict.exit_code == EXIT_WORSE
+    assert not any("per slice" in note for note in verdict.notes)  # no categorical feature: nothing to slice
+
+
 def test_require_labels_waits_for_them() -> None:
     verdict = _compare(_model(require_labels=True), _batch(600, 1), _batch(3000, 2, labelled=1.0))
     assert verdict.exit_code == EXIT_WAIT
