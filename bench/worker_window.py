@@ -185,6 +185,7 @@ class Stages:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self.cpu: dict[str, float] = defaultdict(float)
         self.batch: Any = None
         self._originals: list[tuple[Any, str, Any]] = []
 
@@ -193,11 +194,12 @@ class Stages:
         self._originals.append((owner, name, inner))
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            begun = time.perf_counter()
+            begun, cpu = time.perf_counter(), time.process_time()
             try:
                 result = inner(*args, **kwargs)
             finally:
                 self.seconds[stage] += time.perf_counter() - begun
+                self.cpu[stage] += time.process_time() - cpu
             if stage == "load":
                 self.batch = result
             return result
@@ -296,7 +298,15 @@ def window_side(store: str, repeat: int, multivariate: bool, postmaster: int | N
         statuses.append(worker.compute(claim))
         total = time.perf_counter() - begun
         cpu = time.process_time() - cpu
-        runs.append({"total": total, "cpu": cpu, "db_cpu": server_cpu(postmaster) - db_cpu, **stages.seconds})
+        runs.append(
+            {
+                "total": total,
+                "cpu": cpu,
+                "db_cpu": server_cpu(postmaster) - db_cpu,
+                **stages.seconds,
+                **{f"{stage}_cpu": seconds for stage, seconds in stages.cpu.items()},
+            }
+        )
         batch = stages.batch
         stages.restore()  # the next attempt wraps the originals again
     peak = _kib("VmHWM")
@@ -422,6 +432,7 @@ def report(store_kind: str, rows: int, seeded: float, result: dict[str, Any], lo
     w = result["window"]
     ratio = w["total"] / result["drift_alone"]
     stages = " ".join(f"{s} {w.get(s, 0.0):.2f}" for s in STAGES)
+    cpu_stages = " ".join(f"{s} {w.get(f'{s}_cpu', 0.0):.2f}" for s in STAGES if s != "claim")
     other = w["total"] - sum(w.get(s, 0.0) for s in STAGES)
     verdict = "met" if ratio <= BUDGET else f"missed by {ratio / BUDGET:.2f}x"
     print(
@@ -430,7 +441,8 @@ def report(store_kind: str, rows: int, seeded: float, result: dict[str, Any], lo
         f"  window {w['total']:.2f} s  = {stages} other {other:.2f}\n"
         f"  drift alone {result['drift_alone']:.2f} s | window/drift {ratio:.2f}x (budget {BUDGET:.0f}x: {verdict})"
         f"\n  CPU: window {w['cpu']:.2f} s in the worker + {w['db_cpu']:.2f} s in Postgres,"
-        f" drift alone {result['drift_cpu']:.2f} s ({(w['cpu'] + w['db_cpu']) / result['drift_cpu']:.2f}x)"
+        f" drift alone {result['drift_cpu']:.2f} s ({(w['cpu'] + w['db_cpu']) / result['drift_cpu']:.2f}x)\n"
+        f"  worker CPU by stage: {cpu_stages}"
         f" | peak RSS {result['peak_mib']:.0f} MiB ({result['window_peak_mib']:+.0f} MiB for the window)",
         flush=True,
     )

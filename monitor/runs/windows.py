@@ -22,7 +22,7 @@ datetime.datetime(2026, 1, 1, 10, 0, tzinfo=datetime.timezone.utc)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
@@ -213,23 +213,48 @@ def load_window(
         )
         .where(*in_window)
         .order_by(p.ts, p.id)
-    ).all()
-    return batch_from_rows(result, schema, score_classes=score_classes)
+    )
+    return batch_from_rows(result.partitions(_CHUNK_ROWS), schema, score_classes=score_classes)
+
+
+# Rows parsed at a time from SQLite: a row's features as a dict costs ~2 KB, so the dicts of a whole
+# million-row window would need gigabytes; only the columns are kept.
+_CHUNK_ROWS = 20_000
 
 
 def batch_from_rows(
-    rows: Sequence[Sequence[Any]], schema: Mapping[str, str], *, score_classes: Sequence[Any] | None = None
+    chunks: Iterable[Sequence[Sequence[Any]]], schema: Mapping[str, str], *, score_classes: Sequence[Any] | None = None
 ) -> Batch:
-    """Rows of ``(prediction_id, ts, features JSON, prediction JSON, score JSON, label JSON, label_ts, model_version)``.
+    """Chunks of rows of ``(prediction_id, ts, features JSON, prediction JSON, score JSON, label JSON, label_ts,
+    model_version)``, the JSON as text; parsed a chunk at a time.
 
     Timestamps are ISO strings, epoch microseconds or ``None``.
     """
-    ids, ts, features, predictions, scores, labels, label_ts, versions = zip(*rows, strict=True) if rows else ([],) * 8
-    dicts = _json_list(features, "{}")
+    names = list(schema)
+    ids: list[Any] = []
+    ts: list[Any] = []
+    features: dict[str, list[Any]] = {name: [] for name in names}
+    predictions: list[Any] = []
+    scores: list[Any] = []
+    labels: list[Any] = []
+    label_ts: list[Any] = []
+    versions: list[Any] = []
+    for rows in chunks:
+        if not rows:
+            continue
+        c_ids, c_ts, c_features, c_predictions, c_scores, c_labels, c_label_ts, c_versions = zip(*rows, strict=True)
+        for name, values in _feature_lists(_json_list(c_features, "{}"), names).items():
+            features[name] += values
+        ids += c_ids
+        ts += c_ts
+        predictions += _json_list(c_predictions)
+        scores += _json_list(c_scores)
+        labels += _json_list(c_labels)
+        label_ts += c_label_ts
+        versions += c_versions
     return batch_from_columns(
-        schema, list(ids), list(ts), _feature_lists(dicts, list(schema)), _json_list(predictions), _json_list(scores),
-        _json_list(labels), list(label_ts), list(versions), score_classes=score_classes,
-    )  # fmt: skip
+        schema, ids, ts, features, predictions, scores, labels, label_ts, versions, score_classes=score_classes
+    )
 
 
 def batch_from_columns(

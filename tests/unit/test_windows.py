@@ -50,7 +50,7 @@ def test_batch_from_rows_builds_columns_by_the_schema() -> None:
         ("c", "2026-03-02 00:02:00.000000", '{"c": 3}', "1", None, None, None, "2.0"),
     ]  # fmt: skip
     schema = {"x": "numeric", "c": "categorical", "y": "numeric", "z": "numeric"}
-    batch = batch_from_rows(rows, schema)
+    batch = batch_from_rows([rows[:1], [], rows[1:]], schema)  # in chunks, as load_window reads them
     assert batch.n == 3 and set(batch.features) == set(schema)
     # A numeric column of numbers (or nothing) is typed, NaN where missing, as a file gives it ...
     assert batch.features["x"].dtype == np.float64
@@ -67,7 +67,7 @@ def test_batch_from_rows_builds_columns_by_the_schema() -> None:
     assert batch.model_version.tolist() == ["2.1", None, "2.0"]
     # as Postgres returns them (epoch microseconds)
     epoch = [(r[0], int(T0.timestamp() * 1e6) + i, *r[2:6], None, r[7]) for i, r in enumerate(rows)]
-    assert batch_from_rows(epoch, {"x": "numeric"}).ts.tolist()[2] == datetime(2026, 3, 2, 0, 0, 0, 2)
+    assert batch_from_rows([epoch], {"x": "numeric"}).ts.tolist()[2] == datetime(2026, 3, 2, 0, 0, 0, 2)
 
 
 def test_empty_window() -> None:
