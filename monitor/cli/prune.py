@@ -47,29 +47,33 @@ def prune(
             param_hint="--model",
         )
     engine = open_store(loaded)
-    check_migrated(engine)
-    now = utcnow()
-    due = retention.due(engine, loaded, now, model)
-    if not due:
-        out_console.print("no retention configured: nothing to prune (see `retention:` under each model)")
-        return
-    if dry_run:
-        _print(due, "would delete", "would drop")
-        return
-    bars = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
-    with Progress(*bars, console=err_console, transient=True) as progress:
-        tasks = {
-            (target.model, target.table): progress.add_task(f"{target.model or 'store'} {target.table}", total=count)
-            for target, count in due
-        }
-        done = retention.prune(
-            engine,
-            loaded,
-            now,
-            model,
-            progress=lambda target, count: progress.advance(tasks[target.model, target.table], count),
-        )
-    engine.dispose()
+    try:
+        check_migrated(engine)
+        now = utcnow()
+        due = retention.due(engine, loaded, now, model)
+        if not due:
+            out_console.print("no retention configured: nothing to prune (see `retention:` under each model)")
+            return
+        if dry_run:
+            _print(due, "would delete", "would drop")
+            return
+        bars = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
+        with Progress(*bars, console=err_console, transient=True) as progress:
+            tasks = {
+                (target.model, target.table): progress.add_task(
+                    f"{target.model or 'store'} {target.table}", total=count
+                )
+                for target, count in due
+            }
+            done = retention.prune(
+                engine,
+                loaded,
+                now,
+                model,
+                progress=lambda target, count: progress.advance(tasks[target.model, target.table], count),
+            )
+    finally:
+        engine.dispose()  # every path: a pooled Postgres connection left open is a ResourceWarning at exit
     _print(done, "deleted", "dropped")
 
 
