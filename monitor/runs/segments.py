@@ -66,7 +66,7 @@ def segment_name(value: object) -> str | None:
 def split(names: Sequence[str | None], top: int) -> list[tuple[str, np.ndarray]]:
     """Segments of ``names`` (one per row; ``None``: in no segment), as ``(name, row mask)``: the ``top``
     names with the most rows (ties by name), then the rest pooled as ``(other)`` when there is a rest."""
-    codes, uniques = pd.factorize(pd.Series(names, dtype=object), use_na_sentinel=True)
+    codes, uniques = pd.factorize(pd.Series(np.asarray(names, dtype=object)), use_na_sentinel=True)
     counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
     ordered = sorted(range(len(uniques)), key=lambda i: (-counts[i], uniques[i]))
     out = [(str(uniques[i]), codes == i) for i in ordered[:top]]

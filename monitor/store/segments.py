@@ -57,6 +57,8 @@ class ScoreLike(Protocol):
     @property
     def status(self) -> str: ...
     @property
+    def reason(self) -> str | None: ...
+    @property
     def details(self) -> Mapping[str, Any]: ...
 
 
@@ -210,7 +212,7 @@ def segment_scores(conn: Connection, monitor: str, window_start: datetime) -> li
         .where(s.monitor == monitor, s.window_start == window_start)
         .order_by(s.id)
     ).all()
-    return [SegmentScoreRow(*row) for row in rows]
+    return [SegmentScoreRow(**row._mapping) for row in rows]
 
 
 def worst_segments(
