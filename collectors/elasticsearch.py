@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
+import orjson
 from elasticsearch import ApiError, Elasticsearch, OrjsonSerializer, TransportError
 from prometheus_client import Counter
 from sqlalchemy import Engine
@@ -233,6 +234,39 @@ class ElasticsearchCollector:
         )
         return int(response["hits"]["total"]["value"])
 
+    # --- push-down: aggregations instead of documents ---------------------------------------------
+
+    def aggregate(self, start: datetime, end: datetime, aggs: Mapping[str, Any]) -> dict[str, Any]:
+        """Run ``aggs`` over the documents of event time ``[start, end)``: the response's ``aggregations``
+        with ``total`` (exact document count) and ``bytes`` (size of the response body); no document is read.
+
+        Shard failures are an error (transient: the window is retried): counts from part of the index
+        would be a wrong window, not a smaller one.
+        """
+        timestamp = self.model.fields.timestamp
+        response = self._call(
+            "aggregate",
+            lambda: self.client.search(
+                index=self.index,
+                size=0,
+                track_total_hits=True,
+                query=self._query(timestamp, _millis(start), _millis(end)),
+                aggs=dict(aggs),
+                filter_path=["hits.total", "aggregations", "_shards"],
+            ),
+        )
+        failed = int(response.get("_shards", {}).get("failed", 0) or 0)
+        if failed:
+            raise SourceError(
+                f"elasticsearch aggregation on {self.index!r} reported {failed} failed shard(s)", transient=True
+            )
+        body = response.body if hasattr(response, "body") else response
+        return {
+            "total": int(body["hits"]["total"]["value"]),
+            "aggregations": body.get("aggregations", {}),
+            "bytes": len(orjson.dumps(body)),
+        }
+
     # --- reading -------------------------------------------------------------------------------
 
     def _store(self, hits: list[dict[str, Any]], key: str, position: dict[str, Any]) -> IngestResult:
@@ -392,12 +426,23 @@ class ElasticsearchCollector:
 
 
 def build_elasticsearch_collectors(config: Config, engine: Engine) -> list[ElasticsearchCollector]:
-    """One collector per model with an Elasticsearch source, plus one for its label index if it has one."""
+    """One collector per copy-mode model with an Elasticsearch source, plus one for its label index if it has one."""
     collectors: list[ElasticsearchCollector] = []
     for name, model in config.models.items():
         if model.source is None or not isinstance(config.sources.get(model.source), ElasticsearchSource):
             continue
+        if model.mode == "pushdown":
+            continue  # nothing is copied: its windows are aggregated where the documents are
         collectors.append(ElasticsearchCollector(engine, config, name))
         if model.label_index:
             collectors.append(ElasticsearchCollector(engine, config, name, kind="label"))
     return collectors
+
+
+def build_window_aggregators(config: Config, engine: Engine) -> dict[str, Callable[..., dict[str, Any]]]:
+    """Per push-down model, :meth:`ElasticsearchCollector.aggregate` of a collector that never collects."""
+    return {
+        name: ElasticsearchCollector(engine, config, name).aggregate
+        for name, model in config.models.items()
+        if model.mode == "pushdown"
+    }

@@ -408,6 +408,13 @@ class ModelConfig(Frozen):
         Retention(),
         description="How long this model's rows are kept (`driftscope prune`, and the worker hourly); absent: forever.",
     )
+    mode: Literal["copy", "pushdown"] = Field(
+        "copy",
+        description="copy: the collector copies the documents into the store and windows are computed from them. "
+        "pushdown (an Elasticsearch `source`): nothing is copied; each window's drift, data-quality counts and "
+        "volume are computed by Elasticsearch aggregations (no drill-down, row-level quality, performance or "
+        "labels; docs/detectors.md, Push-down mode).",
+    )
     canary: CanarySettings = Field(
         CanarySettings(), description="How `driftscope canary` compares two versions of this model."
     )
@@ -1184,7 +1191,7 @@ class Config(Frozen):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Config:
-        errors = [*_dangling_references(self), *_retention_too_short(self)]
+        errors = [*_dangling_references(self), *_retention_too_short(self), *_pushdown_problems(self)]
         if errors:
             raise _Problems(errors)
         return self
@@ -1232,6 +1239,29 @@ def _retention_too_short(config: Config) -> Iterator[tuple[str, str]]:
                 f"{_span(keep)} is shorter than monitors.{name}.reference.previous_windows needs: "
                 f"{monitor.reference.previous_windows} windows of {_span(monitor.window)} before the newest, the "
                 f"window itself and its lateness ({_span(needed)})",
+            )
+
+
+def _pushdown_problems(config: Config) -> Iterator[tuple[str, str]]:
+    # A pushdown model's predictions never reach the store: nothing there anchors a first window or holds a
+    # stored reference range.
+    for name, model in config.models.items():
+        if model.mode == "pushdown" and model.source is None:
+            yield f"models.{name}.mode", "pushdown needs an elasticsearch `source` (the aggregations run there)"
+    for name, monitor in config.monitors.items():
+        model = config.models.get(monitor.model)
+        if model is None or model.mode != "pushdown":
+            continue
+        if monitor.start is None:
+            yield (
+                f"monitors.{name}.start",
+                f"required for pushdown model {monitor.model!r}: the store holds none of its predictions to start from",
+            )
+        if monitor.reference.dataset is None:
+            yield (
+                f"monitors.{name}.reference",
+                f"pushdown model {monitor.model!r} needs a `dataset` reference (range and previous_windows read "
+                "predictions from the store)",
             )
 
 

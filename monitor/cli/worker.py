@@ -25,6 +25,7 @@ def worker(
     Start several on one Postgres store to share the work: each window is computed exactly once.
     """
     # The scheduler, APScheduler, the alerts and the collectors load here: `worker --help` needs none of them.
+    from collectors.elasticsearch import build_window_aggregators
     from monitor.cli.worker_process import Worker
     from monitor.runs.scheduler import Scheduler
     from monitor.store.engine import check_migrated
@@ -33,7 +34,8 @@ def worker(
     engine = open_store(settings)
     check_migrated(engine)
     if once:
-        computed = Scheduler(settings, engine, worker_id=worker_id).tick()
+        aggregators = build_window_aggregators(settings, engine)
+        computed = Scheduler(settings, engine, worker_id=worker_id, window_aggregators=aggregators).tick()
         out_console.print(f"{computed} run(s) computed", highlight=False)
         return
     Worker(settings, engine, worker_id=worker_id).run_forever()

@@ -45,6 +45,7 @@ from alerts.engine import evaluate as evaluate_alerts
 from alerts.outbox import deliver_due
 from alerts.rules import compile_rules
 from collectors import build_collectors
+from collectors.elasticsearch import build_window_aggregators
 from monitor.config import Config
 from monitor.errors import DriftscopeError
 from monitor.metrics.exporter import MetricsServer, start_metrics_server
@@ -88,7 +89,8 @@ class Worker:
         self.config = config
         self.engine = engine
         self.clock = clock
-        self.scheduler = Scheduler(config, engine, worker_id=worker_id, clock=clock)
+        aggregators = build_window_aggregators(config, engine)  # push-down models: windows aggregated at the source
+        self.scheduler = Scheduler(config, engine, worker_id=worker_id, clock=clock, window_aggregators=aggregators)
         self.metrics_server: MetricsServer | None = None
         self._stop = threading.Event()
         self._jobs = BackgroundScheduler(timezone=UTC)

@@ -26,7 +26,7 @@ from detectors.drift import ColumnPolicy, column_drift, drift_scores
 from detectors.npz import pack, unpack
 from detectors.performance import Band, bands_from_dict, bands_to_dict, fit_performance_bands, label_scores
 from detectors.performance import performance_scores as realized_performance_scores
-from detectors.profile import ColumnProfile, ReferenceProfile, profile_reference
+from detectors.profile import ColumnProfile, ReferenceProfile, Sample, profile_reference
 from detectors.quality import QualityReference, QualityThresholds, quality_scores
 from detectors.sequential import SlowDriftParams, slow_drift_score, window_input
 from detectors.stattests import InsufficientDataError
@@ -470,16 +470,20 @@ def _policy(
 
 
 def _drift(
-    model: ModelConfig, monitor: MonitorConfig, baseline: Baseline, window: Batch, parts: Collection[Part]
+    model: ModelConfig,
+    monitor: MonitorConfig,
+    baseline: Baseline,
+    columns: Mapping[str, np.ndarray | Sample],
+    parts: Collection[Part],
 ) -> list[Score]:
-    columns = drift_columns(model, window)
+    """Drift of the window's ``columns`` (values, or samples counted by the source in push-down mode)."""
     out: list[Score] = []
     if "features" in parts:
         # The config refused, at load, a method that is unknown or does not apply to its column.
         policies = [
             _policy(name, kind, monitor, baseline.calibration.get(name)) for name, kind in model.features.items()
         ]
-        current = {name: columns[name][1] for name in model.features}
+        current = {name: columns[name] for name in model.features if name in columns}
         settings = monitor.drift
         # Calibrated columns are corrected at the budget's window level; p-value tests at their threshold.
         family_alpha = feature_alpha(model, monitor) * len(model.features) if baseline.calibration else None
@@ -490,11 +494,11 @@ def _drift(
     for name in extras:
         if name in baseline.drift and name in columns:
             policy = _policy(name, baseline.drift[name].kind, monitor, baseline.calibration.get(name))
-            out += _family("drift", "auto", partial(_one_column, baseline.drift[name], columns[name][1], policy))
+            out += _family("drift", "auto", partial(_one_column, baseline.drift[name], columns[name], policy))
     return out
 
 
-def _one_column(profile: ColumnProfile, values: np.ndarray, policy: ColumnPolicy) -> list[Score]:
+def _one_column(profile: ColumnProfile, values: np.ndarray | Sample, policy: ColumnPolicy) -> list[Score]:
     return [column_drift(profile, values, policy)]
 
 
@@ -536,15 +540,22 @@ def _slow_drift(
     return out
 
 
-def _quality(monitor: MonitorConfig, baseline: Baseline, window: Batch, window_seconds: float | None) -> list[Score]:
+def quality_thresholds(monitor: MonitorConfig) -> QualityThresholds:
     settings = monitor.quality
-    thresholds = QualityThresholds(
+    return QualityThresholds(
         missing_share_increase=settings.missing_share,
         out_of_range_share=settings.out_of_range_share,
         unseen_category_share=settings.unseen_share,
     )
+
+
+def _quality(monitor: MonitorConfig, baseline: Baseline, window: Batch, window_seconds: float | None) -> list[Score]:
     return quality_scores(
-        baseline.quality, window.features, ids=window.ids, window_seconds=window_seconds, thresholds=thresholds
+        baseline.quality,
+        window.features,
+        ids=window.ids,
+        window_seconds=window_seconds,
+        thresholds=quality_thresholds(monitor),
     )
 
 
@@ -639,7 +650,8 @@ def evaluate(
             else []
         )
         return Evaluation("insufficient_data", volume, reason)
-    scores = _family("drift", "drift", lambda: _drift(model, monitor, baseline, window, parts))
+    columns = {name: values for name, (_, values) in drift_columns(model, window).items()}
+    scores = _family("drift", "drift", lambda: _drift(model, monitor, baseline, columns, parts))
     if "features" in parts and monitor.drift.multivariate:
         scores += _family("drift", "multivariate", lambda: _multivariate(model, baseline, window))
     if "features" in parts and (slow := monitor.drift.slow_drift) is not None:

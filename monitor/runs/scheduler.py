@@ -43,7 +43,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -80,6 +80,7 @@ from monitor.runs.evaluation import (
     evaluate,
     score_dict,
 )
+from monitor.runs.pushdown import Aggregate, pushdown_window
 from monitor.runs.references import InsufficientReference, References
 from monitor.runs.segments import SegmentResult, evaluate_segments, resolve_versions
 from monitor.runs.windows import Batch, due_windows, load_window, window_floor, window_origin
@@ -130,9 +131,12 @@ class Scheduler:
         *,
         worker_id: str | None = None,
         clock: Callable[[], datetime] = utcnow,
+        window_aggregators: Mapping[str, Aggregate] | None = None,
     ) -> None:
         self.config = config
         self.engine = engine
+        # Per push-down model (`mode: pushdown`), how its windows are aggregated at the source.
+        self.window_aggregators = dict(window_aggregators or {})
         self.worker_id = worker_id or default_worker_id()
         self.clock = clock
         self._model_ids: dict[str, int] | None = None
@@ -431,6 +435,12 @@ class Scheduler:
         try:
             baseline = self.references.baseline(claim.monitor, claim.window_start)
             classes = baseline.classes if model.task == "multiclass" else None
+            if monitor.model in self.window_aggregators:  # push-down: aggregated where the documents are
+                aggregate = self.window_aggregators[monitor.model]
+                evaluation, rows, _ = pushdown_window(
+                    model, monitor, baseline, aggregate, claim.window_start, claim.window_end
+                )
+                return self._write(claim, evaluation.status, evaluation.scores, evaluation.reason, rows, None, begun)
             with self.engine.connect() as connection:
                 batch = load_window(
                     connection,
