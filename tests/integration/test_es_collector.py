@@ -165,6 +165,7 @@ def test_mapping_source_filtering_and_malformed_documents(
         "output.label",
         "output.proba",
         "outcome",
+        "model_version",  # the field map's default path: a document may name its model version there
         "tenure",
         "plan",
     ]
