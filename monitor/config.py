@@ -1249,8 +1249,8 @@ def _pushdown_problems(config: Config) -> Iterator[tuple[str, str]]:
         if model.mode == "pushdown" and model.source is None:
             yield f"models.{name}.mode", "pushdown needs an elasticsearch `source` (the aggregations run there)"
     for name, monitor in config.monitors.items():
-        model = config.models.get(monitor.model)
-        if model is None or model.mode != "pushdown":
+        watched = config.models.get(monitor.model)
+        if watched is None or watched.mode != "pushdown":
             continue
         if monitor.start is None:
             yield (

@@ -115,9 +115,9 @@ def _column(
     width = bin_width(profile)
     buckets = aggregations[f"c{index}_bins"].get("buckets", [])
     keys = np.array([round(float(b["key"]) / width) for b in buckets], dtype=np.int64)
-    counts = np.array([int(b["doc_count"]) for b in buckets], dtype=np.int64)
+    binned = np.array([int(b["doc_count"]) for b in buckets], dtype=np.int64)
     order = np.argsort(keys, kind="stable")
-    sample = BinnedSample(width, keys[order], counts[order], total - int(counts.sum()), column=name)
+    sample = BinnedSample(width, keys[order], binned[order], total - int(binned.sum()), column=name)
     outside = int(aggregations.get(f"c{index}_outside", {}).get("doc_count", 0))
     return sample, ColumnCounts(total, total - sample.n, 0, outside, {})
 
