@@ -41,8 +41,6 @@ def test_one_search_asks_for_terms_histogram_and_out_of_range_per_column() -> No
     assert field_path(model, "x") == "f.x" and field_path(model, "prediction") == "out.label"
     width = bin_width(baseline.drift["x"])
     assert aggs["c0_bins"] == {"histogram": {"field": "f.x", "interval": width, "min_doc_count": 1}}
-        "histogram": {"field": "f.x", "interval": bin_width(baseline.drift["x"]), "min_doc_count": 1}
-    }
     low, high = float(reference.features["x"].min()), float(reference.features["x"].max())
     assert aggs["c0_outside"]["filter"]["bool"]["should"] == [
         {"range": {"f.x": {"lt": low}}},
