@@ -17,6 +17,7 @@ Every subclass, with the module that defines it (``tests/unit/test_errors.py`` k
     ├── InsufficientReference     monitor.runs.references: too few reference rows (the run is ``insufficient_data``)
     ├── ReportError               monitor.runs.drilldown: a report that cannot be built (unknown monitor, empty window)
     ├── CheckError                monitor.runs.gate: input ``driftscope check`` cannot use (exit code 2)
+    ├── CanaryError               monitor.runs.canary: a canary that cannot be run (unknown model, one version twice)
     └── DeliveryError             alerts.base: a notification not delivered (``transient``, ``retry_after``)
 
 The CLI turns any of them into one line and exit code 2 (exit 1 for an unreachable store); only
