@@ -180,7 +180,7 @@ def test_bad_records_are_rejected_one_by_one(api) -> None:
     messages = {r["index"]: r["message"] for r in body["rejected"]}
     assert messages[3] == "[3].id: required field is missing"
     assert messages[4] == '[4].features.tenure: expected number, got "abc"'
-    assert messages[6].startswith("[6].extra: unknown field (expected features, id, label, prediction, score")
+    assert messages[6].startswith("[6].extra: unknown field (expected features, id, label, model_version, prediction")
     assert messages[7] == "[7].features.plan: string of 10000000 characters is longer than 1024"
     assert messages[8].startswith("[8].features.colour: unknown feature (known: tenure, plan, monthly_charges)")
     assert messages[9] == '[9].timestamp: expected an ISO-8601 time or epoch seconds/milliseconds, got "yesterday"'
