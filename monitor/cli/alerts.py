@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from monitor.cli.main import ConfigOption, open_store, out_console, user_errors
 from monitor.config import Config, load_config, parse_duration, parse_time
@@ -39,7 +40,8 @@ def _print_table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> N
     if out_console.is_terminal:
         table = Table(*headers)
         for row in rows:
-            table.add_row(*row)
+            # Cells are data (alert text, deployment notes and URLs): Text, so rich reads no markup in them.
+            table.add_row(*(Text(cell) for cell in row))
         out_console.print(table)
         return
     for line in (headers, *rows):

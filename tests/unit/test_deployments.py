@@ -90,3 +90,20 @@ def test_versions_are_printable_strings_of_1_to_100_characters() -> None:
         with pytest.raises(ValueError) as caught:
             check_version(bad)
         assert str(caught.value) == message
+
+
+def test_cli_tables_print_cells_as_text_not_rich_markup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`driftscope deploy list` prints notes and URLs from the store: on a terminal rich would read markup in
+    them (styles, and OSC 8 hyperlinks from ``[link=…]``)."""
+    import io
+
+    from rich.console import Console
+
+    import monitor.cli.alerts
+
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=200, color_system=None)
+    monkeypatch.setattr(monitor.cli.alerts, "out_console", console)
+    monitor.cli.alerts._print_table(("note",), [("[link=javascript:alert(1)]run[/link] [bold]x[/bold]",)])
+    assert "[link=javascript:alert(1)]run[/link] [bold]x[/bold]" in screen.getvalue()
+    assert "\x1b]8;" not in screen.getvalue()  # no terminal hyperlink
