@@ -36,6 +36,7 @@ from monitor.config import Config
 from monitor.errors import DriftscopeError
 from monitor.store import actions, deployments, reads
 from monitor.store.api_keys import KeyInfo
+from monitor.store.segments import worst_segments
 
 MAX_LIMIT = 10_000
 # An admin uploads a training set; bounded so that a runaway client cannot fill the API host's disk.
@@ -179,6 +180,38 @@ class WindowsOut(BaseModel):
     )  # fmt: skip
 
     windows: list[WindowOut] = Field(description="Newest first.")
+
+
+class SegmentOut(BaseModel):
+    segment_by: str = Field(description="The feature the window was split by, or `model_version`.")
+    segment: str = Field(description="Its value (data: escape it); `(other)` pools the values beyond segment_top.")
+    rows: int
+    moved: float | None = Field(
+        description="How far its worst score moved, 1.0 at that score's threshold (docs/detectors.md, Segments); "
+        "null when it had too few rows or nothing that can breach."
+    )
+    breached: int = Field(description="Its drift and performance scores that breached.")
+    status: str = Field(description="ok, or insufficient_data (too few rows: `reason` says how many).")
+    reason: str | None
+    worst_kind: str | None = Field(description="drift | performance | estimated_performance")
+    worst_feature: str | None = Field(description="The feature (drift) or the metric (performance).")
+    worst_method: str | None
+    worst_value: float | None
+    worst_threshold: float | None
+
+
+class SegmentsOut(BaseModel):
+    model_config = _example(
+        monitor="churn-hourly",
+        window_start=T0,
+        segments=[{"segment_by": "channel", "segment": "partner", "rows": 170, "moved": 9.18, "breached": 5,
+                   "status": "ok", "reason": None, "worst_kind": "drift", "worst_feature": "tenure",
+                   "worst_method": "wasserstein", "worst_value": 0.918, "worst_threshold": 0.1}],
+    )  # fmt: skip
+
+    monitor: str | None = Field(description="The monitor read (default: the model's primary); null: none computed.")
+    window_start: datetime | None = Field(description="The window ranked; null: no window has segment scores.")
+    segments: list[SegmentOut] = Field(description="Worst first.")
 
 
 class ScoreOut(BaseModel):
@@ -620,6 +653,35 @@ def add_read_routes(
             row = model_row(conn, model, key)
             found = reads.windows(conn, row.id, monitor=monitor, since=start, until=end, status=status, limit=limit)
         return WindowsOut(windows=[WindowOut(**asdict(w)) for w in found])
+
+    @router.get("/v1/models/{model}/segments", response_model=SegmentsOut, tags=["read"], responses=_errors(400, 404))
+    def get_segments(
+        model: str,
+        key: ReadKey,
+        monitor: str | None = None,
+        window: Annotated[
+            datetime | None, Query(description="The window's start; default: the newest with segments.")
+        ] = None,
+        feature: Annotated[str | None, Query(description="Rank by this feature's drift alone.")] = None,
+        limit: Limit = 100,
+    ) -> SegmentsOut:
+        """A window's segments ranked by how far they moved (the dashboard's "Where is it worst";
+        docs/detectors.md, Segments)."""
+        start = _utc(window, "window")
+        with reading() as conn:
+            row = model_row(conn, model, key)
+            computed = [m.name for m in reads.model_monitors(conn, row.id)]
+            if monitor is not None and monitor not in computed:
+                raise HTTPException(404, {"message": f"no computed window of monitor {monitor!r} for model {model!r}",
+                                          "known_monitors": computed})  # fmt: skip
+            name = monitor or (computed[0] if computed else None)
+            if name is None:
+                return SegmentsOut(monitor=None, window_start=None, segments=[])
+            found, ranked = worst_segments(conn, name, start, feature=feature, limit=limit)
+        segments = [
+            SegmentOut(moved=r.severity, **{k: v for k, v in asdict(r).items() if k != "severity"}) for r in ranked
+        ]
+        return SegmentsOut(monitor=name, window_start=found, segments=segments)
 
     def score_filter(
         conn: Connection,

@@ -7,15 +7,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pytest
 from sqlalchemy import Engine, insert, select, update
 
 from alerts import evaluate as evaluate_alerts
 from alerts.message import alert_lines
+from monitor.api.app import create_app
 from monitor.config import Config, parse_config
 from monitor.runs.scheduler import Scheduler
+from monitor.store.api_keys import create_api_key
 from monitor.store.queries import sync_models
 from monitor.store.segments import VERSION, worst_segments
 from monitor.store.tables import Deployment, Notification, Prediction, Score, SegmentScore
+from tests.integration.test_api import client_for
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -159,6 +163,24 @@ def test_a_shift_in_one_channel_is_ranked_worst_while_the_window_barely_moves(st
     assert {r.rows for r in partner} == {worst.rows} and 100 < worst.rows < 220
     # The earlier windows carry no version split: no row names a version and no deployment is recorded.
     assert not segment_rows(store_engine, window, segment_by=VERSION)
+
+    # The read API ranks alike (read scope; a key limited to another model may not).
+    key, _ = create_api_key(store_engine, "svc-read", scopes=["read"])
+    other, _ = create_api_key(store_engine, "svc-other", models=["price"], scopes=["read"])
+    with client_for(create_app(config, store_engine), key) as client:
+        body = client.get("/v1/models/churn/segments").json()
+        assert (body["monitor"], body["window_start"]) == ("churn-hourly", "2026-03-02T03:00:00Z")
+        assert [(s["segment_by"], s["segment"]) for s in body["segments"]] == [
+            (r.segment_by, r.segment) for r in ranked
+        ]
+        assert body["segments"][0]["moved"] == pytest.approx(worst.severity)
+        by_feature = client.get("/v1/models/churn/segments", params={"feature": "spend", "limit": 2}).json()
+        assert len(by_feature["segments"]) == 2 and by_feature["segments"][0]["worst_feature"] == "spend"
+        earlier = client.get("/v1/models/churn/segments", params={"window": "2026-03-02T02:00:00Z"}).json()
+        assert earlier["window_start"] == "2026-03-02T02:00:00Z" and earlier["segments"]
+        assert client.get("/v1/models/churn/segments", params={"monitor": "nope"}).status_code == 404
+        denied = client.get("/v1/models/churn/segments", headers={"Authorization": f"Bearer {other}"})
+        assert denied.status_code == 403
 
 
 def test_an_alert_on_the_window_names_its_worst_segments(store_engine: Engine) -> None:
