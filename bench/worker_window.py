@@ -312,7 +312,8 @@ def window_side(store: str, repeat: int, multivariate: bool, postmaster: int | N
     peak = _kib("VmHWM")
     model, monitor = config.models[MODEL], config.monitors[MONITOR]
     baseline = worker.references.baseline(MONITOR, WINDOW[0])
-    ready = typed(model, batch)
+    # The columns as evaluate() hands them to the drift tests (converted from the typed batch: nothing left to do).
+    ready = {name: values for name, (_, values) in evaluation.drift_columns(model, typed(model, batch)).items()}
     drift_cpu = time.process_time()
     drift = best_of(repeat, lambda: evaluation._drift(model, monitor, baseline, ready, ALL_PARTS))
     drift_cpu = (time.process_time() - drift_cpu) / repeat
@@ -340,7 +341,7 @@ def prototype(store: str, config: Any, repeat: int) -> dict[str, float]:
     import orjson
     from sqlalchemy import text
 
-    from monitor.runs.windows import _feature_array, _feature_lists, _json_list, load_window
+    from monitor.runs.windows import _feature_array, _feature_lists, load_window
     from monitor.store.engine import make_engine
 
     model = config.models[MODEL]
@@ -381,7 +382,7 @@ def prototype(store: str, config: Any, repeat: int) -> dict[str, float]:
                     ),
                     {k: v.strftime("%Y-%m-%d %H:%M:%S.%f") for k, v in window.items()},
                 ).scalars()
-                lists = _feature_lists(_json_list(list(found), "{}"), names)
+                lists = _feature_lists([orjson.loads(t) for t in found], names)
         return {n: _feature_array(lists[n], model.features[n]) for n in names}
 
     def as_packed() -> dict[str, np.ndarray]:

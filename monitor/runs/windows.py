@@ -243,7 +243,9 @@ def batch_from_rows(
         if not rows:
             continue
         c_ids, c_ts, c_features, c_predictions, c_scores, c_labels, c_label_ts, c_versions = zip(*rows, strict=True)
-        for name, values in _feature_lists(_json_list(c_features, "{}"), names).items():
+        # One orjson call per row: faster for objects than one over the joined texts (a copy of them all).
+        dicts = [{} if text is None else orjson.loads(text) for text in c_features]
+        for name, values in _feature_lists(dicts, names).items():
             features[name] += values
         ids += c_ids
         ts += c_ts
@@ -284,9 +286,9 @@ def batch_from_columns(
     )
 
 
-def _json_list(texts: Sequence[str | None], missing: str = "null") -> list[Any]:
-    """JSON texts (``None`` for SQL NULL) parsed as one array: one orjson call instead of one per row."""
-    return orjson.loads("[" + ",".join([missing if t is None else t for t in texts]) + "]") if texts else []
+def _json_list(texts: Sequence[str | None]) -> list[Any]:
+    """Short JSON texts (``None`` for SQL NULL) parsed as one array: one orjson call instead of one per row."""
+    return orjson.loads("[" + ",".join(["null" if t is None else t for t in texts]) + "]") if texts else []
 
 
 def _feature_lists(dicts: list[dict[str, Any]], names: list[str]) -> dict[str, list[Any]]:
