@@ -61,7 +61,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from detectors.profile import ColumnProfile, Sample
 
@@ -260,4 +259,6 @@ class BinnedSample(Sample):
 def ks_pvalue(statistic: float, n_reference: int, n_window: int) -> float:
     """SciPy's asymptotic two-sample KS p-value of ``statistic`` (``ks_2samp(method="asymp")``)."""
     effective = n_reference * n_window / (n_reference + n_window)
+    from scipy import stats  # lazily: SciPy is slow to import (stattests.py)
+
     return float(np.clip(stats.kstwo.sf(statistic, np.round(effective)), 0.0, 1.0))

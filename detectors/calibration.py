@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
 
 from detectors.profile import ColumnProfile, make_sample, profile_column
 from detectors.stattests import InsufficientDataError, auto_method, get_stattest
@@ -247,6 +246,8 @@ def calibrate_column(
         consecutive[size] = _statistics(method, reference, kind, _consecutive(values, size), name)
     structure_p = None
     if consecutive[own].size >= MIN_CONSECUTIVE and resampled[own].size:
+        from scipy import stats  # lazily: SciPy is slow to import (stattests.py)
+
         structure_p = float(stats.mannwhitneyu(consecutive[own], resampled[own], alternative="greater").pvalue)
     structured = structure_p is not None and structure_p < STRUCTURE_P
     samples = tuple(

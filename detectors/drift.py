@@ -32,7 +32,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from scipy.stats import false_discovery_control
 
 from detectors.binned import BinnedSample
 from detectors.calibration import ColumnCalibration
@@ -279,6 +278,8 @@ def corrected_decisions(
         ]
         family_alpha = min(fixed, default=DEFAULT_FAMILY_ALPHA)
     if method == "bh":
+        from scipy.stats import false_discovery_control  # lazily: SciPy is slow to import (stattests.py)
+
         reject = false_discovery_control(p, method="bh") <= family_alpha
     else:  # Holm's step-down: the i-th smallest p against alpha / (k - i), until one fails
         order = np.argsort(p, kind="stable")

@@ -54,7 +54,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
 
 from detectors.profile import ColumnProfile, make_sample
 from detectors.types import Score
@@ -192,11 +191,15 @@ def category_tail(
     if o.size < 2:
         return math.nan
     statistic = float(np.sum((o - e) ** 2 / e)) / (1.0 + n / big_n)
+    from scipy import stats  # lazily: SciPy is slow to import (stattests.py)
+
     return float(stats.chi2.sf(statistic, o.size - 1))
 
 
 def tail_z(p: float) -> float:
     """``Φ⁻¹(1 − p)``: a tail probability as a standard normal value (p clipped to ``P_FLOOR``)."""
+    from scipy import stats
+
     return float(stats.norm.isf(min(max(p, P_FLOOR), 1.0)))
 
 

@@ -224,7 +224,8 @@ print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 
 def test_a_check_of_parquet_files_imports_neither_the_store_nor_scikit_learn(files: dict[str, Path]) -> None:
     """check reads two files and writes nothing: SQLAlchemy (the store) and scikit-learn (CBPE, multivariate
-    drift, neither run by default) were ≈ 0.4 s of its start (issue 16)."""
+    drift, neither run by default) were ≈ 0.4 s of its start (issue 16). SciPy (≈ 0.6 s) neither: the
+    tests ``auto`` picks for references above 1,000 rows (Wasserstein, Jensen–Shannon) are NumPy."""
     import subprocess
     import sys
 
@@ -236,8 +237,8 @@ def test_a_check_of_parquet_files_imports_neither_the_store_nor_scikit_learn(fil
         check=True,
     )
     imported = set(json.loads(result.stdout.splitlines()[-1]))
-    assert {"numpy", "pandas", "pyarrow", "scipy"} <= imported  # the probe ran a real check
-    assert not imported & {"sqlalchemy", "sklearn", "alembic"}
+    assert {"numpy", "pandas", "pyarrow"} <= imported  # the probe ran a real check
+    assert not imported & {"sqlalchemy", "sklearn", "alembic", "scipy"}
 
 
 def test_read_table_reads_every_row_group_once_reporting_progress(tmp_path: Path) -> None:

@@ -14,9 +14,11 @@ from detectors.stattests import (
     StatTest,
     UnknownStatTestError,
     get_stattest,
+    jensenshannon_distance,
     register_stattest,
     stattest_keys,
     sturges_edges,
+    wasserstein_sorted,
 )
 from tests.unit.evidently_reference import ColumnType, evidently_stattest
 
@@ -101,6 +103,49 @@ def test_categorical_jensenshannon_and_hellinger_equal_formulas() -> None:
     assert _value("jensenshannon", ref, cur, "categorical") == pytest.approx(distance.jensenshannon(p, q), abs=TOL)
     assert _value("hellinger", ref, cur, "categorical") == pytest.approx(np.sqrt(1 - np.sum(np.sqrt(p * q))), abs=TOL)
     assert _value("unseen_share", ref, cur, "categorical") == pytest.approx(np.mean(cur == "e"), abs=TOL)
+
+
+def _with_ties_and_nan(rng: np.random.Generator, size: int, kind: str) -> np.ndarray:
+    if kind == "ties":  # few distinct values, many equal across both sides
+        return rng.integers(0, 6, size).astype(np.float64)
+    values = rng.normal(rng.uniform(-1, 1), rng.uniform(0.5, 2), size)
+    if kind == "nan":
+        values[rng.random(size) < 0.1] = np.nan
+    return values
+
+
+@pytest.mark.parametrize("kind", ["continuous", "ties", "nan"])
+@pytest.mark.parametrize("seed", range(4))
+def test_wasserstein_of_sorted_samples_equals_scipy(kind: str, seed: int) -> None:
+    """The quantile-function merge (no search, no value comparison) against SciPy's CDF area, on
+    unequal, equal, tiny and coprime sizes; missing values reach it only through the sample."""
+    rng = np.random.default_rng(seed)
+    for n, m in [(1, 1), (1, 7), (5, 3), (600, 400), (997, 1000), (512, 512), (2000, 30)]:
+        ref, cur = _with_ties_and_nan(rng, n, kind), _with_ties_and_nan(rng, m, kind)
+        u, v = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
+        if not (u.size and v.size):
+            continue
+        expected = stats.wasserstein_distance(u, v)
+        assert wasserstein_sorted(np.sort(u), np.sort(v)) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+        assert wasserstein_sorted(np.sort(v), np.sort(u)) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+        if u.size > 1:
+            normed = expected / max(np.std(u), 0.001)
+            assert _value("wasserstein", ref, cur) == pytest.approx(normed, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_jensenshannon_distance_equals_scipy(seed: int) -> None:
+    """Zero shares on either side (unseen and vanished categories), unnormalized counts, identical sides."""
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(1, 30))
+    p, q = rng.random(size), rng.random(size)
+    p[rng.random(size) < 0.3] = 0.0
+    q[rng.random(size) < 0.3] = 0.0
+    p[0], q[-1] = p[0] + 0.5, q[-1] + 0.5  # neither side all zero
+    counts = np.round(p * 1000)
+    assert jensenshannon_distance(p, q) == pytest.approx(distance.jensenshannon(p, q), rel=1e-12, abs=1e-15)
+    assert jensenshannon_distance(counts, q) == pytest.approx(distance.jensenshannon(counts, q), rel=1e-12, abs=1e-15)
+    assert jensenshannon_distance(p, p) == distance.jensenshannon(p, p) == 0.0
 
 
 NUMERIC_KEYS = ["ks", "wasserstein", "psi", "jensenshannon", "anderson", "cramer_von_mises"]
