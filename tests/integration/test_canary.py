@@ -20,7 +20,7 @@ from monitor.config import Config, parse_config
 from monitor.store.api_keys import create_api_key
 from monitor.store.engine import transaction
 from monitor.store.queries import sync_models
-from monitor.store.tables import Deployment, Prediction
+from monitor.store.tables import Deployment, MetricPoint, MetricSeries, Prediction
 from tests.canary_traffic import MODEL, Row, traffic
 from tests.integration.test_api import bearer, serving
 
@@ -145,3 +145,34 @@ def test_too_little_candidate_traffic_waits_saying_how_much_more(store) -> None:
                                       str(path)])  # fmt: skip
     assert result.exit_code == 2
     assert "not enough data yet" in result.stdout and need["message"] in result.stdout
+
+
+def test_service_metrics_are_compared_per_version_label(store_engine: Engine, tmp_path: Path) -> None:
+    raw = config_for(store_engine)
+    raw["sources"] = {"prom": {"kind": "prometheus", "url": "http://prometheus.invalid:9090"}}
+    raw["models"]["churn"] = {
+        **MODEL,
+        "metrics": {"error_rate": {"source": "prom", "query": "sum by (version) (rate(errors_total[5m]))"}},
+        "canary": {**MODEL["canary"], "service_metrics": ["error_rate"]},
+    }
+    model_id = sync_models(store_engine, parse_config(raw))["churn"]
+    insert(store_engine, model_id, traffic(3000, CANARY_AT, NOW - CANARY_AT, seed=4, prefix="live", canary_share=0.2),
+           labelled=False)  # fmt: skip
+    with transaction(store_engine) as session:
+        session.add(Deployment(model_id=model_id, version="2.0", deployed_at=NOW - timedelta(hours=8),
+                               deployed_by="ci"))  # fmt: skip
+        for version, rate in (("2.0", 0.01), ("2.1", 0.04), ("1.9", 0.5)):
+            series = MetricSeries(model_id=model_id, name="error_rate", query="q", labels={"version": version},
+                                  labels_hash=version)  # fmt: skip
+            session.add(series)
+            session.flush()
+            # One point an hour before the range (not counted) and one a minute within it.
+            session.add_all(MetricPoint(series_id=series.id, ts=CANARY_AT + timedelta(minutes=m), value=rate * (m > 0))
+                            for m in (-60, *range(1, 60)))  # fmt: skip
+    path = tmp_path / "driftscope.yaml"
+    path.write_text(json.dumps(raw))
+    code, body = canary(path, "--since", "1h")
+    (found,) = [f for f in body["findings"] if f["check"] == "service_metric"]
+    assert (found["candidate"], found["baseline"], found["worse"]) == (pytest.approx(0.04), pytest.approx(0.01), True)
+    assert found["message"].startswith("error_rate of 2.1 0.04 vs 0.01 for 2.0 (mean of 59 and 59 points")
+    assert code == 1 and found["message"] in body["reasons"]
