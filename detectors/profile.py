@@ -162,7 +162,9 @@ def profile_column(name: str, values: np.ndarray, kind: ColumnKind) -> ColumnPro
     if kind == "numeric":
         clean, n_missing = clean_numeric(arr, name)
         ordered = np.sort(clean)
-        n_unique = int(np.count_nonzero(np.diff(ordered))) + 1 if ordered.size else 0
+        # Neighbours compared, not subtracted: a bool per value instead of a float (finite values
+        # differ exactly when their difference is non-zero).
+        n_unique = int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1 if ordered.size else 0
         if 0 < n_unique <= FEW_UNIQUE_LIMIT:
             categories, counts = np.unique(ordered, return_counts=True)
         else:

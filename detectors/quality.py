@@ -245,7 +245,10 @@ def _parse_numeric(values: np.ndarray) -> _Parsed:
 
 def _parse_categorical(values: np.ndarray) -> _Parsed:
     n = len(values)
-    types = set(map(type, values)) if values.dtype == object else set()
+    if values.dtype != object or pd.api.types.infer_dtype(values, skipna=False) == "string":
+        types: set[type] = set()  # all str (the usual text column): no Python loop to find that out
+    else:
+        types = set(map(type, values))
     if types <= _FACTORIZABLE:
         # Canonical forms are computed once per distinct value, not once per row.
         codes, uniques = pd.factorize(values)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from detectors.drift import infer_kind
@@ -137,7 +138,9 @@ def infer_model(
             continue
         if pd.api.types.is_datetime64_any_dtype(series) or name.lower() in TIMESTAMP_NAMES:
             continue
-        features[name] = infer_kind(series.dropna().to_numpy())
+        # A NumPy dtype holds no pd.NA, and its NaNs change no kind: dropna() only copied the column.
+        values = series.to_numpy() if isinstance(series.dtype, np.dtype) else series.dropna().to_numpy()
+        features[name] = infer_kind(values)
     if not features:
         raise CheckError(f"no feature columns shared by both files (reference columns: {columns})")
     target = roles["label"] or roles["prediction"]
