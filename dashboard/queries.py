@@ -47,6 +47,7 @@ from monitor.store.reads import SilenceRow as SilenceRow
 from monitor.store.reads import alert_by_id as alert_by_id
 from monitor.store.reads import alerts as alerts
 from monitor.store.reliability import EstimatePoint, unreliable_marks
+from monitor.store.segments import VERSION
 from monitor.store.tables import (
     Alert,
     MetricPoint,
@@ -55,6 +56,7 @@ from monitor.store.tables import (
     Prediction,
     Run,
     Score,
+    SegmentScore,
     UtcDateTime,
 )
 
@@ -751,3 +753,43 @@ def alert_model_names(conn: Connection) -> list[str]:
     """Models that have alerts, for the alerts page filter."""
     names = conn.scalars(select(Alert.labels["model"].as_string()).distinct())
     return sorted(n for n in names if n)
+
+
+# --- version comparison ------------------------------------------------------------------------
+
+
+def version_scores(
+    conn: Connection, model_id: int, monitor: str, versions: Sequence[str], start: datetime, end: datetime
+) -> pd.DataFrame:
+    """Each version's own scores (``segment_score`` with ``segment_by`` = model_version) of ``monitor``'s
+    windows in ``[start, end)``: drift per feature and (realized or estimated) performance, plus the
+    too-few-rows markers; columns version, window_start, rows, kind, feature, method, value, threshold,
+    breached, status, reason."""
+    s = SegmentScore
+    query = (
+        select(
+            s.segment.label("version"),
+            s.window_start,
+            s.rows,
+            s.kind,
+            s.feature,
+            s.method,
+            s.value,
+            s.threshold,
+            s.breached,
+            s.status,
+            s.reason,
+        )
+        .where(
+            s.model_id == model_id,
+            s.monitor == monitor,
+            s.segment_by == VERSION,
+            s.segment.in_(list(versions)),
+            s.window_start >= start,
+            s.window_start < end,
+            s.kind.in_(("drift", "performance", "estimated_performance", "segment")),
+        )
+        .order_by(s.window_start)
+    )
+    columns = ["version", "window_start", "rows", "kind", "feature", "method", "value", "threshold", "breached"]
+    return pd.DataFrame(conn.execute(query).all(), columns=[*columns, "status", "reason"])

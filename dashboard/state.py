@@ -3,6 +3,7 @@
 - ``/models/<name>?from=…&to=…&window=…&monitor=…`` — time range (ISO 8601, UTC), a highlighted window
   and the monitor whose scores are shown (default: the model's primary monitor);
 - ``/models/<name>/features/<feature>?from=…&to=…&window=…&monitor=…``;
+- ``/models/<name>/compare?candidate=…&baseline=…&from=…&to=…`` — two versions side by side;
 - ``/alerts?state=firing&model=…``;
 - ``/reports/<monitor>/<window_start>``.
 
@@ -76,6 +77,8 @@ class PageQuery:
     state: str | None = None
     model: str | None = None
     monitor: str | None = None
+    candidate: str | None = None  # model versions compared on the version comparison page
+    baseline: str | None = None
 
     @classmethod
     def parse(cls, search: str | None) -> PageQuery:
@@ -89,6 +92,8 @@ class PageQuery:
             state=params.get("state"),
             model=params.get("model"),
             monitor=params.get("monitor"),
+            candidate=params.get("candidate"),
+            baseline=params.get("baseline"),
         )
 
     def time_range(self, first: datetime | None, last: datetime | None, window: timedelta) -> TimeRange:
@@ -188,6 +193,13 @@ def feature_url(
     params: dict[str, str | datetime | None] = {"from": tr.start, "to": tr.end} if tr else {}
     path = f"/models/{quote(model, safe='')}/features/{quote(feature, safe='')}"
     return path + query_string(**params, window=window, monitor=monitor)
+
+
+def compare_url(model: str, candidate: str | None, baseline: str | None, tr: TimeRange | None = None) -> str:
+    """The version comparison page; versions are data, percent-encoded in the query string."""
+    params: dict[str, str | datetime | None] = {"from": tr.start, "to": tr.end} if tr else {}
+    path = f"/models/{quote(model, safe='')}/compare"
+    return path + query_string(**params, candidate=candidate, baseline=baseline)
 
 
 def report_url(monitor: str, window_start: datetime) -> str:

@@ -8,9 +8,10 @@ opens in a new tab with ``rel="noopener noreferrer"``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from dash import html
+from dash import dcc, html
 
 from dashboard.theme import time_text
 from monitor.store.deployments import DeploymentRow, VersionRows
@@ -88,8 +89,18 @@ def deployments_card(rows: list[DeploymentRow]) -> html.Div | None:
     )
 
 
-def versions_card(seen: list[VersionRows]) -> html.Div | None:
-    """Rows per version in the range; None when no row names a version and no deployment was recorded."""
+def _compare(version: str | None, seen: list[VersionRows], href: Callable[[str, str], str] | None) -> html.Td:
+    """A link comparing ``version`` with the version that served the most other rows (the comparison page)."""
+    other = next((v.version for v in seen if v.version is not None and v.version != version), None)
+    if href is None or version is None or other is None:
+        return html.Td("")
+    shown = other if len(other) <= TEXT_CHARS else other[: TEXT_CHARS - 1] + "…"
+    return html.Td(dcc.Link(f"compare with {shown}", href=href(version, other), className="ds-compare-link"))
+
+
+def versions_card(seen: list[VersionRows], compare_href: Callable[[str, str], str] | None = None) -> html.Div | None:
+    """Rows per version in the range; None when no row names a version and no deployment was recorded.
+    ``compare_href(candidate, baseline)``: the comparison page's URL, linked from each version."""
     if not seen or all(v.version is None for v in seen):
         return None
     total = sum(v.rows for v in seen) or 1
@@ -100,6 +111,7 @@ def versions_card(seen: list[VersionRows]) -> html.Div | None:
                 html.Td(f"{v.rows:,}", className="text-end"),
                 html.Td(f"{v.rows / total:.1%}", className="text-end"),
                 html.Td(f"{v.rows - v.tagged:,}", className="text-end text-muted"),
+                _compare(v.version, seen, compare_href),
             ]
         )
         for v in seen
@@ -121,6 +133,7 @@ def versions_card(seen: list[VersionRows]) -> html.Div | None:
                                 html.Th("Rows", className="text-end"),
                                 html.Th("Share", className="text-end"),
                                 html.Th("Without a version", className="text-end"),
+                                html.Th(""),
                             ]
                         )
                     ),

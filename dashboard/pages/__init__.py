@@ -5,7 +5,7 @@
 
 from typing import Any
 
-from dashboard.pages import alerts, feature, model, overview, report
+from dashboard.pages import alerts, compare, feature, model, overview, report
 from dashboard.pages.base import Page
 
-PAGES: tuple[Page[Any], ...] = (overview.PAGE, model.PAGE, feature.PAGE, alerts.PAGE, report.PAGE)
+PAGES: tuple[Page[Any], ...] = (overview.PAGE, model.PAGE, compare.PAGE, feature.PAGE, alerts.PAGE, report.PAGE)

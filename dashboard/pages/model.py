@@ -34,6 +34,7 @@ from dashboard.state import (
     TimeRange,
     alerts_url,
     bucket_for,
+    compare_url,
     feature_url,
     model_url,
     query_string,
@@ -512,7 +513,7 @@ def render(location: Location, data: ModelData) -> html.Div:
             ),
             worst_card(*page.worst, feature_href=lambda f: feature_url(name, f, page.worst[0], page.range)),
             deployments_card(page.deployments),
-            versions_card(page.versions),
+            versions_card(page.versions, lambda c, b: compare_url(name, c, b)),
             dbc.Alert(
                 "Tip: click a heatmap cell to open that feature's distributions for that window; "
                 "drag to zoom all panels.",

@@ -107,6 +107,9 @@ def add_hour(engine: Engine, model_id: int, hour: int) -> None:
                 "features": {"tenure": tenure, "plan": str(rng.choice(["basic", "pro"]))},
                 "prediction": int(score >= 0.5),
                 "score": score,
+                "label": int(rng.random() < score),
+                "label_ts": ts + timedelta(minutes=1),
+                "label_received_at": ts + timedelta(minutes=1),
                 "source": "test",
                 "ingested_at": ts,
                 "model_version": version,
@@ -160,7 +163,17 @@ def test_each_version_against_its_own_approved_reference(store_engine: Engine, t
     assert "driftscope reference approve --model churn train.csv@2.0" in result.output
     # another version's reference is never replaced, whatever the name
     result = invoke(
-        "reference", "upload", "--model", "churn", "--version", "3.0", "--name", "train.csv@1.0", str(v2), "-c", str(path)
+        "reference",
+        "upload",
+        "--model",
+        "churn",
+        "--version",
+        "3.0",
+        "--name",
+        "train.csv@1.0",
+        str(v2),
+        "-c",
+        str(path),
     )
     assert result.exit_code == 2 and "belongs to version 1.0" in result.output
 
@@ -215,7 +228,9 @@ def test_no_silent_fallback(store_engine: Engine, tmp_path: Path) -> None:
     config = load_config(path)
     model_id = sync_models(store_engine, config)["churn"]
     v1 = training_file(tmp_path / "train.csv", "1.0", 1)
-    assert invoke("reference", "upload", "--model", "churn", "--version", "1.0", str(v1), "-c", str(path)).exit_code == 0
+    assert (
+        invoke("reference", "upload", "--model", "churn", "--version", "1.0", str(v1), "-c", str(path)).exit_code == 0
+    )
     add_hour(store_engine, model_id, 0)
     add_hour(store_engine, model_id, 1)
     Scheduler(config, store_engine, clock=lambda: T0 + HOUR + 10 * timedelta(minutes=1)).tick()
