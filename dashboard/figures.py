@@ -640,7 +640,7 @@ def _metric_panel(fig: _Panels, t: Timeline, name: str, colour: str, row: int) -
 
 
 def _alert_spans(fig: _Panels, t: Timeline) -> None:
-    """Shade each alert's firing span over every panel, with a marker on top that names it."""
+    """Shade each alert's firing span over every panel, with a marker on top that names it (in its hover)."""
     xs, texts, colours = [], [], []
     for alert in t.alerts:
         begin = alert.breach_start
@@ -667,17 +667,21 @@ def _alert_spans(fig: _Panels, t: Timeline) -> None:
         )
         colours.append(colour)
     if xs:
+        # On the first panel's top edge (its range is 0 to 1): Plotly does not draw a point outside its axis
+        # range, cliponaxis or not, and the markers once at 1.02 never showed. No legend entry: it sat on
+        # the version labels of deployments, and the hover names each alert.
         fig.add(
             1,
             {
                 "type": "scatter",
                 "x": xs,
-                "y": [1.02] * len(xs),
+                "y": [1] * len(xs),
                 "mode": "markers",
                 "marker": {"symbol": "triangle-down", "size": 11, "color": colours},
                 "text": texts,
                 "hovertemplate": "%{text}<extra></extra>",
                 "name": "alerts",
+                "showlegend": False,
                 "cliponaxis": False,
             },
         )

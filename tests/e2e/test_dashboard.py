@@ -157,6 +157,16 @@ def test_model_page_heatmap_click_opens_feature_window(
     assert "0 of" in page.find_element(By.ID, "performance-recomputed").text
     loaded = page.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert loaded and [url for url in loaded if not url.startswith(base_url)] == []  # nothing from the internet
+    # Plotly leaves a point outside its axis range undrawn (no path): the alert markers once sat there.
+    drawn = page.execute_script(
+        "const gd = document.querySelector('#model-timeline .js-plotly-plot');"
+        "const i = gd._fullData.findIndex(t => t.name === 'alerts');"
+        "return Array.from(document.querySelectorAll('#model-timeline .scatterlayer .trace'))"
+        ".filter(t => t.__data__[0].trace.index === i)"
+        ".flatMap(t => Array.from(t.querySelectorAll('path.point')))"
+        ".map(p => p.getBoundingClientRect().width);"
+    )
+    assert len(drawn) == 2 and min(drawn) > 0, drawn  # the firing and the resolved alert (test_dashboard_figures)
     screenshot("model")
 
     click_heatmap_cell(page, row=0, rows=len(info.churn.features))  # newest window, most drifted feature

@@ -15,6 +15,7 @@ from dashboard import figures
 from dashboard.app import render_page
 from dashboard.context import Context
 from dashboard.pages import model as model_page
+from dashboard.queries import AlertRow
 from dashboard.state import PageQuery, TimeRange, bucket_for, feature_url, model_url, parse_time, report_url
 from dashboard.theme import duration_text
 from monitor.config import Config
@@ -311,3 +312,49 @@ def test_share_axes_label_each_tick_distinctly(worst: float) -> None:
         labels = _tick_labels(axis)
         assert len(labels) == len(set(labels)) >= 3, labels
         assert axis["range"][1] >= worst
+
+
+def test_alert_markers_lie_inside_their_axis_range() -> None:
+    """Plotly does not draw a point outside its axis range, even with cliponaxis off: the markers were at
+    y=1.02 on the first panel, whose range is 0 to 1, and never showed."""
+    alert = AlertRow(
+        id=1,
+        rule="drift <b>share</b>",
+        model="m",
+        severity="critical",
+        state="firing",
+        labels={},
+        annotations={"summary": "60% drifted"},
+        value=0.6,
+        window_start=T0 + HOUR,
+        started_at=T0 + HOUR,
+        fired_at=T0 + HOUR,
+        resolved_at=None,
+        acknowledged_by=None,
+        acknowledged_at=None,
+        ack_comment=None,
+    )
+    share = pd.DataFrame(
+        {"bucket": pd.date_range(T0, periods=3, freq="h"), "share": [0.0, 0.1, 0.2], "drifted_windows": [0, 0, 1]}
+    )
+    empty = pd.DataFrame()
+    timeline = figures.Timeline(
+        share=share,
+        matrix=pd.DataFrame(columns=["feature", "bucket", "severity", "breached"]),
+        performance=pd.DataFrame(columns=["method", "kind"]),
+        coverage=empty,
+        quality=empty,
+        metrics=empty,
+        alerts=[alert],
+        start=T0,
+        end=T0 + 3 * HOUR,
+        bucket=HOUR,
+        window=HOUR,
+    )
+    fig = figures.model_timeline(timeline)
+    go.Figure(fig)  # a valid plotly figure
+    marker = next(trace for trace in fig["data"] if trace["name"] == "alerts")
+    assert marker["yaxis"] == "y"  # the first panel
+    low, high = fig["layout"]["yaxis"]["range"]
+    assert marker["y"] and all(low <= y <= high for y in marker["y"])
+    assert marker["x"] == [T0 + HOUR]
