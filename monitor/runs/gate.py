@@ -139,8 +139,8 @@ def infer_model(
         if pd.api.types.is_datetime64_any_dtype(series) or name.lower() in TIMESTAMP_NAMES:
             continue
         # A NumPy dtype holds no pd.NA, and its NaNs change no kind: dropna() only copied the column.
-        values = series.to_numpy() if isinstance(series.dtype, np.dtype) else series.dropna().to_numpy()
-        features[name] = infer_kind(values)
+        array = series.to_numpy() if isinstance(series.dtype, np.dtype) else series.dropna().to_numpy()
+        features[name] = infer_kind(array)
     if not features:
         raise CheckError(f"no feature columns shared by both files (reference columns: {columns})")
     target = roles["label"] or roles["prediction"]
