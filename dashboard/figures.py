@@ -186,7 +186,10 @@ class _Panels:
     """
 
     GAP_PX = 34
-    MARGIN: ClassVar[dict[str, int]] = {"l": 130, "r": 24, "t": 28, "b": 36}
+    # The top margin holds one line (the first panel's title and legend, the deployments' version labels,
+    # the alert markers' tips) below the mode bar: at 28 px the toolbar covered a deployment of the last
+    # hours, and an alert, at the right end of a default range.
+    MARGIN: ClassVar[dict[str, int]] = {"l": 130, "r": 24, "t": MODEBAR_PX + TITLE_LINE_PX, "b": 36}
 
     def __init__(self, panels: Sequence[tuple[str, int]]) -> None:
         heights = [h for _, h in panels]

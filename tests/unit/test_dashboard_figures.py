@@ -19,6 +19,7 @@ from dashboard.queries import AlertRow
 from dashboard.state import PageQuery, TimeRange, bucket_for, feature_url, model_url, parse_time, report_url
 from dashboard.theme import duration_text
 from monitor.config import Config
+from monitor.store.deployments import DeploymentRow
 from monitor.store.engine import make_engine, upgrade
 from tests.seed import SeedInfo, seed_store
 
@@ -334,27 +335,50 @@ def test_alert_markers_lie_inside_their_axis_range() -> None:
         acknowledged_at=None,
         ack_comment=None,
     )
-    share = pd.DataFrame(
-        {"bucket": pd.date_range(T0, periods=3, freq="h"), "share": [0.0, 0.1, 0.2], "drifted_windows": [0, 0, 1]}
-    )
-    empty = pd.DataFrame()
-    timeline = figures.Timeline(
-        share=share,
-        matrix=pd.DataFrame(columns=["feature", "bucket", "severity", "breached"]),
-        performance=pd.DataFrame(columns=["method", "kind"]),
-        coverage=empty,
-        quality=empty,
-        metrics=empty,
-        alerts=[alert],
-        start=T0,
-        end=T0 + 3 * HOUR,
-        bucket=HOUR,
-        window=HOUR,
-    )
-    fig = figures.model_timeline(timeline)
+    fig = figures.model_timeline(_small_timeline(alerts=[alert]))
     go.Figure(fig)  # a valid plotly figure
     marker = next(trace for trace in fig["data"] if trace["name"] == "alerts")
     assert marker["yaxis"] == "y"  # the first panel
     low, high = fig["layout"]["yaxis"]["range"]
     assert marker["y"] and all(low <= y <= high for y in marker["y"])
     assert marker["x"] == [T0 + HOUR]
+
+
+def _small_timeline(**fields: Any) -> figures.Timeline:
+    """Three hourly buckets with a share of drifted features and nothing else, plus ``fields``."""
+    share = pd.DataFrame(
+        {"bucket": pd.date_range(T0, periods=3, freq="h"), "share": [0.0, 0.1, 0.2], "drifted_windows": [0, 0, 1]}
+    )
+    empty = pd.DataFrame()
+    defaults: dict[str, Any] = {"alerts": [], "start": T0, "end": T0 + 3 * HOUR, "bucket": HOUR, "window": HOUR}
+    return figures.Timeline(
+        share=share,
+        matrix=pd.DataFrame(columns=["feature", "bucket", "severity", "breached"]),
+        performance=pd.DataFrame(columns=["method", "kind"]),
+        coverage=empty,
+        quality=empty,
+        metrics=empty,
+        **{**defaults, **fields},
+    )
+
+
+def test_timeline_top_line_clears_the_modebar() -> None:
+    """A deployment's version label sits on the plot's top edge; at the right end of the range (a deployment
+    of the last hours) Plotly's toolbar covered it: the top margin holds one line below the toolbar."""
+    deployment = DeploymentRow(
+        id=1,
+        model="m",
+        version="2.1",
+        deployed_at=T0 + 3 * HOUR,
+        traffic=None,
+        commit=None,
+        url=None,
+        deployed_by="ana",
+        note=None,
+        created_at=T0,
+    )
+    fig = figures.model_timeline(_small_timeline(deployments=[deployment]))
+    label = next(a for a in fig["layout"]["annotations"] if a["text"] == "2.1")
+    assert (label["y"], label["yref"], label["yanchor"]) == (1, "paper", "bottom")
+    assert label["font"]["size"] < figures.TITLE_LINE_PX
+    assert fig["layout"]["margin"]["t"] - figures.TITLE_LINE_PX >= figures.MODEBAR_PX
