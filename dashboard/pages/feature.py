@@ -36,15 +36,16 @@ def _fmt(value: float | None, share: bool = False) -> str:
     return f"{value:.2%}" if share else f"{value:.3g}"
 
 
-def threshold_kind(details: dict[str, Any]) -> str:
-    """Which threshold judged a drift score: calibrated to the false-alarm budget, or the test's fixed one."""
+def threshold_text(details: dict[str, Any], threshold: float | None) -> str:
+    """The threshold that judged a drift score and its kind: calibrated to the false-alarm budget (how, after
+    the value: before it, the value ended a two-line parenthesis), or the test's fixed one."""
     calibrated = details.get("calibrated")
     if isinstance(calibrated, dict) and "alpha" in calibrated:
         return (
-            f"calibrated threshold (α {calibrated['alpha']:.2g} per window; the reference flags "
-            f"{calibrated.get('reference_flags', '?')})"
+            f"calibrated threshold {_fmt(threshold)} (α {calibrated['alpha']:.2g} per window; the reference "
+            f"flags {calibrated.get('reference_flags', '?')})"
         )
-    return "fixed threshold"
+    return f"fixed threshold {_fmt(threshold)}"
 
 
 def _drift_kpi(score: WindowScore | None) -> html.Div:
@@ -56,7 +57,7 @@ def _drift_kpi(score: WindowScore | None) -> html.Div:
     return kpi(
         f"Drift ({score.method})",
         verdict,
-        f"{score.method} = {_fmt(score.value)}, {threshold_kind(score.details)} {_fmt(score.threshold)}",
+        f"{score.method} = {_fmt(score.value)}, {threshold_text(score.details, score.threshold)}",
         tone="critical" if score.breached else "ok",
         id="kpi-drift",
     )

@@ -177,10 +177,12 @@ def test_model_page_cards_describe_the_selected_window(seeded: tuple[Engine, See
 
 
 def test_the_drift_kpi_says_which_threshold_judged_the_score() -> None:
-    threshold_kind = feature.threshold_kind
+    """The threshold's value right after its kind: after the calibration's parenthesis it read "calibrated
+    threshold (α 2.3e-06 per window; the reference flags 0 of its own 60 windows) 0.117"."""
+    threshold_text = feature.threshold_text
     calibrated = {"calibrated": {"alpha": 6.9e-05, "source": "resampled", "reference_flags": "0 of its own 60 windows"}}
-    assert threshold_kind(calibrated) == (
-        "calibrated threshold (α 6.9e-05 per window; the reference flags 0 of its own 60 windows)"
+    assert threshold_text(calibrated, 0.1174) == (
+        "calibrated threshold 0.117 (α 6.9e-05 per window; the reference flags 0 of its own 60 windows)"
     )
     skipped = {"calibrated": {"skipped": "calibrated for ks, the window is tested by psi"}}
-    assert threshold_kind(skipped) == threshold_kind({}) == "fixed threshold"
+    assert threshold_text(skipped, 0.1) == threshold_text({}, 0.1) == "fixed threshold 0.1"
