@@ -466,6 +466,23 @@ class DeploymentOut(BaseModel):
     created_at: datetime
 
 
+class ReferenceApprovedOut(BaseModel):
+    model_config = _example(
+        name="train.parquet@2.1", model="churn", version="2.1", rows=50000, created_at=T0,
+        approved_at=T1, approved_by="apikey:ci", approval="approved", changed=True,
+    )  # fmt: skip
+
+    name: str
+    model: str
+    version: str | None = Field(description="The model version it is the reference of; null: every version.")
+    rows: int | None
+    created_at: datetime = Field(description="When it was uploaded.")
+    approved_at: datetime | None
+    approved_by: str | None = Field(description="'apikey:<key name>' through the API, the user through the CLI.")
+    approval: Literal["waiting", "approved", "at upload"]
+    changed: bool = Field(description="false: it was approved already; who and when stay the first approval's.")
+
+
 class DeploymentsOut(BaseModel):
     model_config = _example(deployments=[_DEPLOYMENT_EXAMPLE])
 
@@ -847,6 +864,30 @@ def add_read_routes(
             except DriftscopeError as exc:
                 raise HTTPException(400, str(exc).replace(str(path), name)) from None
         return UploadOut(name=stored, model=model, rows=rows)
+
+    @router.post(
+        "/v1/models/{model}/references/{name}/approve",
+        response_model=ReferenceApprovedOut,
+        tags=["operate"],
+        responses=_errors(404),
+    )
+    def approve_reference(
+        model: str, name: Annotated[str, Path(min_length=1, max_length=200)], key: DeployKey
+    ) -> ReferenceApprovedOut:
+        """Approve an uploaded reference (`driftscope reference approve`; an `operate` or `admin` key, recorded as
+        the approver): monitors with `reference: {version: current}` use it from their next window."""
+        from monitor.store.references import approve_reference
+
+        with reading() as conn:
+            model_row(conn, model, key)
+        try:
+            row, changed = approve_reference(engine, model, name, by=f"apikey:{key.name}")
+        except actions.ActionError as exc:
+            raise HTTPException(404, str(exc)) from None
+        return ReferenceApprovedOut(
+            name=row.name, model=model, version=row.version, rows=row.rows, created_at=row.created_at,
+            approved_at=row.approved_at, approved_by=row.approved_by, approval=row.approval, changed=changed,
+        )  # fmt: skip
 
     # --- alerts and silences --------------------------------------------------------------------
 

@@ -450,9 +450,11 @@ def test_every_route_declares_its_access_and_the_server_enforces_it(sqlite_engin
     assert all(len(declared.reason) > 20 for declared in access.values() if isinstance(declared, Public))
     scoped = {route: declared.scope for route, declared in access.items() if isinstance(declared, RequireScope)}
     accepted = {route: declared.accepted for route, declared in access.items() if isinstance(declared, RequireScope)}
-    # Only recording a deployment takes a second scope: pipelines hold operate keys, platform admins admin ones.
+    # Only recording a deployment and approving a reference take a second scope: pipelines hold operate keys,
+    # platform admins admin ones.
     assert {route: scopes for route, scopes in accepted.items() if len(scopes) > 1} == {
-        ("/v1/models/{model}/deployments", "POST"): ("operate", "admin")
+        ("/v1/models/{model}/deployments", "POST"): ("operate", "admin"),
+        ("/v1/models/{model}/references/{name}/approve", "POST"): ("operate", "admin"),
     }
     assert {route: scope for route, scope in scoped.items() if scope == "ingest"} == {
         ("/v1/models/{model}/predictions", "POST"): "ingest",
