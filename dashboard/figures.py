@@ -663,8 +663,10 @@ def _alert_spans(fig: _Panels, t: Timeline) -> None:
         fig.span(begin, begin, type="line", line={"color": colour, "width": 1.2, "dash": "dot"})
         xs.append(max(begin, t.start))
         state = alert.state + (f", acknowledged by {alert.acknowledged_by}" if alert.acknowledged_by else "")
+        # Data in the hover is escaped: a summary names versions and who deployed them (alerts.message).
         texts.append(
-            f"<b>{alert.rule}</b> ({alert.severity}, {state})<br>{alert.annotations.get('summary', '')}"
+            f"<b>{_text(alert.rule)}</b> ({_text(alert.severity)}, {_text(state)})"
+            f"<br>{_text(str(alert.annotations.get('summary', '')))}"
             f"<br>breach since the window of {begin:%b %d %H:%M} UTC"
             + (f", resolved by the window of {alert.breach_end:%b %d %H:%M}" if alert.breach_end else "")
         )

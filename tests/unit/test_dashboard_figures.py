@@ -317,7 +317,7 @@ def test_share_axes_label_each_tick_distinctly(worst: float) -> None:
 
 def test_alert_markers_lie_inside_their_axis_range() -> None:
     """Plotly does not draw a point outside its axis range, even with cliponaxis off: the markers were at
-    y=1.02 on the first panel, whose range is 0 to 1, and never showed."""
+    y=1.02 on the first panel, whose range is 0 to 1, and never showed. Their hover text escapes data."""
     alert = AlertRow(
         id=1,
         rule="drift <b>share</b>",
@@ -325,14 +325,14 @@ def test_alert_markers_lie_inside_their_axis_range() -> None:
         severity="critical",
         state="firing",
         labels={},
-        annotations={"summary": "60% drifted"},
+        annotations={"summary": "60% drifted, after 2.1 <a href='https://evil.example'>notes</a> deployed"},
         value=0.6,
         window_start=T0 + HOUR,
         started_at=T0 + HOUR,
         fired_at=T0 + HOUR,
         resolved_at=None,
-        acknowledged_by=None,
-        acknowledged_at=None,
+        acknowledged_by="<i>eve</i>",
+        acknowledged_at=T0 + 2 * HOUR,
         ack_comment=None,
     )
     fig = figures.model_timeline(_small_timeline(alerts=[alert]))
@@ -342,6 +342,10 @@ def test_alert_markers_lie_inside_their_axis_range() -> None:
     low, high = fig["layout"]["yaxis"]["range"]
     assert marker["y"] and all(low <= y <= high for y in marker["y"])
     assert marker["x"] == [T0 + HOUR]
+    # Plotly reads tags in hover text (<a href> included): the alert's data stays text.
+    hover = marker["text"][0]
+    assert hover.startswith("<b>drift &lt;b&gt;share&lt;/b&gt;</b> (critical, firing, acknowledged by &lt;i&gt;eve")
+    assert "after 2.1 &lt;a href='https://evil.example'&gt;notes&lt;/a&gt; deployed" in hover
 
 
 def _small_timeline(**fields: Any) -> figures.Timeline:
