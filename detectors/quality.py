@@ -216,8 +216,11 @@ def _canonical_category(value: Any) -> str | None:
 
 def _parse_floats(x: np.ndarray) -> _Parsed:
     valid = np.isfinite(x)
-    n_missing = int(np.isnan(x).sum())
-    return _Parsed(len(x), n_missing, len(x) - n_missing - int(valid.sum()), x[valid], {})
+    n_valid = int(valid.sum())
+    n_missing = 0 if n_valid == len(x) else int(np.isnan(x).sum())
+    # Read only (ranges and counts): an all-valid column is not copied.
+    numbers = x if n_valid == len(x) else x[valid]
+    return _Parsed(len(x), n_missing, len(x) - n_missing - n_valid, numbers, {})
 
 
 def _parse_numeric(values: np.ndarray) -> _Parsed:
