@@ -32,6 +32,9 @@ HEATMAP_ROW_PX = 15
 SMALL_MARGIN = {"l": 56, "r": 16, "t": 36, "b": 40}
 MODEBAR_PX = 32  # Plotly's mode bar (toolbar, shown on hover) covers this much of a figure's top right
 TITLE_LINE_PX = 22
+# The x axis's first label, centred on the plot's left edge, ran into the y axis's lowest label beside that
+# edge: "0.00%" over "00:00" on the feature page's quality chart, "0%" over "-3" on its distribution.
+X_LABEL_STANDOFF_PX = 8
 PREFERRED_METRICS = ("roc_auc", "f1", "accuracy", "rmse", "mae", "r2")
 
 
@@ -767,7 +770,7 @@ def distribution(histogram: dict[str, Any], feature: str, window_start: datetime
         title={"text": f"{feature}: share of rows", "font": {"size": 13}, "x": 0, "xanchor": "left"},
     )
     fig.update_yaxes(tickformat=".0%", gridcolor=GRID, zeroline=False)
-    fig.update_xaxes(gridcolor=GRID)
+    fig.update_xaxes(gridcolor=GRID, ticklabelstandoff=X_LABEL_STANDOFF_PX)
     return fig
 
 
@@ -825,7 +828,7 @@ def feature_drift(
             ),
         ),
     )
-    fig.update_xaxes(range=[start, end], gridcolor=GRID)
+    fig.update_xaxes(range=[start, end], gridcolor=GRID, ticklabelstandoff=X_LABEL_STANDOFF_PX)
     fig.update_yaxes(
         type="log" if p_value_like else "linear",
         gridcolor=GRID,
@@ -862,6 +865,6 @@ def feature_quality(scores: pd.DataFrame, monitor: str, start: datetime, end: da
         **_base_layout(220, margin=SMALL_MARGIN),
         title={"text": f"Data quality over time · {monitor}", "font": {"size": 13}, "x": 0, "xanchor": "left"},
     )
-    fig.update_xaxes(range=[start, end], gridcolor=GRID)
+    fig.update_xaxes(range=[start, end], gridcolor=GRID, ticklabelstandoff=X_LABEL_STANDOFF_PX)
     fig.update_yaxes(**share_axis(ok["value"], intervals=4), gridcolor=GRID, zeroline=False)
     return fig

@@ -251,6 +251,19 @@ def test_feature_page_shows_one_monitor(
     traces = page.execute_script("return arguments[0].data.map(t => t.name)", drift_chart)
     assert traces == ["ks"]
     assert MONITOR in page.find_element(By.ID, "feature-drift").text
+    wait_for_graph(page, "feature-quality")
+    # No time label on a y axis label: "0.00%" sat over "00:00" at the quality chart's bottom left.
+    overlaps = page.execute_script(
+        "const out = [];"
+        "for (const gd of document.querySelectorAll('.js-plotly-plot')) {"
+        "  const boxes = s => Array.from(gd.querySelectorAll(s)).map(e => e.getBoundingClientRect());"
+        "  for (const a of boxes('.xtick text')) for (const b of boxes('.ytick text'))"
+        "    if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom)"
+        "      out.push(gd.parentElement.id);"
+        "}"
+        "return out;"
+    )
+    assert overlaps == []
     screenshot("feature")
     page.find_element(By.ID, "monitor-picker").find_element(By.PARTIAL_LINK_TEXT, ROLLING_MONITOR).click()
     wait(page, lambda b: f"monitor={ROLLING_MONITOR}" in b.current_url)
