@@ -74,6 +74,8 @@ def describe_reference(spec: ReferenceSpec | None) -> str | None:
         return f"range {iso(spec.range[0])} → {iso(spec.range[1])}"
     if spec.dataset is not None:
         return f"dataset {spec.dataset}"
+    if spec.version is not None:
+        return "the reference of the model's current version"
     return f"previous {spec.previous_windows} windows"
 
 

@@ -678,7 +678,9 @@ def run_canary(
     if primary is not None:
         monitor_name, monitor = primary
         try:
-            ref_batch, seconds = References(config, engine, {model_name: model_id}).reference_batch(monitor_name, start)
+            # Under reference: {version: current}, the baseline version's own reference (docs/versions.md).
+            references = References(config, engine, {model_name: model_id})
+            ref_batch, seconds = references.reference_batch(monitor_name, start, baseline)
             estimating = monitor.model_copy(update={"estimated_performance": True})
             reference = fit_reference(model, estimating, ref_batch, seconds)
             notes.append(f"estimated performance: fitted on the reference of monitor {monitor_name} "

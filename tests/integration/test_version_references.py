@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from monitor.cli.main import _register_commands, app
 from monitor.config import load_config
+from monitor.runs.canary import run_canary
 from monitor.runs.scheduler import Scheduler
 from monitor.store.queries import sync_models
 from monitor.store.segments import VERSION
@@ -74,17 +75,17 @@ def invoke(*args: str) -> Any:
         root.handlers[:], root.level = handlers, level
 
 
-def training_file(path: Path, version: str, seed: int) -> Path:
+def training_file(path: Path, version: str, seed: int, rows: int = 3000) -> Path:
     rng = np.random.default_rng(seed)
-    tenure = rng.normal(SHIFT[version], 1, 3000)
+    tenure = rng.normal(SHIFT[version], 1, rows)
     score = 1 / (1 + np.exp(-tenure))
     pd.DataFrame(
         {
             "tenure": tenure,
-            "plan": rng.choice(["basic", "pro"], 3000),
+            "plan": rng.choice(["basic", "pro"], rows),
             "prediction": (score >= 0.5).astype(int),
             "score": score,
-            "label": (rng.random(3000) < score).astype(int),
+            "label": (rng.random(rows) < score).astype(int),
         }
     ).to_csv(path, index=False)
     return path
@@ -155,7 +156,7 @@ def test_each_version_against_its_own_approved_reference(store_engine: Engine, t
     result = invoke("reference", "upload", "--model", "churn", "--version", "1.0", str(v1), "-c", str(path))
     assert result.exit_code == 0, result.output
     assert "'train.csv@1.0'" in result.output
-    v2 = training_file(tmp_path / "train.csv", "2.0", 2)  # the same file name, from the next pipeline run
+    v2 = training_file(tmp_path / "train.csv", "2.0", 2, rows=2500)  # the same file name, from the next pipeline run
     result = invoke(
         "reference", "upload", "--model", "churn", "--version", "2.0", "--require-approval", str(v2), "-c", str(path)
     )
@@ -181,7 +182,7 @@ def test_each_version_against_its_own_approved_reference(store_engine: Engine, t
     assert listed.exit_code == 0, listed.output
     lines = {line.split("\t")[0]: line.split("\t") for line in listed.output.splitlines()[1:]}
     assert lines["train.csv@1.0"][1:3] == ["1.0", "3,000"] and lines["train.csv@1.0"][4] == "at upload"
-    assert lines["train.csv@2.0"][1] == "2.0" and lines["train.csv@2.0"][4] == "waiting"
+    assert lines["train.csv@2.0"][1:3] == ["2.0", "2,500"] and lines["train.csv@2.0"][4] == "waiting"
 
     add_hour(store_engine, model_id, 0)
     scheduler = Scheduler(config, store_engine, clock=lambda: T0 + HOUR + 10 * timedelta(minutes=1))
@@ -214,6 +215,9 @@ def test_each_version_against_its_own_approved_reference(store_engine: Engine, t
     assert whole.breached is True
     ids = dict(invoke_ids(store_engine))
     assert cached == {f"monitor:churn-hourly#{ids['train.csv@1.0']}", f"monitor:churn-hourly#{ids['train.csv@2.0']}"}
+    # The canary gate's estimates are fitted on the baseline version's own reference (2,500 rows for 2.0).
+    verdict = run_canary(store_engine, config, "churn", "1.0", "2.0", since=T0, now=T0 + 2 * HOUR)
+    assert any("fitted on the reference of monitor churn-hourly (2500 rows)" in note for note in verdict.notes)
 
 
 def invoke_ids(engine: Engine) -> list[tuple[str, int]]:

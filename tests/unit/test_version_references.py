@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from alerts.message import describe_reference
 from dashboard.pages.compare import CompareData, Side, render
 from dashboard.state import Location, PageQuery, TimeRange, compare_url
 from monitor.config import ConfigError, parse_config
@@ -47,6 +48,7 @@ def test_version_current_is_one_kind_of_reference_checked_at_load() -> None:
     )
     assert "monitors.m.reference.version" in _errors({"version": "latest"})
     assert "monitors.m.reference.approval" in _errors({"version": "current", "approval": "maybe"})
+    assert describe_reference(spec) == "the reference of the model's current version"
 
 
 def _batch(n: int, shift: float, seed: int) -> Batch:
