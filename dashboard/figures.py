@@ -671,7 +671,7 @@ def _alert_spans(fig: _Panels, t: Timeline) -> None:
             f"<b>{_text(alert.rule)}</b> ({_text(alert.severity)}, {_text(state)})"
             f"<br>{_text(str(alert.annotations.get('summary', '')))}"
             f"<br>breach since the window of {begin:%b %d %H:%M} UTC"
-            + (f", resolved by the window of {alert.breach_end:%b %d %H:%M}" if alert.breach_end else "")
+            + (f", resolved by the window of {alert.breach_end:%b %d %H:%M} UTC" if alert.breach_end else "")
         )
         colours.append(colour)
     if xs:

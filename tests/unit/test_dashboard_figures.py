@@ -346,6 +346,10 @@ def test_alert_markers_lie_inside_their_axis_range() -> None:
     hover = marker["text"][0]
     assert hover.startswith("<b>drift &lt;b&gt;share&lt;/b&gt;</b> (critical, firing, acknowledged by &lt;i&gt;eve")
     assert "after 2.1 &lt;a href='https://evil.example'&gt;notes&lt;/a&gt; deployed" in hover
+    resolved = replace(alert, state="resolved", window_start=T0 + 2 * HOUR, resolved_at=T0 + 3 * HOUR)
+    fig = figures.model_timeline(_small_timeline(alerts=[resolved]))
+    hover = next(trace for trace in fig["data"] if trace["name"] == "alerts")["text"][0]
+    assert hover.endswith("breach since the window of Nov 18 01:00 UTC, resolved by the window of Nov 18 02:00 UTC")
 
 
 def _small_timeline(**fields: Any) -> figures.Timeline:
