@@ -141,8 +141,9 @@ def test_the_version_is_also_a_feature_only_when_asked() -> None:
     call(app)
     unversioned, _ = instrumented(client)
     call(unversioned)
-    assert [entry[2] for entry in client.logged] == [{"tenure": 24, "plan": "pro", "model_version": "2.1"}] + [
-        {"tenure": 24, "plan": "pro"}
+    assert [entry[2] for entry in client.logged] == [
+        {"tenure": 24, "plan": "pro", "model_version": "2.1"},
+        {"tenure": 24, "plan": "pro"},
     ]
     assert client.versions == ["2.1", None]
 
