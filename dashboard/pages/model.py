@@ -260,7 +260,7 @@ def _performance_kpi(page: ModelPage) -> html.Div:
         if series.empty:
             continue
         last = series.iloc[-1]
-        parts.append(f"{label} {last['value']:.3f} ({last['bucket']:%b %d %H:%M})")
+        parts.append(f"{label} {last['value']:.3f} ({time_text(last['bucket'])})")
         low = last["band_lower"]
         if low == low and low is not None and last["value"] < low:
             tone = "critical"
