@@ -33,6 +33,7 @@ from alerts.observe import Series
 from alerts.payload import AlertView, NotificationPayload
 from alerts.rules import EXTRA_DRIFT_COLUMNS, CompiledRule, Observation
 from monitor.config import Config, ReferenceSpec
+from monitor.methods import SEQUENTIAL_METHODS
 from monitor.store.deployments import latest_deployment
 from monitor.store.reads import estimate_marks
 from monitor.store.reliability import Unreliable
@@ -95,6 +96,7 @@ def ranked_drift(session: Session, run_id: int) -> list[dict[str, Any]]:
             Score.run_id == run_id,
             Score.kind == "drift",
             Score.feature.is_not(None),
+            Score.method.not_in(SEQUENTIAL_METHODS),  # each column once, by the window's own test
             Score.status == "ok",
             Score.value.is_not(None),
         )

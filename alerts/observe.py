@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from alerts.rules import CompiledRule, Observation, Selector
 from monitor.config import Config
+from monitor.methods import SEQUENTIAL_METHODS
 from monitor.store.tables import MetricPoint, MetricSeries, Model, Prediction, Run, Score
 
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -162,7 +163,9 @@ def _score_query(
     if covered is not None:
         inner = inner.join(Run, Run.id == Score.run_id).where(covered[0])
     if selector.method is None:
-        inner = inner.where(Score.feature.is_not(None))
+        # A slow-drift statistic (CUSUM) is on another scale than the window's own test: a rule
+        # names it (drift.cusum.breached) to read it.
+        inner = inner.where(Score.feature.is_not(None), Score.method.not_in(SEQUENTIAL_METHODS))
     else:
         inner = inner.where(Score.method == selector.method)
     if rule.rule.monitors is not None:

@@ -53,9 +53,14 @@ def test_a_gradual_shift_raises_cusum_while_every_window_stays_unbreached(store_
                     "drift": {"method": "ks", "slow_drift": {"method": "cusum", "threshold": 5}},
                 }
             },
-            # An alert rule on the slow-drift score, beside one on the windows' own tests.
+            # An alert rule on the slow-drift score, beside one on the windows' own tests and a generic one
+            # (no method: the windows' own tests only, the CUSUM is on another scale).
             "alerts": {
-                "rules": [{"name": "slow", "when": "drift.cusum.breached"}, {"name": "ks", "when": "drift.ks.breached"}]
+                "rules": [
+                    {"name": "slow", "when": "drift.cusum.breached"},
+                    {"name": "ks", "when": "drift.ks.breached"},
+                    {"name": "any", "when": "drift.breached"},
+                ]
             },
             "worker": {"metrics_port": None},
         }
@@ -65,7 +70,7 @@ def test_a_gradual_shift_raises_cusum_while_every_window_stays_unbreached(store_
         shift = min(0.025 * (hour - 1), 0.1)
         add_predictions(store_engine, config, range(hour, hour + 1), rows=200, shift=shift, seed=300 + hour)
     # Up to the window the CUSUM first raises on (10, with these seeds): the alert engine reads it as any drift
-    # score, so the rule on it fires for tenure while the rule on the windows' own KS stays quiet.
+    # score, so the rule on it fires for tenure while the rules on the windows' own tests stay quiet.
     scheduler = Scheduler(config, store_engine, clock=clock_at(T0 + (FIRST_ALARM + 1) * HOUR + timedelta(minutes=5)))
     assert scheduler.tick() == FIRST_ALARM + 1
     evaluate(store_engine, config, T0 + (FIRST_ALARM + 1) * HOUR + timedelta(minutes=6))
