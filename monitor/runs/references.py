@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import logging
+import shlex
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -256,14 +257,16 @@ class References:
             if found is not None:
                 return found
             others = uploaded_references(connection, model_id, version)
-        upload = f"`driftscope reference upload --model {monitor.model} --version {version} FILE`"
+        # Versions and names are data: quoted, the suggested commands are safe to paste into a shell.
+        model, quoted_version = shlex.quote(monitor.model), shlex.quote(version)
+        upload = f"`driftscope reference upload --model {model} --version {quoted_version} FILE`"
         unused = [r for r in others if r.approved_at is None or explicit]
         if not unused:
             raise InsufficientReference(f"no reference for version {version} of model {monitor.model!r}; run {upload}")
         why = "waits for approval" if unused[0].approved_at is None else "was not approved with reference approve"
         raise InsufficientReference(
             f"no approved reference for version {version} of model {monitor.model!r}: {unused[0].name!r} {why}; "
-            f"run `driftscope reference approve --model {monitor.model} {unused[0].name}` (or {upload})"
+            f"run `driftscope reference approve --model {model} {shlex.quote(unused[0].name)}` (or {upload})"
         )
 
     def _batch(
