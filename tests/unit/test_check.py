@@ -136,7 +136,12 @@ def test_config_gates_a_columns_own_policy(files: dict[str, Path], tmp_path: Pat
                     "wfh-daily": {
                         "model": "wfh",
                         "reference": {"dataset": "reference.parquet"},
-                        "drift": {"drift_share": 0.9, "columns": {"tenure": {"method": "ks", "threshold": 0.01}}},
+                        "drift": {
+                            "drift_share": 0.9,
+                            "columns": {"tenure": {"method": "ks", "threshold": 0.01}},
+                            # A worker's setting: one file has no windows before it, so check leaves it out.
+                            "slow_drift": {"method": "cusum"},
+                        },
                     }
                 },
             }
@@ -156,6 +161,7 @@ def test_config_gates_a_columns_own_policy(files: dict[str, Path], tmp_path: Pat
     assert code == 0, output
     assert [t["name"] for t in result["tests"]] == ["drift of tenure", "dataset drift"]
     assert result["tests"][0]["method"] == "ks" and result["tests"][0]["threshold"] == 0.01
+    assert not [s for s in result["scores"] if s["method"] == "cusum"]
     code, output = run(
         "--reference", str(files["reference"]), "--current", str(files["no_tenure"]), "--config", str(config)
     )
