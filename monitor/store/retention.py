@@ -21,9 +21,10 @@ lock, so nothing is planned or marked between the decision and the delete):
   again and the partition dropped in one short transaction. A model without a predictions
   retention, or not in the config, keeps every partition holding its rows.
 - ``metric_point``: Prometheus samples of the model's series older than ``retention.metrics``.
-- ``run`` and ``score``: runs whose window ended longer ago than ``retention.scores``, with their
-  scores, when computed (succeeded or insufficient data), not stale and not held by a worker; the
-  newest run of each monitor stays (the scheduler plans from it).
+- ``run``, ``score`` and ``segment_score``: runs whose window ended longer ago than
+  ``retention.scores``, with their scores and segment scores, when computed (succeeded or
+  insufficient data), not stale and not held by a worker; the newest run of each monitor stays
+  (the scheduler plans from it).
 - ``alert`` and ``notification``: alerts of the model resolved longer ago than
   ``retention.alerts``, with their delivered or failed notifications; an alert with a notification
   still to send stays, and so does the newest notification of each group (its timing is read there).
@@ -65,6 +66,7 @@ from monitor.store.tables import (
     RejectedRecord,
     Run,
     Score,
+    SegmentScore,
 )
 
 BATCH_ROWS = 5000
@@ -130,9 +132,11 @@ def targets(
             ]  # fmt: skip
         if retention.scores is not None:
             expired = _expired_runs(model_id, now - retention.scores)
+            runs = select(Run.id).where(expired)
             out += [
-                Target(name, "score", _always(Score.run_id.in_(select(Run.id).where(expired))), Score.id, Score.id),
-                # Scores first, in batches of their own, so deleting a run cascades to none of them.
+                Target(name, "score", _always(Score.run_id.in_(runs)), Score.id, Score.id),
+                Target(name, "segment_score", _always(SegmentScore.run_id.in_(runs)), SegmentScore.id, SegmentScore.id),
+                # Scores and segment scores first, in batches of their own, so deleting a run cascades to none.
                 Target(name, "run", _always(expired), Run.id, Run.window_start),
             ]
         if retention.alerts is not None:

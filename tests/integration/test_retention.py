@@ -27,6 +27,7 @@ from monitor.store.tables import (
     RejectedRecord,
     Run,
     Score,
+    SegmentScore,
     utcnow,
 )
 from tests.integration.test_scheduler_cli import invoke
@@ -283,6 +284,55 @@ def test_prune_deletes_what_is_due_and_nothing_needed_while_ingestion_goes_on(st
     assert {n for _, n in retention.prune(store_engine, config, now)} == {0}
 
 
+def add_segment_scores(engine: Engine, history: History) -> dict[int, tuple[str, datetime]]:
+    """Two segment scores for every run of the history; returns each one's monitor and window.
+
+    None for windows ending within two hours of the 45-day cut-off: a command that reads the clock a moment later
+    deletes the same rows.
+    """
+    cutoff = history.now - 45 * DAY
+    with engine.begin() as connection:
+        runs = [
+            r
+            for r in connection.execute(select(Run.id, Run.monitor, Run.model_id, Run.window_start, Run.window_end))
+            if not cutoff - 2 * HOUR <= r.window_end < cutoff + 2 * HOUR
+        ]
+        connection.execute(
+            insert(SegmentScore),
+            [{"run_id": r.id, "monitor": r.monitor, "model_id": r.model_id, "window_start": r.window_start,
+              "segment_by": "plan", "segment": segment, "rows": 3, "kind": "drift", "feature": "tenure",
+              "method": "psi", "value": 0.01}
+             for r in runs for segment in ("basic", "pro")],
+        )  # fmt: skip
+        return {row.id: (row.monitor, row.window_start) for row in connection.execute(select(SegmentScore))}
+
+
+def test_segment_scores_go_with_their_runs_in_batches_of_their_own(store_engine: Engine) -> None:
+    now = datetime(2026, 5, 1, 12, 30, tzinfo=UTC)
+    history = make_history(store_engine, str(store_engine.url), now)
+    segments = add_segment_scores(store_engine, history)
+    # Windows ended before 45 days ago, except the one still pending and the one to recompute.
+    kept_windows = {("churn-range", history.pending), ("churn-rolling", history.stale)}
+    old = {i for i, (monitor, start) in segments.items()
+           if start + HOUR < now - 45 * DAY and (monitor, start) not in kept_windows}  # fmt: skip
+    assert 0 < len(old) < len(segments)
+    counts = {target.table: n for target, n in retention.due(store_engine, history.config, now)}
+    assert counts["segment_score"] == len(old)
+
+    tables = [target.table for target in retention.targets(history.config, {"churn": 1}, now)]
+    assert tables.index("segment_score") < tables.index("run")
+    # When the runs go, none of their segment scores is left to cascade to.
+    left_when_runs_go: list[int] = []
+
+    def progress(target: retention.Target, count: int) -> None:
+        if target.table == "run" and not left_when_runs_go:
+            left_when_runs_go.append(len(set(segments) - table(store_engine, SegmentScore.id)))
+
+    done = {t.table: n for t, n in retention.prune(store_engine, history.config, now, batch=500, progress=progress)}
+    assert done["segment_score"] == len(old) and left_when_runs_go == [len(old)]
+    assert table(store_engine, SegmentScore.id) == set(segments) - old
+
+
 def test_a_monitor_without_runs_keeps_every_row_of_its_model(sqlite_engine: Engine) -> None:
     now = datetime(2026, 5, 1, 12, 30, tzinfo=UTC)
     history = make_history(sqlite_engine, str(sqlite_engine.url), now)
@@ -300,6 +350,7 @@ def test_prune_command_dry_run_then_prune(tmp_path: Path) -> None:
     engine = make_engine(url)
     upgrade(engine)
     history = make_history(engine, url, utcnow())
+    segments = add_segment_scores(engine, history)
     file = tmp_path / "driftscope.yaml"
     file.write_text(yaml.safe_dump(history_data(url, history.t0)), encoding="utf-8")
     before = predictions(engine)
@@ -309,7 +360,14 @@ def test_prune_command_dry_run_then_prune(tmp_path: Path) -> None:
     assert dry.exit_code == 0, dry.output
     assert f"churn    prediction         would delete {due_rows:,}" in dry.output
     assert "churn    alert              would delete 1" in dry.output
+    old_segments = sum(
+        start + HOUR < history.now - 45 * DAY
+        and (monitor, start) not in {("churn-range", history.pending), ("churn-rolling", history.stale)}
+        for monitor, start in segments.values()
+    )
+    assert old_segments > 0 and f"churn    segment_score      would delete {old_segments:,}" in dry.output
     assert predictions(engine) == before
+    assert len(table(engine, SegmentScore.id)) == len(segments)
 
     wet = invoke("prune", "--model", "churn", "-c", str(file))
     assert wet.exit_code == 0, wet.output
