@@ -790,6 +790,9 @@ class MonitorConfig(Frozen):
                                  "feature (a numeric one has as many segments as rows)"))  # fmt: skip
             elif name in segments[:i]:
                 problems.append((f"[{i}]", f"{name} is listed twice"))
+            elif name == "model_version":  # monitor.store.segments.VERSION
+                problems.append((f"[{i}]", "model_version is the name of the per-version segments, scored on their "
+                                 "own when several versions serve a window; rename the feature"))  # fmt: skip
         if problems:
             raise _Problems(problems)
         return segments

@@ -142,6 +142,11 @@ def test_segments_config_is_checked_at_load_with_did_you_mean() -> None:
     assert errors["monitors.m.segments[1]"].startswith("tenure is numeric: segments split by the values of a categ")
     assert errors["monitors.m.segments[3]"] == "plan is listed twice"
     assert "monitors.m.segment_top" in errors
+    versioned = {**MODEL, "features": {**MODEL["features"], "model_version": "categorical"}}
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"models": {"churn": versioned}, "monitors": {"m": {"model": "churn", "reference": {
+            "previous_windows": 2}, "segments": ["model_version"]}}}, env={})  # fmt: skip
+    assert dict(caught.value.errors)["monitors.m.segments[0]"].startswith("model_version is the name of the per-ver")
 
 
 def test_a_segment_is_scored_like_the_whole_window_on_its_own_rows() -> None:
