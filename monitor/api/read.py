@@ -633,7 +633,8 @@ def add_read_routes(
             Query(
                 max_length=64,
                 description="A duration back from now (30m, 1h) or an ISO time; default: the candidate's newest "
-                "recorded deployment, else 1h.",
+                "recorded deployment, else 1h. Further back than the canary's limit (docs/versions.md, Which "
+                "rows): 400.",
             ),
         ] = None,
     ) -> CanaryOut:

@@ -60,6 +60,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXIT_PROMOTE, EXIT_WORSE, EXIT_WAIT = 0, 1, 2
+# The longest range a canary compares: run_canary loads every row of both versions in it and bootstraps them,
+# so an unbounded range (since=3650d) from any read key or dashboard URL could exhaust the process's memory.
+MAX_CANARY_SPAN = timedelta(days=31)
 Check = Literal["prediction_drift", "feature_drift", "estimated_performance", "realized_performance", "service_metric"]
 Status = Literal["ok", "insufficient_data", "error"]
 
@@ -629,7 +632,8 @@ def run_canary(
     """Read both versions' rows from the store and :func:`compare` them.
 
     The range ends now; it starts ``since`` ago (or at ``since``), by default at the candidate's newest
-    recorded deployment, else an hour ago.
+    recorded deployment, else an hour ago. A ``since`` further back than :data:`MAX_CANARY_SPAN` is a
+    :class:`CanaryError`; a deployment further back starts the range ``MAX_CANARY_SPAN`` ago instead.
     """
     from sqlalchemy import select
 
@@ -650,13 +654,25 @@ def run_canary(
         if model_id is None:
             raise CanaryError(f"model {model_name!r} has no data in the store yet")
         deployed = deployments(conn, model_id, end)  # (deployed_at, version, traffic), oldest first
-        if isinstance(since, timedelta):
-            start = end - since
-        elif isinstance(since, datetime):
-            start = since if since.tzinfo else since.replace(tzinfo=UTC)
+        if isinstance(since, datetime):
+            since = since if since.tzinfo else since.replace(tzinfo=UTC)
+        if since is not None:
+            # Checked before subtracting: a range this long would load every row in it (and 999999999d is
+            # before year 1).
+            span = since if isinstance(since, timedelta) else end - since
+            if span > MAX_CANARY_SPAN:
+                raise CanaryError(
+                    f"since: the range reaches {span.days} days back, longer than the {MAX_CANARY_SPAN.days} days "
+                    f"a canary compares at most; give a later since (at most {MAX_CANARY_SPAN.days}d)"
+                )
+            start = end - since if isinstance(since, timedelta) else since
         else:
             recorded = [at for at, version, _ in deployed if version == candidate]
-            if recorded:
+            if recorded and end - max(recorded) > MAX_CANARY_SPAN:
+                start = end - MAX_CANARY_SPAN
+                notes.append(f"range: the last {MAX_CANARY_SPAN.days} days, the longest a canary compares (the "
+                             f"deployment of {candidate} at {max(recorded).isoformat()} is older)")  # fmt: skip
+            elif recorded:
                 start = max(recorded)
                 notes.append(f"range: since the deployment of {candidate} at {start.isoformat()}")
             else:

@@ -147,6 +147,27 @@ def test_too_little_candidate_traffic_waits_saying_how_much_more(store) -> None:
     assert "not enough data yet" in result.stdout and need["message"] in result.stdout
 
 
+def test_a_range_longer_than_the_limit_is_refused_before_any_row_is_read(store) -> None:
+    """since=3650d would load ten years of both versions' rows: the CLI and the API refuse it naming the limit,
+    with the exit code and status of a malformed since; the limit itself (31d) is accepted."""
+    engine, config, path, _ = store
+    args = ["canary", "-m", "churn", "--candidate", "2.1", "--baseline", "2.0", "-c", str(path), "--since"]
+    malformed = CliRunner().invoke(cli, [*args, "yesterday"])
+    too_long = CliRunner().invoke(cli, [*args, "3650d"])
+    assert too_long.exit_code == malformed.exit_code == 2, too_long.output
+    assert "longer than the 31 days a canary compares at most" in too_long.output
+    at_limit = CliRunner().invoke(cli, [*args, "31d"])
+    assert at_limit.exit_code == 2 and "not enough data yet" in at_limit.stdout  # judged: too few rows
+
+    key, _ = create_api_key(engine, "svc-read", scopes=["read"])
+    with serving(create_app(config, engine)) as url:
+        for since in ("3650d", "999999999d", (NOW - timedelta(days=32)).isoformat()):
+            answer = httpx.get(f"{url}/v1/models/churn/canary", headers=bearer(key), timeout=60,
+                               params={"candidate": "2.1", "baseline": "2.0", "since": since})  # fmt: skip
+            assert answer.status_code == 400, (since, answer.text)
+            assert "longer than the 31 days a canary compares at most" in answer.json()["detail"]
+
+
 def test_service_metrics_are_compared_per_version_label(store_engine: Engine, tmp_path: Path) -> None:
     raw = config_for(store_engine)
     raw["sources"] = {"prom": {"kind": "prometheus", "url": "http://prometheus.invalid:9090"}}
