@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from monitor.api.app import create_app
 from monitor.cli.main import app as cli
 from monitor.config import Config, parse_config
+from monitor.runs.canary import run_canary
 from monitor.store.api_keys import create_api_key
 from monitor.store.engine import transaction
 from monitor.store.queries import sync_models
@@ -166,6 +167,13 @@ def test_a_range_longer_than_the_limit_is_refused_before_any_row_is_read(store) 
                                params={"candidate": "2.1", "baseline": "2.0", "since": since})  # fmt: skip
             assert answer.status_code == 400, (since, answer.text)
             assert "longer than the 31 days a canary compares at most" in answer.json()["detail"]
+
+    # Without since, a deployment of the candidate older than the limit starts the range at the limit instead.
+    later = NOW + timedelta(days=40)
+    verdict = run_canary(engine, config, "churn", "2.1", "2.0", now=later)
+    assert (verdict.start, verdict.end) == (later - timedelta(days=31), later)
+    assert any(n.startswith("range: the last 31 days, the longest a canary compares (the deployment of 2.1 at ")
+               for n in verdict.notes)  # fmt: skip
 
 
 def test_service_metrics_are_compared_per_version_label(store_engine: Engine, tmp_path: Path) -> None:
