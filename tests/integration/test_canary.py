@@ -200,7 +200,8 @@ def test_service_metrics_are_compared_per_version_label(store_engine: Engine, tm
                             for m in (-60, *range(1, 60)))  # fmt: skip
     path = tmp_path / "driftscope.yaml"
     path.write_text(json.dumps(raw))
-    code, body = canary(path, "--since", "1h")
+    # From CANARY_AT, not "1h": NOW was read when the module was imported, minutes before this test runs.
+    code, body = canary(path, "--since", CANARY_AT.isoformat())
     (found,) = [f for f in body["findings"] if f["check"] == "service_metric"]
     assert (found["candidate"], found["baseline"], found["worse"]) == (pytest.approx(0.04), pytest.approx(0.01), True)
     assert found["message"].startswith("error_rate of 2.1 0.04 vs 0.01 for 2.0 (mean of 59 and 59 points")
