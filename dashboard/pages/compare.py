@@ -8,15 +8,18 @@ its references with their approval, and its deployments; above them the canary g
 (:func:`monitor.runs.canary.run_canary`, the same as ``driftscope canary``).
 
 The range: ``from``/``to`` when given, else from the candidate's newest deployment until now (the canary
-gate's default), else the monitor's last seven days of windows. Versions, feature names and reasons are
+gate's default), else the monitor's last seven days of windows; a range longer than the canary gate's
+:data:`~monitor.runs.canary.MAX_CANARY_SPAN` is shortened to that span ending at its end (:func:`clamp`), and
+the page says so. Versions, feature names and reasons are
 data: they reach the page as text children (React escapes them), into the chart through Plotly's escaped
 text, into links percent-encoded (:func:`dashboard.state.compare_url`).
 """
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import dash
 import pandas as pd
@@ -33,7 +36,7 @@ from dashboard.state import Location, TimeRange, compare_url, model_url
 from dashboard.theme import empty_state, kpi, page_header, severity_badge, time_text
 from dashboard.versions import safe_link, traffic_text
 from monitor.errors import DriftscopeError
-from monitor.runs.canary import CanaryVerdict, run_canary
+from monitor.runs.canary import MAX_CANARY_SPAN, CanaryVerdict, run_canary
 from monitor.store.deployments import DeploymentRow, VersionRows, deployments, versions_seen
 from monitor.store.references import ReferenceRow, uploaded_references
 
@@ -64,6 +67,15 @@ class CompareData:
     scores: pd.DataFrame = field(default_factory=pd.DataFrame)  # queries.version_scores
     verdict: CanaryVerdict | None = None
     verdict_error: str | None = None
+    asked_start: datetime | None = None  # the range's start before :func:`clamp` shortened it; None: not shortened
+
+
+def clamp(tr: TimeRange) -> TimeRange:
+    """``tr`` shortened to the last :data:`MAX_CANARY_SPAN` ending at its end: the URL's ``from``/``to`` are
+    anyone's, and the canary gate loads every row of both versions in the range on each render."""
+    if tr.length <= MAX_CANARY_SPAN:
+        return tr
+    return TimeRange(tr.end - MAX_CANARY_SPAN, tr.end)
 
 
 def _range(ctx: Context, location: Location, model_id: int, extent: queries.Extent, candidate: str | None) -> TimeRange:
@@ -90,11 +102,13 @@ def query(ctx: Context, location: Location) -> CompareData:
             return CompareData(None, tuple(m.name for m in queries.models(conn)))
         extent = queries.model_extent(conn, model.id)  # its primary monitor, as on the model page
     monitor = extent.monitor
-    tr = _range(ctx, location, model.id, extent, q.candidate)
+    asked = _range(ctx, location, model.id, extent, q.candidate)
+    tr = clamp(asked)
+    asked_start = asked.start if tr != asked else None
     with queries.read_only(ctx.engine) as conn:
         seen = versions_seen(conn, model.id, tr.start, tr.end)
         if not q.candidate or not q.baseline:
-            return CompareData(model, (), seen, tr, monitor)
+            return CompareData(model, (), seen, tr, monitor, asked_start=asked_start)
         pair = (q.candidate, q.baseline)
         deployed = deployments(conn, model.id)
         counts = {v.version: v for v in seen}
@@ -118,7 +132,7 @@ def query(ctx: Context, location: Location) -> CompareData:
         verdict = run_canary(ctx.engine, ctx.config, name, *pair, since=tr.start, now=tr.end)
     except (DriftscopeError, ValueError) as exc:
         error = f"Not judged: {exc}"
-    return CompareData(model, (), seen, tr, monitor, (sides[0], sides[1]), scores, verdict, error)
+    return CompareData(model, (), seen, tr, monitor, (sides[0], sides[1]), scores, verdict, error, asked_start)
 
 
 # ------------------------------------------------------------------------------------- rendering
@@ -168,6 +182,18 @@ def _picker(model: str, seen: list[VersionRows], data: CompareData, location: Lo
             ),
         ],
         className="ds-card mt-3",
+    )
+
+
+def _shortened(data: CompareData) -> html.Div | None:
+    """Says that the asked range was longer than the page compares, and how long it was."""
+    if data.asked_start is None or data.range is None:
+        return None
+    return html.Div(
+        f"Range shortened to the last {MAX_CANARY_SPAN.days} days before {time_text(data.range.end)}, the longest "
+        f"the canary gate compares (asked: {(data.range.end - data.asked_start).days:,} days).",
+        className="small text-warning-emphasis mt-2",
+        id="compare-range-shortened",
     )
 
 
@@ -300,7 +326,10 @@ def _references(side: Side, model: str) -> Component:
         return html.Div(
             [
                 "No reference uploaded: ",
-                html.Code(f"driftscope reference upload --model {model} --version {side.version} FILE"),
+                html.Code(
+                    f"driftscope reference upload --model {shlex.quote(model)} "
+                    f"--version {shlex.quote(side.version)} FILE"
+                ),
             ],
             className="small text-muted",
         )
@@ -355,6 +384,7 @@ def render(location: Location, data: CompareData) -> html.Div:
         return html.Div(
             [
                 page_header(f"Compare versions · {name}", f"{time_text(tr.start)} – {time_text(tr.end)}", right=back),
+                _shortened(data),
                 empty_state(
                     "Pick two versions",
                     "Choose a candidate and a baseline below, or open ",
@@ -382,6 +412,7 @@ def render(location: Location, data: CompareData) -> html.Div:
                 f"scores of monitor {data.monitor or '—'} · times in UTC",
                 right=html.Div([swap, back], className="d-flex gap-2"),
             ),
+            _shortened(data),
             _verdict(data),
             html.Div(
                 [_side(candidate, "Candidate", name, data.scores), _side(baseline, "Baseline", name, data.scores)],

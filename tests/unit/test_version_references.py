@@ -4,6 +4,7 @@ comparison page's URL and the page's text for a version named with markup."""
 
 from __future__ import annotations
 
+import shlex
 from datetime import UTC, datetime
 
 import numpy as np
@@ -146,4 +147,4 @@ def test_compare_url_quotes_versions_and_the_page_shows_them_as_text() -> None:
     walk(page)
     # Text children only (React escapes them): the version whole, in the heading and its upload command.
     assert HOSTILE in texts
-    assert f"driftscope reference upload --model churn --version {HOSTILE} FILE" in texts
+    assert f"driftscope reference upload --model churn --version {shlex.quote(HOSTILE)} FILE" in texts
