@@ -87,7 +87,10 @@ def _range(ctx: Context, location: Location, model_id: int, extent: queries.Exte
         with queries.read_only(ctx.engine) as conn:
             mine = [d for d in deployments(conn, model_id, until=now) if d.version == candidate]
         if mine:
-            return TimeRange(mine[0].deployed_at, now)
+            # Until the data's end when the data stopped before now: the page frames what there is to compare.
+            data_end = None if extent.last is None else extent.last + extent.window
+            end = min(now, data_end) if data_end is not None and data_end > mine[0].deployed_at else now
+            return TimeRange(mine[0].deployed_at, end)
     if extent.last is None:
         return TimeRange(now - DEFAULT_SPAN, now)
     end = extent.last + extent.window

@@ -6,6 +6,7 @@ test-artifacts/."""
 
 from __future__ import annotations
 
+import shlex
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -144,7 +145,7 @@ def test_two_versions_side_by_side(browser: Any, base_url: str, screenshot: Call
         assert HOSTILE in browser.find_element(By.CSS_SELECTOR, ".ds-page-header h3").text
         assert not browser.find_elements(By.CSS_SELECTOR, "#page img")
         assert (
-            "driftscope reference upload --model churn --version " + HOSTILE
+            "driftscope reference upload --model churn --version " + shlex.quote(HOSTILE)
             in browser.find_element(By.ID, "compare-candidate").text
         )
         screenshot("compare-hostile")
